@@ -1,0 +1,37 @@
+# The two entry points: `make demo` and `make test`.  Both build the virtual
+# environment, install the package with its test extra and compile the
+# extension on first use; running them again rebuilds nothing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXT_STAMP := aiotcp/.built
+
+.PHONY: demo test bench microbench clean venv
+
+demo: $(EXT_STAMP)
+	$(PY) -m aiotcp demo
+
+test: $(EXT_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(EXT_STAMP)
+	$(PY) bench/bench.py
+
+microbench: $(EXT_STAMP)
+	$(PY) bench/micro.py
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel "Cython>=3.0"
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd setup.py
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+clean:
+	rm -rf build $(VENV) aiotcp/*.so aiotcp/_fast.c $(EXT_STAMP) .pytest_cache

@@ -1,0 +1,59 @@
+# The C-level contract of aiotcp._fast (see _fast.pyx for the theory of operation).
+#
+# Anything declared here may be used from other Cython modules with `cimport`;
+# everything else in _fast.pyx is private.  The Python-level contract is _fast.pyi.
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+
+# RFC 1071 ones' complement sum of `n` bytes at `p`, in network byte order,
+# added to `acc` and folded to 16 bits (not complemented).
+cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept nogil
+
+
+cdef class Segment:
+    """One decoded TCP segment (RFC 9293 section 3.1)."""
+    cdef readonly uint16_t src_port
+    cdef readonly uint16_t dst_port
+    cdef readonly uint32_t seq
+    cdef readonly uint32_t ack
+    cdef readonly uint8_t data_offset
+    cdef readonly uint8_t flags
+    cdef readonly uint16_t window
+    cdef readonly uint16_t checksum
+    cdef readonly uint16_t urgent
+    cdef readonly int mss             # -1 when absent
+    cdef readonly int wscale          # -1 when absent
+    cdef readonly bint sack_permitted
+    cdef readonly tuple sack_blocks   # ((left, right), ...), empty when absent
+    cdef readonly bint has_ts
+    cdef readonly uint32_t ts_val
+    cdef readonly uint32_t ts_ecr
+    cdef readonly object payload      # memoryview over the decoded buffer
+
+
+cdef class Timer:
+    """One entry of a TimerWheel; `owner` is whatever the caller hangs on it."""
+    cdef public object owner
+    cdef readonly double deadline
+    cdef int64_t _expiry
+    cdef int _level
+    cdef int _slot
+    cdef uint64_t _order
+    cdef Timer _prev
+    cdef Timer _next
+    cdef object _wheel
+
+
+cdef class TimerWheel:
+    cdef readonly double tick
+    cdef int64_t _current          # every tick below this one has been processed
+    cdef Py_ssize_t _count
+    cdef uint64_t _order
+    cdef list _heads               # levels * 64 list heads (Timer or None)
+    cdef uint64_t _occupied[8]     # one bitmap of 64 slots per level
+    cdef void _link(self, Timer t)
+    cdef void _unlink(self, Timer t)
+    cdef void _cascade(self, int level)
+    cdef int64_t _next_tick(self)
+    cpdef schedule(self, Timer timer, double deadline)
+    cpdef cancel(self, Timer timer)

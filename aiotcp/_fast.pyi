@@ -1,0 +1,90 @@
+"""What Python sees of aiotcp._fast (the compiled hot path).
+
+Contract:
+- ``decode`` never raises anything but ``MalformedSegment`` (``BadChecksum``
+  being one) for any buffer; the returned ``Segment.payload`` is a view of the
+  buffer passed in, valid as long as that buffer is unchanged.
+- ``encode`` returns a datagram that ``decode`` accepts and that carries the
+  WIRE.md checksum; it raises ``ValueError``/``OverflowError`` only for
+  arguments out of range (caller bugs, never peer input).
+- ``TimerWheel`` schedule/cancel are O(1); ``expire(now)`` returns timers whose
+  deadline is <= now, in deadline order, at most one tick after the deadline.
+"""
+
+from typing import Any, Optional, Sequence, Tuple
+
+from collections.abc import Buffer
+
+FIN: int
+SYN: int
+RST: int
+PSH: int
+ACK: int
+URG: int
+ECE: int
+CWR: int
+
+class MalformedSegment(ValueError):
+    reason: str
+    def __init__(self, reason: str, detail: str = ...) -> None: ...
+
+class BadChecksum(MalformedSegment):
+    def __init__(self, detail: str = ...) -> None: ...
+
+class Segment:
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    data_offset: int
+    flags: int
+    window: int
+    checksum: int
+    urgent: int
+    mss: int
+    wscale: int
+    sack_permitted: bool
+    sack_blocks: Tuple[Tuple[int, int], ...]
+    has_ts: bool
+    ts_val: int
+    ts_ecr: int
+    payload: memoryview
+    @property
+    def flags_str(self) -> str: ...
+    @property
+    def seg_len(self) -> int: ...
+
+def flags_to_str(flags: int) -> str: ...
+def internet_checksum(data: Buffer, initial: int = 0) -> int: ...
+def decode(data: Buffer, verify: bool = True) -> Segment: ...
+def encode(
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    payload: Buffer = b"",
+    mss: int = -1,
+    wscale: int = -1,
+    sack_permitted: bool = False,
+    sack_blocks: Optional[Sequence[Tuple[int, int]]] = None,
+    ts: Optional[Tuple[int, int]] = None,
+    urgent: int = 0,
+) -> bytes: ...
+
+class Timer:
+    owner: Any
+    deadline: float
+    def __init__(self, owner: Any = None) -> None: ...
+    @property
+    def scheduled(self) -> bool: ...
+
+class TimerWheel:
+    tick: float
+    def __init__(self, tick: float = 0.001, now: float = 0.0) -> None: ...
+    def __len__(self) -> int: ...
+    def schedule(self, timer: Timer, deadline: float) -> None: ...
+    def cancel(self, timer: Timer) -> None: ...
+    def expire(self, now: float) -> list[Timer]: ...
+    def next_deadline(self) -> Optional[float]: ...

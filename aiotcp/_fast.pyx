@@ -1,0 +1,562 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled hot path of aiotcp: segment codec, checksum and timer wheel.
+
+Theory of operation
+-------------------
+*Segments* are laid out exactly as ``shared/WIRE.md`` says (RFC 9293 section
+3.1): one segment per UDP datagram, the checksum taken over a pseudo-header
+whose addresses are zero.  :func:`decode` parses a datagram into a
+:class:`Segment` whose ``payload`` is a memoryview of the caller's buffer (no
+copy: it is valid only as long as that buffer is), and reports every malformed
+case through :class:`MalformedSegment` and nothing else.  :func:`encode` builds
+a datagram with the checksum filled in.
+
+*The checksum* is the RFC 1071 ones' complement sum, computed over 32-bit native
+words into a 64-bit accumulator and folded; byte order independence (RFC 1071
+section 2(B)) lets us sum in host order and swap once at the end.
+
+*The timer wheel* is a hierarchical hashed wheel (Varghese and Lauck, scheme 7,
+as in the classic Linux timer wheel): 8 levels of 64 slots each, level L slots
+spanning 64**L ticks.  A timer lives in exactly one doubly linked slot list, so
+schedule, cancel and reschedule are O(1) whatever the number of timers; when
+the current tick crosses a level boundary the slot of the level above is
+redistributed ("cascaded") downwards.  A deadline expires at tick
+``ceil(deadline / tick)``: never before its deadline, and at most one tick after
+it.  ``expire(now)`` returns timers in deadline order.
+"""
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from libc.math cimport ceil, floor
+from libc.string cimport memcpy, memset
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    static inline uint16_t aiotcp_rd16(const uint8_t *p) {
+        return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+    }
+    static inline uint32_t aiotcp_rd32(const uint8_t *p) {
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+               ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+    }
+    static inline void aiotcp_wr16(uint8_t *p, uint16_t v) {
+        p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v;
+    }
+    static inline void aiotcp_wr32(uint8_t *p, uint32_t v) {
+        p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+        p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+    }
+    /* RFC 1071 sum of n bytes read as big-endian 16-bit words, plus acc,
+       folded to 16 bits (not complemented). */
+    static inline uint32_t aiotcp_ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) {
+        uint64_t s = 0;
+        uint32_t w;
+        while (n >= 16) {
+            uint32_t a, b, c, d;
+            memcpy(&a, p, 4); memcpy(&b, p + 4, 4);
+            memcpy(&c, p + 8, 4); memcpy(&d, p + 12, 4);
+            s += (uint64_t)a + b + c + d;
+            p += 16; n -= 16;
+        }
+        while (n >= 4) { memcpy(&w, p, 4); s += w; p += 4; n -= 4; }
+        if (n >= 2) { uint16_t h; memcpy(&h, p, 2); s += h; p += 2; n -= 2; }
+        if (n) { uint8_t last[2] = {p[0], 0}; uint16_t h; memcpy(&h, last, 2); s += h; }
+        while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        s = (uint16_t)(((s & 0xff) << 8) | (s >> 8));
+    #endif
+        s += acc;
+        while (s >> 16) s = (s & 0xffff) + (s >> 16);
+        return (uint32_t)s;
+    }
+    static inline int aiotcp_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    """
+    uint16_t aiotcp_rd16(const uint8_t *p) nogil
+    uint32_t aiotcp_rd32(const uint8_t *p) nogil
+    void aiotcp_wr16(uint8_t *p, uint16_t v) nogil
+    void aiotcp_wr32(uint8_t *p, uint32_t v) nogil
+    uint32_t aiotcp_ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) nogil
+    int aiotcp_ctz64(uint64_t x) nogil
+
+
+# --- flags (byte 13) ---------------------------------------------------------
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+cdef enum:
+    _HEADER_LEN = 20
+    _MAX_OPTIONS = 40
+    _PROTO_TCP = 6
+
+cdef object _EMPTY = memoryview(b"")
+
+_FLAG_LETTERS = ((CWR, "W"), (ECE, "E"), (URG, "U"), (ACK, "A"),
+                 (PSH, "P"), (RST, "R"), (SYN, "S"), (FIN, "F"))
+
+
+def flags_to_str(int flags):
+    """Flags as letters in wire order, e.g. 0x12 -> 'SA' (SYN+ACK)."""
+    order = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"),
+             (URG, "U"), (ECE, "E"), (CWR, "W"))
+    return "".join(letter for bit, letter in order if flags & bit) or "."
+
+
+class MalformedSegment(ValueError):
+    """A datagram that is not a valid segment under WIRE.md.
+
+    ``reason`` is one of ``"short"`` (under 20 bytes), ``"data_offset"``
+    (below 5 or past the end), ``"option"`` (an option length below 2 or past
+    the header) or ``"checksum"`` (see :class:`BadChecksum`).
+    """
+
+    def __init__(self, reason, detail=""):
+        ValueError.__init__(self, f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class BadChecksum(MalformedSegment):
+    """The WIRE.md checksum did not verify."""
+
+    def __init__(self, detail=""):
+        MalformedSegment.__init__(self, "checksum", detail)
+
+
+cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept nogil:
+    return aiotcp_ones_sum(p, n, acc)
+
+
+def internet_checksum(data, uint32_t initial=0):
+    """RFC 1071 checksum of ``data``: the 16-bit ones' complement of the ones'
+    complement sum of its big-endian 16-bit words plus ``initial`` (for example
+    a pseudo-header's sum).  ``data`` is any contiguous buffer."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return (~aiotcp_ones_sum(<const uint8_t *>view.buf, view.len, initial)) & 0xFFFF
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef class Segment:
+    """A decoded segment.  Options that are absent read as ``mss == -1``,
+    ``wscale == -1``, ``sack_permitted == False``, ``sack_blocks == ()`` and
+    ``has_ts == False``.  ``payload`` is a memoryview into the buffer given to
+    :func:`decode`."""
+
+    @property
+    def flags_str(self):
+        return flags_to_str(self.flags)
+
+    @property
+    def seg_len(self):
+        """SEG.LEN of RFC 9293: data length plus one for SYN and one for FIN."""
+        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+    def __repr__(self):
+        parts = [f"{self.src_port}>{self.dst_port}", f"[{self.flags_str}]",
+                 f"seq={self.seq}", f"ack={self.ack}", f"win={self.window}",
+                 f"len={len(self.payload)}"]
+        if self.mss >= 0:
+            parts.append(f"mss={self.mss}")
+        if self.wscale >= 0:
+            parts.append(f"wscale={self.wscale}")
+        if self.sack_permitted:
+            parts.append("sackOK")
+        if self.sack_blocks:
+            parts.append(f"sack={list(self.sack_blocks)}")
+        if self.has_ts:
+            parts.append(f"ts={self.ts_val},{self.ts_ecr}")
+        return "Segment(" + " ".join(parts) + ")"
+
+
+cdef inline Segment _parse(const uint8_t *p, Py_ssize_t n, object data, bint verify):
+    cdef Segment seg
+    cdef int doff, i, end, kind, olen, nblocks, b
+    cdef list blocks
+    if n < _HEADER_LEN:
+        raise MalformedSegment("short", f"{n} bytes")
+    doff = p[12] >> 4
+    if doff < 5 or doff * 4 > n:
+        raise MalformedSegment("data_offset", f"offset {doff} in {n} bytes")
+    if verify and aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF)) != 0xFFFF:
+        raise BadChecksum()
+    seg = Segment.__new__(Segment)
+    seg.src_port = aiotcp_rd16(p)
+    seg.dst_port = aiotcp_rd16(p + 2)
+    seg.seq = aiotcp_rd32(p + 4)
+    seg.ack = aiotcp_rd32(p + 8)
+    seg.data_offset = doff
+    seg.flags = p[13]
+    seg.window = aiotcp_rd16(p + 14)
+    seg.checksum = aiotcp_rd16(p + 16)
+    seg.urgent = aiotcp_rd16(p + 18)
+    seg.mss = -1
+    seg.wscale = -1
+    seg.sack_blocks = ()
+    end = doff * 4
+    i = _HEADER_LEN
+    while i < end:
+        kind = p[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise MalformedSegment("option", f"kind {kind} has no length byte")
+        olen = p[i + 1]
+        if olen < 2 or i + olen > end:
+            raise MalformedSegment("option", f"kind {kind} length {olen}")
+        if kind == 2 and olen == 4:
+            seg.mss = aiotcp_rd16(p + i + 2)
+        elif kind == 3 and olen == 3:
+            seg.wscale = p[i + 2]
+        elif kind == 4 and olen == 2:
+            seg.sack_permitted = True
+        elif kind == 5 and olen >= 10 and (olen - 2) % 8 == 0:
+            nblocks = (olen - 2) // 8
+            blocks = []
+            for b in range(nblocks):
+                blocks.append((aiotcp_rd32(p + i + 2 + 8 * b), aiotcp_rd32(p + i + 6 + 8 * b)))
+            seg.sack_blocks = tuple(blocks)
+        elif kind == 8 and olen == 10:
+            seg.has_ts = True
+            seg.ts_val = aiotcp_rd32(p + i + 2)
+            seg.ts_ecr = aiotcp_rd32(p + i + 6)
+        i += olen
+    if end == n:
+        seg.payload = _EMPTY
+    elif isinstance(data, memoryview):
+        seg.payload = data[end:]
+    else:
+        seg.payload = memoryview(data)[end:]
+    return seg
+
+
+def decode(data, bint verify=True):
+    """Decode one datagram into a :class:`Segment`.
+
+    Raises :class:`MalformedSegment` (or its subclass :class:`BadChecksum`)
+    for anything WIRE.md calls malformed, and nothing else for any input
+    that supports the buffer protocol.  The payload is a view of ``data``.
+    """
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return _parse(<const uint8_t *>view.buf, view.len, data, verify)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
+           uint8_t flags, uint16_t window, payload=b"", int mss=-1,
+           int wscale=-1, bint sack_permitted=False, sack_blocks=None,
+           ts=None, uint16_t urgent=0):
+    """Build one datagram with the WIRE.md checksum filled in.
+
+    ``ts`` is ``(ts_val, ts_ecr)`` or None; ``sack_blocks`` a sequence of
+    ``(left, right)`` pairs.  Options are laid out as Linux lays them out
+    (MSS, SACK-permitted/timestamps, window scale, SACK), NOP-padded to 4
+    bytes.  Raises ValueError if the options do not fit in 40 bytes.
+    """
+    cdef int optlen = 0, nblocks = 0, i
+    cdef Py_ssize_t plen = 0, total
+    cdef Py_buffer pview
+    cdef uint8_t *p
+    cdef uint8_t *o
+    cdef uint32_t ts_val = 0, ts_ecr = 0
+    cdef bint has_ts = ts is not None
+    if mss >= 0:
+        if mss > 0xFFFF:
+            raise ValueError("mss out of range")
+        optlen += 4
+    if has_ts:
+        ts_val = ts[0]
+        ts_ecr = ts[1]
+        optlen += 12              # SACK-permitted rides in the two NOPs
+    elif sack_permitted:
+        optlen += 4
+    if wscale >= 0:
+        if wscale > 255:
+            raise ValueError("wscale out of range")
+        optlen += 4
+    if sack_blocks:
+        nblocks = len(sack_blocks)
+        optlen += 4 + 8 * nblocks
+    if optlen > _MAX_OPTIONS:
+        raise ValueError(f"options need {optlen} bytes, more than 40")
+    PyObject_GetBuffer(payload, &pview, PyBUF_SIMPLE)
+    try:
+        plen = pview.len
+        total = _HEADER_LEN + optlen + plen
+        out = PyBytes_FromStringAndSize(NULL, total)
+        p = <uint8_t *>PyBytes_AS_STRING(out)
+        aiotcp_wr16(p, src_port)
+        aiotcp_wr16(p + 2, dst_port)
+        aiotcp_wr32(p + 4, seq)
+        aiotcp_wr32(p + 8, ack)
+        p[12] = <uint8_t>(((_HEADER_LEN + optlen) // 4) << 4)
+        p[13] = flags
+        aiotcp_wr16(p + 14, window)
+        aiotcp_wr16(p + 16, 0)
+        aiotcp_wr16(p + 18, urgent)
+        o = p + _HEADER_LEN
+        if mss >= 0:
+            o[0] = 2; o[1] = 4; aiotcp_wr16(o + 2, <uint16_t>mss); o += 4
+        if has_ts:
+            if sack_permitted:
+                o[0] = 4; o[1] = 2
+            else:
+                o[0] = 1; o[1] = 1
+            o[2] = 8; o[3] = 10
+            aiotcp_wr32(o + 4, ts_val); aiotcp_wr32(o + 8, ts_ecr); o += 12
+        elif sack_permitted:
+            o[0] = 1; o[1] = 1; o[2] = 4; o[3] = 2; o += 4
+        if wscale >= 0:
+            o[0] = 1; o[1] = 3; o[2] = 3; o[3] = <uint8_t>wscale; o += 4
+        if nblocks:
+            o[0] = 1; o[1] = 1; o[2] = 5; o[3] = <uint8_t>(2 + 8 * nblocks); o += 4
+            for i in range(nblocks):
+                left, right = sack_blocks[i]
+                aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
+        if plen:
+            memcpy(o, pview.buf, plen)
+        aiotcp_wr16(p + 16, (~aiotcp_ones_sum(p, total, _PROTO_TCP + <uint32_t>(total & 0xFFFF))) & 0xFFFF)
+        return out
+    finally:
+        PyBuffer_Release(&pview)
+
+
+# --- timer wheel ---------------------------------------------------------------
+
+cdef enum:
+    _LEVELS = 8
+    _BITS = 6
+    _SLOTS = 64
+    _MASK = 63
+
+
+cdef class Timer:
+    """A schedulable entry.  Create one per thing that needs a deadline and
+    reschedule it freely; ``owner`` is yours."""
+
+    def __cinit__(self, owner=None):
+        self.owner = owner
+        self._level = -1
+        self.deadline = 0.0
+
+    @property
+    def scheduled(self):
+        return self._level >= 0
+
+    def __repr__(self):
+        state = f"at {self.deadline!r}" if self._level >= 0 else "idle"
+        return f"<Timer {state} owner={self.owner!r}>"
+
+
+cdef class TimerWheel:
+    """A hierarchical timer wheel (see the module docstring).
+
+    ``tick`` is the granularity in seconds (default 1 ms).  Deadlines are in
+    the same time base as ``now`` (for example ``loop.time()``)."""
+
+    def __cinit__(self, double tick=0.001, double now=0.0):
+        if not tick > 0:
+            raise ValueError("tick must be positive")
+        self.tick = tick
+        self._current = <int64_t>floor(now / tick)
+        self._heads = [None] * (_LEVELS * _SLOTS)
+        memset(self._occupied, 0, sizeof(self._occupied))
+
+    def __len__(self):
+        return self._count
+
+    cdef void _link(self, Timer t):
+        cdef int64_t diff = t._expiry - self._current
+        cdef int level = 0
+        cdef int slot
+        cdef Timer head
+        if diff < 0:
+            t._expiry = self._current
+            diff = 0
+        while level < _LEVELS - 1 and diff >= (<int64_t>1 << (_BITS * (level + 1))):
+            level += 1
+        if level == _LEVELS - 1 and diff >= (<int64_t>1 << (_BITS * _LEVELS)):
+            # beyond the wheel's span (thousands of years at 1 ms): park it at
+            # the far edge; it is cascaded down again in due course.
+            t._expiry = self._current + (<int64_t>1 << (_BITS * _LEVELS)) - 1
+        slot = (t._expiry >> (_BITS * level)) & _MASK
+        t._level = level
+        t._slot = slot
+        head = self._heads[level * _SLOTS + slot]
+        t._prev = None
+        t._next = head
+        if head is not None:
+            head._prev = t
+        self._heads[level * _SLOTS + slot] = t
+        self._occupied[level] |= (<uint64_t>1) << slot
+
+    cdef void _unlink(self, Timer t):
+        cdef int index = t._level * _SLOTS + t._slot
+        if t._prev is not None:
+            t._prev._next = t._next
+        else:
+            self._heads[index] = t._next
+            if t._next is None:
+                self._occupied[t._level] &= ~((<uint64_t>1) << t._slot)
+        if t._next is not None:
+            t._next._prev = t._prev
+        t._prev = None
+        t._next = None
+        t._level = -1
+
+    cpdef schedule(self, Timer timer, double deadline):
+        """Schedule ``timer`` at ``deadline``, moving it if already scheduled."""
+        if timer._level >= 0:
+            if timer._wheel is not self:
+                raise ValueError("timer belongs to another wheel")
+            self._unlink(timer)
+        else:
+            self._count += 1
+            timer._wheel = self
+        timer.deadline = deadline
+        timer._expiry = <int64_t>ceil(deadline / self.tick)
+        self._order += 1
+        timer._order = self._order
+        self._link(timer)
+
+    cpdef cancel(self, Timer timer):
+        """Unschedule ``timer``; a no-op if it is not scheduled."""
+        if timer._level < 0:
+            return
+        if timer._wheel is not self:
+            raise ValueError("timer belongs to another wheel")
+        self._unlink(timer)
+        timer._wheel = None
+        self._count -= 1
+
+    cdef void _cascade(self, int level):
+        cdef int slot = (self._current >> (_BITS * level)) & _MASK
+        cdef int index = level * _SLOTS + slot
+        cdef Timer t = self._heads[index]
+        cdef Timer nxt
+        self._heads[index] = None
+        self._occupied[level] &= ~((<uint64_t>1) << slot)
+        while t is not None:
+            nxt = t._next
+            t._prev = None
+            t._next = None
+            self._link(t)
+            t = nxt
+
+    def expire(self, double now):
+        """Remove and return, in deadline order, every timer whose deadline
+        is <= ``now`` and whose tick has been reached."""
+        cdef int64_t target = <int64_t>floor(now / self.tick)
+        cdef list fired = []
+        cdef list late = []
+        cdef int level, top, s
+        cdef int64_t nt
+        cdef uint64_t bits
+        cdef Timer t, nxt
+        # tick k is reached when k * tick <= now, the same product that
+        # next_deadline() returns, so waking at that time always makes progress
+        while (target + 1) * self.tick <= now:
+            target += 1
+        while self._current <= target:
+            if self._count == 0:
+                self._current = target + 1
+                break
+            if (self._current & _MASK) == 0:
+                top = 0
+                while top < _LEVELS - 1 and (self._current & ((<int64_t>1 << (_BITS * (top + 1))) - 1)) == 0:
+                    top += 1
+                level = top
+                while level >= 1:
+                    if self._occupied[level]:
+                        self._cascade(level)
+                    level -= 1
+            s = self._current & _MASK
+            bits = self._occupied[0] >> s
+            if bits == 0:
+                # nothing left in this block at level 0: jump straight to the
+                # next tick that has work (an expiry or a cascade)
+                nt = self._next_tick()
+                if nt <= self._current:
+                    nt = self._current + 1
+                self._current = min(nt, target + 1)
+                continue
+            if (bits & 1) == 0:
+                self._current = min(self._current + aiotcp_ctz64(bits), target + 1)
+                continue
+            t = self._heads[s]
+            self._heads[s] = None
+            self._occupied[0] &= ~((<uint64_t>1) << s)
+            while t is not None:
+                nxt = t._next
+                t._prev = None
+                t._next = None
+                t._level = -1
+                if t.deadline > now:
+                    late.append(t)
+                else:
+                    t._wheel = None
+                    self._count -= 1
+                    fired.append(t)
+                t = nxt
+            self._current += 1
+        for t in late:
+            t._expiry = self._current
+            self._link(t)
+        if len(fired) > 1:
+            fired.sort(key=_timer_key)
+        return fired
+
+    def next_deadline(self):
+        """The time of the earliest tick at which :meth:`expire` may have work,
+        or None when nothing is scheduled.  Exact (the tick of the earliest
+        deadline) for timers less than 64 ticks away; otherwise the start of
+        the slot that holds them, where they are cascaded, so a caller that
+        sleeps until then and calls :meth:`expire` never oversleeps."""
+        if self._count == 0:
+            return None
+        return self._next_tick() * self.tick
+
+    cdef int64_t _next_tick(self):
+        cdef int level, base_slot, rot
+        cdef int64_t base, best = -1, cand
+        cdef uint64_t bits, rotated
+        for level in range(_LEVELS):
+            bits = self._occupied[level]
+            if bits == 0:
+                continue
+            base = self._current >> (_BITS * level)
+            base_slot = base & _MASK
+            if level == 0:
+                rotated = (bits >> base_slot) | ((bits << (_SLOTS - base_slot)) if base_slot else 0)
+                cand = base + aiotcp_ctz64(rotated)
+            elif (bits >> base_slot) & 1 and (self._current & ((<int64_t>1 << (_BITS * level)) - 1)) == 0:
+                # the current tick is this slot's boundary, not yet processed
+                cand = self._current
+            else:
+                # entries of slot j at this level are cascaded when the current
+                # tick reaches block base + ((j - base - 1) mod 64) + 1
+                rot = (base_slot + 1) & _MASK
+                rotated = (bits >> rot) | ((bits << (_SLOTS - rot)) if rot else 0)
+                cand = (base + 1 + aiotcp_ctz64(rotated)) << (_BITS * level)
+            if best < 0 or cand < best:
+                best = cand
+        return best
+
+
+def _timer_key(Timer t):
+    return (t.deadline, t._order)

@@ -1,0 +1,21 @@
+"""Build the compiled hot path.  Everything else is in pyproject.toml."""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("AIOTCP_DEBUG_BUILD") == "1"
+extensions = [
+    Extension(
+        "aiotcp._fast",
+        ["aiotcp/_fast.pyx"],
+        extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
+    )
+]
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": "3"},
+        annotate=False,
+    )
+)

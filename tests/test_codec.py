@@ -1,0 +1,231 @@
+"""Segment encode/decode against WIRE.md, with dpkt as an independent oracle."""
+import socket
+import struct
+
+import dpkt
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from aiotcp import _fast
+from aiotcp._fast import MalformedSegment
+
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+ZERO = socket.inet_aton("0.0.0.0")
+
+
+@st.composite
+def segments(draw):
+    fields = dict(
+        src_port=draw(u16), dst_port=draw(u16), seq=draw(u32), ack=draw(u32),
+        flags=draw(st.integers(0, 255)), window=draw(u16), urgent=draw(u16),
+        payload=draw(st.binary(max_size=1500)),
+    )
+    options = {}
+    if draw(st.booleans()):
+        options["mss"] = draw(u16)
+    if draw(st.booleans()):
+        options["wscale"] = draw(st.integers(0, 14))
+    if draw(st.booleans()):
+        options["sack_permitted"] = True
+    ts = draw(st.none() | st.tuples(u32, u32))
+    if ts is not None:
+        options["ts"] = ts
+    used = 4 * ("mss" in options) + (12 if ts else 4 * ("sack_permitted" in options)) + 4 * ("wscale" in options)
+    room = (40 - used - 4) // 8
+    if room > 0:
+        blocks = draw(st.lists(st.tuples(u32, u32), max_size=min(4, room)))
+        if blocks:
+            options["sack_blocks"] = blocks
+    return fields, options
+
+
+def do_encode(fields, options):
+    return _fast.encode(
+        fields["src_port"], fields["dst_port"], fields["seq"], fields["ack"],
+        fields["flags"], fields["window"], fields["payload"], urgent=fields["urgent"], **options,
+    )
+
+
+@given(segments())
+@settings(max_examples=400)
+def test_roundtrip(segment):
+    fields, options = segment
+    datagram = do_encode(fields, options)
+    seg = _fast.decode(datagram)
+    for name, value in fields.items():
+        if name == "payload":
+            assert seg.payload.tobytes() == value
+        else:
+            assert getattr(seg, name) == value, name
+    assert seg.mss == options.get("mss", -1)
+    assert seg.wscale == options.get("wscale", -1)
+    assert seg.sack_permitted == options.get("sack_permitted", False)
+    assert seg.sack_blocks == tuple(options.get("sack_blocks", ()))
+    assert seg.has_ts == ("ts" in options)
+    if "ts" in options:
+        assert (seg.ts_val, seg.ts_ecr) == options["ts"]
+    assert seg.data_offset * 4 == len(datagram) - len(fields["payload"])
+    assert (seg.data_offset * 4) % 4 == 0
+
+
+def test_payload_is_a_view_not_a_copy():
+    datagram = bytearray(_fast.encode(1, 2, 3, 4, _fast.ACK, 5, b"abcdef"))
+    seg = _fast.decode(datagram, verify=False)
+    assert isinstance(seg.payload, memoryview)
+    datagram[-1] = ord("Z")
+    assert seg.payload.tobytes() == b"abcdeZ"
+    assert seg.payload.obj is datagram
+
+
+def test_options_that_do_not_fit_are_refused():
+    with pytest.raises(ValueError):
+        _fast.encode(1, 2, 3, 4, _fast.ACK, 5, ts=(1, 2), sack_blocks=[(1, 2)] * 4)
+
+
+def zero_address_ip(tcp: dpkt.tcp.TCP) -> bytes:
+    """dpkt computes the TCP checksum over the pseudo-header of the enclosing
+    IP packet; with 0.0.0.0 on both ends that is exactly WIRE.md's checksum."""
+    ip = dpkt.ip.IP(src=ZERO, dst=ZERO, p=dpkt.ip.IP_PROTO_TCP, data=tcp)
+    ip.len = 20 + len(bytes(tcp))
+    return bytes(ip)[20:]
+
+
+@given(segments())
+@settings(max_examples=200)
+def test_dpkt_built_segments_decode_identically(segment):
+    fields, options = segment
+    opts = b""
+    if "mss" in options:
+        opts += struct.pack("!BBH", 2, 4, options["mss"])
+    if "sack_permitted" in options:
+        opts += b"\x04\x02"
+    if "ts" in options:
+        opts += struct.pack("!BBII", 8, 10, *options["ts"])
+    if "wscale" in options:
+        opts += struct.pack("!BBB", 3, 3, options["wscale"])
+    if "sack_blocks" in options:
+        blocks = options["sack_blocks"]
+        opts += struct.pack("!BB", 5, 2 + 8 * len(blocks)) + b"".join(struct.pack("!II", *b) for b in blocks)
+    opts += b"\0" * (-len(opts) % 4)
+    if len(opts) > 40:
+        return
+    tcp = dpkt.tcp.TCP(
+        sport=fields["src_port"], dport=fields["dst_port"], seq=fields["seq"], ack=fields["ack"],
+        flags=fields["flags"], win=fields["window"], urp=fields["urgent"], opts=opts,
+        off=(20 + len(opts)) // 4, data=fields["payload"], sum=0,
+    )
+    wire = zero_address_ip(tcp)
+    seg = _fast.decode(wire)  # verifies dpkt's checksum with ours
+    assert (seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, seg.window, seg.urgent) == (
+        fields["src_port"], fields["dst_port"], fields["seq"], fields["ack"], fields["flags"],
+        fields["window"], fields["urgent"])
+    assert seg.payload.tobytes() == fields["payload"]
+    assert seg.mss == options.get("mss", -1)
+    assert seg.wscale == options.get("wscale", -1)
+    assert seg.sack_blocks == tuple(options.get("sack_blocks", ()))
+
+
+@given(segments())
+@settings(max_examples=200)
+def test_our_segments_parse_identically_in_dpkt(segment):
+    fields, options = segment
+    wire = do_encode(fields, options)
+    tcp = dpkt.tcp.TCP(wire)
+    assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack, tcp.flags, tcp.win, tcp.urp) == (
+        fields["src_port"], fields["dst_port"], fields["seq"], fields["ack"], fields["flags"],
+        fields["window"], fields["urgent"])
+    assert tcp.data == fields["payload"]
+    parsed = dict((k, v) for k, v in dpkt.tcp.parse_opts(tcp.opts) if k not in (0, 1))
+    if "mss" in options:
+        assert struct.unpack("!H", parsed[dpkt.tcp.TCP_OPT_MSS])[0] == options["mss"]
+    if "wscale" in options:
+        assert parsed[dpkt.tcp.TCP_OPT_WSCALE][0] == options["wscale"]
+    if "ts" in options:
+        assert struct.unpack("!II", parsed[dpkt.tcp.TCP_OPT_TIMESTAMP]) == options["ts"]
+    assert (dpkt.tcp.TCP_OPT_SACKOK in parsed) == ("sack_permitted" in options)
+    ours = tcp.sum
+    tcp.sum = 0
+    assert struct.unpack("!H", zero_address_ip(tcp)[16:18])[0] == ours
+
+
+# --- malformed input: every case WIRE.md lists --------------------------------
+
+def raw_header(offset=5, options=b"", payload=b""):
+    header = struct.pack("!HHIIBBHHH", 1, 2, 3, 4, offset << 4, 0x10, 5, 0, 0) + options
+    return header + payload
+
+
+@pytest.mark.parametrize("length", range(0, 20))
+def test_shorter_than_20_bytes_is_malformed(length):
+    with pytest.raises(MalformedSegment) as info:
+        _fast.decode(raw_header()[:length], verify=False)
+    assert info.value.reason == "short"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 4])
+def test_data_offset_below_5_is_malformed(offset):
+    with pytest.raises(MalformedSegment) as info:
+        _fast.decode(raw_header(offset=offset, payload=b"x" * 60), verify=False)
+    assert info.value.reason == "data_offset"
+
+
+def test_data_offset_past_the_end_is_malformed():
+    with pytest.raises(MalformedSegment) as info:
+        _fast.decode(raw_header(offset=6), verify=False)
+    assert info.value.reason == "data_offset"
+    assert _fast.decode(raw_header(offset=6, options=b"\0" * 4), verify=False).data_offset == 6
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        b"\x02\x00\x00\x00",  # length 0
+        b"\x02\x01\x00\x00",  # length 1
+        b"\x08\x0c" + b"\0" * 2,  # runs past the header
+        b"\x01\x01\x01\x09",  # unknown kind 9 with no length byte at the end
+        b"\x05\x01\x00\x00",
+    ],
+)
+def test_bad_option_length_is_malformed(options):
+    with pytest.raises(MalformedSegment) as info:
+        _fast.decode(raw_header(offset=6, options=options), verify=False)
+    assert info.value.reason == "option"
+
+
+def test_unknown_options_are_skipped_and_end_of_list_stops_parsing():
+    options = b"\x1e\x04\xab\xcd" + b"\x02\x04\x05\xb4" + b"\x00\xff\xff\xff"
+    seg = _fast.decode(raw_header(offset=8, options=options), verify=False)
+    assert seg.mss == 1460
+
+
+def test_bad_checksum_is_reported_as_its_own_reason():
+    wire = bytearray(_fast.encode(1, 2, 3, 4, _fast.ACK, 5, b"data"))
+    wire[-1] ^= 0xFF
+    with pytest.raises(_fast.BadChecksum) as info:
+        _fast.decode(bytes(wire))
+    assert info.value.reason == "checksum"
+    assert isinstance(info.value, MalformedSegment)
+
+
+@given(st.binary(min_size=0, max_size=1600), st.booleans())
+@settings(max_examples=2000)
+def test_random_bytes_decode_or_are_malformed(data, verify):
+    try:
+        seg = _fast.decode(data, verify=verify)
+    except MalformedSegment as exc:
+        assert exc.reason in {"short", "data_offset", "option", "checksum"}
+    else:
+        assert len(seg.payload) == len(data) - seg.data_offset * 4
+
+
+@given(st.binary(min_size=20, max_size=80))
+@settings(max_examples=2000)
+def test_random_headers_with_valid_offsets_decode_or_are_malformed(tail):
+    # steer random bytes past the length and offset checks into the option parser
+    offset = min(15, len(tail) // 4)
+    data = struct.pack("!HHIIBB", 1, 2, 3, 4, offset << 4, 0) + tail
+    try:
+        _fast.decode(data, verify=False)
+    except MalformedSegment as exc:
+        assert exc.reason == "option"
