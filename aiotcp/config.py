@@ -1,0 +1,86 @@
+"""Tunable parts of aiotcp, with Linux's defaults where the RFCs leave room."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    """One frozen, documented set of knobs, shared by every connection of an
+    endpoint.  Make a variant with :meth:`replace`."""
+
+    #: Path MTU in bytes.  The advertised MSS is the MTU less the IP header,
+    #: the 8-byte UDP header and the 20-byte TCP header (WIRE.md "Sizes").
+    mtu: int = 1500
+    #: Explicit MSS to advertise, overriding the MTU rule (None: derive it).
+    mss: int | None = None
+    #: Receive buffer per connection: bounds the advertised window and the
+    #: memory one connection's unread and out-of-order data may take.
+    receive_buffer: int = 1 << 20
+    #: Advertise window scaling (RFC 7323 section 2).
+    window_scaling: bool = True
+    #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).
+    time_wait: float = 60.0
+    #: Most TIME_WAIT records an endpoint keeps (Linux tcp_max_tw_buckets).
+    max_time_wait: int = 262_144
+    #: RFC 6298 retransmission timeout: initial, floor (Linux 200 ms) and cap.
+    rto_initial: float = 1.0
+    rto_min: float = 0.2
+    rto_max: float = 60.0
+    #: Retransmissions of a SYN, of a SYN-ACK, and of data before giving up
+    #: (Linux tcp_syn_retries, tcp_synack_retries, tcp_retries2).
+    syn_retries: int = 6
+    synack_retries: int = 5
+    retries: int = 15
+    #: Delayed ACK timeout in seconds (0 acknowledges every segment at once).
+    delayed_ack: float = 0.04
+    #: Disable Nagle's algorithm.  asyncio sets TCP_NODELAY on every TCP
+    #: transport, so aiotcp does the same by default.
+    nodelay: bool = True
+    #: Answer a full SYN queue with SYN cookies (RFC 4987) instead of dropping.
+    syn_cookies: bool = True
+    #: Half-open (SYN_RCVD) connections a listener holds (Linux
+    #: tcp_max_syn_backlog); the accept queue is bounded by the backlog.
+    syn_backlog: int = 256
+    #: At most one challenge ACK or out-of-window ACK per connection per this
+    #: many seconds (RFC 5961 section 7; Linux tcp_invalid_ratelimit 500 ms).
+    invalid_ratelimit: float = 0.5
+    #: Endpoint-wide challenge ACKs per second (Linux tcp_challenge_ack_limit).
+    challenge_ack_limit: int = 1000
+    #: Timer wheel granularity in seconds.
+    timer_tick: float = 0.001
+    #: Congestion control algorithm name (see aiotcp.congestion).
+    congestion_control: str = "newreno"
+
+    def __post_init__(self):
+        if self.mss is not None and not 64 <= self.mss <= 65535:
+            raise ValueError("mss must be between 64 and 65535")
+        if not 576 <= self.mtu <= 65535:
+            raise ValueError("mtu must be between 576 and 65535")
+        if self.receive_buffer < 1024:
+            raise ValueError("receive_buffer must be at least 1024")
+        if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
+            raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        if self.time_wait < 0 or self.delayed_ack < 0:
+            raise ValueError("time_wait and delayed_ack must not be negative")
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def local_mss(self, ipv6: bool = False) -> int:
+        """The MSS to advertise (WIRE.md: MTU - IP - UDP(8) - TCP(20))."""
+        if self.mss is not None:
+            return self.mss
+        return self.mtu - (40 if ipv6 else 20) - 8 - 20
+
+    @property
+    def receive_wscale(self) -> int:
+        """Smallest shift that lets the window field cover the buffer."""
+        shift = 0
+        while (self.receive_buffer >> shift) > 0xFFFF and shift < 14:
+            shift += 1
+        return shift
+
+
+DEFAULT = Config()

@@ -1,0 +1,1074 @@
+"""A TCP connection (RFC 9293) as a deterministic state machine with no I/O.
+
+Theory of operation
+-------------------
+A :class:`Connection` is driven only by calls that carry ``now`` (seconds,
+in the caller's clock): :meth:`connect`, :meth:`send`, :meth:`read`,
+:meth:`close`, :meth:`abort`, :meth:`receive` (a decoded segment arrived) and
+:meth:`handle_timer`.  Each call may append datagrams to ``out`` as
+``(bytes, remote_addr)`` pairs and events to ``events`` as ``(connection,
+event)`` pairs, and leaves the next deadline in :meth:`next_deadline`.  It
+never reads a clock, touches a socket, logs, or raises for anything a peer
+sent: bad input is dropped and counted in ``stats``.
+
+Every state change goes through :meth:`_set_state`.  Segment processing
+follows RFC 9293 section 3.10.7 step by step, with RFC 5961's rules for RST,
+SYN and ACK acceptance.  Sequence numbers are compared modulo 2**32 with the
+helpers below.  Timers (retransmission, zero-window persist, delayed ACK,
+TIME_WAIT) are deadlines on the connection; the endpoint keeps one timer-wheel
+entry per connection at the earliest of them.
+
+TIME_WAIT is held in a compact :class:`TimeWait` record: a connection that
+enters TIME_WAIT delegates to one, and an endpoint swaps the connection for
+the record so that thousands of them cost little memory.
+"""
+from __future__ import annotations
+
+import enum
+from collections import Counter
+
+from . import _fast
+from ._fast import ACK, FIN, PSH, RST, SYN
+from .config import DEFAULT, Config
+from .congestion import create as create_congestion_control
+from .events import Closed, Connected, DataReadable, PeerClosed, Writable
+
+MOD = 1 << 32
+MASK = MOD - 1
+HALF = 1 << 31
+
+
+def seq_lt(a: int, b: int) -> bool:
+    """a < b in sequence space (RFC 9293 section 3.4)."""
+    return 0 < ((b - a) & MASK) < HALF
+
+
+def seq_le(a: int, b: int) -> bool:
+    return ((b - a) & MASK) < HALF
+
+
+def seq_gt(a: int, b: int) -> bool:
+    return 0 < ((a - b) & MASK) < HALF
+
+
+def seq_ge(a: int, b: int) -> bool:
+    return ((a - b) & MASK) < HALF
+
+
+def seq_diff(a: int, b: int) -> int:
+    """a - b as a signed distance in sequence space."""
+    d = (a - b) & MASK
+    return d - MOD if d >= HALF else d
+
+
+class State(enum.Enum):
+    """The eleven states of RFC 9293 section 3.3.2."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN_SENT"
+    SYN_RCVD = "SYN_RCVD"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN_WAIT_1"
+    FIN_WAIT_2 = "FIN_WAIT_2"
+    CLOSE_WAIT = "CLOSE_WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST_ACK"
+    TIME_WAIT = "TIME_WAIT"
+
+    def __str__(self):
+        return self.value
+
+
+CLOSED = State.CLOSED
+LISTEN = State.LISTEN
+SYN_SENT = State.SYN_SENT
+SYN_RCVD = State.SYN_RCVD
+ESTABLISHED = State.ESTABLISHED
+FIN_WAIT_1 = State.FIN_WAIT_1
+FIN_WAIT_2 = State.FIN_WAIT_2
+CLOSE_WAIT = State.CLOSE_WAIT
+CLOSING = State.CLOSING
+LAST_ACK = State.LAST_ACK
+TIME_WAIT = State.TIME_WAIT
+
+#: States in which our SYN has been acknowledged and data may flow.
+SYNCHRONIZED = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT})
+#: States in which received data is accepted into the buffer.
+RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
+#: States in which the user may still queue data.
+SENDING = frozenset({SYN_SENT, SYN_RCVD, ESTABLISHED, CLOSE_WAIT})
+
+#: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
+DEFAULT_PEER_MSS = 536
+
+
+class ConnectionStateError(RuntimeError):
+    """An operation the connection's state does not allow (a caller bug)."""
+
+
+class TimeWait:
+    """The compact TIME_WAIT record (RFC 9293 section 3.10.7.4, TIME_WAIT).
+
+    Holds only what TIME_WAIT needs: the identity, the sequence numbers to
+    re-ACK a retransmitted FIN, and the deadline.  ``receive`` returns True
+    while the record should live on."""
+
+    __slots__ = ("local_port", "remote_port", "remote_addr", "snd_nxt", "rcv_nxt",
+                 "window", "deadline", "duration", "out", "stats", "timer", "tracer", "owner")
+
+    state = TIME_WAIT
+
+    def __init__(self, local_port, remote_port, remote_addr, snd_nxt, rcv_nxt, window,
+                 now, duration, out, stats, tracer=None):
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.remote_addr = remote_addr
+        self.snd_nxt = snd_nxt
+        self.rcv_nxt = rcv_nxt
+        self.window = window
+        self.duration = duration
+        self.deadline = now + duration
+        self.out = out
+        self.stats = stats
+        self.timer = None
+        self.tracer = tracer
+        self.owner = None
+
+    def next_deadline(self):
+        return self.deadline
+
+    def _ack(self):
+        datagram = _fast.encode(self.local_port, self.remote_port, self.snd_nxt, self.rcv_nxt, ACK, self.window)
+        self.out.append((datagram, self.remote_addr))
+        if self.tracer is not None:
+            self.tracer.segment(self, "out", datagram)
+
+    def receive(self, seg, now) -> bool:
+        """Process a segment; False means the record is finished."""
+        flags = seg.flags
+        if flags & RST:
+            # Linux (tcp_rfc1337 = 0): a RST ends TIME_WAIT at once
+            self.stats["time_wait_killed_by_rst"] += 1
+            return False
+        if flags & SYN and not flags & ACK and seq_gt(seg.seq, self.rcv_nxt):
+            # RFC 9293 / RFC 6191: a new incarnation may reuse the 4-tuple
+            self.stats["time_wait_reused"] += 1
+            return False
+        if flags & FIN:
+            # a retransmitted FIN: acknowledge it and restart the 2MSL timer
+            self.deadline = now + self.duration
+        self.stats["time_wait_acks"] += 1
+        self._ack()
+        return True
+
+    def handle_timer(self, now) -> bool:
+        return now < self.deadline
+
+
+class Connection:
+    """One TCP connection.  See the module docstring for the calling
+    convention.  Attribute names follow RFC 9293 (``snd_una``, ``snd_nxt``,
+    ``snd_wnd``, ``rcv_nxt``, ``rcv_wnd``, ``iss``, ``irs``)."""
+
+    def __init__(self, config: Config = DEFAULT, *, local_port: int, remote_port: int,
+                 remote_addr=None, iss: int = 0, now: float = 0.0, out: list | None = None,
+                 events: list | None = None, stats: Counter | None = None,
+                 ipv6: bool = False, endpoint=None, tracer=None):
+        self.config = config
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.remote_addr = remote_addr
+        self.out = out if out is not None else []
+        self.events = events if events is not None else []
+        self.stats = stats if stats is not None else Counter()
+        self.endpoint = endpoint
+        self.tracer = tracer
+        self.listener = None
+        self.half_open = False  # counted in its listener's SYN queue
+        self.timer = None  # the endpoint's timer-wheel entry
+        self.state = CLOSED
+        self.error: BaseException | None = None
+        self.closed_by_user = False
+        #: Set by a layer whose user will never read again (a full close):
+        #: in-order data is acknowledged and counted, but not buffered.
+        self.discard_input = False
+        self._closed_reported = False
+        self.time_wait: TimeWait | None = None
+
+        # send sequence space
+        self.iss = iss & MASK
+        self.snd_una = self.iss
+        self.snd_nxt = self.iss
+        self.snd_max = self.iss  # highest sequence number sent, plus one
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.snd_wscale = 0
+        self.local_mss = config.local_mss(ipv6)
+        self.peer_mss = DEFAULT_PEER_MSS
+        self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
+        self._sndbuf = bytearray()
+        self._sndbuf_seq = (self.iss + 1) & MASK  # sequence number of _sndbuf[0]
+        self._fin_queued = False
+        self.fin_seq: int | None = None  # sequence number our FIN occupies
+        self.low_water: int | None = None
+
+        # receive sequence space
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_wscale = config.receive_wscale if config.window_scaling else 0
+        self._rcv_adv = 0  # right edge of the window we advertised
+        self._rcvbuf = bytearray()
+        self._ooo: list[list] = []  # sorted, disjoint [start_seq, bytes]
+        self._ooo_fin: int | None = None  # sequence number of an out-of-order FIN
+        self.fin_received = False
+        self._readable_pending = False
+        self._ack_pending = 0
+        self._wscale_ok = False
+
+        # timers and RTT estimation (RFC 6298)
+        self.rto = config.rto_initial
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.retries = 0
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self._syn_sent_at: float | None = None
+        self.rto_deadline: float | None = None
+        self.persist_deadline: float | None = None
+        self._persist_backoff = 0
+        self.delack_deadline: float | None = None
+        self._last_invalid_ack = -1e18
+        self._challenge_count_window = -1e18
+        self._challenge_count = 0
+
+        # congestion control and loss recovery (RFC 5681, RFC 6582)
+        self.cc = create_congestion_control(config.congestion_control, self.mss, now)
+        self.dupacks = 0
+        self.in_recovery = False
+        self.recover: int | None = None  # RFC 6582 "recover", None when passed
+
+        # counters for the TCP-info snapshot
+        self.segments_sent = 0
+        self.segments_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.bytes_acked = 0
+        self.segments_retransmitted = 0
+        self.bytes_retransmitted = 0
+        self.rto_count = 0
+        self.fast_retransmits = 0
+
+    # ------------------------------------------------------------------ API
+
+    def __repr__(self):
+        return (f"<Connection {self.local_port}->{self.remote_addr}:{self.remote_port} "
+                f"{self.state}>")
+
+    @property
+    def rcv_wnd(self) -> int:
+        """The receive window we currently advertise."""
+        return max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
+
+    @property
+    def send_buffered(self) -> int:
+        """Bytes queued by the user and not yet acknowledged."""
+        return len(self._sndbuf)
+
+    @property
+    def read_buffered(self) -> int:
+        return len(self._rcvbuf)
+
+    def connect(self, now: float) -> None:
+        """Active open (RFC 9293 section 3.10.1): send a SYN."""
+        if self.state is not CLOSED:
+            raise ConnectionStateError(f"connect() in {self.state}")
+        self._set_state(SYN_SENT, now)
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._send_syn(now, ack=False)
+        self.rto_deadline = now + self.rto
+        self._rearm()
+
+    def accept_syn(self, seg, now: float, *, mss: int | None = None) -> None:
+        """Passive open from LISTEN (section 3.10.7.2) with the peer's SYN:
+        enter SYN_RCVD and answer with a SYN-ACK."""
+        self._set_state(SYN_RCVD, now)
+        self._take_peer_syn(seg)
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._send_syn(now, ack=True)
+        self.rto_deadline = now + self.rto
+        self._rearm()
+
+    def accept_cookie(self, seg, mss: int, now: float) -> None:
+        """Establish from a valid SYN-cookie ACK (RFC 4987): the SYN-ACK we
+        sent statelessly is taken as sent and acknowledged."""
+        self.irs = (seg.seq - 1) & MASK
+        self.rcv_nxt = seg.seq
+        self._set_peer_mss(mss)
+        self.snd_una = self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
+        self.rcv_wscale = 0
+        self._set_state(SYN_RCVD, now)
+        self.receive(seg, now)
+
+    def send(self, data, now: float) -> None:
+        """Queue data (RFC 9293 section 3.10.2) and send what the windows allow."""
+        if self.state not in SENDING or self._fin_queued:
+            raise ConnectionStateError(f"send() in {self.state}" + (" after close" if self._fin_queued else ""))
+        if not data:
+            return
+        self._sndbuf += data
+        if self.state in SYNCHRONIZED:
+            self._push(now)
+        self._rearm()
+
+    def read(self, limit: int = -1) -> bytes:
+        """Take up to ``limit`` bytes (all if negative) of in-order data.
+        Reading opens the window; a window update is sent when it opened by
+        at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
+        buf = self._rcvbuf
+        if limit < 0 or limit >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:limit])
+            del buf[:limit]
+        self._readable_pending = False
+        if data and self.state in RECEIVING:
+            if self._window_update_due():
+                self._send_ack()
+                self._rearm()
+        return data
+
+    def close(self, now: float) -> None:
+        """Close our side (RFC 9293 section 3.10.4): a FIN follows the data
+        already queued.  The connection can still receive (half-close)."""
+        state = self.state
+        self.closed_by_user = True
+        if state in (CLOSED, LISTEN, SYN_SENT):
+            self._finish(now, None)
+        elif state in (SYN_RCVD, ESTABLISHED, CLOSE_WAIT):
+            if not self._fin_queued:
+                self._fin_queued = True
+                if state is ESTABLISHED:
+                    self._set_state(FIN_WAIT_1, now)
+                elif state is CLOSE_WAIT:
+                    self._set_state(LAST_ACK, now)
+                if state is not SYN_RCVD:
+                    self._push(now)
+        self._rearm()
+
+    def abort(self, now: float) -> None:
+        """Abort (RFC 9293 section 3.10.5): send a RST if synchronized and
+        forget everything."""
+        if self.state in SYNCHRONIZED and self.state is not TIME_WAIT or self.state is SYN_RCVD:
+            self._emit(RST | ACK, self.snd_max, self.rcv_nxt, window=0)
+        self.closed_by_user = True
+        self._finish(now, None)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timer` has work, or None."""
+        if self.time_wait is not None:
+            return self.time_wait.deadline
+        best = self.rto_deadline
+        for d in (self.persist_deadline, self.delack_deadline):
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def info(self) -> dict:
+        """A TCP-info snapshot (like Linux's struct tcp_info)."""
+        return {
+            "state": str(self.state),
+            "rtt": self.srtt,
+            "rttvar": self.rttvar,
+            "rto": self.rto,
+            "mss": self.mss,
+            "snd_una": self.snd_una, "snd_nxt": self.snd_nxt, "rcv_nxt": self.rcv_nxt,
+            "snd_wnd": self.snd_wnd, "rcv_wnd": self.rcv_wnd,
+            "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
+            "cwnd": self.cc.cwnd, "ssthresh": self.cc.ssthresh,
+            "congestion_control": self.cc.name,
+            "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+            "bytes_acked": self.bytes_acked,
+            "segments_sent": self.segments_sent, "segments_received": self.segments_received,
+            "segments_retransmitted": self.segments_retransmitted,
+            "bytes_retransmitted": self.bytes_retransmitted,
+            "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
+            "send_buffered": len(self._sndbuf), "read_buffered": len(self._rcvbuf),
+        }
+
+    # -------------------------------------------------------- state changes
+
+    def _set_state(self, new: State, now: float) -> None:
+        """The one place where the state changes."""
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        if self.tracer is not None:
+            self.tracer.state(self, old, new, now)
+        if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
+            self.events.append((self, Connected()))
+            if self.endpoint is not None:
+                self.endpoint._on_established(self)
+        elif new is TIME_WAIT:
+            self.rto_deadline = self.persist_deadline = self.delack_deadline = None
+            self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
+                                      self.snd_max, self.rcv_nxt, self._window_field(), now,
+                                      self.config.time_wait, self.out, self.stats, self.tracer)
+            self._report_closed(None)
+            if self.endpoint is not None:
+                self.endpoint._on_time_wait(self)
+        elif new is CLOSED:
+            self.rto_deadline = self.persist_deadline = self.delack_deadline = None
+            self.time_wait = None
+            self._report_closed(self.error)
+            if self.endpoint is not None:
+                self.endpoint._on_closed(self)
+
+    def _report_closed(self, error) -> None:
+        if not self._closed_reported:
+            self._closed_reported = True
+            self.events.append((self, Closed(error)))
+
+    def _finish(self, now: float, error) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        self._set_state(CLOSED, now)
+        self._rearm()
+
+    def _fail(self, now: float, error: BaseException) -> None:
+        self.stats["connections_failed"] += 1
+        self._finish(now, error)
+
+    def _rearm(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint._rearm(self)
+
+    # ------------------------------------------------------------- sending
+
+    def _window_field(self) -> int:
+        """The window to advertise, as the header field, with receiver-side
+        silly window avoidance: the right edge never moves left and only moves
+        right by at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
+        free = self.config.receive_buffer - len(self._rcvbuf)
+        edge = (self.rcv_nxt + max(free, 0)) & MASK
+        advance = seq_diff(edge, self._rcv_adv)
+        if advance > 0 and (advance >= min(self.config.receive_buffer // 2, self.mss)
+                            or seq_diff(self._rcv_adv, self.rcv_nxt) <= 0 and free >= self.mss):
+            self._rcv_adv = edge
+        window = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
+        return min(window >> self.rcv_wscale, 0xFFFF)
+
+    def _window_update_due(self) -> bool:
+        free = self.config.receive_buffer - len(self._rcvbuf)
+        edge = (self.rcv_nxt + free) & MASK
+        return seq_diff(edge, self._rcv_adv) >= min(self.config.receive_buffer // 2, self.mss)
+
+    def _emit(self, flags: int, seq: int, ack: int, payload=b"", *, window: int | None = None,
+              syn_options: bool = False) -> None:
+        if window is None:
+            window = self._window_field()
+        if syn_options:
+            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
+                                    self.local_mss, self.rcv_wscale if self.config.window_scaling else -1)
+        else:
+            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload)
+        self.out.append((datagram, self.remote_addr))
+        self.segments_sent += 1
+        if self.tracer is not None:
+            self.tracer.segment(self, "out", datagram)
+
+    def _send_syn(self, now: float, ack: bool) -> None:
+        window = min(self.config.receive_buffer, 0xFFFF)  # never scaled in a SYN
+        self._syn_sent_at = now
+        if ack:
+            self._emit(SYN | ACK, self.iss, self.rcv_nxt, window=window, syn_options=True)
+            self._rcv_adv = (self.rcv_nxt + window) & MASK
+        else:
+            self._emit(SYN, self.iss, 0, window=window, syn_options=True)
+
+    def _send_ack(self) -> None:
+        self._ack_pending = 0
+        self.delack_deadline = None
+        # snd_max, not snd_nxt: after a go-back-N retransmission snd_nxt is
+        # behind what the peer has seen, and a pure ACK carrying an old
+        # sequence number would fail its acceptability test (as in Linux,
+        # control segments never move backwards in sequence space)
+        self._emit(ACK, self.snd_max, self.rcv_nxt)
+
+    def _send_data(self, seq: int, length: int, fin: bool, now: float) -> None:
+        start = seq_diff(seq, self._sndbuf_seq)
+        payload = self._sndbuf[start:start + length]
+        flags = ACK | (FIN if fin else 0) | (PSH if length and start + length == len(self._sndbuf) else 0)
+        end = (seq + length + (1 if fin else 0)) & MASK
+        if fin:
+            self.fin_seq = (seq + length) & MASK
+        if seq_lt(seq, self.snd_max):
+            self.segments_retransmitted += 1
+            self.bytes_retransmitted += length
+        else:
+            self.bytes_sent += length
+        self._emit(flags, seq, self.rcv_nxt, payload)
+        self._ack_pending = 0
+        self.delack_deadline = None
+        if self._rtt_seq is None and not seq_lt(seq, self.snd_max):
+            self._rtt_seq = end
+            self._rtt_time = now
+        if seq_gt(end, self.snd_nxt):
+            self.snd_nxt = end
+        if seq_gt(end, self.snd_max):
+            self.snd_max = end
+        if self.rto_deadline is None:
+            self.rto_deadline = now + self.rto
+
+    def _push(self, now: float) -> None:
+        """Send what the send window, congestion window and sender-side silly
+        window avoidance (RFC 1122 section 4.2.3.4) allow, then the FIN."""
+        if self.state not in SYNCHRONIZED:
+            return
+        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        while True:
+            snd_nxt = self.snd_nxt
+            unsent = seq_diff(data_end, snd_nxt)
+            if unsent <= 0:
+                break
+            flight = seq_diff(snd_nxt, self.snd_una)
+            window = min(self.snd_wnd, self.cc.cwnd)
+            usable = window - flight
+            length = min(unsent, usable, self.mss)
+            if length <= 0:
+                break
+            if length < self.mss and length < unsent:
+                # a small segment that is not the last of the data: only when
+                # at least half the largest window the peer offered is usable
+                if length < self.max_snd_wnd // 2:
+                    break
+            elif length < self.mss and flight > 0 and not self.config.nodelay:
+                break  # Nagle: one small segment in flight at a time
+            self._send_data(snd_nxt, length, self._fin_queued and length == unsent, now)
+        if self._fin_queued and self.snd_nxt == data_end:
+            # all data is out and the FIN is not (or, after an RTO, no longer)
+            self._send_data(data_end, 0, True, now)
+        # zero window: start the persist timer (RFC 9293 section 3.8.6.1)
+        if (self.snd_wnd == 0 and seq_diff(data_end, self.snd_nxt) > 0
+                and self.snd_nxt == self.snd_una and self.persist_deadline is None):
+            self.rto_deadline = None
+            self._persist_backoff = 0
+            self.persist_deadline = now + self._clamp_rto(self.rto)
+
+    def _clamp_rto(self, value: float) -> float:
+        return min(max(value, self.config.rto_min), self.config.rto_max)
+
+    # ------------------------------------------------------------- timers
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timers are due at ``now``."""
+        if self.time_wait is not None:
+            if not self.time_wait.handle_timer(now):
+                self._set_state(CLOSED, now)
+            self._rearm()
+            return
+        if self.delack_deadline is not None and now >= self.delack_deadline:
+            self._send_ack()
+        if self.persist_deadline is not None and now >= self.persist_deadline:
+            self._on_persist(now)
+        if self.rto_deadline is not None and now >= self.rto_deadline:
+            self._on_rto(now)
+        self._rearm()
+
+    def _on_persist(self, now: float) -> None:
+        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        if self.snd_wnd > 0 or seq_diff(data_end, self.snd_nxt) <= 0:
+            self.persist_deadline = None
+            self._push(now)
+            return
+        self._persist_backoff += 1
+        if self._persist_backoff > self.config.retries:
+            self._fail(now, TimeoutError("zero-window probes went unanswered"))
+            return
+        # probe with one octet of new data beyond the zero window
+        start = seq_diff(self.snd_nxt, self._sndbuf_seq)
+        self._emit(ACK, self.snd_nxt, self.rcv_nxt, self._sndbuf[start:start + 1])
+        if seq_gt((self.snd_nxt + 1) & MASK, self.snd_max):
+            self.snd_max = (self.snd_nxt + 1) & MASK
+        self.stats["persist_probes"] += 1
+        self.persist_deadline = now + min(self._clamp_rto(self.rto) * (2 ** self._persist_backoff),
+                                          self.config.rto_max)
+
+    def _on_rto(self, now: float) -> None:
+        state = self.state
+        self.retries += 1
+        limit = {SYN_SENT: self.config.syn_retries, SYN_RCVD: self.config.synack_retries}.get(
+            state, self.config.retries)
+        if self.retries > limit:
+            if state is SYN_RCVD and self.listener is not None:
+                self.stats["synack_timeouts"] += 1
+            self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions"))
+            return
+        self.rto_count += 1
+        self.rto = min(self.rto * 2, self.config.rto_max)  # RFC 6298 (5.5)
+        self._rtt_seq = None  # Karn's rule
+        self.rto_deadline = now + self.rto
+        if state is SYN_SENT:
+            self.segments_retransmitted += 1
+            self._send_syn(now, ack=False)
+            return
+        if state is SYN_RCVD:
+            self.segments_retransmitted += 1
+            self._send_syn(now, ack=True)
+            return
+        flight = seq_diff(self.snd_max, self.snd_una)
+        self.cc.on_rto(flight, now)
+        self.in_recovery = False
+        self.dupacks = 0
+        self.recover = self.snd_max
+        # go back N: resend from the first unacknowledged byte
+        self.snd_nxt = self.snd_una
+        self.rto_deadline = None
+        self._retransmit_first(now)
+        self.rto_deadline = now + self.rto
+
+    def _retransmit_first(self, now: float) -> None:
+        """Resend the segment at snd_una (data, or the FIN alone)."""
+        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        length = min(seq_diff(data_end, self.snd_una), self.mss)
+        fin = self.fin_seq is not None and seq_diff(data_end, self.snd_una) == length
+        if length > 0 or fin:
+            self._send_data(self.snd_una, max(length, 0), fin, now)
+
+    # ------------------------------------------------------------- receiving
+
+    def receive(self, seg, now: float) -> None:
+        """Process one decoded segment (RFC 9293 section 3.10.7)."""
+        self.segments_received += 1
+        if self.tracer is not None:
+            self.tracer.segment(self, "in", seg)
+        state = self.state
+        if state is SYN_SENT:
+            self._receive_syn_sent(seg, now)
+        elif state is CLOSED:
+            return
+        elif self.time_wait is not None:
+            if not self.time_wait.receive(seg, now):
+                self._set_state(CLOSED, now)
+        else:
+            self._receive_synchronized(seg, now)
+        self._rearm()
+
+    def _take_peer_syn(self, seg) -> None:
+        self.irs = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & MASK
+        self._rcv_adv = self.rcv_nxt
+        self._set_peer_mss(seg.mss if seg.mss > 0 else DEFAULT_PEER_MSS)
+        if seg.wscale >= 0 and self.config.window_scaling:
+            self._wscale_ok = True
+            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 section 2.3
+        else:
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        self.snd_wnd = seg.window  # a SYN's window is never scaled
+        self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+        self.snd_wl1 = seg.seq
+
+    def _set_peer_mss(self, mss: int) -> None:
+        self.peer_mss = mss
+        self.mss = max(min(self.local_mss, mss), 64)
+        self.cc.mss = self.mss
+        self.cc.cwnd = 10 * self.mss
+
+    def _receive_syn_sent(self, seg, now: float) -> None:
+        """RFC 9293 section 3.10.7.3."""
+        flags = seg.flags
+        if flags & ACK:
+            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._emit(RST, seg.ack, 0, window=0)
+                    self.stats["rst_sent"] += 1
+                self.stats["bad_ack_in_syn_sent"] += 1
+                return
+        if flags & RST:
+            if flags & ACK:
+                self.stats["connections_refused"] += 1
+                self._fail(now, ConnectionRefusedError(111, "Connection refused"))
+            return
+        if not flags & SYN:
+            return
+        self._take_peer_syn(seg)
+        if flags & ACK:
+            self._ack_syn(seg, now)
+            self.snd_wl2 = seg.ack
+            self._set_state(ESTABLISHED, now)
+            if len(seg.payload) or flags & FIN:
+                self._process_text_and_fin(seg, (seg.seq + 1) & MASK, now)
+            self._push(now)
+            if self.snd_nxt == self.snd_una or self._ack_pending:
+                self._send_ack()
+        else:
+            # simultaneous open: SYN_SENT -> SYN_RCVD, answer with SYN-ACK
+            self._set_state(SYN_RCVD, now)
+            self._send_syn(now, ack=True)
+
+    def _ack_syn(self, seg, now: float) -> None:
+        """Our SYN was acknowledged: take an RTT sample unless it was resent."""
+        if self.retries == 0 and self._syn_sent_at is not None:
+            self._rtt_sample(now - self._syn_sent_at, now)
+        else:
+            self.rto = self.config.rto_initial  # RFC 6298 (5.7)
+        self.retries = 0
+        self.snd_una = seg.ack
+        if seq_gt(self.snd_una, self.snd_nxt):
+            self.snd_nxt = self.snd_una
+        self.rto_deadline = None
+
+    def _rtt_sample(self, rtt: float, now: float) -> None:
+        """RFC 6298 section 2."""
+        rtt = max(rtt, 0.0)
+        if self.srtt is None:
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = self._clamp_rto(self.srtt + max(self.config.timer_tick, 4 * self.rttvar))
+
+    def _acceptable(self, seq: int, seg_len: int) -> bool:
+        """The segment acceptability test of RFC 9293 section 3.10.7.4."""
+        wnd = seq_diff(self._rcv_adv, self.rcv_nxt)
+        rcv_nxt = self.rcv_nxt
+        if seg_len == 0:
+            if wnd <= 0:
+                return seq == rcv_nxt
+            return 0 <= seq_diff(seq, rcv_nxt) < wnd
+        if wnd <= 0:
+            return False
+        return 0 <= seq_diff(seq, rcv_nxt) < wnd or 0 <= seq_diff((seq + seg_len - 1) & MASK, rcv_nxt) < wnd
+
+    def _rate_limited(self, now: float) -> bool:
+        """At most one out-of-window or challenge ACK per invalid_ratelimit."""
+        if now - self._last_invalid_ack < self.config.invalid_ratelimit:
+            self.stats["invalid_acks_suppressed"] += 1
+            return True
+        self._last_invalid_ack = now
+        return False
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 sections 3.2 and 4.2, rate-limited as section 7 asks."""
+        if self.endpoint is not None and not self.endpoint._challenge_ack_allowed(now):
+            self.stats["challenge_acks_suppressed"] += 1
+            return
+        if self._rate_limited(now):
+            self.stats["challenge_acks_suppressed"] += 1
+            return
+        self.stats["challenge_acks"] += 1
+        self._send_ack()
+
+    def _receive_synchronized(self, seg, now: float) -> None:
+        """RFC 9293 section 3.10.7.4 for SYN_RCVD and the synchronized states."""
+        flags = seg.flags
+        seq = seg.seq
+        paylen = len(seg.payload)
+        seg_len = paylen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        state = self.state
+
+        if state is SYN_RCVD and flags & SYN and seq == self.irs:
+            if not flags & ACK:
+                # the peer did not hear our SYN-ACK: send it again
+                self._send_syn(now, ack=True)
+                return
+            # simultaneous open: the peer's SYN-ACK repeats the SYN we know;
+            # only its ACK is new (RFC 9293 figure 7, line 5)
+            flags &= ~SYN
+            seq = (seq + 1) & MASK
+            seg_len -= 1
+
+        # first: sequence number
+        if not self._acceptable(seq, seg_len):
+            if flags & RST:
+                self.stats["rst_out_of_window"] += 1
+                return
+            self.stats["segments_out_of_window"] += 1
+            if flags & SYN:
+                self._challenge_ack(now)
+            elif (paylen or flags & FIN) or not self._rate_limited(now):
+                # data is never part of an ACK loop; pure ACKs are rate-limited
+                self._send_ack()
+            return
+
+        # second: RST (RFC 5961 section 3.2)
+        if flags & RST:
+            if seq != self.rcv_nxt:
+                self._challenge_ack(now)
+                return
+            self.stats["rst_received"] += 1
+            if state is SYN_RCVD and self.listener is not None:
+                self._finish(now, None)  # back to LISTEN: the half-open entry goes
+            elif state is SYN_RCVD:
+                self._fail(now, ConnectionRefusedError(111, "Connection refused"))
+            elif state in (CLOSING, LAST_ACK, TIME_WAIT):
+                self._finish(now, None)
+            else:
+                self._fail(now, ConnectionResetError(104, "Connection reset by peer"))
+            return
+
+        # fourth: SYN in a synchronized state (RFC 5961 section 4.2)
+        if flags & SYN:
+            self._challenge_ack(now)
+            return
+
+        # fifth: ACK
+        if not flags & ACK:
+            return
+        ack = seg.ack
+        if state is SYN_RCVD:
+            if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
+                self._emit(RST, ack, 0, window=0)
+                self.stats["rst_sent"] += 1
+                return
+            if self.listener is not None and not self.listener._has_room():
+                self.stats["listen_overflows"] += 1
+                return  # Linux: drop the ACK while the accept queue is full
+            self._ack_syn(seg, now)
+            self._update_window(seg, seq, ack)
+            self._set_state(ESTABLISHED, now)
+            if self._fin_queued:
+                self._set_state(FIN_WAIT_1, now)
+            state = self.state
+        else:
+            if not self._process_ack(seg, seq, ack, paylen, now):
+                return
+            state = self.state
+            if state is CLOSED:
+                return
+
+        # sixth/seventh/eighth: text and FIN
+        if paylen or flags & FIN:
+            self._process_text_and_fin(seg, seq, now)
+        if self.state is FIN_WAIT_1 and self._fin_acked():
+            self._set_state(FIN_WAIT_2, now)
+        self._push(now)
+
+    def _fin_acked(self) -> bool:
+        return self.fin_seq is not None and seq_ge(self.snd_una, (self.fin_seq + 1) & MASK)
+
+    def _update_window(self, seg, seq: int, ack: int) -> None:
+        """RFC 9293 section 3.10.7.4: update SND.WND from a newer segment."""
+        if seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_le(self.snd_wl2, ack)):
+            old = self.snd_wnd
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if self.snd_wnd > self.max_snd_wnd:
+                self.max_snd_wnd = self.snd_wnd
+            if self.snd_wnd and not old and self.persist_deadline is not None:
+                self.persist_deadline = None
+            return old != self.snd_wnd
+        return False
+
+    def _process_ack(self, seg, seq: int, ack: int, paylen: int, now: float) -> bool:
+        """The ACK step for the synchronized states; False drops the segment."""
+        snd_una = self.snd_una
+        if seq_gt(ack, self.snd_max):
+            # acknowledges something not yet sent: ACK and drop
+            self.stats["ack_of_unsent_data"] += 1
+            if not self._rate_limited(now):
+                self._send_ack()
+            return False
+        if seq_lt(ack, (snd_una - self.max_snd_wnd) & MASK):
+            # RFC 5961 section 5.2: far too old, blind injection likely
+            self.stats["ack_too_old"] += 1
+            self._challenge_ack(now)
+            return False
+        window_changed = self._update_window(seg, seq, ack)
+        if seq_gt(ack, snd_una):
+            self._on_new_ack(ack, now)
+        elif ack == snd_una and not paylen and not seg.flags & FIN and not window_changed \
+                and seq_gt(self.snd_max, snd_una):
+            self._on_dupack(now)
+        state = self.state
+        if self._fin_acked():
+            # our FIN is acknowledged.  FIN_WAIT_1 moves on after the text
+            # step, so that a FIN in this same segment leads straight to
+            # TIME_WAIT.
+            if state is CLOSING:
+                self._set_state(TIME_WAIT, now)
+                return False
+            elif state is LAST_ACK:
+                self._finish(now, None)
+                return False
+        return True
+
+    def _on_new_ack(self, ack: int, now: float) -> None:
+        acked = seq_diff(ack, self.snd_una)
+        flight_before = seq_diff(self.snd_max, self.snd_una)
+        # drop acknowledged bytes from the send buffer (the FIN is not in it)
+        data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf))
+        if data_acked > 0:
+            del self._sndbuf[:data_acked]
+            self._sndbuf_seq = (self._sndbuf_seq + data_acked) & MASK
+            self.bytes_acked += data_acked
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        if self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+            self._rtt_sample(now - self._rtt_time, now)
+            self._rtt_seq = None
+        self.retries = 0
+        self._persist_backoff = 0
+        if self.in_recovery:
+            if seq_ge(ack, self.recover):
+                # full acknowledgment (RFC 6582 section 3.2 step 3)
+                self.in_recovery = False
+                self.cc.cwnd = max(min(self.cc.ssthresh, flight_before - acked + self.mss), self.mss)
+            else:
+                # partial acknowledgment: resend the next hole, deflate
+                self._retransmit_first(now)
+                self.cc.cwnd = max(self.cc.cwnd - acked + self.mss, self.mss)
+        else:
+            self.cc.on_ack(acked, flight_before, now)
+            if self.recover is not None and seq_ge(ack, self.recover):
+                self.recover = None
+        self.dupacks = 0
+        if seq_gt(self.snd_max, self.snd_una):
+            self.rto_deadline = now + self.rto
+        else:
+            self.rto_deadline = None
+        if self.low_water is not None and len(self._sndbuf) <= self.low_water:
+            self.low_water = None
+            self.events.append((self, Writable()))
+
+    def _on_dupack(self, now: float) -> None:
+        """Fast retransmit and NewReno fast recovery (RFC 5681, RFC 6582)."""
+        self.dupacks += 1
+        self.stats["dupacks"] += 1
+        if self.in_recovery:
+            self.cc.cwnd += self.mss  # inflate for each segment that left
+            return
+        if self.dupacks == 3 and (self.recover is None or seq_gt(self.snd_una, self.recover)):
+            flight = seq_diff(self.snd_max, self.snd_una)
+            self.cc.on_fast_retransmit(flight, now)
+            self.recover = self.snd_max
+            self.in_recovery = True
+            self.fast_retransmits += 1
+            self._rtt_seq = None
+            self._retransmit_first(now)
+            self.cc.cwnd = self.cc.ssthresh + 3 * self.mss
+
+    def _process_text_and_fin(self, seg, seq: int, now: float) -> None:
+        """Steps six to eight: accept data in window, then the FIN."""
+        flags = seg.flags
+        payload = seg.payload
+        fin = bool(flags & FIN)
+        state = self.state
+        if state not in RECEIVING:
+            if fin and state in (CLOSE_WAIT, CLOSING, LAST_ACK):
+                self._send_ack()  # a retransmitted FIN
+            return
+        rcv_nxt = self.rcv_nxt
+        # trim what lies before rcv_nxt and beyond the advertised window
+        offset = seq_diff(rcv_nxt, seq)
+        if offset > 0:
+            payload = payload[offset:]
+            seq = rcv_nxt
+        room = seq_diff(self._rcv_adv, seq)
+        if len(payload) > room:
+            payload = payload[:max(room, 0)]
+            fin = False
+        length = len(payload)
+        if seq == rcv_nxt:
+            had_holes = bool(self._ooo)
+            if length:
+                if not self.discard_input:
+                    self._rcvbuf += payload
+                self.bytes_received += length
+                self.rcv_nxt = (rcv_nxt + length) & MASK
+            if fin:
+                self._ooo_fin = (seq + length) & MASK
+            if had_holes:
+                self._drain_ooo()
+            if length and not self._readable_pending and self._rcvbuf:
+                self._readable_pending = True
+                self.events.append((self, DataReadable()))
+            if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
+                self._on_fin(now)
+            elif had_holes:
+                self._send_ack()  # a hole filled: ACK at once
+            else:
+                self._ack_pending += 1
+                if self._ack_pending >= 2 or not self.config.delayed_ack:
+                    self._send_ack()
+                elif self.delack_deadline is None:
+                    self.delack_deadline = now + self.config.delayed_ack
+        else:
+            # out of order: keep it and send a duplicate ACK at once
+            if length:
+                self._store_ooo(seq, bytes(payload))
+            if fin:
+                self._ooo_fin = (seq + length) & MASK
+            self.stats["out_of_order_segments"] += 1
+            self._send_ack()
+
+    def _store_ooo(self, seq: int, data: bytes) -> None:
+        """Insert into the out-of-order queue, keeping it sorted and disjoint."""
+        ooo = self._ooo
+        end = (seq + len(data)) & MASK
+        i = 0
+        while i < len(ooo) and seq_lt(ooo[i][0], seq):
+            i += 1
+        # trim against the previous block
+        if i > 0:
+            prev_start, prev_data = ooo[i - 1]
+            prev_end = (prev_start + len(prev_data)) & MASK
+            overlap = seq_diff(prev_end, seq)
+            if overlap >= len(data):
+                return
+            if overlap > 0:
+                data = data[overlap:]
+                seq = prev_end
+        # drop or trim following blocks that the new one covers
+        while i < len(ooo) and seq_le(ooo[i][0], end):
+            nxt_start, nxt_data = ooo[i]
+            nxt_end = (nxt_start + len(nxt_data)) & MASK
+            if seq_le(nxt_end, end):
+                del ooo[i]
+                continue
+            data = data[:seq_diff(nxt_start, seq)]
+            break
+        if data:
+            ooo.insert(i, [seq, data])
+
+    def _drain_ooo(self) -> None:
+        ooo = self._ooo
+        while ooo:
+            start, data = ooo[0]
+            offset = seq_diff(self.rcv_nxt, start)
+            if offset < 0:
+                break
+            del ooo[0]
+            if offset < len(data):
+                chunk = data[offset:]
+                if not self.discard_input:
+                    self._rcvbuf += chunk
+                self.bytes_received += len(chunk)
+                self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
+
+    def _on_fin(self, now: float) -> None:
+        """Step eight: the FIN is in order."""
+        self._ooo_fin = None
+        self.fin_received = True
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
+        self._send_ack()
+        self.events.append((self, PeerClosed()))
+        state = self.state
+        if state is ESTABLISHED:
+            self._set_state(CLOSE_WAIT, now)
+        elif state is FIN_WAIT_1:
+            if self._fin_acked():
+                self._set_state(TIME_WAIT, now)
+            else:
+                self._set_state(CLOSING, now)
+        elif state is FIN_WAIT_2:
+            self._set_state(TIME_WAIT, now)

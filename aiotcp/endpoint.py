@@ -1,0 +1,302 @@
+"""All the TCP of one UDP socket, sans I/O.
+
+An :class:`Endpoint` demultiplexes datagrams to connections by (remote UDP
+address, local TCP port, remote TCP port), hands SYNs to listeners, answers
+segments for nothing with a RST (WIRE.md "Ports"; RFC 9293 section
+3.10.7.1), swaps connections entering TIME_WAIT for compact records, and owns
+the timer wheel that holds one entry per connection.  Like the connection, it
+is driven by calls carrying ``now`` and never does I/O: datagrams to send
+accumulate in ``outbox`` as ``(bytes, addr)`` pairs, events in ``events`` as
+``(connection_or_listener, event)`` pairs.
+"""
+from __future__ import annotations
+
+from collections import Counter, deque
+
+from . import _fast
+from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel
+from .config import DEFAULT, Config
+from .connection import Connection, TimeWait, seq_diff, MASK
+from .events import Incoming
+from .isn import SequenceSource
+
+
+class Listener:
+    """A passive open on one TCP port: a bounded queue of half-open
+    connections (SYN_RCVD) and one of established connections waiting for
+    :meth:`accept`."""
+
+    def __init__(self, endpoint: "Endpoint", port: int, backlog: int):
+        self.endpoint = endpoint
+        self.port = port
+        self.backlog = max(1, backlog)
+        self.half_open = 0
+        self.accept_queue: deque[Connection] = deque()
+        self.closed = False
+
+    def __repr__(self):
+        return f"<Listener port={self.port} half_open={self.half_open} queued={len(self.accept_queue)}>"
+
+    def _has_room(self) -> bool:
+        return len(self.accept_queue) < self.backlog
+
+    def accept(self) -> Connection | None:
+        """The next established connection, or None."""
+        return self.accept_queue.popleft() if self.accept_queue else None
+
+    def close(self, now: float) -> None:
+        """Stop listening; connections not yet accepted are reset."""
+        self.closed = True
+        self.endpoint.listeners.pop(self.port, None)
+        while self.accept_queue:
+            self.accept_queue.popleft().abort(now)
+
+
+class Endpoint:
+    def __init__(self, config: Config = DEFAULT, *, now: float = 0.0, ipv6: bool = False,
+                 secret: bytes | None = None, tracer=None):
+        self.config = config
+        self.ipv6 = ipv6
+        self.connections: dict[tuple, Connection | TimeWait] = {}
+        self.listeners: dict[int, Listener] = {}
+        self.wheel = TimerWheel(config.timer_tick, now)
+        self.outbox: list[tuple[bytes, object]] = []
+        self.events: list[tuple[object, object]] = []
+        self.stats: Counter = Counter()
+        self.sequences = SequenceSource(secret)
+        self.tracer = tracer
+        self.time_wait_count = 0
+        self._challenge_second = -1
+        self._challenge_count = 0
+
+    # ----------------------------------------------------------- user API
+
+    def listen(self, port: int, backlog: int = 128) -> Listener:
+        if port in self.listeners:
+            raise OSError(98, f"TCP port {port} is already listening")
+        listener = Listener(self, port, backlog)
+        self.listeners[port] = listener
+        return listener
+
+    def connect(self, remote_addr, remote_port: int, local_port: int, now: float) -> Connection:
+        """Active open towards ``remote_addr`` (a UDP address)."""
+        key = (remote_addr, local_port, remote_port)
+        existing = self.connections.get(key)
+        if existing is not None:
+            if isinstance(existing, TimeWait):
+                self._drop(key, existing)
+            else:
+                raise OSError(99, "a connection with that address and ports exists")
+        conn = self._new_connection(remote_addr, local_port, remote_port, now)
+        conn.connect(now)
+        return conn
+
+    def next_deadline(self) -> float | None:
+        return self.wheel.next_deadline()
+
+    def datagrams_to_send(self) -> list:
+        out = self.outbox[:]
+        self.outbox.clear()
+        return out
+
+    def take_events(self) -> list:
+        events = self.events[:]
+        self.events.clear()
+        return events
+
+    # --------------------------------------------------------- input
+
+    def receive_datagram(self, data, addr, now: float) -> None:
+        """Process one datagram that arrived from UDP address ``addr``."""
+        stats = self.stats
+        try:
+            seg = _fast.decode(data)
+        except BadChecksum:
+            stats["bad_checksum"] += 1
+            return
+        except MalformedSegment:
+            stats["malformed"] += 1
+            return
+        key = (addr, seg.dst_port, seg.src_port)
+        conn = self.connections.get(key)
+        if conn is not None:
+            if conn.__class__ is TimeWait:
+                if conn.receive(seg, now):
+                    self.wheel.schedule(conn.timer, conn.deadline)
+                    return
+                self._drop(key, conn)
+                if not seg.flags & SYN:
+                    return
+                # a new SYN reuses the 4-tuple: fall through to the listener
+            else:
+                conn.receive(seg, now)
+                return
+        listener = self.listeners.get(seg.dst_port)
+        if listener is not None:
+            self._listen_receive(listener, seg, addr, key, now)
+        else:
+            stats["no_connection"] += 1
+            self._reset(seg, addr)
+
+    def handle_timer(self, now: float) -> None:
+        for timer in self.wheel.expire(now):
+            conn = timer.owner
+            if conn.__class__ is TimeWait:
+                if not conn.handle_timer(now):
+                    self._drop((conn.remote_addr, conn.local_port, conn.remote_port), conn)
+                else:
+                    self.wheel.schedule(timer, conn.deadline)
+            else:
+                conn.handle_timer(now)
+
+    # ----------------------------------------------------- LISTEN state
+
+    def _listen_receive(self, listener: Listener, seg, addr, key, now: float) -> None:
+        """RFC 9293 section 3.10.7.2, with SYN cookies (RFC 4987)."""
+        flags = seg.flags
+        stats = self.stats
+        if flags & RST:
+            return
+        if flags & ACK:
+            if not flags & SYN and self.config.syn_cookies:
+                mss = self.sequences.check_cookie(addr, seg.dst_port, seg.src_port,
+                                                  (seg.seq - 1) & MASK, (seg.ack - 1) & MASK, now)
+                if mss is not None:
+                    if not listener._has_room():
+                        stats["listen_overflows"] += 1
+                        return
+                    stats["syn_cookies_accepted"] += 1
+                    conn = self._new_connection(addr, seg.dst_port, seg.src_port, now,
+                                                iss=(seg.ack - 1) & MASK)
+                    self._count_half_open(conn, listener)
+                    conn.accept_cookie(seg, mss, now)
+                    return
+                stats["syn_cookies_rejected"] += 1
+            self._reset(seg, addr)
+            return
+        if not flags & SYN:
+            return
+        if not listener._has_room():
+            stats["listen_overflows"] += 1
+            return  # Linux drops a SYN while the accept queue is full
+        if listener.half_open >= min(self.config.syn_backlog, max(listener.backlog, 1) * 2):
+            if not self.config.syn_cookies:
+                stats["syn_dropped"] += 1
+                return
+            cookie, mss = self.sequences.make_cookie(addr, seg.dst_port, seg.src_port, seg.seq,
+                                                     seg.mss if seg.mss > 0 else 536, now)
+            stats["syn_cookies_sent"] += 1
+            window = min(self.config.receive_buffer, 0xFFFF)
+            self.outbox.append((_fast.encode(seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
+                                             SYN | ACK, window, b"", mss), addr))
+            return
+        iss = self.sequences.isn(addr, seg.dst_port, seg.src_port, now)
+        conn = self._new_connection(addr, seg.dst_port, seg.src_port, now, iss=iss)
+        self._count_half_open(conn, listener)
+        stats["syn_received"] += 1
+        conn.accept_syn(seg, now)
+
+    def _reset(self, seg, addr) -> None:
+        """The RST of RFC 9293 section 3.10.7.1 for a segment to nothing."""
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            datagram = _fast.encode(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
+        else:
+            seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            datagram = _fast.encode(seg.dst_port, seg.src_port, 0, (seg.seq + seg_len) & MASK, RST | ACK, 0)
+        self.stats["rst_sent"] += 1
+        self.outbox.append((datagram, addr))
+        if self.tracer is not None:
+            self.tracer.segment(None, "out", datagram)
+
+    # ------------------------------------------------- connection hooks
+
+    def _new_connection(self, addr, local_port, remote_port, now, iss=None) -> Connection:
+        if iss is None:
+            iss = self.sequences.isn(addr, local_port, remote_port, now)
+        conn = Connection(self.config, local_port=local_port, remote_port=remote_port,
+                          remote_addr=addr, iss=iss, now=now, out=self.outbox, events=self.events,
+                          stats=self.stats, ipv6=self.ipv6, endpoint=self, tracer=self.tracer)
+        conn.timer = Timer(conn)
+        self.connections[(addr, local_port, remote_port)] = conn
+        return conn
+
+    def _rearm(self, conn) -> None:
+        deadline = conn.next_deadline()
+        timer = conn.timer
+        if timer is None:
+            return
+        if deadline is None:
+            self.wheel.cancel(timer)
+        elif not timer.scheduled or timer.deadline != deadline:
+            self.wheel.schedule(timer, deadline)
+
+    @staticmethod
+    def _count_half_open(conn: Connection, listener: Listener) -> None:
+        conn.listener = listener
+        conn.half_open = True
+        listener.half_open += 1
+
+    @staticmethod
+    def _uncount_half_open(conn: Connection) -> None:
+        if conn.half_open:
+            conn.half_open = False
+            conn.listener.half_open -= 1
+
+    def _on_established(self, conn: Connection) -> None:
+        listener = conn.listener
+        if listener is not None:
+            self._uncount_half_open(conn)
+            if listener.closed:
+                return
+            listener.accept_queue.append(conn)
+            self.events.append((listener, Incoming()))
+
+    def _on_time_wait(self, conn: Connection) -> None:
+        key = (conn.remote_addr, conn.local_port, conn.remote_port)
+        record = conn.time_wait
+        if self.time_wait_count >= self.config.max_time_wait:
+            # like Linux past tcp_max_tw_buckets: skip TIME_WAIT altogether
+            self.stats["time_wait_overflow"] += 1
+            self._forget(key, conn)
+            return
+        self.wheel.cancel(conn.timer)
+        record.timer = Timer(record)
+        self.connections[key] = record
+        self.time_wait_count += 1
+        self.wheel.schedule(record.timer, record.deadline)
+        conn.timer = None  # the connection object is no longer driven
+
+    def _on_closed(self, conn: Connection) -> None:
+        # a connection closed while in the accept queue stays there: the user
+        # accepts it and sees it closed, as with kernel TCP
+        key = (conn.remote_addr, conn.local_port, conn.remote_port)
+        self._forget(key, conn)
+
+    def _forget(self, key, conn) -> None:
+        if self.connections.get(key) is conn:
+            del self.connections[key]
+        if conn.timer is not None:
+            self.wheel.cancel(conn.timer)
+        self._uncount_half_open(conn)
+
+    def _drop(self, key, record) -> None:
+        if self.connections.get(key) is record:
+            del self.connections[key]
+        if record.__class__ is TimeWait:
+            self.time_wait_count -= 1
+            if record.timer is not None:
+                self.wheel.cancel(record.timer)
+        elif record.timer is not None:
+            self.wheel.cancel(record.timer)
+
+    def _challenge_ack_allowed(self, now: float) -> bool:
+        second = int(now)
+        if second != self._challenge_second:
+            self._challenge_second = second
+            self._challenge_count = 0
+        self._challenge_count += 1
+        return self._challenge_count <= self.config.challenge_ack_limit
+
