@@ -186,6 +186,7 @@ class Connection:
         self.tracer = tracer
         self.listener = None
         self.half_open = False  # counted in its listener's SYN queue
+        self.passive = False  # opened from LISTEN
         self.timer = None  # the endpoint's timer-wheel entry
         self.state = CLOSED
         self.error: BaseException | None = None
@@ -294,6 +295,7 @@ class Connection:
     def accept_syn(self, seg, now: float, *, mss: int | None = None) -> None:
         """Passive open from LISTEN (section 3.10.7.2) with the peer's SYN:
         enter SYN_RCVD and answer with a SYN-ACK."""
+        self.passive = True
         self._set_state(SYN_RCVD, now)
         self._take_peer_syn(seg)
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
@@ -307,9 +309,10 @@ class Connection:
         self.irs = (seg.seq - 1) & MASK
         self.rcv_nxt = seg.seq
         self._set_peer_mss(mss)
-        self.snd_una = self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK  # our SYN-ACK, not yet acked
         self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
         self.rcv_wscale = 0
+        self.passive = True
         self._set_state(SYN_RCVD, now)
         self.receive(seg, now)
 
@@ -605,7 +608,7 @@ class Connection:
         limit = {SYN_SENT: self.config.syn_retries, SYN_RCVD: self.config.synack_retries}.get(
             state, self.config.retries)
         if self.retries > limit:
-            if state is SYN_RCVD and self.listener is not None:
+            if state is SYN_RCVD and self.passive:
                 self.stats["synack_timeouts"] += 1
             self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions"))
             return
@@ -662,7 +665,8 @@ class Connection:
     def _take_peer_syn(self, seg) -> None:
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
-        self._rcv_adv = self.rcv_nxt
+        # the window our SYN (or the SYN-ACK to come) offers, unscaled
+        self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
         self._set_peer_mss(seg.mss if seg.mss > 0 else DEFAULT_PEER_MSS)
         if seg.wscale >= 0 and self.config.window_scaling:
             self._wscale_ok = True
@@ -804,7 +808,7 @@ class Connection:
                 self._challenge_ack(now)
                 return
             self.stats["rst_received"] += 1
-            if state is SYN_RCVD and self.listener is not None:
+            if state is SYN_RCVD and self.passive:
                 self._finish(now, None)  # back to LISTEN: the half-open entry goes
             elif state is SYN_RCVD:
                 self._fail(now, ConnectionRefusedError(111, "Connection refused"))

@@ -1,0 +1,198 @@
+"""The sans-I/O endpoint: demultiplexing, RST for nothing, listen backlog and
+SYN cookies, TIME_WAIT records, ISNs, bad input."""
+import random
+import tracemalloc
+
+from aiotcp import _fast
+from aiotcp._fast import ACK, FIN, RST, SYN
+from aiotcp.connection import TimeWait
+from aiotcp.endpoint import Endpoint
+from aiotcp.events import Incoming
+from aiotcp.isn import SequenceSource
+from aiotcp.testing import BulkTransfer, Network
+
+PEER = ("198.51.100.7", 4000)
+
+
+def sent(ep):
+    return [(_fast.decode(d), a) for d, a in ep.datagrams_to_send()]
+
+
+def test_segment_to_nothing_draws_rst_per_rfc_9293_3_10_7_1():
+    ep = Endpoint()
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 100, b"", 1452), PEER, 0.0)
+    ((rst, addr),) = sent(ep)
+    assert (rst.flags_str, rst.seq, rst.ack, addr) == ("RA", 0, 1001, PEER)
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 777, ACK, 100, b"xyz"), PEER, 0.0)
+    ((rst, _),) = sent(ep)
+    assert (rst.flags_str, rst.seq) == ("R", 777)
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 777, RST, 0), PEER, 0.0)
+    assert sent(ep) == []  # never a RST for a RST
+    assert ep.stats["no_connection"] == 3 and ep.stats["rst_sent"] == 2
+
+
+def test_malformed_and_bad_checksum_are_dropped_and_counted():
+    ep = Endpoint()
+    ep.listen(80)
+    ep.receive_datagram(b"\x00" * 10, PEER, 0.0)
+    bad = bytearray(_fast.encode(4000, 80, 1, 0, SYN, 100))
+    bad[5] ^= 1
+    ep.receive_datagram(bytes(bad), PEER, 0.0)
+    assert sent(ep) == [] and not ep.connections
+    assert ep.stats["malformed"] == 1 and ep.stats["bad_checksum"] == 1
+
+
+def test_listener_and_connection_share_the_endpoint_by_ports():
+    net = Network(random.Random(5))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    b.listen(80)
+    b.listen(81)
+    c1 = a.connect(("b", 1), 80, 5000, 0.0)
+    c2 = a.connect(("b", 1), 81, 5000, 0.0)
+    net.flush(("a", 1))
+    net.run(until=lambda: str(c1.state) == str(c2.state) == "ESTABLISHED", max_time=5)
+    assert len(b.connections) == 2
+    assert {k[1] for k in b.connections} == {80, 81}
+
+
+def test_syn_flood_keeps_memory_bounded_and_a_client_still_connects():
+    server = Endpoint()
+    listener = server.listen(80, backlog=128)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for port in range(10_000):
+        server.receive_datagram(_fast.encode(port + 1024, 80, port * 7919, 0, SYN, 65535, b"", 1452),
+                                ("203.0.113.9", port + 1024), 0.0)
+        server.datagrams_to_send()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert listener.half_open <= server.config.syn_backlog
+    assert len(server.connections) <= server.config.syn_backlog
+    assert server.stats["syn_cookies_sent"] >= 10_000 - server.config.syn_backlog
+    assert grown < 5 * 1024 * 1024, grown
+    # a legitimate client is answered with a cookie and connects at once
+    client = Endpoint()
+    net = Network(random.Random(1))
+    net.add(("client", 1), client)
+    net.add(("203.0.113.1", 80), server)
+    conn = client.connect(("203.0.113.1", 80), 80, 1234, 0.0)
+    net.flush(("client", 1))
+    net.run(until=lambda: listener.accept_queue, max_time=0.1)  # well before any RTO
+    assert str(conn.state) == "ESTABLISHED"
+    assert server.stats["syn_cookies_accepted"] == 1
+    accepted = listener.accept()
+    assert accepted is not None and str(accepted.state) == "ESTABLISHED"
+
+
+def test_forged_cookie_ack_draws_rst():
+    ep = Endpoint()
+    ep.listen(80)
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 123456789, ACK, 100), PEER, 0.0)
+    ((rst, _),) = sent(ep)
+    assert rst.flags_str == "R" and ep.stats["syn_cookies_rejected"] == 1
+    assert not ep.connections
+
+
+def test_cookie_roundtrip_and_expiry():
+    src = SequenceSource(b"k" * 32)
+    cookie, mss = src.make_cookie(PEER, 80, 4000, 1000, 1452, now=10.0)
+    assert mss == 1452
+    assert src.check_cookie(PEER, 80, 4000, 1000, cookie, now=100.0) == 1452
+    assert src.check_cookie(PEER, 80, 4000, 1001, cookie, now=100.0) is None
+    assert src.check_cookie(PEER, 80, 4001, 1000, cookie, now=100.0) is None
+    assert src.check_cookie(PEER, 80, 4000, 1000, cookie, now=200.0) is None
+
+
+def test_isn_is_keyed_per_tuple_and_advances_with_the_clock():
+    src = SequenceSource(b"s" * 32)
+    a = src.isn(PEER, 80, 4000, 0.0)
+    assert src.isn(PEER, 80, 4001, 0.0) != a
+    assert SequenceSource(b"t" * 32).isn(PEER, 80, 4000, 0.0) != a
+    assert (src.isn(PEER, 80, 4000, 1.0) - a) % 2**32 == 250_000  # 4 us clock
+
+
+def test_time_wait_becomes_a_compact_record_that_expires_after_2msl():
+    net = Network(random.Random(3))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    bt = BulkTransfer(net, ("a", 1), ("b", 1), 80, b"x" * 5000, b"y" * 100)
+    net.run(until=lambda: any(isinstance(c, TimeWait) for c in a.connections.values()), max_time=10)
+    (record,) = a.connections.values()
+    assert isinstance(record, TimeWait) and a.time_wait_count == 1
+    entered = net.now
+    net.run(until=lambda: not a.connections, max_time=200)
+    assert 60.0 <= net.now - entered <= 60.0 + 2 * a.config.timer_tick
+    assert a.time_wait_count == 0
+    assert bt.closed == {"client": None, "server": None}
+
+
+def test_syn_reuses_a_time_wait_tuple_with_higher_sequence():
+    net = Network(random.Random(4))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    # b closes first so that the TIME_WAIT record is on the listening side
+    b.listen(80)
+    conn = a.connect(("b", 1), 80, 5000, 0.0)
+    net.flush(("a", 1))
+    net.run(until=lambda: b.events or str(conn.state) == "ESTABLISHED", max_time=1)
+    net.run(until=lambda: b.listeners[80].accept_queue, max_time=1)
+    server_conn = b.listeners[80].accept()
+    server_conn.close(net.now)
+    net.flush(("b", 1))
+    net.run(until=lambda: str(conn.state) == "CLOSE_WAIT", max_time=1)
+    conn.close(net.now)
+    net.flush(("a", 1))
+    net.run(until=lambda: isinstance(next(iter(b.connections.values()), None), TimeWait), max_time=2)
+    net.run(until=lambda: not a.connections, max_time=5)
+    again = a.connect(("b", 1), 80, 5000, net.now + 1)
+    net.flush(("a", 1))
+    net.run(until=lambda: str(again.state) == "ESTABLISHED", max_time=net.now + 2)
+    assert str(again.state) == "ESTABLISHED"
+    assert b.stats["time_wait_reused"] == 1
+
+
+def test_accept_queue_full_drops_handshake_completion():
+    net = Network(random.Random(6))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    listener = b.listen(80, backlog=1)
+    c1 = a.connect(("b", 1), 80, 5001, 0.0)
+    c2 = a.connect(("b", 1), 80, 5002, 0.0)
+    net.flush(("a", 1))
+    net.run(max_time=0.5)
+    assert len(listener.accept_queue) == 1
+    assert b.stats["listen_overflows"] >= 1
+    listener.accept()
+    net.run(until=lambda: len(listener.accept_queue) == 1, max_time=10)
+    assert len(listener.accept_queue) == 1  # the second completes once there is room
+    assert {str(c1.state), str(c2.state)} == {"ESTABLISHED"}
+
+
+def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
+    rng = seeded_rng
+    net = Network(rng)
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    bt = BulkTransfer(net, ("a", 1), ("b", 1), 80, rng.randbytes(300_000), rng.randbytes(1000))
+    net.run(until=lambda: bt.server_conn is not None, max_time=5)
+    conn = bt.client_conn
+    for i in range(20_000):
+        kind = rng.random()
+        if kind < 0.3:
+            data = rng.randbytes(rng.randrange(0, 200))
+        else:
+            # well-formed segments on the live 4-tuple with random fields
+            data = _fast.encode(80, 40000, rng.randrange(2**32) if kind < 0.6 else (conn.rcv_nxt + rng.randrange(-70000, 70000)) % 2**32,
+                                rng.randrange(2**32) if kind < 0.8 else (conn.snd_una + rng.randrange(-5000, 5000)) % 2**32,
+                                rng.choice([ACK, SYN, RST, FIN | ACK, SYN | ACK, RST | ACK, 0xFF, 0]),
+                                rng.randrange(65536), rng.randbytes(rng.randrange(0, 100)))
+        a.receive_datagram(data, ("b", 1), net.now)
+        a.datagrams_to_send()
+        a.take_events()
+        if i % 1000 == 0:
+            net.step()
+    # a forged RST can only kill the connection with the exact sequence number
+    assert str(conn.state) in {"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSED", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSING"}
+    assert len(conn._rcvbuf) + sum(len(d) for _, d in conn._ooo) <= a.config.receive_buffer
+    assert a.stats["challenge_acks_suppressed"] + a.stats["invalid_acks_suppressed"] > 0

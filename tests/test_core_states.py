@@ -1,0 +1,480 @@
+"""Scripted-segment tests of the sans-I/O connection, state by state
+(RFC 9293 section 3.10), in virtual time."""
+import pytest
+
+from aiotcp.connection import State, TimeWait, seq_lt, seq_gt, seq_diff
+from script import ACK, CONFIG, FIN, ISS, PEER_ISS, RST, SYN, Script, seg
+
+P = PEER_ISS + 1  # first data sequence number of the peer
+L = ISS + 1       # ours
+
+
+# ------------------------------------------------------------- CLOSED -> SYN_SENT
+
+def test_active_open_sends_syn_with_mss_and_arms_initial_rto():
+    s = Script()
+    s.conn.connect(0.0)
+    (syn,) = s.sent()
+    assert (syn.flags_str, syn.seq, syn.mss, syn.wscale) == ("S", ISS, 1452, -1)
+    assert s.state_name == "SYN_SENT"
+    assert s.conn.next_deadline() == 1.0  # RFC 6298 initial RTO
+
+
+def test_window_scale_offered_when_enabled():
+    s = Script(CONFIG.replace(window_scaling=True, receive_buffer=1 << 20))
+    s.conn.connect(0.0)
+    (syn,) = s.sent()
+    assert syn.wscale == 5 and syn.window == 65535
+
+
+# ------------------------------------------------------------- SYN_SENT
+
+def test_syn_sent_syn_ack_establishes_and_acks():
+    s = Script()
+    s.conn.connect(0.0)
+    s.sent()
+    s.at(0.05).recv(SYN | ACK, seq=PEER_ISS, ack=L, mss=1000, window=4000)
+    (ack,) = s.sent()
+    assert (ack.flags_str, ack.seq, ack.ack) == ("A", L, P)
+    assert s.state_name == "ESTABLISHED"
+    assert s.events() == ["Connected"]
+    assert s.conn.mss == 1000 and s.conn.snd_wnd == 4000
+    assert s.conn.srtt == pytest.approx(0.05)
+    assert s.conn.next_deadline() is None
+
+
+def test_syn_sent_default_peer_mss_is_536():
+    s = Script()
+    s.conn.connect(0.0)
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L)
+    assert s.conn.mss == 536
+    s.sent()
+    s.conn.send(b"x" * 2000, 0.1)
+    assert [len(x.payload) for x in s.sent()] == [536, 536, 536, 392]
+
+
+def test_syn_sent_data_on_syn_ack_is_accepted():
+    s = Script()
+    s.conn.connect(0.0)
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L, payload=b"early")
+    assert s.conn.read() == b"early"
+    assert s.conn.rcv_nxt == P + 5
+
+
+@pytest.mark.parametrize("bad_ack", [ISS, ISS - 5, ISS + 2])
+def test_syn_sent_unacceptable_ack_draws_reset(bad_ack):
+    s = Script()
+    s.conn.connect(0.0)
+    s.sent()
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=bad_ack)
+    (rst,) = s.sent()
+    assert (rst.flags_str, rst.seq) == ("R", bad_ack & 0xFFFFFFFF)
+    assert s.state_name == "SYN_SENT"
+
+
+def test_syn_sent_rst_with_acceptable_ack_is_connection_refused():
+    s = Script()
+    s.conn.connect(0.0)
+    s.recv(RST | ACK, seq=0, ack=L)
+    assert s.state_name == "CLOSED"
+    assert isinstance(s.conn.error, ConnectionRefusedError)
+    assert s.events() == ["Closed"]
+
+
+def test_syn_sent_rst_without_ack_is_ignored():
+    s = Script()
+    s.conn.connect(0.0)
+    s.sent()
+    s.recv(RST, seq=12345, ack=0)
+    assert s.state_name == "SYN_SENT" and s.sent() == []
+
+
+def test_syn_retransmission_backs_off_and_gives_up():
+    s = Script(CONFIG.replace(syn_retries=3))
+    s.conn.connect(0.0)
+    s.sent()
+    times = []
+    while s.conn.state is State.SYN_SENT:
+        t = s.conn.next_deadline()
+        times.append(t)
+        s.timer(t)
+        if s.conn.state is State.SYN_SENT:
+            (syn,) = s.sent()
+            assert syn.flags_str == "S" and syn.seq == ISS
+    assert times == [1.0, 3.0, 7.0, 15.0]
+    assert isinstance(s.conn.error, TimeoutError)
+
+
+def test_simultaneous_open():
+    s = Script()
+    s.conn.connect(0.0)
+    s.sent()
+    s.recv(SYN, seq=PEER_ISS, ack=0, mss=1452)
+    (synack,) = s.sent()
+    assert (synack.flags_str, synack.seq, synack.ack) == ("SA", ISS, P)
+    assert s.state_name == "SYN_RCVD"
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L)
+    assert s.state_name == "ESTABLISHED"
+    assert s.states == [("CLOSED", "SYN_SENT"), ("SYN_SENT", "SYN_RCVD"), ("SYN_RCVD", "ESTABLISHED")]
+
+
+# ------------------------------------------------------------- LISTEN -> SYN_RCVD
+
+def passive():
+    s = Script()
+    s.conn.accept_syn(seg(SYN, PEER_ISS, 0, mss=1452), 0.0)
+    return s
+
+
+def test_passive_open_answers_syn_ack_and_establishes():
+    s = passive()
+    (synack,) = s.sent()
+    assert (synack.flags_str, synack.seq, synack.ack, synack.mss) == ("SA", ISS, P, 1452)
+    assert s.state_name == "SYN_RCVD"
+    s.at(0.03).recv(ACK, seq=P, ack=L, payload=b"hello")
+    assert s.state_name == "ESTABLISHED"
+    assert s.conn.read() == b"hello"  # data on the final handshake ACK
+
+
+def test_syn_rcvd_unacceptable_ack_draws_reset():
+    s = passive()
+    s.sent()
+    s.recv(ACK, seq=P, ack=ISS + 50)
+    (rst,) = s.sent()
+    assert (rst.flags_str, rst.seq) == ("R", ISS + 50)
+    assert s.state_name == "SYN_RCVD"
+
+
+def test_syn_rcvd_duplicate_syn_resends_syn_ack():
+    s = passive()
+    s.sent()
+    s.recv(SYN, seq=PEER_ISS, ack=0)
+    (synack,) = s.sent()
+    assert synack.flags_str == "SA"
+
+
+def test_syn_ack_retransmission_limit():
+    s = Script(CONFIG.replace(synack_retries=2))
+    s.conn.accept_syn(seg(SYN, PEER_ISS), 0.0)
+    s.timer(1.0).timer(3.0)
+    assert len(s.sent()) == 3
+    s.timer(7.0)
+    assert s.state_name == "CLOSED" and isinstance(s.conn.error, TimeoutError)
+
+
+# ------------------------------------------------------------- ESTABLISHED: data
+
+def test_delayed_ack_then_every_second_segment():
+    s = Script().established()
+    s.at(1.0).recv(ACK, payload=b"a" * 100)
+    assert s.sent() == []
+    assert s.conn.next_deadline() == pytest.approx(1.04)
+    s.timer(1.04)
+    (ack,) = s.sent()
+    assert ack.ack == P + 100
+    s.recv(ACK, seq=P + 100, payload=b"b" * 100)
+    s.recv(ACK, seq=P + 200, payload=b"c" * 100)
+    (ack,) = s.sent()
+    assert ack.ack == P + 300
+    assert s.events() == ["DataReadable"]
+    assert s.conn.read() == b"a" * 100 + b"b" * 100 + b"c" * 100
+
+
+def test_out_of_order_acked_at_once_and_hole_fill_acked_at_once():
+    s = Script().established()
+    s.recv(ACK, seq=P + 100, payload=b"b" * 100)
+    (dup,) = s.sent()
+    assert dup.ack == P
+    s.recv(ACK, seq=P + 300, payload=b"d" * 100)
+    assert s.sent()[0].ack == P
+    s.recv(ACK, seq=P, payload=b"a" * 100)
+    (ack,) = s.sent()
+    assert ack.ack == P + 200
+    s.recv(ACK, seq=P + 150, payload=b"x" * 150)  # overlaps both sides of the hole
+    assert s.sent()[0].ack == P + 400
+    assert s.conn.read() == b"a" * 100 + b"b" * 100 + b"x" * 100 + b"d" * 100
+
+
+def test_sending_respects_peer_window_and_mss():
+    s = Script().established(peer_mss=1000, window=2500)
+    s.conn.send(b"z" * 5000, 0.0)
+    # the 500 bytes left in the window wait: less than an MSS and less than
+    # half the largest window offered (RFC 1122 section 4.2.3.4)
+    assert [len(x.payload) for x in s.sent()] == [1000, 1000]
+    s.recv(ACK, ack=L + 2000, window=2500)
+    assert [len(x.payload) for x in s.sent()] == [1000, 1000]
+    s.recv(ACK, ack=L + 4000, window=2500)
+    assert [len(x.payload) for x in s.sent()] == [1000]
+
+
+def test_unacceptable_segment_draws_ack_and_is_dropped():
+    s = Script().established()
+    s.recv(ACK, seq=P + 70000, payload=b"far")
+    (ack,) = s.sent()
+    assert (ack.flags_str, ack.ack) == ("A", P)
+    assert s.conn.read() == b""
+
+
+def test_ack_of_unsent_data_draws_ack_and_is_dropped():
+    s = Script().established()
+    s.recv(ACK, ack=L + 1000, payload=b"data")
+    (ack,) = s.sent()
+    assert ack.ack == P  # the data was dropped with the segment
+    assert s.conn.snd_una == L
+
+
+def test_receive_window_closes_and_reopens_with_update():
+    s = Script(CONFIG.replace(receive_buffer=4000)).established()
+    s.recv(ACK, payload=b"q" * 1452)
+    s.recv(ACK, seq=P + 1452, payload=b"q" * 1452)
+    s.recv(ACK, seq=P + 2904, payload=b"q" * 1096)
+    s.timer(s.conn.next_deadline())  # the delayed ACK
+    acks = s.sent()
+    assert acks[-1].window == 0
+    s.recv(ACK, seq=P + 4000, payload=b"x")  # beyond the closed window
+    assert s.sent()[0].ack == P + 4000
+    s.conn.read(100)
+    assert s.sent() == []  # 100 bytes is less than min(buffer/2, MSS): silly window
+    s.conn.read()
+    (update,) = s.sent()
+    assert update.window == 4000
+
+
+# ------------------------------------------------------------- retransmission
+
+def test_rto_retransmits_with_backoff_then_times_out():
+    s = Script(CONFIG.replace(retries=3)).established()
+    s.conn.send(b"payload", 0.0)
+    s.sent()
+    rto = s.conn.rto
+    assert rto == pytest.approx(0.2)  # measured RTT of 0 is clamped to rto_min
+    deadlines = []
+    while s.conn.state is State.ESTABLISHED:
+        deadlines.append(round(s.conn.next_deadline(), 6))
+        s.timer(s.conn.next_deadline())
+        for x in s.sent():
+            assert x.seq == L and x.payload.tobytes() == b"payload"
+    assert deadlines == [0.2, 0.6, 1.4, 3.0]
+    assert isinstance(s.conn.error, TimeoutError)
+
+
+def test_karn_rule_no_rtt_sample_from_retransmission():
+    s = Script().established()
+    s.conn.send(b"x", 0.0)
+    s.timer(s.conn.next_deadline())
+    srtt = s.conn.srtt
+    s.at(5.0).recv(ACK, ack=L + 1)
+    assert s.conn.srtt == srtt
+
+
+def test_fast_retransmit_after_three_duplicate_acks():
+    s = Script().established(peer_mss=1000)
+    s.conn.send(b"y" * 5000, 0.0)
+    s.sent()
+    for _ in range(3):
+        s.recv(ACK, ack=L)
+    (rexmit,) = s.sent()
+    assert rexmit.seq == L and len(rexmit.payload) == 1000
+    assert s.conn.fast_retransmits == 1 and s.conn.in_recovery
+
+
+def test_zero_window_persist_probes_back_off_and_resume():
+    s = Script().established(window=0)
+    s.conn.send(b"abc", 0.0)
+    assert s.sent() == []
+    first = s.conn.next_deadline()
+    s.timer(first)
+    (probe,) = s.sent()
+    assert probe.seq == L and probe.payload.tobytes() == b"a"
+    second = s.conn.next_deadline()
+    s.timer(second)
+    assert s.sent()[0].payload.tobytes() == b"a"
+    third = s.conn.next_deadline()
+    assert third - second == pytest.approx(2 * (second - first))
+    s.recv(ACK, ack=L, window=1000)
+    (data,) = s.sent()
+    assert data.payload.tobytes() == b"abc"
+
+
+def test_sender_silly_window_avoidance():
+    s = Script().established(peer_mss=1000, window=3000)
+    s.conn.send(b"w" * 3000, 0.0)
+    s.sent()
+    s.recv(ACK, ack=L + 3000, window=100)  # tiny window, lots of data queued
+    s.conn.send(b"v" * 5000, 0.1)
+    assert s.sent() == []  # 100 bytes < MSS and < half the largest window
+
+
+# ------------------------------------------------------------- teardown
+
+def test_active_close_through_fin_wait_and_time_wait():
+    s = Script().established()
+    s.conn.close(0.0)
+    (fin,) = s.sent()
+    assert (fin.flags_str, fin.seq) == ("FA", L)
+    assert s.state_name == "FIN_WAIT_1"
+    s.recv(ACK, ack=L + 1)
+    assert s.state_name == "FIN_WAIT_2"
+    s.at(10.0).recv(FIN | ACK, ack=L + 1)
+    (ack,) = s.sent()
+    assert ack.ack == P + 1
+    assert s.state_name == "TIME_WAIT"
+    assert s.conn.next_deadline() == 70.0  # 2 x MSL = 60 s
+    s.timer(69.999)
+    assert s.state_name == "TIME_WAIT"
+    s.timer(70.0)
+    assert s.state_name == "CLOSED"
+    assert s.states == [("ESTABLISHED", "FIN_WAIT_1"), ("FIN_WAIT_1", "FIN_WAIT_2"),
+                        ("FIN_WAIT_2", "TIME_WAIT"), ("TIME_WAIT", "CLOSED")]
+
+
+def test_fin_ack_together_in_fin_wait_1_goes_straight_to_time_wait():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L + 1)
+    assert s.states == [("ESTABLISHED", "FIN_WAIT_1"), ("FIN_WAIT_1", "TIME_WAIT")]
+
+
+def test_time_wait_reacks_retransmitted_fin_and_restarts_timer():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L + 1)
+    s.sent()
+    s.at(30.0).recv(FIN | ACK, seq=P, ack=L + 1)
+    (ack,) = s.sent()
+    assert (ack.flags_str, ack.seq, ack.ack) == ("A", L + 1, P + 1)
+    assert s.conn.next_deadline() == 90.0
+
+
+def test_simultaneous_close_through_closing():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L)  # the peer's FIN crossed ours
+    assert s.state_name == "CLOSING"
+    s.recv(ACK, seq=P + 1, ack=L + 1)
+    assert s.state_name == "TIME_WAIT"
+
+
+def test_passive_close_and_half_close():
+    s = Script().established()
+    s.recv(FIN | ACK, ack=L)
+    assert s.state_name == "CLOSE_WAIT"
+    assert s.events() == ["PeerClosed"]
+    s.sent()
+    s.conn.send(b"still talking", 0.0)  # half-close: we may keep sending
+    (data,) = s.sent()
+    assert data.payload.tobytes() == b"still talking"
+    s.conn.close(0.0)
+    (fin,) = s.sent()
+    assert fin.flags_str == "FA" and s.state_name == "LAST_ACK"
+    s.recv(ACK, seq=P + 1, ack=L + 14)
+    assert s.state_name == "CLOSED" and s.conn.error is None
+
+
+def test_fin_is_retransmitted():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.sent()
+    s.timer(s.conn.next_deadline())
+    (fin,) = s.sent()
+    assert fin.flags_str == "FA" and fin.seq == L
+
+
+def test_fin_after_data_carries_the_last_segment():
+    s = Script().established()
+    s.conn.send(b"bye", 0.0)
+    s.sent()
+    s.conn.close(0.0)
+    (fin,) = s.sent()
+    assert fin.seq == L + 3 and fin.flags_str == "FA"
+
+
+def test_send_after_close_is_misuse():
+    s = Script().established()
+    s.conn.close(0.0)
+    with pytest.raises(RuntimeError):
+        s.conn.send(b"x", 0.0)
+
+
+def test_abort_sends_rst():
+    s = Script().established()
+    s.conn.abort(0.0)
+    (rst,) = s.sent()
+    assert rst.flags_str == "RA" and rst.seq == L
+    assert s.state_name == "CLOSED" and s.conn.error is None
+
+
+# ------------------------------------------------------------- RST and SYN (RFC 5961)
+
+def test_rst_with_exact_sequence_resets():
+    s = Script().established()
+    s.recv(RST, seq=P, ack=0)
+    assert s.state_name == "CLOSED"
+    assert isinstance(s.conn.error, ConnectionResetError)
+
+
+def test_rst_in_window_but_not_exact_draws_challenge_ack():
+    s = Script().established()
+    s.recv(RST, seq=P + 10, ack=0)
+    (ack,) = s.sent()
+    assert (ack.flags_str, ack.seq, ack.ack) == ("A", L, P)
+    assert s.state_name == "ESTABLISHED"
+
+
+def test_rst_out_of_window_is_dropped_silently():
+    s = Script().established()
+    s.recv(RST, seq=P + 100_000, ack=0)
+    assert s.sent() == [] and s.state_name == "ESTABLISHED"
+
+
+def test_syn_in_synchronized_state_draws_rate_limited_challenge_ack():
+    s = Script().established()
+    s.at(1.0).recv(SYN, seq=P + 5, ack=0)
+    assert [x.flags_str for x in s.sent()] == ["A"]
+    s.at(1.1).recv(SYN, seq=P + 6, ack=0)
+    assert s.sent() == []  # within invalid_ratelimit
+    s.at(1.6).recv(SYN, seq=P + 7, ack=0)
+    assert len(s.sent()) == 1
+    assert s.state_name == "ESTABLISHED"
+    assert s.conn.stats["challenge_acks"] == 2
+
+
+def test_rst_in_syn_rcvd_of_passive_open_returns_quietly():
+    s = passive()
+    s.recv(RST, seq=P, ack=0)
+    assert s.state_name == "CLOSED" and s.conn.error is None
+
+
+def test_rst_in_last_ack_and_time_wait_closes():
+    s = Script().established()
+    s.recv(FIN | ACK, ack=L)
+    s.conn.close(0.0)
+    s.recv(RST, seq=P + 1, ack=0)
+    assert s.state_name == "CLOSED" and s.conn.error is None
+
+
+# ------------------------------------------------------------- sequence space
+
+def test_sequence_comparisons_wrap():
+    assert seq_lt(0xFFFFFFF0, 0x10) and seq_gt(0x10, 0xFFFFFFF0)
+    assert seq_diff(0x10, 0xFFFFFFF0) == 0x20
+
+
+def test_whole_lifecycle_across_the_wrap():
+    s = Script(iss=0xFFFFFFFF - 3, peer_iss=0xFFFFFFFF - 1).established()
+    s.conn.send(b"0123456789", 0.0)
+    (data,) = s.sent()
+    assert data.seq == 0xFFFFFFFD
+    s.recv(ACK, seq=0xFFFFFFFF, ack=(0xFFFFFFFD + 10) & 0xFFFFFFFF, payload=b"abcdef")
+    assert s.conn.snd_una == 7 and s.conn.send_buffered == 0
+    assert s.conn.read() == b"abcdef" and s.conn.rcv_nxt == 5
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, seq=5, ack=8)
+    assert s.state_name == "TIME_WAIT"
+
+
+def test_time_wait_record_is_compact():
+    import sys
+    record = TimeWait(1, 2, ("h", 1), 3, 4, 5, 0.0, 60.0, [], None)
+    assert not hasattr(record, "__dict__")
+    assert sys.getsizeof(record) < 200
