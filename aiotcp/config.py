@@ -18,6 +18,10 @@ class Config:
     #: Receive buffer per connection: bounds the advertised window and the
     #: memory one connection's unread and out-of-order data may take.
     receive_buffer: int = 1 << 20
+    #: Send buffer per connection (like SO_SNDBUF): data the transport hands
+    #: to TCP at once; beyond it, the transport's write buffer fills and
+    #: drain() applies backpressure.
+    send_buffer: int = 1 << 20
     #: Advertise window scaling (RFC 7323 section 2).
     window_scaling: bool = True
     #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).

@@ -371,6 +371,13 @@ class Connection:
         self.closed_by_user = True
         self._finish(now, None)
 
+    def report_error(self, error: BaseException, now: float) -> None:
+        """A hard error from below (an ICMP port unreachable on the UDP
+        socket, RFC 1122 section 4.2.3.9): the connection fails with it."""
+        if self.state in (CLOSED, TIME_WAIT):
+            return
+        self._fail(now, error)
+
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`handle_timer` has work, or None."""
         if self.time_wait is not None:

@@ -1,0 +1,719 @@
+"""The asyncio layer: it only adapts the sans-I/O core to an event loop.
+
+One :class:`UDPEndpoint` per UDP socket reads the socket in batches (until it
+would block) on each readiness callback, feeds the core endpoint, dispatches
+the core's events to transports, sends what the core wants sent, and keeps one
+loop timer armed at the timer wheel's next deadline.  A :class:`TCPTransport`
+per connection implements the ``asyncio.Transport`` contract on top of a core
+connection.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl as ssl_module
+from asyncio import sslproto
+
+import structlog
+
+from .config import DEFAULT, Config
+from .connection import ConnectionStateError, State
+from .endpoint import Endpoint
+from .events import Closed, Connected, DataReadable, Incoming, PeerClosed, Writable
+
+logger = structlog.get_logger("aiotcp")
+
+_RECV_BATCH = 512
+_RECV_SIZE = 65536
+
+
+class UDPEndpoint:
+    """A UDP socket carrying any number of aiotcp connections and listeners."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, config: Config,
+                 *, peer=None, tracer=None):
+        self.loop = loop
+        self.sock = sock
+        self.config = config
+        self.peer = peer  # set for a connected (client) socket
+        self.core = Endpoint(config, now=loop.time(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
+        self.transports: dict = {}
+        self.servers: dict = {}
+        self.pending_connects: dict = {}
+        self._buf = bytearray(_RECV_SIZE)
+        self._view = memoryview(self._buf)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when: float | None = None
+        self._blocked: collections.deque = collections.deque()
+        self._closed = False
+        self.close_when_idle = False
+        sock.setblocking(False)
+        _grow_buffers(sock, config)
+        loop.add_reader(sock.fileno(), self._on_readable)
+
+    @property
+    def local_port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    # ------------------------------------------------------------ input
+
+    def _on_readable(self) -> None:
+        core = self.core
+        now = self.loop.time()
+        view = self._view
+        try:
+            if self.peer is not None:
+                recv = self.sock.recv_into
+                peer = self.peer
+                for _ in range(_RECV_BATCH):
+                    n = recv(self._buf)
+                    core.receive_datagram(view[:n], peer, now)
+            else:
+                recvfrom = self.sock.recvfrom_into
+                for _ in range(_RECV_BATCH):
+                    n, addr = recvfrom(self._buf)
+                    core.receive_datagram(view[:n], addr, now)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._socket_error(exc, now)
+        except Exception:  # never raise into the event loop
+            logger.exception("aiotcp.endpoint.error")
+        self._after()
+
+    def _socket_error(self, exc: OSError, now: float) -> None:
+        """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):
+        on a connected socket it concerns every connection to that peer."""
+        core = self.core
+        core.stats["icmp_errors"] += 1
+        logger.debug("aiotcp.endpoint.icmp", error=str(exc), peer=self.peer)
+        if self.peer is None:
+            return
+        if isinstance(exc, ConnectionRefusedError):
+            error = ConnectionRefusedError(exc.errno, "Connection refused")
+        else:
+            error = exc
+        for conn in list(core.connections.values()):
+            if hasattr(conn, "report_error"):
+                conn.report_error(error, now)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_when = None
+        try:
+            self.core.handle_timer(self.loop.time())
+        except Exception:
+            logger.exception("aiotcp.endpoint.error")
+        self._after()
+
+    # ------------------------------------------------------------ output
+
+    def _after(self) -> None:
+        """After any call into the core: events, then datagrams, then timer."""
+        core = self.core
+        while core.events:
+            for source, event in core.take_events():
+                try:
+                    self._dispatch(source, event)
+                except Exception:
+                    logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+        self.flush()
+        self._arm()
+        if self.close_when_idle and not core.connections and not core.listeners:
+            self.close()
+
+    def flush(self) -> None:
+        core = self.core
+        if not core.outbox:
+            return
+        out = core.datagrams_to_send()
+        if self._blocked:
+            self._blocked.extend(out)
+            return
+        sock = self.sock
+        try:
+            if self.peer is not None:
+                send = sock.send
+                for i, (data, _) in enumerate(out):
+                    send(data)
+            else:
+                sendto = sock.sendto
+                for i, (data, addr) in enumerate(out):
+                    sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self._blocked.extend(out[i:])
+            self.loop.add_writer(sock.fileno(), self._on_writable)
+        except OSError as exc:
+            # ICMP errors are also reported on send for connected sockets;
+            # a datagram that could not go is a lost datagram to TCP
+            self._socket_error(exc, self.loop.time())
+            self._after_error_soon()
+
+    def _after_error_soon(self) -> None:
+        self.loop.call_soon(self._after)
+
+    def _on_writable(self) -> None:
+        sock = self.sock
+        blocked = self._blocked
+        try:
+            while blocked:
+                data, addr = blocked[0]
+                if self.peer is not None:
+                    sock.send(data)
+                else:
+                    sock.sendto(data, addr)
+                blocked.popleft()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            blocked.popleft()
+            self._socket_error(exc, self.loop.time())
+        self.loop.remove_writer(sock.fileno())
+        self._after()
+
+    def _arm(self) -> None:
+        when = self.core.next_deadline()
+        if when == self._timer_when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_when = when
+        if when is not None and not self._closed:
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    # ------------------------------------------------------------ events
+
+    def _dispatch(self, source, event) -> None:
+        cls = event.__class__
+        if cls is Incoming:
+            server = self.servers.get(source)
+            while True:
+                conn = source.accept()
+                if conn is None:
+                    break
+                if server is None:
+                    conn.abort(self.loop.time())
+                else:
+                    server._accept(self, conn)
+            return
+        transport = self.transports.get(source)
+        if transport is not None:
+            transport._on_event(event)
+            return
+        waiter = self.pending_connects.get(source)
+        if waiter is not None:
+            if cls is Connected:
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif cls is Closed:
+                self.pending_connects.pop(source, None)
+                if not waiter.done():
+                    waiter.set_exception(event.error or ConnectionResetError("connection closed"))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            self.loop.remove_reader(self.sock.fileno())
+            if self._blocked:
+                self.loop.remove_writer(self.sock.fileno())
+        except (ValueError, RuntimeError):
+            pass
+        self.sock.close()
+
+
+def _grow_buffers(sock: socket.socket, config: Config) -> None:
+    """Give the UDP socket room for a window's worth of datagrams, so that a
+    burst is not dropped by the kernel before we read it (best effort: the
+    kernel caps the request at net.core.rmem_max / wmem_max)."""
+    for option, size in ((socket.SO_RCVBUF, 2 * config.receive_buffer),
+                         (socket.SO_SNDBUF, 2 * config.send_buffer)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:
+            pass
+
+
+class TCPTransport(asyncio.Transport):
+    """One aiotcp connection as an ``asyncio.Transport``."""
+
+    _start_tls_compatible = True
+
+    def __init__(self, endpoint: UDPEndpoint, conn, protocol: asyncio.BaseProtocol):
+        super().__init__()
+        self._endpoint = endpoint
+        self._loop = endpoint.loop
+        self._conn = conn
+        self._protocol = protocol
+        self._closing = False
+        self._eof_written = False
+        self._lost = False
+        self._reading_paused = False
+        self._protocol_paused = False
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+        self._eof_pending = False
+        self._buffered_protocol = isinstance(protocol, asyncio.BufferedProtocol)
+        endpoint.transports[conn] = self
+        self._log = logger.bind(local_port=conn.local_port, remote=conn.remote_addr, remote_port=conn.remote_port)
+
+    def __repr__(self):
+        return f"<aiotcp.TCPTransport {self._conn.state} {self._conn.remote_addr}>"
+
+    # -- BaseTransport
+    def get_extra_info(self, name, default=None):
+        conn = self._conn
+        sock = self._endpoint.sock
+        if name == "peername":
+            return conn.remote_addr
+        if name == "sockname":
+            return sock.getsockname()
+        if name == "socket":
+            return sock
+        if name == "tcp_info":
+            return conn.info()
+        if name == "tcp_state":
+            return str(conn.state)
+        if name == "connection":
+            return conn
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Graceful close: buffered data, then FIN (the core finishes the
+        teardown on its own, as the kernel does after close())."""
+        if self._closing:
+            return
+        self._closing = True
+        conn = self._conn
+        conn.discard_input = True
+        try:
+            conn.close(self._loop.time())
+        except ConnectionStateError:
+            pass
+        self._endpoint._after()
+        self._loop.call_soon(self._call_connection_lost, None)
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._buffered_protocol = isinstance(protocol, asyncio.BufferedProtocol)
+
+    def get_protocol(self):
+        return self._protocol
+
+    # -- ReadTransport
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        """Stop delivering data: it stays in the connection's receive buffer,
+        whose advertised window then closes, slowing the sender end to end."""
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        self._loop.call_soon(self._deliver)
+
+    # -- WriteTransport
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+
+    def get_write_buffer_limits(self):
+        return (self._low_water, self._high_water)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written and not yet acknowledged by the peer beyond the
+        connection's send buffer (the part a kernel would keep in user space)."""
+        return max(0, self._conn.send_buffered - self._endpoint.config.send_buffer)
+
+    def write(self, data) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._lost or self._closing:
+            return  # as asyncio: writes after the connection is gone are dropped
+        try:
+            self._conn.send(data, self._loop.time())
+        except ConnectionStateError:
+            return
+        self._endpoint._after()
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        """Half-close: send a FIN after buffered data; reading goes on."""
+        if self._eof_written or self._closing:
+            return
+        self._eof_written = True
+        try:
+            self._conn.close(self._loop.time())
+        except ConnectionStateError:
+            pass
+        self._endpoint._after()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def abort(self) -> None:
+        """Send a RST and drop everything."""
+        if self._lost:
+            return
+        self._closing = True
+        self._conn.abort(self._loop.time())
+        self._endpoint._after()
+        self._loop.call_soon(self._call_connection_lost, None)
+
+    # -- flow control towards the protocol
+    def _maybe_pause_protocol(self) -> None:
+        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
+            return
+        self._protocol_paused = True
+        self._conn.low_water = self._endpoint.config.send_buffer + self._low_water
+        try:
+            self._protocol.pause_writing()
+        except Exception:
+            self._log.exception("aiotcp.transport.pause_writing_error")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception:
+                self._log.exception("aiotcp.transport.resume_writing_error")
+
+    # -- events from the core
+    def _on_event(self, event) -> None:
+        cls = event.__class__
+        if cls is DataReadable:
+            self._deliver()
+        elif cls is Writable:
+            self._maybe_resume_protocol()
+        elif cls is PeerClosed:
+            self._eof_pending = True
+            self._deliver()
+        elif cls is Closed:
+            error = event.error
+            if error is not None:
+                self._log.info("aiotcp.conn.reset" if isinstance(error, ConnectionResetError)
+                               else "aiotcp.conn.error", error=repr(error))
+            self._endpoint.transports.pop(self._conn, None)
+            if self._endpoint.peer is not None:
+                self._endpoint.close_when_idle = True
+            if not self._closing:
+                self._closing = True
+                self._deliver()
+                self._call_connection_lost(error)
+        elif cls is Connected:
+            self._log.debug("aiotcp.conn.established")
+
+    def _deliver(self) -> None:
+        if self._reading_paused or self._lost:
+            return
+        conn = self._conn
+        protocol = self._protocol
+        while conn.read_buffered and not self._reading_paused:
+            data = conn.read()
+            if self._buffered_protocol:
+                _feed_buffered(protocol, data)
+            else:
+                protocol.data_received(data)
+        self._endpoint._after()
+        if self._eof_pending and not conn.read_buffered and not self._lost:
+            self._eof_pending = False
+            keep_open = protocol.eof_received()
+            if not keep_open and not self._closing:
+                self.close()
+
+    def _call_connection_lost(self, exc) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._protocol = None
+
+
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        buf = protocol.get_buffer(len(view))
+        n = min(len(buf), len(view))
+        if n == 0:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
+
+
+# --------------------------------------------------------------------- server
+
+class Server(asyncio.AbstractServer):
+    """An aiotcp listener, behaving like ``asyncio.Server``."""
+
+    def __init__(self, loop, endpoint: UDPEndpoint, listener, protocol_factory, ssl_context,
+                 ssl_handshake_timeout):
+        self._loop = loop
+        self._endpoint = endpoint
+        self._listener = listener
+        self._protocol_factory = protocol_factory
+        self._ssl_context = ssl_context
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._serving = True
+        self._waiters: list[asyncio.Future] = []
+        self._serving_forever_fut = None
+        endpoint.servers[listener] = self
+
+    def __repr__(self):
+        return f"<aiotcp.Server sockets={self.sockets!r}>"
+
+    def _accept(self, endpoint: UDPEndpoint, conn) -> None:
+        if not self._serving:
+            conn.abort(self._loop.time())
+            return
+        protocol = self._protocol_factory()
+        if self._ssl_context is not None:
+            waiter = self._loop.create_future()
+            ssl_protocol = sslproto.SSLProtocol(self._loop, protocol, self._ssl_context, waiter,
+                                                server_side=True,
+                                                ssl_handshake_timeout=self._ssl_handshake_timeout)
+            transport = TCPTransport(endpoint, conn, ssl_protocol)
+            ssl_protocol.connection_made(transport)
+            waiter.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+        else:
+            transport = TCPTransport(endpoint, conn, protocol)
+            protocol.connection_made(transport)
+        if conn.read_buffered:
+            transport._deliver()
+        if conn.fin_received:
+            transport._eof_pending = True
+            transport._deliver()
+
+    @property
+    def sockets(self):
+        return (self._endpoint.sock,) if not self._endpoint._closed else ()
+
+    def get_loop(self):
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    def close(self) -> None:
+        if not self._serving:
+            return
+        self._serving = False
+        self._listener.close(self._loop.time())
+        self._endpoint.close_when_idle = True
+        self._endpoint._after()
+        if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
+            self._serving_forever_fut.cancel()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def start_serving(self) -> None:
+        return None
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever_fut is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if not self._serving:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._serving_forever_fut = self._loop.create_future()
+        try:
+            await self._serving_forever_fut
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever_fut = None
+
+    async def wait_closed(self) -> None:
+        if not self._serving:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def close_clients(self) -> None:
+        for transport in list(self._endpoint.transports.values()):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        for transport in list(self._endpoint.transports.values()):
+            transport.abort()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+        await self.wait_closed()
+
+
+# ------------------------------------------------------------------ public API
+
+def _ssl_context(ssl, server_side: bool):
+    if ssl is True:
+        context = ssl_module.create_default_context(
+            ssl_module.Purpose.CLIENT_AUTH if server_side else ssl_module.Purpose.SERVER_AUTH)
+        return context
+    if ssl is None or ssl is False:
+        return None
+    if not isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+    return ssl
+
+
+async def _resolve(loop, host, port, family=0):
+    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"getaddrinfo({host!r}) returned empty list")
+    return infos
+
+
+async def create_connection(protocol_factory, host=None, port=None, *, local_addr=None, ssl=None,
+                            server_hostname=None, ssl_handshake_timeout=None, config: Config | None = None,
+                            tracer=None):
+    """Open an aiotcp connection to the UDP address (host, port), whose TCP
+    port is ``port`` (WIRE.md), and return ``(transport, protocol)``."""
+    loop = asyncio.get_running_loop()
+    config = config or DEFAULT
+    context = _ssl_context(ssl, server_side=False)
+    if server_hostname is not None and context is None:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if context is None and ssl_handshake_timeout is not None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if host is None or port is None:
+        raise ValueError("host and port was not specified and no sock specified")
+    if context is not None and server_hostname is None:
+        server_hostname = host
+    infos = await _resolve(loop, host, port)
+    errors = []
+    for family, type_, proto, _, address in infos:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if local_addr is not None:
+                sock.bind(local_addr)
+            sock.connect(address)
+            peer = sock.getpeername()
+            endpoint = UDPEndpoint(loop, sock, config, peer=peer, tracer=tracer)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+            continue
+        break
+    else:
+        raise errors[0] if len(errors) == 1 else OSError(f"Multiple exceptions: {errors}")
+    waiter = loop.create_future()
+    conn = endpoint.core.connect(peer, port, endpoint.local_port, loop.time())
+    endpoint.pending_connects[conn] = waiter
+    endpoint._after()
+    try:
+        await waiter
+    except BaseException:
+        endpoint.pending_connects.pop(conn, None)
+        if str(conn.state) != "CLOSED":
+            conn.abort(loop.time())
+            endpoint.flush()
+        endpoint.close()
+        raise
+    endpoint.pending_connects.pop(conn, None)
+    protocol = protocol_factory()
+    if context is not None:
+        handshake = loop.create_future()
+        ssl_protocol = sslproto.SSLProtocol(loop, protocol, context, handshake, server_side=False,
+                                            server_hostname=server_hostname,
+                                            ssl_handshake_timeout=ssl_handshake_timeout)
+        transport = TCPTransport(endpoint, conn, ssl_protocol)
+        ssl_protocol.connection_made(transport)
+        if conn.read_buffered:
+            transport._deliver()
+        try:
+            await handshake
+        except BaseException:
+            transport.abort()
+            raise
+        return ssl_protocol._app_transport, protocol
+    transport = TCPTransport(endpoint, conn, protocol)
+    protocol.connection_made(transport)
+    if conn.read_buffered or conn.fin_received:
+        transport._eof_pending = conn.fin_received
+        transport._deliver()
+    return transport, protocol
+
+
+async def create_server(protocol_factory, host=None, port=None, *, backlog=100, ssl=None,
+                        ssl_handshake_timeout=None, reuse_port=None, reuse_address=None,
+                        config: Config | None = None, start_serving=True, tracer=None) -> Server:
+    """Listen on the UDP address (host, port); the TCP port is the bound UDP
+    port (so ``port=0`` picks one).  Returns an ``asyncio.Server``-like object."""
+    loop = asyncio.get_running_loop()
+    config = config or DEFAULT
+    context = _ssl_context(ssl, server_side=True)
+    if context is None and ssl_handshake_timeout is not None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    infos = await _resolve(loop, host if host is not None else "0.0.0.0", port or 0)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    endpoint = UDPEndpoint(loop, sock, config, tracer=tracer)
+    listener = endpoint.core.listen(endpoint.local_port, backlog)
+    return Server(loop, endpoint, listener, protocol_factory, context, ssl_handshake_timeout)
+
+
+async def open_connection(host=None, port=None, *, limit=2 ** 16, **kwargs):
+    """Like ``asyncio.open_connection``, over aiotcp."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await create_connection(lambda: protocol, host, port, **kwargs)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
+
+
+async def start_server(client_connected_cb, host=None, port=None, *, limit=2 ** 16, **kwargs) -> Server:
+    """Like ``asyncio.start_server``, over aiotcp."""
+    loop = asyncio.get_running_loop()
+
+    def factory():
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+    return await create_server(factory, host, port, **kwargs)
