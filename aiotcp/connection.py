@@ -115,7 +115,7 @@ class TimeWait:
     while the record should live on."""
 
     __slots__ = ("local_port", "remote_port", "remote_addr", "snd_nxt", "rcv_nxt",
-                 "window", "deadline", "duration", "out", "stats", "timer", "tracer", "owner")
+                 "window", "deadline", "duration", "out", "stats", "timer", "tracer")
 
     state = TIME_WAIT
 
@@ -133,7 +133,6 @@ class TimeWait:
         self.stats = stats
         self.timer = None
         self.tracer = tracer
-        self.owner = None
 
     def next_deadline(self):
         return self.deadline
@@ -142,7 +141,7 @@ class TimeWait:
         datagram = _fast.encode(self.local_port, self.remote_port, self.snd_nxt, self.rcv_nxt, ACK, self.window)
         self.out.append((datagram, self.remote_addr))
         if self.tracer is not None:
-            self.tracer.segment(self, "out", datagram)
+            self.tracer.segment(self, "out", datagram, self.remote_addr)
 
     def receive(self, seg, now) -> bool:
         """Process a segment; False means the record is finished."""
@@ -490,7 +489,7 @@ class Connection:
         self.out.append((datagram, self.remote_addr))
         self.segments_sent += 1
         if self.tracer is not None:
-            self.tracer.segment(self, "out", datagram)
+            self.tracer.segment(self, "out", datagram, self.remote_addr)
 
     def _send_syn(self, now: float, ack: bool) -> None:
         window = min(self.config.receive_buffer, 0xFFFF)  # never scaled in a SYN
@@ -655,8 +654,6 @@ class Connection:
     def receive(self, seg, now: float) -> None:
         """Process one decoded segment (RFC 9293 section 3.10.7)."""
         self.segments_received += 1
-        if self.tracer is not None:
-            self.tracer.segment(self, "in", seg)
         state = self.state
         if state is SYN_SENT:
             self._receive_syn_sent(seg, now)
@@ -1071,15 +1068,12 @@ class Connection:
         self._ooo_fin = None
         self.fin_received = True
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self._send_ack()
         self.events.append((self, PeerClosed()))
         state = self.state
         if state is ESTABLISHED:
             self._set_state(CLOSE_WAIT, now)
         elif state is FIN_WAIT_1:
-            if self._fin_acked():
-                self._set_state(TIME_WAIT, now)
-            else:
-                self._set_state(CLOSING, now)
+            self._set_state(TIME_WAIT if self._fin_acked() else CLOSING, now)
         elif state is FIN_WAIT_2:
             self._set_state(TIME_WAIT, now)
+        self._send_ack()

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from . import _fast
 from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel
 from .config import DEFAULT, Config
-from .connection import Connection, TimeWait, seq_diff, MASK
+from .connection import CLOSED, MASK, TIME_WAIT, Connection, TimeWait
 from .events import Incoming
 from .isn import SequenceSource
 
@@ -109,6 +109,8 @@ class Endpoint:
     def receive_datagram(self, data, addr, now: float) -> None:
         """Process one datagram that arrived from UDP address ``addr``."""
         stats = self.stats
+        if self.tracer is not None:
+            self.tracer.segment(self, "in", data, addr)
         try:
             seg = _fast.decode(data)
         except BadChecksum:
@@ -144,6 +146,8 @@ class Endpoint:
             if conn.__class__ is TimeWait:
                 if not conn.handle_timer(now):
                     self._drop((conn.remote_addr, conn.local_port, conn.remote_port), conn)
+                    if self.tracer is not None:
+                        self.tracer.state(conn, TIME_WAIT, CLOSED, now)
                 else:
                     self.wheel.schedule(timer, conn.deadline)
             else:
@@ -187,8 +191,11 @@ class Endpoint:
                                                      seg.mss if seg.mss > 0 else 536, now)
             stats["syn_cookies_sent"] += 1
             window = min(self.config.receive_buffer, 0xFFFF)
-            self.outbox.append((_fast.encode(seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
-                                             SYN | ACK, window, b"", mss), addr))
+            datagram = _fast.encode(seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
+                                    SYN | ACK, window, b"", mss)
+            self.outbox.append((datagram, addr))
+            if self.tracer is not None:
+                self.tracer.segment(self, "out", datagram, addr)
             return
         iss = self.sequences.isn(addr, seg.dst_port, seg.src_port, now)
         conn = self._new_connection(addr, seg.dst_port, seg.src_port, now, iss=iss)
@@ -209,7 +216,7 @@ class Endpoint:
         self.stats["rst_sent"] += 1
         self.outbox.append((datagram, addr))
         if self.tracer is not None:
-            self.tracer.segment(None, "out", datagram)
+            self.tracer.segment(self, "out", datagram, addr)
 
     # ------------------------------------------------- connection hooks
 

@@ -29,7 +29,7 @@ class Script:
         self.peer_nxt = (peer_iss + 1) & 0xFFFFFFFF
 
     # tracer interface: remember state changes
-    def segment(self, conn, direction, data):
+    def segment(self, owner, direction, data, addr):
         pass
 
     def state(self, conn, old, new, now):

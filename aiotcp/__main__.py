@@ -1,0 +1,25 @@
+"""Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aiotcp", description="TCP over UDP for asyncio")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="draw a real connection's life as a ladder diagram")
+    group = demo.add_mutually_exclusive_group()
+    group.add_argument("--simultaneous-close", action="store_true", help="both sides close at once (CLOSING)")
+    group.add_argument("--refused", action="store_true", help="connect where nothing listens (RST)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from .demo import main as demo_main
+
+        mode = "simultaneous-close" if args.simultaneous_close else "refused" if args.refused else "normal"
+        demo_main(mode)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

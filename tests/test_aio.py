@@ -1,0 +1,266 @@
+"""The asyncio API over real UDP sockets on loopback, on the default loop and
+on uvloop."""
+import asyncio
+import hashlib
+import os
+import socket
+import ssl
+import subprocess
+
+import pytest
+import aiotcp
+from aiotcp import Config
+
+pytestmark = pytest.mark.asyncio
+
+
+async def echo_server(**kwargs):
+    async def handle(reader, writer):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    return await aiotcp.start_server(handle, "127.0.0.1", 0, **kwargs)
+
+
+def port_of(server):
+    return server.sockets[0].getsockname()[1]
+
+
+async def test_every_api_test_runs_on_both_loops(request):
+    # conftest.py's pytest_asyncio_loop_factories runs each test on both
+    loop = asyncio.get_running_loop()
+    kind = "uvloop" if "uvloop" in request.node.name else "asyncio"
+    assert type(loop).__module__.split(".")[0] == kind
+
+
+async def test_echo_roundtrip_and_graceful_close():
+    server = await echo_server()
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        assert isinstance(reader, asyncio.StreamReader) and isinstance(writer, asyncio.StreamWriter)
+        writer.write(b"hello aiotcp\n")
+        assert await reader.readline() == b"hello aiotcp\n"
+        writer.write_eof()
+        assert await reader.read() == b""  # server closes after our FIN
+        info = writer.get_extra_info("tcp_info")
+        assert info["bytes_sent"] == 13 and info["rtt"] is not None
+        assert writer.get_extra_info("peername") == ("127.0.0.1", port_of(server))
+        assert isinstance(writer.get_extra_info("socket"), socket.socket)
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_bulk_transfer_both_ways_is_byte_exact():
+    data = os.urandom(3 << 20)
+    server = await echo_server()
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+
+        async def send():
+            for i in range(0, len(data), 100_000):
+                writer.write(data[i:i + 100_000])
+                await writer.drain()
+            writer.write_eof()
+
+        sender = asyncio.ensure_future(send())
+        received = await reader.read(-1)
+        await sender
+        assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+        writer.close()
+
+
+async def test_connection_refused_is_immediate_when_nothing_is_bound():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.wait_for(aiotcp.open_connection("127.0.0.1", port), 2.0)
+
+
+async def test_connection_refused_by_rst_when_no_listener_on_the_tcp_port():
+    # a UDP socket exists, but its endpoint listens on another TCP port
+    server = await echo_server()
+    async with server:
+        core = server._endpoint.core
+        core.listeners.pop(port_of(server)).closed = True
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.wait_for(aiotcp.open_connection("127.0.0.1", port_of(server)), 2.0)
+        assert core.stats["rst_sent"] == 1
+
+
+async def test_syn_timeout_raises_timeout_error():
+    # a plain UDP socket that swallows everything: SYNs go unanswered
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    try:
+        config = Config(syn_retries=2, rto_initial=0.05, rto_min=0.01)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(aiotcp.open_connection("127.0.0.1", sink.getsockname()[1], config=config), 5)
+    finally:
+        sink.close()
+
+
+async def test_abort_gives_connection_reset_to_the_peer():
+    got = asyncio.get_running_loop().create_future()
+
+    async def handle(reader, writer):
+        try:
+            await reader.read()
+        except ConnectionResetError as exc:
+            got.set_result(exc)
+        else:
+            got.set_result(None)
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"x")
+        await writer.drain()
+        await asyncio.sleep(0)
+        writer.transport.abort()
+        assert isinstance(await asyncio.wait_for(got, 5), ConnectionResetError)
+
+
+async def test_half_close_peer_keeps_sending_after_our_fin():
+    async def handle(reader, writer):
+        request = await reader.read()  # until our FIN
+        writer.write(b"got " + request)
+        writer.write(b" and more")
+        await writer.drain()
+        writer.close()
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"question")
+        assert writer.can_write_eof()
+        writer.write_eof()
+        assert await reader.read() == b"got question and more"
+        with pytest.raises(RuntimeError):
+            writer.write(b"after eof")
+        writer.close()
+
+
+async def test_readexactly_after_fin_raises_incomplete_read():
+    async def handle(reader, writer):
+        writer.write(b"abc")
+        writer.close()
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        with pytest.raises(asyncio.IncompleteReadError) as info:
+            await reader.readexactly(10)
+        assert info.value.partial == b"abc"
+        writer.close()
+
+
+async def test_drain_applies_backpressure_and_paused_reader_closes_the_window():
+    config = Config(receive_buffer=64 * 1024, send_buffer=64 * 1024)
+    release = asyncio.Event()
+    stats = {}
+
+    async def handle(reader, writer):
+        stats["transport"] = writer.transport
+        writer.transport.pause_reading()
+        await release.wait()
+        writer.transport.resume_reading()
+        stats["total"] = len(await reader.read())
+        writer.close()
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0, config=config)
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server), config=config)
+        writer.transport.set_write_buffer_limits(high=32 * 1024)
+        chunk = b"z" * 16 * 1024
+        written = 0
+        for _ in range(64):  # 1 MiB: far more than window + buffers
+            writer.write(chunk)
+            written += len(chunk)
+            try:
+                await asyncio.wait_for(writer.drain(), 0.3)
+            except asyncio.TimeoutError:
+                break
+        else:
+            pytest.fail("drain() never blocked although the reader is paused")
+        conn = writer.get_extra_info("connection")
+        assert conn.snd_wnd == 0 or conn.persist_deadline is not None  # the window closed end to end
+        assert writer.transport.get_write_buffer_size() > 32 * 1024
+        assert stats["transport"].get_extra_info("tcp_info")["read_buffered"] <= config.receive_buffer
+        release.set()
+        writer.write_eof()
+        await reader.read()
+        assert stats["total"] == written
+
+
+async def test_server_api_like_asyncio_server():
+    server = await echo_server()
+    assert server.is_serving()
+    assert server.get_loop() is asyncio.get_running_loop()
+    task = asyncio.ensure_future(server.serve_forever())
+    await asyncio.sleep(0)
+    server.close()
+    await server.wait_closed()
+    assert not server.is_serving()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_create_connection_with_plain_protocol():
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.writelines([b"ping", b"\n"])
+
+        def data_received(self, data):
+            done.set_result(data)
+            self.transport.close()
+
+    server = await echo_server()
+    async with server:
+        transport, protocol = await aiotcp.create_connection(Client, "127.0.0.1", port_of(server))
+        assert isinstance(protocol, Client)
+        assert await asyncio.wait_for(done, 5) == b"ping\n"
+        assert transport.is_closing()
+        with pytest.raises(TypeError):
+            transport.write("text is not bytes")
+
+
+async def test_ipv6_loopback():
+    server = await aiotcp.start_server(lambda r, w: w.close(), "::1", 0)
+    async with server:
+        reader, writer = await aiotcp.open_connection("::1", port_of(server))
+        assert await reader.read() == b""
+        writer.close()
+
+
+@pytest.fixture(scope="module")
+def tls_contexts(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tls")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    return server_ctx, client_ctx
+
+
+async def test_tls_over_aiotcp(tls_contexts):
+    server_ctx, client_ctx = tls_contexts
+    server = await echo_server(ssl=server_ctx)
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server), ssl=client_ctx,
+                                                      server_hostname="localhost")
+        writer.write(b"secret\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"secret\n"
+        assert writer.get_extra_info("ssl_object").version().startswith("TLS")
+        writer.close()
