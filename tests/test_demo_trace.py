@@ -1,0 +1,136 @@
+"""The demo's ladder diagram, the pcap writer and structlog events."""
+import asyncio
+import shutil
+import struct
+import subprocess
+import sys
+
+import dpkt
+import pytest
+import structlog
+
+import aiotcp
+from aiotcp import _fast
+from aiotcp.demo import run
+from aiotcp.trace import PcapWriter, Tee, to_ip_packet
+
+
+def arrows(ladder: str):
+    out = []
+    for line in ladder.splitlines():
+        for name in ("SYN,ACK", "SYN", "FIN,ACK", "RST,ACK", "PSH,ACK", "ACK"):
+            if f" {name} seq=" in line:
+                out.append(("->" if line.rstrip().endswith(">") else "<-", name))
+                break
+    return out
+
+
+def states(ladder: str, side: str):
+    names = {"SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
+             "LAST_ACK", "TIME_WAIT", "CLOSED"}
+    found = []
+    for line in ladder.splitlines()[3:]:
+        words = line.split()
+        if len(words) == 2 and words[1] in names:
+            right = line.index(words[1]) > 30  # the server's column is on the right
+            if (side == "server") == right:
+                found.append(words[1])
+    return found
+
+
+def test_demo_draws_handshake_and_teardown_as_they_happened():
+    ladder = asyncio.run(run("normal"))
+    seq = arrows(ladder)
+    assert seq[:3] == [("->", "SYN"), ("<-", "SYN,ACK"), ("->", "ACK")]
+    assert ("->", "FIN,ACK") in seq and ("<-", "FIN,ACK") in seq
+    assert states(ladder, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSED"]
+    assert states(ladder, "server") == ["SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert "got b'echo: bye\\n'" in ladder
+
+
+def test_demo_simultaneous_close_goes_through_closing_on_both_sides():
+    ladder = asyncio.run(run("simultaneous-close"))
+    for side in ("client", "server"):
+        assert states(ladder, side)[-4:] == ["FIN_WAIT_1", "CLOSING", "TIME_WAIT", "CLOSED"], side
+
+
+def test_demo_refused():
+    ladder = asyncio.run(run("refused"))
+    assert arrows(ladder) == [("->", "SYN"), ("<-", "RST,ACK")]
+    assert "ConnectionRefusedError" in ladder
+
+
+def test_demo_command_line():
+    result = subprocess.run([sys.executable, "-m", "aiotcp", "demo"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "SYN,ACK" in result.stdout and "TIME_WAIT" in result.stdout
+
+
+def test_ip_packet_checksum_is_valid_for_the_real_addresses():
+    segment = _fast.encode(1234, 80, 1, 2, _fast.ACK | _fast.PSH, 100, b"hello", ts=(1, 2))
+    packet = to_ip_packet(segment, "127.0.0.1", "127.0.0.2")
+    ip = dpkt.ip.IP(packet)
+    tcp = ip.data
+    claimed = tcp.sum
+    tcp.sum = 0
+    ip.data = tcp
+    ip.sum = 0
+    assert dpkt.ip.IP(bytes(ip)).data.sum == claimed  # dpkt recomputes over the real pseudo-header
+    assert tcp.data == b"hello"
+
+
+def capture(tmp_path):
+    path = tmp_path / "conn.pcap"
+
+    async def main():
+        writer_c = PcapWriter(path)
+        server = await aiotcp.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        async with server:
+            reader, writer = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1],
+                                                          tracer=writer_c)
+            writer.write(b"x" * 5000)
+            await writer.drain()
+            await reader.read()
+            writer.close()
+            await asyncio.sleep(0.05)
+        writer_c.close()
+
+    asyncio.run(main())
+    return path
+
+
+def test_pcap_capture_parses_with_dpkt(tmp_path):
+    path = capture(tmp_path)
+    with open(path, "rb") as f:
+        packets = [dpkt.ip.IP(buf) for _, buf in dpkt.pcap.Reader(f)]
+    flags = [p.data.flags for p in packets]
+    assert flags[0] == dpkt.tcp.TH_SYN and flags[1] == dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK
+    assert sum(len(p.data.data) for p in packets if p.data.sport != 0 and p.src == packets[0].src) >= 5000
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (Debian package tshark)")
+def test_pcap_opens_in_tshark_without_warnings(tmp_path):
+    path = capture(tmp_path)
+    result = subprocess.run(["tshark", "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-z", "expert,warn"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "SYN" in result.stdout
+    lowered = result.stdout.lower()
+    assert "checksum" not in lowered.split("expert info")[-1] if "expert info" in lowered else True
+    assert "malformed" not in lowered
+    assert "bad checksum" not in lowered and "incorrect" not in lowered
+
+
+def test_structlog_events_carry_connection_identity():
+    async def main():
+        server = await aiotcp.start_server(lambda r, w: w.transport.abort(), "127.0.0.1", 0)
+        async with server:
+            reader, writer = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+            with pytest.raises(ConnectionResetError):
+                await reader.read()
+            writer.close()
+
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(main())
+    resets = [e for e in logs if e["event"] == "aiotcp.conn.reset"]
+    assert resets and resets[0]["remote_port"] > 0 and "local_port" in resets[0]
