@@ -1,0 +1,137 @@
+"""A chat over aiotcp.
+
+    python examples/chat.py server [--host 127.0.0.1] [--port 7000]
+    python examples/chat.py client NAME [--host 127.0.0.1] [--port 7000]
+
+Every line a client types goes to everyone as "NAME: line".  Joins and
+leaves are announced; "/who" lists who is here; "/quit" leaves gracefully.
+Clients send a heartbeat every second, so the server notices a client that
+vanished (killed, unplugged) within a few seconds, without waiting for TCP's
+retransmission timeout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import aiotcp
+
+HEARTBEAT = "\x00hb"
+
+
+class ChatServer:
+    def __init__(self, heartbeat: float):
+        self.users: dict[str, asyncio.StreamWriter] = {}
+        self.timeout = 3 * heartbeat
+
+    def broadcast(self, text: str, skip: str | None = None) -> None:
+        data = (text + "\n").encode()
+        for name, writer in list(self.users.items()):
+            if name != skip and not writer.is_closing():
+                writer.write(data)
+        print(text, flush=True)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        name = None
+        reason = "left"
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.timeout)
+            name = line.decode(errors="replace").strip()
+            if not name or name in self.users:
+                writer.write(b"* name taken or empty, bye\n")
+                name = None
+                return
+            self.users[name] = writer
+            writer.write(f"* welcome {name}; here: {', '.join(sorted(self.users))}\n".encode())
+            self.broadcast(f"* {name} joined", skip=name)
+            while True:
+                try:
+                    line = await asyncio.wait_for(reader.readline(), self.timeout)
+                except asyncio.TimeoutError:
+                    reason = "vanished (no heartbeat)"
+                    break
+                if not line:
+                    break
+                text = line.decode(errors="replace").rstrip("\r\n")
+                if text == HEARTBEAT:
+                    continue
+                if text == "/quit":
+                    writer.write(b"* bye\n")
+                    break
+                if text == "/who":
+                    writer.write(f"* here: {', '.join(sorted(self.users))}\n".encode())
+                    continue
+                self.broadcast(f"{name}: {text}")
+        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
+            reason = "vanished"
+        finally:
+            if name is not None:
+                self.users.pop(name, None)
+                self.broadcast(f"* {name} {reason}")
+            writer.close()
+
+
+async def serve(host: str, port: int, heartbeat: float) -> None:
+    chat = ChatServer(heartbeat)
+    server = await aiotcp.start_server(chat.handle, host, port)
+    print(f"* chat server on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+async def client(name: str, host: str, port: int, heartbeat: float) -> None:
+    reader, writer = await aiotcp.open_connection(host, port)
+    writer.write(f"{name}\n".encode())
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+
+    async def beat():
+        while not writer.is_closing():
+            writer.write(f"{HEARTBEAT}\n".encode())
+            await asyncio.sleep(heartbeat)
+
+    async def typed():
+        while line := await stdin.readline():
+            writer.write(line)
+            await writer.drain()
+            if line.strip() == b"/quit":
+                return
+        writer.write(b"/quit\n")
+
+    beating = asyncio.ensure_future(beat())
+    typing = asyncio.ensure_future(typed())
+    try:
+        while line := await reader.readline():
+            print(line.decode(errors="replace").rstrip("\n"), flush=True)
+            if line == b"* bye\n":
+                break
+    finally:
+        beating.cancel()
+        typing.cancel()
+        writer.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["server", "client"])
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7000)
+    parser.add_argument("--heartbeat", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    try:
+        if args.mode == "server":
+            asyncio.run(serve(args.host, args.port, args.heartbeat))
+        else:
+            if not args.name:
+                parser.error("client needs a NAME")
+            asyncio.run(client(args.name, args.host, args.port, args.heartbeat))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""examples/chat.py end to end: a server and three clients as separate
+processes over aiotcp on loopback."""
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+CHAT = str(Path(__file__).resolve().parent.parent / "examples" / "chat.py")
+
+
+async def spawn(*args):
+    return await asyncio.create_subprocess_exec(
+        sys.executable, CHAT, *args, "--heartbeat", "0.3",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def expect(proc, fragment: str, timeout: float = 10.0) -> str:
+    """Read lines until one contains ``fragment`` (event-driven, no sleeps)."""
+    async def scan():
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"EOF before {fragment!r}; stderr: {(await proc.stderr.read()).decode()}")
+            text = line.decode()
+            if fragment in text:
+                return text
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+async def say(proc, line: str):
+    proc.stdin.write(line.encode() + b"\n")
+    await proc.stdin.drain()
+
+
+@pytest.mark.asyncio
+async def test_chat_with_three_clients():
+    server = await spawn("server", "--port", "0")
+    procs = [server]
+    try:
+        port = (await expect(server, "chat server on")).strip().rsplit(":", 1)[1]
+        alice = await spawn("client", "alice", "--port", port)
+        procs.append(alice)
+        await expect(alice, "* welcome alice")
+        bob = await spawn("client", "bob", "--port", port)
+        procs.append(bob)
+        await expect(bob, "* welcome bob")
+        await expect(alice, "* bob joined")
+        carol = await spawn("client", "carol", "--port", port)
+        procs.append(carol)
+        await expect(carol, "* welcome carol")
+        await expect(alice, "* carol joined")
+
+        await say(alice, "hello everyone")
+        assert "alice: hello everyone" in await expect(bob, "alice:")
+        assert "alice: hello everyone" in await expect(carol, "alice:")
+
+        await say(bob, "/who")
+        assert "alice, bob, carol" in await expect(bob, "* here:")
+
+        carol.send_signal(signal.SIGKILL)  # vanishes without a FIN
+        await carol.wait()
+        assert "carol vanished" in await expect(alice, "carol", timeout=15)
+
+        await say(bob, "/quit")
+        await expect(bob, "* bye")
+        assert await asyncio.wait_for(bob.wait(), 10) == 0
+        assert "* bob left" in await expect(alice, "bob left")
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
