@@ -20,7 +20,7 @@ import structlog
 from .config import DEFAULT, Config
 from .connection import ConnectionStateError, State
 from .endpoint import Endpoint
-from .events import Closed, Connected, DataReadable, Incoming, PeerClosed, Writable
+from .events import Closed, Connected, DataReadable, Incoming, PeerClosed, Retransmission, StateChanged, Writable
 
 logger = structlog.get_logger("aiotcp")
 
@@ -197,6 +197,16 @@ class UDPEndpoint:
                     conn.abort(self.loop.time())
                 else:
                     server._accept(self, conn)
+            return
+        if cls is StateChanged:
+            logger.debug("aiotcp.conn.state", old=str(event.old), new=str(event.new),
+                         local_port=source.local_port, remote=source.remote_addr,
+                         remote_port=source.remote_port)
+            return
+        if cls is Retransmission:
+            logger.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
+                         local_port=source.local_port, remote=source.remote_addr,
+                         remote_port=source.remote_port)
             return
         transport = self.transports.get(source)
         if transport is not None:

@@ -31,7 +31,7 @@ from . import _fast
 from ._fast import ACK, FIN, PSH, RST, SYN
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
-from .events import Closed, Connected, DataReadable, PeerClosed, Writable
+from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission, StateChanged, Writable
 
 MOD = 1 << 32
 MASK = MOD - 1
@@ -417,6 +417,7 @@ class Connection:
         if old is new:
             return
         self.state = new
+        self.events.append((self, StateChanged(old, new)))
         if self.tracer is not None:
             self.tracer.state(self, old, new, now)
         if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
@@ -622,6 +623,8 @@ class Connection:
         self.rto = min(self.rto * 2, self.config.rto_max)  # RFC 6298 (5.5)
         self._rtt_seq = None  # Karn's rule
         self.rto_deadline = now + self.rto
+        self.events.append((self, Retransmission("syn" if state in (SYN_SENT, SYN_RCVD) else "rto",
+                                                 self.snd_una, self.rto)))
         if state is SYN_SENT:
             self.segments_retransmitted += 1
             self._send_syn(now, ack=False)
@@ -961,6 +964,7 @@ class Connection:
             self.recover = self.snd_max
             self.in_recovery = True
             self.fast_retransmits += 1
+            self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
             self._rtt_seq = None
             self._retransmit_first(now)
             self.cc.cwnd = self.cc.ssthresh + 3 * self.mss

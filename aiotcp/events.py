@@ -60,3 +60,23 @@ class Closed(Event):
 class Incoming(Event):
     """A listener has an established connection to accept."""
     __slots__ = ()
+
+
+class StateChanged(Event):
+    """The connection moved from ``old`` to ``new`` (RFC 9293 state names)."""
+    __slots__ = ("old", "new")
+
+    def __init__(self, old, new):
+        self.old = old
+        self.new = new
+
+
+class Retransmission(Event):
+    """A retransmission: ``kind`` is "rto", "fast" or "syn"; ``seq`` the
+    sequence number resent; ``rto`` the timeout now in force."""
+    __slots__ = ("kind", "seq", "rto")
+
+    def __init__(self, kind, seq, rto):
+        self.kind = kind
+        self.seq = seq
+        self.rto = rto

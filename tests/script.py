@@ -55,7 +55,8 @@ class Script:
         return out
 
     def events(self):
-        out = [type(e).__name__ for _, e in self.conn.events]
+        out = [type(e).__name__ for _, e in self.conn.events
+               if type(e).__name__ not in ("StateChanged", "Retransmission")]
         self.conn.events.clear()
         return out
 

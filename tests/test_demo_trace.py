@@ -134,3 +134,19 @@ def test_structlog_events_carry_connection_identity():
         asyncio.run(main())
     resets = [e for e in logs if e["event"] == "aiotcp.conn.reset"]
     assert resets and resets[0]["remote_port"] > 0 and "local_port" in resets[0]
+
+
+def test_state_changes_are_logged_under_aiotcp_names():
+    async def main():
+        server = await aiotcp.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        async with server:
+            reader, writer = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+            await reader.read()
+            writer.close()
+            await asyncio.sleep(0.05)
+
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(main())
+    changes = [(e["old"], e["new"]) for e in logs if e["event"] == "aiotcp.conn.state"]
+    assert ("SYN_SENT", "ESTABLISHED") in changes and ("CLOSE_WAIT", "LAST_ACK") in changes
+    assert all("remote_port" in e for e in logs if e["event"].startswith("aiotcp.conn."))

@@ -1,0 +1,214 @@
+"""aiotcp against kernel TCP (asyncio streams) and a raw UDP blast, in one run.
+
+For each event loop (default asyncio, uvloop): bulk goodput of one connection,
+ping-pong round trips with 1-byte and 1452-byte messages, and sequential
+connection setup (open, one byte each way, close).  The raw UDP blast sends
+1452-byte datagrams as fast as one socket can: the ceiling for anything that
+sends one datagram per segment.  Prints a table and one JSON line; compare
+ratios, not absolute numbers (the machines are shared and noisy).
+
+    python bench/bench.py [--bulk-mib 64] [--pings 2000] [--connects 300] [--loops asyncio,uvloop]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+
+import uvloop
+
+import aiotcp
+
+MSS = 1452
+
+
+def stacks():
+    return {
+        "aiotcp": (aiotcp.start_server, aiotcp.open_connection),
+        "kernel": (asyncio.start_server, asyncio.open_connection),
+    }
+
+
+async def bulk(stack: str, size: int) -> float:
+    start_server, open_connection = stacks()[stack]
+    done = asyncio.get_running_loop().create_future()
+
+    async def sink(reader, writer):
+        total = 0
+        while chunk := await reader.read(1 << 18):
+            total += len(chunk)
+        done.set_result(total)
+        writer.close()
+
+    server = await start_server(sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await open_connection("127.0.0.1", port)
+    block = b"\x5a" * (1 << 16)
+    start = time.perf_counter()
+    for _ in range(size // len(block)):
+        writer.write(block)
+        await writer.drain()
+    writer.write_eof()
+    total = await done
+    elapsed = time.perf_counter() - start
+    assert total == size, (total, size)
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return size / elapsed / 1e6
+
+
+async def ping_pong(stack: str, size: int, count: int) -> float:
+    start_server, open_connection = stacks()[stack]
+
+    async def echo(reader, writer):
+        while data := await reader.readexactly(size) if True else b"":
+            writer.write(data)
+
+    async def handler(reader, writer):
+        try:
+            while True:
+                writer.write(await reader.readexactly(size))
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    server = await start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await open_connection("127.0.0.1", port)
+    message = b"p" * size
+    for _ in range(20):  # warm up
+        writer.write(message)
+        await reader.readexactly(size)
+    start = time.perf_counter()
+    for _ in range(count):
+        writer.write(message)
+        await reader.readexactly(size)
+    elapsed = time.perf_counter() - start
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return elapsed / count * 1e6
+
+
+async def connect_rate(stack: str, count: int) -> float:
+    start_server, open_connection = stacks()[stack]
+
+    async def handler(reader, writer):
+        data = await reader.read(1)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    server = await start_server(handler, "127.0.0.1", 0, backlog=1024)
+    port = server.sockets[0].getsockname()[1]
+    start = time.perf_counter()
+    for _ in range(count):
+        reader, writer = await open_connection("127.0.0.1", port)
+        writer.write(b"x")
+        assert await reader.read(1) == b"x"
+        writer.close()
+    elapsed = time.perf_counter() - start
+    server.close()
+    await server.wait_closed()
+    return count / elapsed
+
+
+async def udp_blast(size: int) -> float:
+    """Goodput of 1452-byte datagrams from one socket to another on loopback."""
+    loop = asyncio.get_running_loop()
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.setblocking(False)
+    tx.connect(rx.getsockname())
+    buf = bytearray(65536)
+    received = 0
+    payload = b"u" * MSS
+    count = size // MSS
+    finished = loop.create_future()
+
+    def on_readable():
+        nonlocal received
+        try:
+            while True:
+                received += rx.recv_into(buf)
+        except BlockingIOError:
+            pass
+        if received >= count * MSS * 0.999 and not finished.done():
+            finished.set_result(None)
+
+    loop.add_reader(rx.fileno(), on_readable)
+    start = time.perf_counter()
+    sent = 0
+    while sent < count:
+        try:
+            for _ in range(64):
+                tx.send(payload)
+                sent += 1
+        except BlockingIOError:
+            pass
+        await asyncio.sleep(0)  # let the receiver drain: one process, one loop
+    try:
+        await asyncio.wait_for(finished, 1.0)
+    except asyncio.TimeoutError:
+        pass
+    elapsed = time.perf_counter() - start
+    loop.remove_reader(rx.fileno())
+    rx.close()
+    tx.close()
+    return received / elapsed / 1e6
+
+
+async def run_all(args) -> dict:
+    size = args.bulk_mib << 20
+    results = {"udp_blast_MBps": await udp_blast(size)}
+    for stack in ("aiotcp", "kernel"):
+        results[f"{stack}_bulk_MBps"] = await bulk(stack, size)
+        results[f"{stack}_rtt_1B_us"] = await ping_pong(stack, 1, args.pings)
+        results[f"{stack}_rtt_1452B_us"] = await ping_pong(stack, MSS, args.pings)
+        results[f"{stack}_connects_per_s"] = await connect_rate(stack, args.connects)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bulk-mib", type=int, default=64)
+    parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--connects", type=int, default=300)
+    parser.add_argument("--loops", default="asyncio,uvloop")
+    args = parser.parse_args()
+    table = {}
+    for kind in args.loops.split(","):
+        runner = uvloop.run if kind == "uvloop" else asyncio.run
+        table[kind] = runner(run_all(args))
+    rows = [
+        ("bulk goodput MB/s", "bulk_MBps"),
+        ("ping-pong RTT 1 B (us)", "rtt_1B_us"),
+        ("ping-pong RTT 1452 B (us)", "rtt_1452B_us"),
+        ("connections/s (open, 1 B each way, close)", "connects_per_s"),
+    ]
+    print(f"{'':44}" + "".join(f"{k + ' aiotcp':>16}{k + ' kernel':>16}" for k in table))
+    for label, key in rows:
+        line = f"{label:44}"
+        for kind, r in table.items():
+            line += f"{r['aiotcp_' + key]:16.1f}{r['kernel_' + key]:16.1f}"
+        print(line)
+    line = f"{'raw UDP blast MB/s (1452 B datagrams)':44}"
+    for kind, r in table.items():
+        line += f"{r['udp_blast_MBps']:16.1f}{'':16}"
+    print(line)
+    for kind, r in table.items():
+        print(f"{kind}: aiotcp bulk = {r['aiotcp_bulk_MBps'] / r['udp_blast_MBps']:.0%} of the UDP blast; "
+              f"RTT 1 B = {r['aiotcp_rtt_1B_us'] / r['kernel_rtt_1B_us']:.2f}x kernel; "
+              f"{r['aiotcp_connects_per_s']:.0f} connections/s")
+    print(json.dumps({"bench": {k: {n: round(v, 2) for n, v in r.items()} for k, r in table.items()},
+                      "bulk_mib": args.bulk_mib, "python": sys.version.split()[0]}))
+
+
+if __name__ == "__main__":
+    main()
