@@ -173,15 +173,20 @@ class UDPEndpoint:
         self._after()
 
     def _arm(self) -> None:
+        """Keep the one loop timer at or before the wheel's next deadline.
+
+        A deadline that moved later (the retransmission timer restarts on
+        every ACK) leaves the armed timer alone: it fires early, finds nothing
+        due, and re-arms.  That is one spare wakeup per timeout interval
+        instead of a cancel and a call_at per segment."""
         when = self.core.next_deadline()
-        if when == self._timer_when:
+        armed = self._timer_when
+        if when is None or self._closed or (armed is not None and armed <= when):
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._timer_when = when
-        if when is not None and not self._closed:
-            self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer = self.loop.call_at(when, self._on_timer)
 
     # ------------------------------------------------------------ events
 

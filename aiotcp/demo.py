@@ -162,5 +162,16 @@ def _title(mode: str, port: int) -> str:
             f"sequence numbers relative to each side's ISN\n")
 
 
+def quiet_logging() -> None:
+    """Applications configure logging, the library never does: the demo
+    shows warnings and errors only."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
 def main(mode: str = "normal") -> None:
+    quiet_logging()
     print(asyncio.run(run(mode)))

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import socket
 import sys
 import time
 
+import structlog
 import uvloop
 
 import aiotcp
@@ -182,6 +184,7 @@ def main() -> None:
     parser.add_argument("--connects", type=int, default=300)
     parser.add_argument("--loops", default="asyncio,uvloop")
     args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     table = {}
     for kind in args.loops.split(","):
         runner = uvloop.run if kind == "uvloop" else asyncio.run

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
+
+import structlog
 
 import aiotcp
 
@@ -121,6 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=7000)
     parser.add_argument("--heartbeat", type=float, default=1.0)
     args = parser.parse_args(argv)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     try:
         if args.mode == "server":
             asyncio.run(serve(args.host, args.port, args.heartbeat))
