@@ -1,4 +1,5 @@
-"""Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]``."""
+"""Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]`` and
+``python -m aiotcp gateway``."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,23 @@ def main(argv=None) -> int:
     group = demo.add_mutually_exclusive_group()
     group.add_argument("--simultaneous-close", action="store_true", help="both sides close at once (CLOSING)")
     group.add_argument("--refused", action="store_true", help="connect where nothing listens (RST)")
+    gateway = commands.add_parser("gateway", help="a TUN gateway between kernel TCP and aiotcp peers (root)")
+    gateway.add_argument("--kernel-ip", default="10.77.0.1")
+    gateway.add_argument("--virtual-ip", default="10.77.0.2")
+    gateway.add_argument("--listen-host", default="127.0.0.1")
+    gateway.add_argument("--listen-port", type=int, default=7077)
+    gateway.add_argument("--peer-host", default="127.0.0.1", help="UDP host of aiotcp servers")
     args = parser.parse_args(argv)
+    if args.command == "gateway":
+        import asyncio
+
+        from .gateway import serve
+
+        try:
+            asyncio.run(serve(args))
+        except KeyboardInterrupt:
+            pass
+        return 0
     if args.command == "demo":
         from .demo import main as demo_main
 

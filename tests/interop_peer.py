@@ -1,0 +1,151 @@
+"""Runs inside a network namespace made by test_interop.py: a TUN gateway,
+Linux's TCP on one side and aiotcp on the other, one scenario per run.
+Prints one JSON line with what each side saw."""
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import aiotcp  # noqa: E402
+from aiotcp.gateway import Gateway  # noqa: E402
+
+KERNEL_IP, VIRTUAL_IP = "10.77.0.1", "10.77.0.2"
+
+
+def kernel_states(port: int) -> list:
+    """States of kernel sockets on ``port``, from ss."""
+    out = subprocess.run(["ss", "-Htan", f"( sport = :{port} or dport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return sorted({line.split()[0] for line in out.splitlines() if line.strip()})
+
+
+async def exchange(reader, writer, payload: bytes, report: dict, side: str):
+    """Send payload and read until EOF at once, hashing both."""
+    async def send():
+        for i in range(0, len(payload), 1 << 16):
+            writer.write(payload[i:i + (1 << 16)])
+            await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.ensure_future(send())
+    digest = hashlib.sha256()
+    total = 0
+    while chunk := await reader.read(1 << 18):
+        digest.update(chunk)
+        total += len(chunk)
+    await sender
+    report[f"{side}_received_sha"] = digest.hexdigest()
+    report[f"{side}_received_len"] = total
+
+
+async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: float, seed: int):
+    loop = asyncio.get_running_loop()
+    config = aiotcp.Config(window_scaling=os.environ.get("AIOTCP_WSCALE", "1") == "1")
+    gateway = Gateway(kernel_ip=KERNEL_IP, virtual_ip=VIRTUAL_IP, drop_to_peer=drop_to_peer,
+                      drop_to_kernel=drop_to_kernel, seed=seed)
+    gateway.configure()
+    gateway.start(loop)
+    port = gateway.address[1]
+    report = {"scenario": scenario}
+    data_c = os.urandom(size)
+    data_s = os.urandom(size)
+    report["client_sent_sha"] = hashlib.sha256(data_c).hexdigest()
+    report["server_sent_sha"] = hashlib.sha256(data_s).hexdigest()
+    done = loop.create_future()
+    kernel_is_server = scenario.startswith("aiotcp-client")
+
+    async def server_side(reader, writer):
+        try:
+            if scenario.endswith("reset"):
+                await reader.readexactly(1)
+                if kernel_is_server:
+                    # Linux resets on close only with SO_LINGER 0 (or unread data)
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                done.set_result(None)
+                return
+            await exchange(reader, writer, data_s, report, "server")
+            info = writer.get_extra_info("tcp_info")
+            if info:
+                report["aiotcp_server_info"] = info
+            writer.close()
+            done.set_result(None)
+        except Exception as exc:  # reported, not raised
+            report["server_error"] = repr(exc)
+            if not done.done():
+                done.set_result(None)
+
+    try:
+        if kernel_is_server:
+            server = await asyncio.start_server(server_side, KERNEL_IP, port)
+            target = ("127.0.0.1", port)  # the gateway's UDP socket
+            opener = lambda host, port: aiotcp.open_connection(host, port, config=config)  # noqa: E731
+        else:
+            server = await aiotcp.start_server(server_side, "127.0.0.1", 0, config=config)
+            port = server.sockets[0].getsockname()[1]
+            target = (VIRTUAL_IP, port)
+            opener = asyncio.open_connection
+        if scenario.endswith("refused"):
+            if kernel_is_server:
+                server.close()  # the kernel answers the SYN with a RST
+                await server.wait_closed()
+            else:
+                # the aiotcp UDP endpoint stays, but no TCP port listens:
+                # it answers the SYN with a RST (WIRE.md "Ports")
+                server._endpoint.core.listeners.clear()
+            try:
+                await asyncio.wait_for(opener(*target), 10)
+                report["client_error"] = None
+            except Exception as exc:
+                report["client_error"] = type(exc).__name__
+            return report
+        reader, writer = await asyncio.wait_for(opener(*target), 10)
+        if scenario.endswith("reset"):
+            writer.write(b"!")
+            try:
+                await asyncio.wait_for(reader.read(), 10)
+                report["client_error"] = None
+            except Exception as exc:
+                report["client_error"] = type(exc).__name__
+            await done
+            return report
+        report["states_during"] = kernel_states(port)
+        if kernel_is_server:
+            conn = writer.get_extra_info("connection")
+            report["handshake"] = {"aiotcp_rcv_wscale": conn.rcv_wscale, "aiotcp_snd_wscale": conn.snd_wscale,
+                                   "mss": conn.mss}
+        else:
+            sock = writer.get_extra_info("socket")
+            report["kernel_tcp_info"] = subprocess.run(["ss", "-Htin", f"( dport = :{port} )"],
+                                                       capture_output=True, text=True).stdout
+        await exchange(reader, writer, data_c, report, "client")
+        info = writer.get_extra_info("tcp_info")
+        if info:
+            report["aiotcp_client_info"] = info
+        writer.close()
+        await asyncio.wait_for(done, 60)
+        await asyncio.sleep(0.2)  # let the last ACKs cross: TIME_WAIT shows on the closer
+        report["states_after"] = kernel_states(port)
+        server.close()
+    finally:
+        report["gateway"] = dict(gateway.stats)
+        gateway.close()
+    return report
+
+
+if __name__ == "__main__":
+    scenario, size, d1, d2, seed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    result = asyncio.run(asyncio.wait_for(main(scenario, size, d1, d2, seed), 240))
+    print(json.dumps(result, default=str))

@@ -1,0 +1,116 @@
+"""Linux's own TCP as the test peer, through the TUN gateway, inside a
+network namespace that this module creates and removes.  Nothing is
+configured in the root namespace."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+PEER = str(Path(__file__).resolve().parent / "interop_peer.py")
+
+
+def _why_not():
+    if sys.platform != "linux":
+        return "needs Linux"
+    if os.geteuid() != 0:
+        return "needs root (ip netns, TUN)"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    if shutil.which("ip") is None or shutil.which("ss") is None:
+        return "needs iproute2 (ip, ss)"
+    return None
+
+
+pytestmark = [pytest.mark.netns, pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))]
+
+
+@pytest.fixture(scope="module")
+def netns():
+    name = f"aiotcp-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def run(netns, scenario, size=0, drop_to_peer=0.0, drop_to_kernel=0.0, seed=1, wscale=True):
+    env = dict(os.environ, AIOTCP_WSCALE="1" if wscale else "0")
+    result = subprocess.run(["ip", "netns", "exec", netns, sys.executable, PEER, scenario, str(size),
+                             str(drop_to_peer), str(drop_to_kernel), str(seed)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("sha")}, indent=1))
+    return report
+
+
+def assert_exact(report):
+    assert report.get("server_received_sha") == report["client_sent_sha"]
+    assert report.get("client_received_sha") == report["server_sent_sha"]
+
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("scenario", ["aiotcp-client", "linux-client"])
+def test_50_mib_each_way_at_once(netns, scenario):
+    report = run(netns, scenario, 50 * MiB)
+    assert_exact(report)
+    assert "ESTAB" in report["states_during"]
+    # after the teardown Linux holds at most TIME-WAIT (if it closed first)
+    # and its listening socket: no connection is left half open
+    assert set(report["states_after"]) <= {"TIME-WAIT", "LISTEN"}
+
+
+@pytest.mark.parametrize("wscale", [True, False])
+def test_handshake_options_with_linux(netns, wscale):
+    report = run(netns, "aiotcp-client", 64 * 1024, wscale=wscale)
+    assert_exact(report)
+    hs = report["handshake"]
+    assert hs["mss"] == 1452  # Linux advertises TUN MTU - 40; we advertise 1452: same
+    if wscale:
+        assert hs["aiotcp_rcv_wscale"] == 5 and hs["aiotcp_snd_wscale"] > 0  # Linux's own shift
+    else:
+        assert hs["aiotcp_rcv_wscale"] == 0 and hs["aiotcp_snd_wscale"] == 0
+
+
+def test_linux_sees_our_window_scale_and_mss(netns):
+    report = run(netns, "linux-client", 64 * 1024)
+    assert_exact(report)
+    info = report["kernel_tcp_info"]
+    assert re.search(r"wscale:5,\d+", info), info  # "wscale:snd,rcv": snd is the 5 we offered
+    assert "mss:1452" in info or "mss:1440" in info, info
+
+
+@pytest.mark.parametrize("scenario", ["aiotcp-client-refused", "linux-client-refused"])
+def test_connection_refused_both_ways(netns, scenario):
+    assert run(netns, scenario)["client_error"] == "ConnectionRefusedError"
+
+
+@pytest.mark.parametrize("scenario", ["aiotcp-client-reset", "linux-client-reset"])
+def test_abort_resets_the_peer_both_ways(netns, scenario):
+    assert run(netns, scenario)["client_error"] == "ConnectionResetError"
+
+
+@pytest.mark.parametrize("scenario,drops", [
+    ("linux-client", (0.02, 0.0)),     # Linux sends into loss, our ACKs drive its recovery
+    ("aiotcp-client", (0.0, 0.02)),    # we send into loss, Linux's ACKs drive ours
+])
+def test_transfer_through_loss_at_the_gateway(netns, scenario, drops):
+    report = run(netns, scenario, 8 * MiB, drop_to_peer=drops[0], drop_to_kernel=drops[1], seed=7)
+    assert_exact(report)
+    gw = report["gateway"]
+    assert gw.get("dropped_to_peer", 0) + gw.get("dropped_to_kernel", 0) > 0
+    info = report.get("aiotcp_client_info") or report.get("aiotcp_server_info")
+    if scenario == "aiotcp-client":
+        # NewReno (no SACK yet): most losses repaired by fast retransmit
+        assert info["fast_retransmits"] > 0
+        assert info["segments_retransmitted"] > 0
