@@ -140,6 +140,64 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
     return report
 
 
+async def wait_for(predicate, timeout=10.0):
+    """Poll an outside condition (a kernel socket's state) until it holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def close_order(topology: str, initiator: str):
+    """Half-close from ``initiator`` ("client" or "server"), then from the
+    other side; record both stacks' states at each step."""
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(kernel_ip=KERNEL_IP, virtual_ip=VIRTUAL_IP)
+    gateway.configure()
+    gateway.start(loop)
+    port = gateway.address[1]
+    accepted = loop.create_future()
+    kernel_is_server = topology == "aiotcp-client"
+
+    async def on_accept(reader, writer):
+        accepted.set_result((reader, writer))
+
+    if kernel_is_server:
+        server = await asyncio.start_server(on_accept, KERNEL_IP, port)
+        creader, cwriter = await aiotcp.open_connection("127.0.0.1", port)
+    else:
+        server = await aiotcp.start_server(on_accept, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        creader, cwriter = await asyncio.open_connection(VIRTUAL_IP, port)
+    sreader, swriter = await accepted
+    sides = {"client": (creader, cwriter), "server": (sreader, swriter)}
+    aiotcp_side = "client" if kernel_is_server else "server"
+    conn = sides[aiotcp_side][1].get_extra_info("connection")
+    other = "server" if initiator == "client" else "client"
+
+    def kernel_state():
+        found = [s for s in kernel_states(port) if s != "LISTEN"]
+        return found[0] if found else "CLOSED"
+
+    steps = []
+    sides[initiator][1].write_eof()
+    assert await sides[other][0].read() == b""
+    await wait_for(lambda: kernel_state() in ("FIN-WAIT-2", "CLOSE-WAIT")
+                   and str(conn.state) in ("FIN_WAIT_2", "CLOSE_WAIT"))
+    steps.append({"aiotcp": str(conn.state), "kernel": kernel_state()})
+    sides[other][1].write_eof()
+    assert await sides[initiator][0].read() == b""
+    await wait_for(lambda: kernel_state() in ("TIME-WAIT", "CLOSED") and str(conn.state) in ("TIME_WAIT", "CLOSED"))
+    steps.append({"aiotcp": str(conn.state), "kernel": kernel_state()})
+    for _, writer in sides.values():
+        writer.close()
+    server.close()
+    gateway.close()
+    return {"scenario": f"close-{topology}-{initiator}", "steps": steps}
+
+
 if __name__ == "__main__":
     scenario, size, d1, d2, seed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
     import logging
@@ -147,5 +205,10 @@ if __name__ == "__main__":
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    result = asyncio.run(asyncio.wait_for(main(scenario, size, d1, d2, seed), 240))
+    if scenario.startswith("close-"):
+        initiator = scenario.rsplit("-", 1)[1]
+        topology = scenario[len("close-"):-(len(initiator) + 1)]
+        result = asyncio.run(asyncio.wait_for(close_order(topology, initiator), 60))
+    else:
+        result = asyncio.run(asyncio.wait_for(main(scenario, size, d1, d2, seed), 240))
     print(json.dumps(result, default=str))

@@ -114,3 +114,17 @@ def test_transfer_through_loss_at_the_gateway(netns, scenario, drops):
         # NewReno (no SACK yet): most losses repaired by fast retransmit
         assert info["fast_retransmits"] > 0
         assert info["segments_retransmitted"] > 0
+
+
+@pytest.mark.parametrize("topology", ["aiotcp-client", "linux-client"])
+@pytest.mark.parametrize("initiator", ["client", "server"])
+def test_close_initiated_by_each_side_with_states_on_both(netns, topology, initiator):
+    steps = run(netns, f"close-{topology}-{initiator}")["steps"]
+    aiotcp_initiates = (topology == "aiotcp-client") == (initiator == "client")
+    if aiotcp_initiates:
+        # we sent the first FIN: we wait in FIN_WAIT_2, Linux in CLOSE-WAIT
+        assert steps[0] == {"aiotcp": "FIN_WAIT_2", "kernel": "CLOSE-WAIT"}
+        assert steps[1] == {"aiotcp": "TIME_WAIT", "kernel": "CLOSED"}
+    else:
+        assert steps[0] == {"aiotcp": "CLOSE_WAIT", "kernel": "FIN-WAIT-2"}
+        assert steps[1] == {"aiotcp": "CLOSED", "kernel": "TIME-WAIT"}
