@@ -26,6 +26,9 @@ class Config:
     window_scaling: bool = True
     #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).
     time_wait: float = 60.0
+    #: How long a connection the user fully closed may wait in FIN_WAIT_2
+    #: for the peer's FIN before it is dropped (Linux tcp_fin_timeout).
+    fin_timeout: float = 60.0
     #: Most TIME_WAIT records an endpoint keeps (Linux tcp_max_tw_buckets).
     max_time_wait: int = 262_144
     #: RFC 6298 retransmission timeout: initial, floor (Linux 200 ms) and cap.

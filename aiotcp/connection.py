@@ -240,6 +240,7 @@ class Connection:
         self.persist_deadline: float | None = None
         self._persist_backoff = 0
         self.delack_deadline: float | None = None
+        self.fin_wait_2_deadline: float | None = None
         self._last_invalid_ack = -1e18
         self._challenge_count_window = -1e18
         self._challenge_count = 0
@@ -382,7 +383,7 @@ class Connection:
         if self.time_wait is not None:
             return self.time_wait.deadline
         best = self.rto_deadline
-        for d in (self.persist_deadline, self.delack_deadline):
+        for d in (self.persist_deadline, self.delack_deadline, self.fin_wait_2_deadline):
             if d is not None and (best is None or d < best):
                 best = d
         return best
@@ -424,8 +425,12 @@ class Connection:
             self.events.append((self, Connected()))
             if self.endpoint is not None:
                 self.endpoint._on_established(self)
+        elif new is FIN_WAIT_2 and self.discard_input:
+            # the user will never read again: do not wait for the peer forever
+            self.fin_wait_2_deadline = now + self.config.fin_timeout
         elif new is TIME_WAIT:
             self.rto_deadline = self.persist_deadline = self.delack_deadline = None
+            self.fin_wait_2_deadline = None
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
                                       self.config.time_wait, self.out, self.stats, self.tracer)
@@ -434,6 +439,7 @@ class Connection:
                 self.endpoint._on_time_wait(self)
         elif new is CLOSED:
             self.rto_deadline = self.persist_deadline = self.delack_deadline = None
+            self.fin_wait_2_deadline = None
             self.time_wait = None
             self._report_closed(self.error)
             if self.endpoint is not None:
@@ -588,6 +594,10 @@ class Connection:
             self._on_persist(now)
         if self.rto_deadline is not None and now >= self.rto_deadline:
             self._on_rto(now)
+        if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
+            # an orphan whose peer never sent its FIN (Linux tcp_fin_timeout)
+            self.stats["fin_wait_2_timeouts"] += 1
+            self._finish(now, None)
         self._rearm()
 
     def _on_persist(self, now: float) -> None:

@@ -478,3 +478,21 @@ def test_time_wait_record_is_compact():
     record = TimeWait(1, 2, ("h", 1), 3, 4, 5, 0.0, 60.0, [], None)
     assert not hasattr(record, "__dict__")
     assert sys.getsizeof(record) < 200
+
+
+def test_orphaned_fin_wait_2_times_out_after_fin_timeout():
+    s = Script().established()
+    s.conn.discard_input = True  # a full close: the user will not read again
+    s.conn.close(0.0)
+    s.recv(ACK, ack=L + 1)
+    assert s.state_name == "FIN_WAIT_2"
+    assert s.conn.next_deadline() == 60.0  # Linux tcp_fin_timeout
+    s.timer(60.0)
+    assert s.state_name == "CLOSED" and s.conn.stats["fin_wait_2_timeouts"] == 1
+
+
+def test_half_closed_fin_wait_2_waits_for_the_peer():
+    s = Script().established()
+    s.conn.close(0.0)  # write_eof: the user still reads
+    s.recv(ACK, ack=L + 1)
+    assert s.state_name == "FIN_WAIT_2" and s.conn.next_deadline() is None
