@@ -57,8 +57,9 @@ class Config:
     challenge_ack_limit: int = 1000
     #: Timer wheel granularity in seconds.
     timer_tick: float = 0.001
-    #: Congestion control algorithm name (see aiotcp.congestion).
-    congestion_control: str = "newreno"
+    #: Congestion control algorithm (see aiotcp.congestion): "cubic" (the
+    #: default, as Linux) or "newreno".
+    congestion_control: str = "cubic"
 
     def __post_init__(self):
         if self.mss is not None and not 64 <= self.mss <= 65535:

@@ -52,7 +52,70 @@ class NewReno(CongestionControl):
                 self.cwnd += self.mss
 
 
-ALGORITHMS = {"newreno": NewReno}
+class Cubic(CongestionControl):
+    """CUBIC (RFC 9438), Linux's default: after a loss the window follows
+    W_cubic(t) = C (t - K)^3 + W_max, with a Reno-friendly floor (section
+    4.3) and fast convergence (section 4.7).  Windows in segments internally;
+    ``srtt`` is kept up to date by the connection."""
+
+    name = "cubic"
+    C = 0.4
+    BETA = 0.7
+
+    def __init__(self, mss: int, now: float):
+        super().__init__(mss, now)
+        self.w_max = 0.0
+        self.k = 0.0
+        self.epoch_start: float | None = None
+        self.w_est = 0.0
+        self.srtt: float | None = None
+
+    def w_cubic(self, t: float) -> float:
+        """RFC 9438 equation 1, in segments."""
+        return self.C * (t - self.k) ** 3 + self.w_max
+
+    def on_ack(self, acked: int, flight: int, now: float) -> None:
+        mss = self.mss
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, 2 * mss)  # slow start with ABC, L = 2
+            return
+        cwnd = self.cwnd / mss
+        if self.epoch_start is None:
+            self.epoch_start = now
+            if cwnd < self.w_max:
+                self.k = ((self.w_max - cwnd) / self.C) ** (1 / 3)  # equation 2
+            else:
+                self.k = 0.0
+                self.w_max = cwnd
+            self.w_est = cwnd
+        t = now - self.epoch_start
+        target = self.w_cubic(t + (self.srtt or 0.0))
+        target = min(max(target, cwnd), 1.5 * cwnd)  # section 4.2
+        segments = acked / mss
+        alpha = 3 * (1 - self.BETA) / (1 + self.BETA)
+        self.w_est += alpha * segments / cwnd  # equation 4
+        if self.w_est > target:
+            cwnd = self.w_est  # Reno-friendly region
+        else:
+            cwnd += (target - cwnd) / cwnd * segments
+        self.cwnd = max(int(cwnd * mss), mss)
+
+    def _reduce(self) -> None:
+        cwnd = self.cwnd / self.mss
+        # fast convergence: release bandwidth when the plateau moved down
+        self.w_max = cwnd * (1 + self.BETA) / 2 if cwnd < self.w_max else cwnd
+        self.ssthresh = max(int(self.cwnd * self.BETA), 2 * self.mss)
+        self.epoch_start = None
+
+    def on_fast_retransmit(self, flight: int, now: float) -> None:
+        self._reduce()
+
+    def on_rto(self, flight: int, now: float) -> None:
+        self._reduce()
+        self.cwnd = self.mss
+
+
+ALGORITHMS = {"newreno": NewReno, "cubic": Cubic}
 
 
 def create(name: str, mss: int, now: float) -> CongestionControl:

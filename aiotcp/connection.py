@@ -755,6 +755,7 @@ class Connection:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
         self.rto = self._clamp_rto(self.srtt + max(self.config.timer_tick, 4 * self.rttvar))
+        self.cc.srtt = self.srtt
 
     def _acceptable(self, seq: int, seg_len: int) -> bool:
         """The segment acceptability test of RFC 9293 section 3.10.7.4."""

@@ -1,0 +1,68 @@
+"""Congestion controllers driven directly, against their RFCs' formulas."""
+import pytest
+
+from aiotcp.congestion import Cubic, NewReno, create
+
+MSS = 1000
+
+
+def test_initial_window_is_ten_segments():
+    assert NewReno(MSS, 0.0).cwnd == 10 * MSS == Cubic(MSS, 0.0).cwnd
+
+
+def test_newreno_slow_start_with_abc_and_congestion_avoidance():
+    cc = NewReno(MSS, 0.0)
+    cc.on_ack(5 * MSS, 0, 0.0)  # one ACK covering 5 segments: at most L = 2 (RFC 3465)
+    assert cc.cwnd == 12 * MSS
+    cc.ssthresh = cc.cwnd
+    for _ in range(12):
+        cc.on_ack(MSS, 0, 0.0)
+    assert cc.cwnd == 13 * MSS  # one MSS per window acknowledged
+
+
+def test_loss_responses():
+    for cc in (NewReno(MSS, 0.0), Cubic(MSS, 0.0)):
+        cc.cwnd = 100 * MSS
+        cc.on_rto(100 * MSS, 0.0)
+        assert cc.cwnd == MSS
+    newreno = NewReno(MSS, 0.0)
+    newreno.on_fast_retransmit(40 * MSS, 0.0)
+    assert newreno.ssthresh == 20 * MSS  # flight / 2 (RFC 5681 equation 4)
+    cubic = Cubic(MSS, 0.0)
+    cubic.cwnd = 100 * MSS
+    cubic.on_fast_retransmit(100 * MSS, 0.0)
+    assert cubic.ssthresh == 70 * MSS and cubic.w_max == 100  # beta = 0.7
+
+
+def test_cubic_window_follows_rfc_9438_curve():
+    cc = Cubic(MSS, 0.0)
+    cc.srtt = 0.0
+    cc.cwnd = 100 * MSS
+    cc.on_fast_retransmit(cc.cwnd, 0.0)
+    cc.cwnd = cc.ssthresh  # recovery over: cwnd = beta * W_max
+    k = (100 * (1 - 0.7) / 0.4) ** (1 / 3)  # RFC 9438 equation 2: about 4.22 s
+    now = 0.0
+    checkpoints = {}
+    while now < 2 * k:
+        now += 0.001
+        cc.on_ack(MSS, cc.cwnd, now)  # one segment acknowledged per millisecond
+        for label, t in (("k/2", k / 2), ("k", k), ("3k/2", 1.5 * k), ("2k", 2 * k - 0.002)):
+            if label not in checkpoints and now >= t:
+                checkpoints[label] = (cc.cwnd / MSS, 0.4 * (now - k) ** 3 + 100)
+    assert cc.k == pytest.approx(k)
+    for label, (actual, formula) in checkpoints.items():
+        assert actual == pytest.approx(formula, rel=0.05), label
+    assert checkpoints["k"][0] == pytest.approx(100, rel=0.03)  # the plateau at W_max
+
+
+def test_cubic_fast_convergence_lowers_w_max():
+    cc = Cubic(MSS, 0.0)
+    cc.w_max = 100
+    cc.cwnd = 80 * MSS
+    cc.on_fast_retransmit(cc.cwnd, 0.0)
+    assert cc.w_max == pytest.approx(80 * 1.7 / 2)
+
+
+def test_unknown_algorithm_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown congestion control"):
+        create("vegas", MSS, 0.0)
