@@ -45,6 +45,18 @@ class Config:
     #: Disable Nagle's algorithm.  asyncio sets TCP_NODELAY on every TCP
     #: transport, so aiotcp does the same by default.
     nodelay: bool = True
+    #: Keepalive (RFC 1122 section 4.2.3.6), off by default as in Linux:
+    #: after ``keepalive_idle`` seconds without hearing from the peer, send
+    #: up to ``keepalive_count`` probes ``keepalive_interval`` apart, then
+    #: fail the connection with TimeoutError (Linux: 7200 s, 75 s, 9).
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+    #: User timeout (RFC 5482 semantics, like Linux TCP_USER_TIMEOUT): fail
+    #: the connection when sent data stays unacknowledged this long.  None:
+    #: only the retry limits apply.
+    user_timeout: float | None = None
     #: Answer a full SYN queue with SYN cookies (RFC 4987) instead of dropping.
     syn_cookies: bool = True
     #: Half-open (SYN_RCVD) connections a listener holds (Linux

@@ -241,6 +241,9 @@ class Connection:
         self._persist_backoff = 0
         self.delack_deadline: float | None = None
         self.fin_wait_2_deadline: float | None = None
+        self.keepalive_deadline: float | None = None
+        self.keepalive_probes = 0
+        self.user_timeout_deadline: float | None = None
         self._last_invalid_ack = -1e18
         self._challenge_count_window = -1e18
         self._challenge_count = 0
@@ -383,7 +386,8 @@ class Connection:
         if self.time_wait is not None:
             return self.time_wait.deadline
         best = self.rto_deadline
-        for d in (self.persist_deadline, self.delack_deadline, self.fin_wait_2_deadline):
+        for d in (self.persist_deadline, self.delack_deadline, self.fin_wait_2_deadline,
+                  self.keepalive_deadline, self.user_timeout_deadline):
             if d is not None and (best is None or d < best):
                 best = d
         return best
@@ -422,6 +426,7 @@ class Connection:
         if self.tracer is not None:
             self.tracer.state(self, old, new, now)
         if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
+            self._heard_from_peer(now)
             self.events.append((self, Connected()))
             if self.endpoint is not None:
                 self.endpoint._on_established(self)
@@ -430,7 +435,7 @@ class Connection:
             self.fin_wait_2_deadline = now + self.config.fin_timeout
         elif new is TIME_WAIT:
             self.rto_deadline = self.persist_deadline = self.delack_deadline = None
-            self.fin_wait_2_deadline = None
+            self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
                                       self.config.time_wait, self.out, self.stats, self.tracer)
@@ -439,7 +444,7 @@ class Connection:
                 self.endpoint._on_time_wait(self)
         elif new is CLOSED:
             self.rto_deadline = self.persist_deadline = self.delack_deadline = None
-            self.fin_wait_2_deadline = None
+            self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
             self.time_wait = None
             self._report_closed(self.error)
             if self.endpoint is not None:
@@ -540,6 +545,8 @@ class Connection:
             self.snd_max = end
         if self.rto_deadline is None:
             self.rto_deadline = now + self.rto
+        if self.config.user_timeout is not None and self.user_timeout_deadline is None:
+            self.user_timeout_deadline = now + self.config.user_timeout
 
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
@@ -594,11 +601,39 @@ class Connection:
             self._on_persist(now)
         if self.rto_deadline is not None and now >= self.rto_deadline:
             self._on_rto(now)
+        if self.user_timeout_deadline is not None and now >= self.user_timeout_deadline:
+            self.stats["user_timeouts"] += 1
+            self._fail(now, TimeoutError("user timeout: data unacknowledged too long"))
+            self._rearm()
+            return
+        if self.keepalive_deadline is not None and now >= self.keepalive_deadline:
+            self._on_keepalive(now)
         if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
             # an orphan whose peer never sent its FIN (Linux tcp_fin_timeout)
             self.stats["fin_wait_2_timeouts"] += 1
             self._finish(now, None)
         self._rearm()
+
+    def _on_keepalive(self, now: float) -> None:
+        """RFC 1122 section 4.2.3.6, as Linux does it: a probe is an ACK one
+        below snd_una with no data, which the peer must answer."""
+        config = self.config
+        if self.state not in (ESTABLISHED, CLOSE_WAIT) or self.snd_max != self.snd_una:
+            self.keepalive_deadline = now + config.keepalive_interval  # busy: look again later
+            return
+        if self.keepalive_probes >= config.keepalive_count:
+            self.stats["keepalive_timeouts"] += 1
+            self._fail(now, TimeoutError("keepalive: the peer stopped answering"))
+            return
+        self.keepalive_probes += 1
+        self.stats["keepalive_probes"] += 1
+        self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
+        self.keepalive_deadline = now + config.keepalive_interval
+
+    def _heard_from_peer(self, now: float) -> None:
+        if self.config.keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self.keepalive_deadline = now + self.config.keepalive_idle
+            self.keepalive_probes = 0
 
     def _on_persist(self, now: float) -> None:
         data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
@@ -677,6 +712,8 @@ class Connection:
                 self._set_state(CLOSED, now)
         else:
             self._receive_synchronized(seg, now)
+            if self.keepalive_deadline is not None or self.config.keepalive:
+                self._heard_from_peer(now)
         self._rearm()
 
     def _take_peer_syn(self, seg) -> None:
@@ -956,8 +993,11 @@ class Connection:
         self.dupacks = 0
         if seq_gt(self.snd_max, self.snd_una):
             self.rto_deadline = now + self.rto
+            if self.config.user_timeout is not None:
+                self.user_timeout_deadline = now + self.config.user_timeout
         else:
             self.rto_deadline = None
+            self.user_timeout_deadline = None
         if self.low_water is not None and len(self._sndbuf) <= self.low_water:
             self.low_water = None
             self.events.append((self, Writable()))

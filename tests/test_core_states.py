@@ -496,3 +496,50 @@ def test_half_closed_fin_wait_2_waits_for_the_peer():
     s.conn.close(0.0)  # write_eof: the user still reads
     s.recv(ACK, ack=L + 1)
     assert s.state_name == "FIN_WAIT_2" and s.conn.next_deadline() is None
+
+
+def test_keepalive_probes_then_times_out():
+    s = Script(CONFIG.replace(keepalive=True, keepalive_idle=100.0, keepalive_interval=10.0,
+                              keepalive_count=3)).established()
+    assert s.conn.next_deadline() == 100.0
+    s.at(50.0).recv(ACK, ack=L)  # hearing from the peer restarts the idle clock
+    assert s.conn.next_deadline() == 150.0
+    s.timer(150.0)
+    (probe,) = s.sent()
+    assert (probe.flags_str, probe.seq, len(probe.payload)) == ("A", L - 1, 0)
+    s.timer(160.0).timer(170.0)
+    assert len(s.sent()) == 2 and s.state_name == "ESTABLISHED"
+    s.timer(180.0)
+    assert s.state_name == "CLOSED" and isinstance(s.conn.error, TimeoutError)
+
+
+def test_keepalive_answer_keeps_the_connection():
+    s = Script(CONFIG.replace(keepalive=True, keepalive_idle=100.0, keepalive_interval=10.0,
+                              keepalive_count=1)).established()
+    s.timer(100.0)
+    s.sent()
+    s.at(101.0).recv(ACK, ack=L)  # the peer answers the probe
+    assert s.conn.next_deadline() == 201.0 and s.conn.keepalive_probes == 0
+
+
+def test_keepalive_is_off_by_default():
+    s = Script().established()
+    assert s.conn.next_deadline() is None
+
+
+def test_user_timeout_fails_unacknowledged_data():
+    s = Script(CONFIG.replace(user_timeout=5.0, retries=100)).established()
+    s.conn.send(b"data", 0.0)
+    while s.conn.state is State.ESTABLISHED:
+        s.timer(s.conn.next_deadline())
+        assert s.now <= 5.0
+    assert s.now == 5.0 and isinstance(s.conn.error, TimeoutError)
+
+
+def test_user_timeout_restarts_on_progress():
+    s = Script(CONFIG.replace(user_timeout=5.0)).established()
+    s.conn.send(b"a" * 100, 0.0)
+    s.at(4.0).recv(ACK, ack=L + 50)
+    assert s.conn.user_timeout_deadline == 9.0
+    s.at(4.5).recv(ACK, ack=L + 100)
+    assert s.conn.user_timeout_deadline is None
