@@ -1,5 +1,5 @@
 """Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]`` and
-``python -m aiotcp gateway``."""
+``python -m aiotcp gateway`` and ``python -m aiotcp relay``."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,29 @@ def main(argv=None) -> int:
     gateway.add_argument("--listen-host", default="127.0.0.1")
     gateway.add_argument("--listen-port", type=int, default=7077)
     gateway.add_argument("--peer-host", default="127.0.0.1", help="UDP host of aiotcp servers")
+    relay = commands.add_parser("relay", help="forward UDP both ways with seeded impairments")
+    from .relay import add_arguments
+
+    add_arguments(relay)
     args = parser.parse_args(argv)
+    if args.command == "relay":
+        import asyncio
+        import signal
+
+        from .relay import run
+
+        async def main():
+            task = asyncio.ensure_future(run(args))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, task.cancel)
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+        asyncio.run(main())
+        return 0
     if args.command == "gateway":
         import asyncio
 

@@ -616,9 +616,11 @@ async def _resolve(loop, host, port, family=0):
 
 async def create_connection(protocol_factory, host=None, port=None, *, local_addr=None, ssl=None,
                             server_hostname=None, ssl_handshake_timeout=None, config: Config | None = None,
-                            tracer=None):
-    """Open an aiotcp connection to the UDP address (host, port), whose TCP
-    port is ``port`` (WIRE.md), and return ``(transport, protocol)``."""
+                            tracer=None, tcp_port: int | None = None):
+    """Open an aiotcp connection to the UDP address (host, port) and return
+    ``(transport, protocol)``.  The TCP port is ``port`` as WIRE.md's default
+    has it, or ``tcp_port`` when something between (a relay, a NAT) makes
+    the UDP port differ from the server's TCP port."""
     loop = asyncio.get_running_loop()
     config = config or DEFAULT
     context = _ssl_context(ssl, server_side=False)
@@ -649,7 +651,8 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
     else:
         raise errors[0] if len(errors) == 1 else OSError(f"Multiple exceptions: {errors}")
     waiter = loop.create_future()
-    conn = endpoint.core.connect(peer, port, endpoint.local_port, loop.time())
+    conn = endpoint.core.connect(peer, tcp_port if tcp_port is not None else port, endpoint.local_port,
+                                 loop.time())
     endpoint.pending_connects[conn] = waiter
     endpoint._after()
     try:

@@ -1,0 +1,224 @@
+"""An impairment relay for UDP: netem in user space.
+
+``python -m aiotcp relay --listen HOST:PORT --to HOST:PORT [impairments]``
+forwards datagrams both ways.  Each client address that sends to the listen
+address gets its own upstream socket towards the target, so replies find
+their way back.  Every impairment is seeded and set per direction: "up" is
+client to target, "down" target to client.
+
+Impairments, applied in this order: timed blackouts (everything dropped),
+random loss, corruption (one bit flipped), duplication, a rate limit with a
+bounded queue (tail drop), then delay with jitter and random reordering
+(extra delay for a fraction of datagrams).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections import Counter
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class Impairment:
+    loss: float = 0.0            # probability a datagram is dropped
+    delay: float = 0.0           # one-way delay, seconds
+    jitter: float = 0.0          # extra uniform delay in [0, jitter)
+    reorder: float = 0.0         # probability of an extra delay of reorder_gap
+    reorder_gap: float = 0.01
+    duplicate: float = 0.0       # probability a datagram is sent twice
+    corrupt: float = 0.0         # probability one bit is flipped
+    rate: float = 0.0            # bytes per second, 0 = unlimited
+    queue: int = 256 * 1024      # bytes the rate limiter may hold
+    blackouts: list = field(default_factory=list)  # [(start, duration)] from relay start
+
+
+class _Direction:
+    def __init__(self, name: str, impairment: Impairment, rng: random.Random, stats: Counter, loop, start):
+        self.name = name
+        self.imp = impairment
+        self.rng = rng
+        self.stats = stats
+        self.loop = loop
+        self.start = start
+        self.link_free = 0.0  # when the rate-limited link is idle again
+        self.queued = 0
+
+    def forward(self, data: bytes, send) -> None:
+        imp, rng, stats, name = self.imp, self.rng, self.stats, self.name
+        now = self.loop.time()
+        stats[f"{name}_in"] += 1
+        elapsed = now - self.start
+        if any(s <= elapsed < s + d for s, d in imp.blackouts):
+            stats[f"{name}_blackout_dropped"] += 1
+            return
+        if imp.loss and rng.random() < imp.loss:
+            stats[f"{name}_lost"] += 1
+            return
+        if imp.corrupt and rng.random() < imp.corrupt and data:
+            damaged = bytearray(data)
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+            data = bytes(damaged)
+            stats[f"{name}_corrupted"] += 1
+        copies = 1
+        if imp.duplicate and rng.random() < imp.duplicate:
+            copies = 2
+            stats[f"{name}_duplicated"] += 1
+        for _ in range(copies):
+            at = now
+            if imp.rate:
+                if self.queued + len(data) > imp.queue:
+                    stats[f"{name}_queue_dropped"] += 1
+                    continue
+                self.link_free = max(self.link_free, now) + len(data) / imp.rate
+                at = self.link_free
+                self.queued += len(data)
+            delay = imp.delay + (rng.random() * imp.jitter if imp.jitter else 0.0)
+            if imp.reorder and rng.random() < imp.reorder:
+                delay += imp.reorder_gap
+                stats[f"{name}_reordered"] += 1
+            self._later(at + delay, at, data, send)
+
+    def _later(self, when: float, dequeued: float, data: bytes, send) -> None:
+        def fire():
+            if self.imp.rate:
+                self.queued -= len(data)
+            try:
+                send(data)
+                self.stats[f"{self.name}_out"] += 1
+            except OSError:
+                self.stats[f"{self.name}_send_errors"] += 1
+
+        if when <= self.loop.time():
+            fire()
+        else:
+            self.loop.call_at(when, fire)
+
+
+class Relay:
+    def __init__(self, listen: tuple, target: tuple, *, up: Impairment | None = None,
+                 down: Impairment | None = None, seed: int = 0):
+        self.listen = listen
+        self.target = target
+        self.up_imp = up or Impairment()
+        self.down_imp = down or Impairment()
+        self.seed = seed
+        self.stats: Counter = Counter()
+        self.sock: socket.socket | None = None
+        self._upstream: dict[tuple, socket.socket] = {}
+
+    @property
+    def address(self):
+        return self.sock.getsockname()
+
+    async def start(self) -> "Relay":
+        self.loop = loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind(self.listen)
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        start = loop.time()
+        rng = random.Random(self.seed)
+        self.up = _Direction("up", self.up_imp, random.Random(rng.random()), self.stats, loop, start)
+        self.down = _Direction("down", self.down_imp, random.Random(rng.random()), self.stats, loop, start)
+        loop.add_reader(self.sock.fileno(), self._from_client)
+        return self
+
+    def _from_client(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.stats["client_errors"] += 1
+                continue
+            upstream = self._upstream.get(addr)
+            if upstream is None:
+                upstream = socket.socket(self.sock.family, socket.SOCK_DGRAM)
+                upstream.setblocking(False)
+                upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                upstream.connect(self.target)
+                self._upstream[addr] = upstream
+                self.loop.add_reader(upstream.fileno(), self._from_target, addr, upstream)
+                self.stats["clients"] += 1
+            self.up.forward(data, upstream.send)
+
+    def _from_target(self, addr, upstream: socket.socket) -> None:
+        while True:
+            try:
+                data = upstream.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.stats["target_errors"] += 1  # e.g. ICMP: nothing at the target
+                return
+            self.down.forward(data, lambda d: self.sock.sendto(d, addr))
+
+    def close(self) -> None:
+        for upstream in self._upstream.values():
+            self.loop.remove_reader(upstream.fileno())
+            upstream.close()
+        if self.sock is not None:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+    def report(self) -> str:
+        return "\n".join(f"{key}: {value}" for key, value in sorted(self.stats.items()))
+
+
+def _hostport(text: str) -> tuple:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--listen", required=True, type=_hostport, help="HOST:PORT to receive on")
+    parser.add_argument("--to", required=True, type=_hostport, help="HOST:PORT to forward to")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    for f in fields(Impairment):
+        if f.name == "blackouts":
+            kind, help_ = str, "START:DURATION seconds from the relay's start (repeatable)"
+        else:
+            kind, help_ = type(f.default), None
+        for suffix in ("", "-up", "-down"):
+            name = f"--{f.name.replace('_', '-')}{suffix}"
+            if f.name == "blackouts":
+                parser.add_argument(name, action="append", default=None, help=help_ if not suffix else None)
+            else:
+                parser.add_argument(name, type=kind, default=None)
+
+
+def impairments_from(args) -> tuple[Impairment, Impairment]:
+    result = []
+    for direction in ("up", "down"):
+        values = {}
+        for f in fields(Impairment):
+            both = getattr(args, f.name)
+            own = getattr(args, f"{f.name}_{direction}")
+            value = own if own is not None else both
+            if value is None:
+                continue
+            if f.name == "blackouts":
+                value = [tuple(float(x) for x in item.split(":")) for item in value]
+            values[f.name] = value
+        result.append(Impairment(**values))
+    return result[0], result[1]
+
+
+async def run(args) -> None:
+    up, down = impairments_from(args)
+    relay = await Relay(args.listen, args.to, up=up, down=down, seed=args.seed).start()
+    print(f"relay: {args.listen[0]}:{relay.address[1]} -> {args.to[0]}:{args.to[1]}\n  up: {up}\n  down: {down}",
+          flush=True)
+    try:
+        if args.duration is not None:
+            await asyncio.sleep(args.duration)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        relay.close()
+        print(relay.report(), flush=True)
