@@ -24,6 +24,9 @@ class Config:
     send_buffer: int = 1 << 20
     #: Advertise window scaling (RFC 7323 section 2).
     window_scaling: bool = True
+    #: Timestamps (RFC 7323 sections 3 to 5): RTT measured on every ACK and
+    #: PAWS.  They cost 12 bytes of every segment (the MSS shrinks by 12).
+    timestamps: bool = True
     #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).
     time_wait: float = 60.0
     #: How long a connection the user fully closed may wait in FIN_WAIT_2

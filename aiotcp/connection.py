@@ -227,6 +227,15 @@ class Connection:
         self._readable_pending = False
         self._ack_pending = 0
         self._wscale_ok = False
+        self._last_ack_sent = 0
+
+        # timestamps (RFC 7323): our clock is in milliseconds from a
+        # per-connection offset; ts_recent is the peer's value we echo
+        self._now = now
+        self.ts_ok = False
+        self.ts_recent = 0
+        self._ts_recent_stamp = now
+        self._ts_offset = (self.iss * 2654435761) & MASK
 
         # timers and RTT estimation (RFC 6298)
         self.rto = config.rto_initial
@@ -287,6 +296,7 @@ class Connection:
 
     def connect(self, now: float) -> None:
         """Active open (RFC 9293 section 3.10.1): send a SYN."""
+        self._now = now
         if self.state is not CLOSED:
             raise ConnectionStateError(f"connect() in {self.state}")
         self._set_state(SYN_SENT, now)
@@ -298,6 +308,7 @@ class Connection:
     def accept_syn(self, seg, now: float, *, mss: int | None = None) -> None:
         """Passive open from LISTEN (section 3.10.7.2) with the peer's SYN:
         enter SYN_RCVD and answer with a SYN-ACK."""
+        self._now = now
         self.passive = True
         self._set_state(SYN_RCVD, now)
         self._take_peer_syn(seg)
@@ -321,6 +332,7 @@ class Connection:
 
     def send(self, data, now: float) -> None:
         """Queue data (RFC 9293 section 3.10.2) and send what the windows allow."""
+        self._now = now
         if self.state not in SENDING or self._fin_queued:
             raise ConnectionStateError(f"send() in {self.state}" + (" after close" if self._fin_queued else ""))
         if not data:
@@ -351,6 +363,7 @@ class Connection:
     def close(self, now: float) -> None:
         """Close our side (RFC 9293 section 3.10.4): a FIN follows the data
         already queued.  The connection can still receive (half-close)."""
+        self._now = now
         state = self.state
         self.closed_by_user = True
         if state in (CLOSED, LISTEN, SYN_SENT):
@@ -493,15 +506,27 @@ class Connection:
               syn_options: bool = False) -> None:
         if window is None:
             window = self._window_field()
+        if flags & ACK:
+            self._last_ack_sent = ack
         if syn_options:
+            # a SYN offers timestamps; a SYN-ACK only answers an offer
+            ts = (self._ts_val(), self.ts_recent) if self.config.timestamps and (
+                not flags & ACK or self.ts_ok) else None
             datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
-                                    self.local_mss, self.rcv_wscale if self.config.window_scaling else -1)
+                                    self.local_mss, self.rcv_wscale if self.config.window_scaling else -1,
+                                    False, None, ts)
+        elif self.ts_ok and not flags & RST:
+            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
+                                    -1, -1, False, None, (self._ts_val(), self.ts_recent))
         else:
             datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload)
         self.out.append((datagram, self.remote_addr))
         self.segments_sent += 1
         if self.tracer is not None:
             self.tracer.segment(self, "out", datagram, self.remote_addr)
+
+    def _ts_val(self) -> int:
+        return (int(self._now * 1000) + self._ts_offset) & MASK
 
     def _send_syn(self, now: float, ack: bool) -> None:
         window = min(self.config.receive_buffer, 0xFFFF)  # never scaled in a SYN
@@ -590,6 +615,7 @@ class Connection:
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now``."""
+        self._now = now
         if self.time_wait is not None:
             if not self.time_wait.handle_timer(now):
                 self._set_state(CLOSED, now)
@@ -701,6 +727,7 @@ class Connection:
 
     def receive(self, seg, now: float) -> None:
         """Process one decoded segment (RFC 9293 section 3.10.7)."""
+        self._now = now
         self.segments_received += 1
         state = self.state
         if state is SYN_SENT:
@@ -721,6 +748,10 @@ class Connection:
         self.rcv_nxt = (seg.seq + 1) & MASK
         # the window our SYN (or the SYN-ACK to come) offers, unscaled
         self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
+        if seg.has_ts and self.config.timestamps:
+            self.ts_ok = True
+            self.ts_recent = seg.ts_val
+            self._ts_recent_stamp = self._now
         self._set_peer_mss(seg.mss if seg.mss > 0 else DEFAULT_PEER_MSS)
         if seg.wscale >= 0 and self.config.window_scaling:
             self._wscale_ok = True
@@ -734,7 +765,8 @@ class Connection:
 
     def _set_peer_mss(self, mss: int) -> None:
         self.peer_mss = mss
-        self.mss = max(min(self.local_mss, mss), 64)
+        # RFC 6691: the options on every data segment come out of the MSS
+        self.mss = max(min(self.local_mss, mss) - (12 if self.ts_ok else 0), 64)
         self.cc.mss = self.mss
         self.cc.cwnd = 10 * self.mss
 
@@ -844,6 +876,17 @@ class Connection:
             seq = (seq + 1) & MASK
             seg_len -= 1
 
+        # PAWS (RFC 7323 section 5.3, R1): an old timestamp marks an old
+        # duplicate from a previous wrap of the sequence space
+        if self.ts_ok and seg.has_ts and not flags & RST and seq_lt(seg.ts_val, self.ts_recent):
+            if now - self._ts_recent_stamp > 24 * 86400:
+                self.ts_recent = seg.ts_val  # ts_recent too old to judge by (R1, 24 days)
+            else:
+                self.stats["paws_rejected"] += 1
+                if paylen or not self._rate_limited(now):
+                    self._send_ack()
+                return
+
         # first: sequence number
         if not self._acceptable(seq, seg_len):
             if flags & RST:
@@ -856,6 +899,11 @@ class Connection:
                 # data is never part of an ACK loop; pure ACKs are rate-limited
                 self._send_ack()
             return
+
+        # RFC 7323 section 4.3: remember the timestamp to echo
+        if self.ts_ok and seg.has_ts and seq_le(seq, self._last_ack_sent) and seq_ge(seg.ts_val, self.ts_recent):
+            self.ts_recent = seg.ts_val
+            self._ts_recent_stamp = now
 
         # second: RST (RFC 5961 section 3.2)
         if flags & RST:
@@ -943,6 +991,10 @@ class Connection:
             return False
         window_changed = self._update_window(seg, seq, ack)
         if seq_gt(ack, snd_una):
+            if self.ts_ok and seg.has_ts and seg.ts_ecr:
+                # RFC 7323 section 4: an RTT sample from every new ACK
+                self._rtt_sample(((self._ts_val() - seg.ts_ecr) & MASK) / 1000.0, now)
+                self._rtt_seq = None
             self._on_new_ack(ack, now)
         elif ack == snd_una and not paylen and not seg.flags & FIN and not window_changed \
                 and seq_gt(self.snd_max, snd_una):

@@ -46,7 +46,8 @@ async def exchange(reader, writer, payload: bytes, report: dict, side: str):
 
 async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: float, seed: int):
     loop = asyncio.get_running_loop()
-    config = aiotcp.Config(window_scaling=os.environ.get("AIOTCP_WSCALE", "1") == "1")
+    config = aiotcp.Config(window_scaling=os.environ.get("AIOTCP_WSCALE", "1") == "1",
+                           timestamps=os.environ.get("AIOTCP_TS", "1") == "1")
     gateway = Gateway(kernel_ip=KERNEL_IP, virtual_ip=VIRTUAL_IP, drop_to_peer=drop_to_peer,
                       drop_to_kernel=drop_to_kernel, seed=seed)
     gateway.configure()
@@ -120,7 +121,7 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
         if kernel_is_server:
             conn = writer.get_extra_info("connection")
             report["handshake"] = {"aiotcp_rcv_wscale": conn.rcv_wscale, "aiotcp_snd_wscale": conn.snd_wscale,
-                                   "mss": conn.mss}
+                                   "mss": conn.mss, "ts_ok": conn.ts_ok, "srtt": conn.srtt}
         else:
             sock = writer.get_extra_info("socket")
             report["kernel_tcp_info"] = subprocess.run(["ss", "-Htin", f"( dport = :{port} )"],

@@ -543,3 +543,62 @@ def test_user_timeout_restarts_on_progress():
     assert s.conn.user_timeout_deadline == 9.0
     s.at(4.5).recv(ACK, ack=L + 100)
     assert s.conn.user_timeout_deadline is None
+
+
+# ------------------------------------------------------------- timestamps (RFC 7323)
+
+TS = CONFIG.replace(timestamps=True)
+
+
+def ts_established(peer_ts=5000):
+    s = Script(TS)
+    s.conn.connect(0.0)
+    (syn,) = s.sent()
+    assert syn.has_ts and syn.ts_ecr == 0
+    s.at(0.010).recv(SYN | ACK, seq=PEER_ISS, ack=L, mss=1452, ts=(peer_ts, syn.ts_val))
+    (ack,) = s.sent()
+    return s, syn, ack
+
+
+def test_timestamps_negotiated_echoed_and_taken_out_of_the_mss():
+    s, syn, ack = ts_established()
+    assert s.conn.ts_ok and ack.has_ts and ack.ts_ecr == 5000
+    assert ack.ts_val - syn.ts_val == 10  # a millisecond clock
+    assert s.conn.mss == 1452 - 12  # RFC 6691
+    s.conn.send(b"x" * 3000, 0.02)
+    sizes = [len(x.payload) for x in s.sent()]
+    assert sizes == [1440, 1440, 120]
+
+
+def test_no_timestamps_when_the_peer_does_not_offer_them():
+    s = Script(TS)
+    s.conn.connect(0.0)
+    s.sent()
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L, mss=1452)
+    (ack,) = s.sent()
+    assert not s.conn.ts_ok and not ack.has_ts and s.conn.mss == 1452
+
+
+def test_rtt_measured_from_timestamp_echo_on_every_ack():
+    s, syn, ack = ts_established()
+    s.at(1.0).conn.send(b"a" * 100, 1.0)
+    (data,) = s.sent()
+    s.at(1.3).recv(ACK, ack=L + 100, ts=(5100, data.ts_val))
+    assert s.conn.srtt == pytest.approx(0.875 * 0.010 + 0.125 * 0.3, abs=0.002)
+
+
+def test_paws_drops_a_segment_with_an_old_timestamp():
+    s, syn, ack = ts_established(peer_ts=5000)
+    s.at(0.5).recv(ACK, payload=b"new", ts=(6000, ack.ts_val))
+    assert s.conn.ts_recent == 6000
+    s.sent()
+    s.at(0.6).recv(ACK, seq=P + 3, payload=b"old", ts=(5500, ack.ts_val))
+    (dup,) = s.sent()
+    assert dup.ack == P + 3  # dropped, answered with an ACK
+    assert s.conn.read() == b"new" and s.conn.stats["paws_rejected"] == 1
+
+
+def test_timestamp_on_a_segment_beyond_the_last_ack_is_not_remembered():
+    s, syn, ack = ts_established(peer_ts=5000)
+    s.recv(ACK, seq=P + 500, payload=b"later", ts=(9000, ack.ts_val))  # out of order
+    assert s.conn.ts_recent == 5000

@@ -41,8 +41,8 @@ def netns():
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def run(netns, scenario, size=0, drop_to_peer=0.0, drop_to_kernel=0.0, seed=1, wscale=True):
-    env = dict(os.environ, AIOTCP_WSCALE="1" if wscale else "0")
+def run(netns, scenario, size=0, drop_to_peer=0.0, drop_to_kernel=0.0, seed=1, wscale=True, timestamps=True):
+    env = dict(os.environ, AIOTCP_WSCALE="1" if wscale else "0", AIOTCP_TS="1" if timestamps else "0")
     result = subprocess.run(["ip", "netns", "exec", netns, sys.executable, PEER, scenario, str(size),
                              str(drop_to_peer), str(drop_to_kernel), str(seed)],
                             capture_output=True, text=True, timeout=300, env=env)
@@ -70,16 +70,20 @@ def test_50_mib_each_way_at_once(netns, scenario):
     assert set(report["states_after"]) <= {"TIME-WAIT", "LISTEN"}
 
 
+@pytest.mark.parametrize("timestamps", [True, False])
 @pytest.mark.parametrize("wscale", [True, False])
-def test_handshake_options_with_linux(netns, wscale):
-    report = run(netns, "aiotcp-client", 64 * 1024, wscale=wscale)
+def test_handshake_options_with_linux(netns, wscale, timestamps):
+    report = run(netns, "aiotcp-client", 64 * 1024, wscale=wscale, timestamps=timestamps)
     assert_exact(report)
     hs = report["handshake"]
-    assert hs["mss"] == 1452  # Linux advertises TUN MTU - 40; we advertise 1452: same
+    # Linux offers both; each is on exactly when we offer it too
+    assert hs["ts_ok"] == timestamps
+    assert hs["mss"] == (1440 if timestamps else 1452)  # 1452 less 12 bytes of timestamps
     if wscale:
         assert hs["aiotcp_rcv_wscale"] == 5 and hs["aiotcp_snd_wscale"] > 0  # Linux's own shift
     else:
         assert hs["aiotcp_rcv_wscale"] == 0 and hs["aiotcp_snd_wscale"] == 0
+    assert hs["srtt"] is not None and hs["srtt"] < 1.0
 
 
 def test_linux_sees_our_window_scale_and_mss(netns):
@@ -87,7 +91,9 @@ def test_linux_sees_our_window_scale_and_mss(netns):
     assert_exact(report)
     info = report["kernel_tcp_info"]
     assert re.search(r"wscale:5,\d+", info), info  # "wscale:snd,rcv": snd is the 5 we offered
-    assert "mss:1452" in info or "mss:1440" in info, info
+    # the TUN's MTU gives 1452; Linux sending 1440 means it took the 12 bytes
+    # of the timestamps we agreed on out of every segment, as we do
+    assert "mss:1440" in info, info
 
 
 @pytest.mark.parametrize("scenario", ["aiotcp-client-refused", "linux-client-refused"])
