@@ -27,6 +27,9 @@ class Config:
     #: Timestamps (RFC 7323 sections 3 to 5): RTT measured on every ACK and
     #: PAWS.  They cost 12 bytes of every segment (the MSS shrinks by 12).
     timestamps: bool = True
+    #: Selective acknowledgments (RFC 2018) with D-SACK (RFC 2883), and
+    #: SACK-based loss recovery (RFC 6675) when the peer agrees.
+    sack: bool = True
     #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).
     time_wait: float = 60.0
     #: How long a connection the user fully closed may wait in FIN_WAIT_2

@@ -237,6 +237,16 @@ class Connection:
         self._ts_recent_stamp = now
         self._ts_offset = (self.iss * 2654435761) & MASK
 
+        # SACK (RFC 2018, 2883, 6675)
+        self.sack_ok = False
+        self._sacked: list[tuple[int, int]] = []  # peer's SACKed ranges above snd_una, sorted
+        self.sacked_bytes = 0
+        self._high_rxt = 0  # retransmitted up to here in this recovery (RFC 6675 HighRxt)
+        self._pipe_credit = 0  # flight - pipe during SACK recovery
+        self._last_ooo_seq: int | None = None
+        self._dsack: tuple[int, int] | None = None
+        self.sack_retransmits = 0
+
         # timers and RTT estimation (RFC 6298)
         self.rto = config.rto_initial
         self.srtt: float | None = None
@@ -424,6 +434,8 @@ class Connection:
             "segments_retransmitted": self.segments_retransmitted,
             "bytes_retransmitted": self.bytes_retransmitted,
             "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
+            "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
+            "sacked_bytes": self.sacked_bytes,
             "send_buffered": len(self._sndbuf), "read_buffered": len(self._rcvbuf),
         }
 
@@ -512,9 +524,14 @@ class Connection:
             # a SYN offers timestamps; a SYN-ACK only answers an offer
             ts = (self._ts_val(), self.ts_recent) if self.config.timestamps and (
                 not flags & ACK or self.ts_ok) else None
+            sack_permitted = self.config.sack and (not flags & ACK or self.sack_ok)
             datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
                                     self.local_mss, self.rcv_wscale if self.config.window_scaling else -1,
-                                    False, None, ts)
+                                    sack_permitted, None, ts)
+        elif self.sack_ok and (self._ooo or self._dsack) and flags & ACK:
+            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
+                                    -1, -1, False, self._sack_blocks(),
+                                    (self._ts_val(), self.ts_recent) if self.ts_ok else None)
         elif self.ts_ok and not flags & RST:
             datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
                                     -1, -1, False, None, (self._ts_val(), self.ts_recent))
@@ -524,6 +541,32 @@ class Connection:
         self.segments_sent += 1
         if self.tracer is not None:
             self.tracer.segment(self, "out", datagram, self.remote_addr)
+
+    def _sack_blocks(self) -> list:
+        """SACK blocks for an ACK (RFC 2018 section 4): a D-SACK block first
+        if a duplicate just arrived (RFC 2883), then the block holding the
+        most recent arrival, then the others; 3 fit beside timestamps, 4
+        without."""
+        room = 3 if self.ts_ok else 4
+        blocks = []
+        if self._dsack is not None:
+            blocks.append(self._dsack)
+            self._dsack = None
+        merged = []
+        for start, data in self._ooo:
+            end = (start + len(data)) & MASK
+            if merged and merged[-1][1] == start:
+                merged[-1][1] = end
+            else:
+                merged.append([start, end])
+        recent = self._last_ooo_seq
+        first = [b for b in merged if recent is not None and seq_le(b[0], recent) and seq_lt(recent, b[1])]
+        rest = [b for b in reversed(merged) if b not in first]
+        for b in first + rest:
+            if len(blocks) >= room:
+                break
+            blocks.append((b[0], b[1]))
+        return blocks
 
     def _ts_val(self) -> int:
         return (int(self._now * 1000) + self._ts_offset) & MASK
@@ -585,7 +628,7 @@ class Connection:
             if unsent <= 0:
                 break
             flight = seq_diff(snd_nxt, self.snd_una)
-            window = min(self.snd_wnd, self.cc.cwnd)
+            window = min(self.snd_wnd, self.cc.cwnd + (self._pipe_credit if self.in_recovery else 0))
             usable = window - flight
             length = min(unsent, usable, self.mss)
             if length <= 0:
@@ -707,6 +750,9 @@ class Connection:
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_rto(flight, now)
         self.in_recovery = False
+        self._pipe_credit = 0
+        self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
+        self.sacked_bytes = 0
         self.dupacks = 0
         self.recover = self.snd_max
         # go back N: resend from the first unacknowledged byte
@@ -748,6 +794,7 @@ class Connection:
         self.rcv_nxt = (seg.seq + 1) & MASK
         # the window our SYN (or the SYN-ACK to come) offers, unscaled
         self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
+        self.sack_ok = seg.sack_permitted and self.config.sack
         if seg.has_ts and self.config.timestamps:
             self.ts_ok = True
             self.ts_recent = seg.ts_val
@@ -893,6 +940,8 @@ class Connection:
                 self.stats["rst_out_of_window"] += 1
                 return
             self.stats["segments_out_of_window"] += 1
+            if self.sack_ok and paylen and seq_le((seq + paylen) & MASK, self.rcv_nxt):
+                self._dsack = (seq, (seq + paylen) & MASK)  # RFC 2883: report the duplicate
             if flags & SYN:
                 self._challenge_ack(now)
             elif (paylen or flags & FIN) or not self._rate_limited(now):
@@ -990,14 +1039,18 @@ class Connection:
             self._challenge_ack(now)
             return False
         window_changed = self._update_window(seg, seq, ack)
+        sacked_before = self.sacked_bytes
+        if self.sack_ok and (seg.sack_blocks or self._sacked):
+            self._update_scoreboard(seg.sack_blocks, ack)
         if seq_gt(ack, snd_una):
             if self.ts_ok and seg.has_ts and seg.ts_ecr:
                 # RFC 7323 section 4: an RTT sample from every new ACK
                 self._rtt_sample(((self._ts_val() - seg.ts_ecr) & MASK) / 1000.0, now)
                 self._rtt_seq = None
             self._on_new_ack(ack, now)
-        elif ack == snd_una and not paylen and not seg.flags & FIN and not window_changed \
-                and seq_gt(self.snd_max, snd_una):
+        elif ack == snd_una and seq_gt(self.snd_max, snd_una) and (
+                self.sacked_bytes > sacked_before  # RFC 6675: SACKs new data
+                or not paylen and not seg.flags & FIN and not window_changed):  # RFC 5681
             self._on_dupack(now)
         state = self.state
         if self._fin_acked():
@@ -1011,6 +1064,102 @@ class Connection:
                 self._finish(now, None)
                 return False
         return True
+
+    # ------------------------------------------------- SACK loss recovery
+
+    def _update_scoreboard(self, blocks, ack: int) -> None:
+        """Merge SACK blocks into the scoreboard, kept as ranges above the
+        cumulative ACK (RFC 6675 section 3).  D-SACK blocks (at or below the
+        ACK) are counted and ignored; blocks beyond what was sent are bogus."""
+        span = seq_diff(self.snd_max, ack)
+        ranges = []
+        for left, right in self._sacked:
+            ranges.append((seq_diff(left, ack), seq_diff(right, ack)))
+        for left, right in blocks:
+            lo, hi = seq_diff(left, ack), seq_diff(right, ack)
+            if hi <= 0:
+                self.stats["dsack_received"] += 1
+                continue
+            if lo >= hi or hi > span:
+                self.stats["sack_blocks_invalid"] += 1
+                continue
+            ranges.append((lo, hi))
+        ranges.sort()
+        merged: list[list[int]] = []
+        for lo, hi in ranges:
+            lo = max(lo, 0)
+            if hi <= lo:
+                continue
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self._sacked = [((ack + lo) & MASK, (ack + hi) & MASK) for lo, hi in merged]
+        self.sacked_bytes = sum(hi - lo for lo, hi in merged)
+
+    def _lost_holes(self, una: int):
+        """Holes (offsets from ``una``) that RFC 6675's IsLost() declares
+        lost: more than (DupThresh - 1) * SMSS bytes, or DupThresh separate
+        blocks, SACKed above them."""
+        holes = []
+        above_bytes = self.sacked_bytes
+        above_blocks = len(self._sacked)
+        previous = 0
+        for left, right in self._sacked:
+            lo, hi = seq_diff(left, una), seq_diff(right, una)
+            if lo > previous and (above_bytes > 2 * self.mss or above_blocks >= 3):
+                holes.append((previous, lo))
+            above_bytes -= hi - lo
+            above_blocks -= 1
+            previous = hi
+        return holes
+
+    def _sack_recovery_send(self, now: float) -> None:
+        """RFC 6675 section 5: while cwnd - pipe allows, retransmit the first
+        lost byte range not yet retransmitted (NextSeg rule 1); new data
+        (rule 2) follows through _push, which sees the pipe credit."""
+        una = self.snd_una
+        holes = self._lost_holes(una)
+        high_rxt = max(seq_diff(self._high_rxt, una), 0)
+        lost_waiting = sum(hi - max(lo, high_rxt) for lo, hi in holes if hi > high_rxt)
+        flight = seq_diff(self.snd_max, una)
+        pipe = flight - self.sacked_bytes - lost_waiting
+        for lo, hi in holes:
+            lo = max(lo, high_rxt)
+            while lo < hi and self.cc.cwnd - pipe >= self.mss:
+                length = min(hi - lo, self.mss)
+                self._resend(una + lo, length, now)
+                self.sack_retransmits += 1
+                lo += length
+                pipe += length
+                high_rxt = lo
+                self._high_rxt = (una + lo) & MASK
+        # let _push count only the pipe, not everything outstanding
+        self._pipe_credit = max(flight - pipe, 0)
+
+    def _resend(self, seq: int, length: int, now: float) -> None:
+        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        length = min(length, seq_diff(data_end, seq))
+        fin = self.fin_seq is not None and seq_diff(data_end, seq) == length
+        if length > 0 or fin:
+            self._send_data(seq & MASK, max(length, 0), fin, now)
+
+    def _enter_sack_recovery(self, now: float) -> None:
+        flight = seq_diff(self.snd_max, self.snd_una)
+        self.cc.on_fast_retransmit(flight, now)
+        self.cc.cwnd = self.cc.ssthresh  # RFC 6675: no window inflation
+        self.recover = self.snd_max
+        self.in_recovery = True
+        self.fast_retransmits += 1
+        self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
+        self._rtt_seq = None
+        self._high_rxt = self.snd_una
+        if not self._lost_holes(self.snd_una):
+            # entered on DupThresh duplicate ACKs: the first segment is lost
+            self._resend(self.snd_una, self.mss, now)
+            self.sack_retransmits += 1
+            self._high_rxt = (self.snd_una + self.mss) & MASK
+        self._sack_recovery_send(now)
 
     def _on_new_ack(self, ack: int, now: float) -> None:
         acked = seq_diff(ack, self.snd_una)
@@ -1029,7 +1178,14 @@ class Connection:
             self._rtt_seq = None
         self.retries = 0
         self._persist_backoff = 0
-        if self.in_recovery:
+        if self.in_recovery and self.sack_ok:
+            if seq_ge(ack, self.recover):
+                self.in_recovery = False  # RFC 6675 section 5: recovery ends
+                self._pipe_credit = 0
+                self.cc.cwnd = max(self.cc.ssthresh, self.mss)
+            else:
+                self._sack_recovery_send(now)
+        elif self.in_recovery:
             if seq_ge(ack, self.recover):
                 # full acknowledgment (RFC 6582 section 3.2 step 3)
                 self.in_recovery = False
@@ -1042,6 +1198,8 @@ class Connection:
             self.cc.on_ack(acked, flight_before, now)
             if self.recover is not None and seq_ge(ack, self.recover):
                 self.recover = None
+            if self.sack_ok and self._sacked and self._lost_holes(self.snd_una):
+                self._enter_sack_recovery(now)  # IsLost(HighACK + 1) on a new ACK
         self.dupacks = 0
         if seq_gt(self.snd_max, self.snd_una):
             self.rto_deadline = now + self.rto
@@ -1059,7 +1217,14 @@ class Connection:
         self.dupacks += 1
         self.stats["dupacks"] += 1
         if self.in_recovery:
-            self.cc.cwnd += self.mss  # inflate for each segment that left
+            if self.sack_ok:
+                self._sack_recovery_send(now)
+            else:
+                self.cc.cwnd += self.mss  # inflate for each segment that left
+            return
+        if self.sack_ok and (self.recover is None or seq_gt(self.snd_una, self.recover)) and (
+                self.dupacks >= 3 or self._lost_holes(self.snd_una)):
+            self._enter_sack_recovery(now)
             return
         if self.dupacks == 3 and (self.recover is None or seq_gt(self.snd_una, self.recover)):
             flight = seq_diff(self.snd_max, self.snd_una)
@@ -1121,6 +1286,7 @@ class Connection:
             # out of order: keep it and send a duplicate ACK at once
             if length:
                 self._store_ooo(seq, bytes(payload))
+                self._last_ooo_seq = seq
             if fin:
                 self._ooo_fin = (seq + length) & MASK
             self.stats["out_of_order_segments"] += 1

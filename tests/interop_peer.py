@@ -47,7 +47,8 @@ async def exchange(reader, writer, payload: bytes, report: dict, side: str):
 async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: float, seed: int):
     loop = asyncio.get_running_loop()
     config = aiotcp.Config(window_scaling=os.environ.get("AIOTCP_WSCALE", "1") == "1",
-                           timestamps=os.environ.get("AIOTCP_TS", "1") == "1")
+                           timestamps=os.environ.get("AIOTCP_TS", "1") == "1",
+                           sack=os.environ.get("AIOTCP_SACK", "1") == "1")
     gateway = Gateway(kernel_ip=KERNEL_IP, virtual_ip=VIRTUAL_IP, drop_to_peer=drop_to_peer,
                       drop_to_kernel=drop_to_kernel, seed=seed)
     gateway.configure()
@@ -121,7 +122,8 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
         if kernel_is_server:
             conn = writer.get_extra_info("connection")
             report["handshake"] = {"aiotcp_rcv_wscale": conn.rcv_wscale, "aiotcp_snd_wscale": conn.snd_wscale,
-                                   "mss": conn.mss, "ts_ok": conn.ts_ok, "srtt": conn.srtt}
+                                   "mss": conn.mss, "ts_ok": conn.ts_ok, "sack_ok": conn.sack_ok,
+                                   "srtt": conn.srtt}
         else:
             sock = writer.get_extra_info("socket")
             report["kernel_tcp_info"] = subprocess.run(["ss", "-Htin", f"( dport = :{port} )"],
@@ -137,8 +139,22 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
         server.close()
     finally:
         report["gateway"] = dict(gateway.stats)
+        report["kernel_counters"] = kernel_counters()
         gateway.close()
     return report
+
+
+def kernel_counters() -> dict:
+    """Linux's own TCP counters in this namespace (nstat, absolute values)."""
+    names = ["TcpExtTCPSackRecovery", "TcpExtTCPTimeouts", "TcpExtTCPDSACKRecv", "TcpRetransSegs",
+             "TcpExtTCPSACKReneging", "TcpExtTCPRenoRecovery", "TcpExtTCPLossProbes"]
+    out = subprocess.run(["nstat", "-az", *names], capture_output=True, text=True).stdout
+    counters = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in names:
+            counters[parts[0]] = int(parts[1])
+    return counters
 
 
 async def wait_for(predicate, timeout=10.0):

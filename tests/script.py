@@ -10,7 +10,7 @@ from aiotcp.connection import Connection, State
 LOCAL, REMOTE = 1000, 2000
 ISS = 100_000
 PEER_ISS = 500_000
-CONFIG = Config(delayed_ack=0.04, window_scaling=False, receive_buffer=65535, timestamps=False)
+CONFIG = Config(delayed_ack=0.04, window_scaling=False, receive_buffer=65535, timestamps=False, sack=False)
 
 
 def seg(flags, seq, ack=0, payload=b"", window=65535, **options):

@@ -602,3 +602,87 @@ def test_timestamp_on_a_segment_beyond_the_last_ack_is_not_remembered():
     s, syn, ack = ts_established(peer_ts=5000)
     s.recv(ACK, seq=P + 500, payload=b"later", ts=(9000, ack.ts_val))  # out of order
     assert s.conn.ts_recent == 5000
+
+
+# ------------------------------------------------------------- SACK (RFC 2018, 2883, 6675)
+
+SACK = CONFIG.replace(sack=True)
+
+
+def sack_established(peer_mss=1000):
+    s = Script(SACK)
+    s.conn.connect(0.0)
+    (syn,) = s.sent()
+    assert syn.sack_permitted
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L, mss=peer_mss, sack_permitted=True)
+    s.sent()
+    assert s.conn.sack_ok
+    return s
+
+
+def test_sack_only_when_both_offer():
+    s = Script(SACK)
+    s.conn.connect(0.0)
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L)
+    assert not s.conn.sack_ok
+    p = Script(SACK)
+    p.conn.accept_syn(seg(SYN, PEER_ISS), 0.0)
+    (synack,) = p.sent()
+    assert not synack.sack_permitted  # a SYN-ACK only answers an offer
+
+
+def test_receiver_reports_sack_blocks_most_recent_first():
+    s = sack_established()
+    s.recv(ACK, seq=P + 100, payload=b"b" * 100)
+    (a1,) = s.sent()
+    assert a1.ack == P and a1.sack_blocks == ((P + 100, P + 200),)
+    s.recv(ACK, seq=P + 300, payload=b"d" * 100)
+    (a2,) = s.sent()
+    assert a2.sack_blocks == ((P + 300, P + 400), (P + 100, P + 200))
+    s.recv(ACK, seq=P + 200, payload=b"c" * 100)  # joins the two blocks
+    (a3,) = s.sent()
+    assert a3.sack_blocks == ((P + 100, P + 400),)
+    s.recv(ACK, seq=P, payload=b"a" * 100)
+    (a4,) = s.sent()
+    assert a4.ack == P + 400 and a4.sack_blocks == ()
+
+
+def test_duplicate_segment_is_reported_with_dsack():
+    s = sack_established()
+    s.recv(ACK, seq=P, payload=b"a" * 100)
+    s.recv(ACK, seq=P + 100, payload=b"b" * 100)
+    s.sent()
+    s.recv(ACK, seq=P, payload=b"a" * 100)  # a spurious retransmission
+    (ack,) = s.sent()
+    assert ack.ack == P + 200 and ack.sack_blocks == ((P, P + 100),)  # RFC 2883: below the ACK
+
+
+def test_sack_scoreboard_retransmits_the_lost_segment_before_three_dupacks():
+    # RFC 6675: IsLost(snd_una) once more than 2 * SMSS bytes are SACKed above it
+    s = sack_established(peer_mss=1000)
+    s.conn.send(b"z" * 10_000, 0.0)
+    assert len(s.sent()) == 10
+    s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 2000)])
+    s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 3000)])
+    assert s.sent() == []  # 2 * SMSS SACKed above: not lost yet
+    s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 4000)])
+    (rexmit,) = s.sent()
+    assert (rexmit.seq, len(rexmit.payload)) == (L, 1000)
+    assert s.conn.in_recovery and s.conn.sacked_bytes == 3000
+    assert s.conn.cc.ssthresh == s.conn.cc.cwnd  # no inflation in RFC 6675
+    # a later hole is repaired too once SACKs show it lost
+    s.recv(ACK, ack=L + 4000, sack_blocks=[(L + 5000, L + 8000)])
+    sent = s.sent()
+    assert sent[0].seq == L + 4000
+    s.recv(ACK, ack=L + 10_000)
+    assert not s.conn.in_recovery and s.conn.sacked_bytes == 0
+
+
+def test_dsack_and_bogus_sack_blocks_are_ignored():
+    s = sack_established()
+    s.conn.send(b"q" * 3000, 0.0)
+    s.sent()
+    s.recv(ACK, ack=L + 1000, sack_blocks=[(L, L + 1000)])  # D-SACK below the ACK
+    s.recv(ACK, ack=L + 1000, sack_blocks=[(L + 2000, L + 90_000)])  # beyond what was sent
+    assert s.conn.sacked_bytes == 0
+    assert s.conn.stats["dsack_received"] == 1 and s.conn.stats["sack_blocks_invalid"] == 1
