@@ -63,6 +63,10 @@ class Config:
     #: the connection when sent data stays unacknowledged this long.  None:
     #: only the retry limits apply.
     user_timeout: float | None = None
+    #: Restart after idle (RFC 5681 section 4.1, Linux
+    #: tcp_slow_start_after_idle): after more than an RTO without sending,
+    #: the congestion window falls back to the initial window.
+    slow_start_after_idle: bool = True
     #: Answer a full SYN queue with SYN cookies (RFC 4987) instead of dropping.
     syn_cookies: bool = True
     #: Half-open (SYN_RCVD) connections a listener holds (Linux

@@ -246,6 +246,12 @@ class Connection:
         self._last_ooo_seq: int | None = None
         self._dsack: tuple[int, int] | None = None
         self.sack_retransmits = 0
+        # proportional rate reduction (RFC 6937) during SACK recovery
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = 0
+        self._delivered = 0  # DeliveredData of the ACK being processed
+        self._last_send = now
 
         # timers and RTT estimation (RFC 6298)
         self.rto = config.rto_initial
@@ -435,7 +441,7 @@ class Connection:
             "bytes_retransmitted": self.bytes_retransmitted,
             "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
-            "sacked_bytes": self.sacked_bytes,
+            "sacked_bytes": self.sacked_bytes, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
             "send_buffered": len(self._sndbuf), "read_buffered": len(self._rcvbuf),
         }
 
@@ -607,6 +613,9 @@ class Connection:
         if self._rtt_seq is None and not seq_lt(seq, self.snd_max):
             self._rtt_seq = end
             self._rtt_time = now
+        if self.in_recovery:
+            self.prr_out += length
+        self._last_send = now
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
@@ -622,6 +631,11 @@ class Connection:
         if self.state not in SYNCHRONIZED:
             return
         data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        if (self.config.slow_start_after_idle and self.snd_max == self.snd_una
+                and now - self._last_send > self.rto and self.cc.cwnd > 10 * self.mss):
+            # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
+            self.cc.cwnd = 10 * self.mss
+            self.stats["restarts_after_idle"] += 1
         while True:
             snd_nxt = self.snd_nxt
             unsent = seq_diff(data_end, snd_nxt)
@@ -1042,6 +1056,8 @@ class Connection:
         sacked_before = self.sacked_bytes
         if self.sack_ok and (seg.sack_blocks or self._sacked):
             self._update_scoreboard(seg.sack_blocks, ack)
+        # RFC 6937 DeliveredData: newly cumulatively acked plus newly SACKed
+        self._delivered = max(seq_diff(ack, snd_una), 0) + self.sacked_bytes - sacked_before
         if seq_gt(ack, snd_una):
             if self.ts_ok and seg.has_ts and seg.ts_ecr:
                 # RFC 7323 section 4: an RTT sample from every new ACK
@@ -1124,6 +1140,7 @@ class Connection:
         lost_waiting = sum(hi - max(lo, high_rxt) for lo, hi in holes if hi > high_rxt)
         flight = seq_diff(self.snd_max, una)
         pipe = flight - self.sacked_bytes - lost_waiting
+        self._prr(pipe)
         for lo, hi in holes:
             lo = max(lo, high_rxt)
             while lo < hi and self.cc.cwnd - pipe >= self.mss:
@@ -1137,6 +1154,24 @@ class Connection:
         # let _push count only the pipe, not everything outstanding
         self._pipe_credit = max(flight - pipe, 0)
 
+    def _prr(self, pipe: int) -> None:
+        """RFC 6937 section 3: how much may be sent on this ACK (sndcnt),
+        applied as Linux does, by setting cwnd = pipe + sndcnt."""
+        mss = self.mss
+        ssthresh = self.cc.ssthresh
+        self.prr_delivered += self._delivered
+        if pipe > ssthresh:
+            # proportional: spread the reduction over the recovery
+            sndcnt = -(-self.prr_delivered * ssthresh // max(self.recover_fs, 1)) - self.prr_out
+        else:
+            # slow start reduction bound (PRR-SSRB)
+            limit = max(self.prr_delivered - self.prr_out, self._delivered) + mss
+            sndcnt = min(ssthresh - pipe, limit)
+        if self.prr_out == 0:
+            sndcnt = max(sndcnt, mss)  # the fast retransmit always goes
+        self.cc.cwnd = max(pipe + max(sndcnt, 0), mss)
+        self._delivered = 0
+
     def _resend(self, seq: int, length: int, now: float) -> None:
         data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
         length = min(length, seq_diff(data_end, seq))
@@ -1148,6 +1183,9 @@ class Connection:
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_fast_retransmit(flight, now)
         self.cc.cwnd = self.cc.ssthresh  # RFC 6675: no window inflation
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = flight
         self.recover = self.snd_max
         self.in_recovery = True
         self.fast_retransmits += 1
@@ -1156,6 +1194,8 @@ class Connection:
         self._high_rxt = self.snd_una
         if not self._lost_holes(self.snd_una):
             # entered on DupThresh duplicate ACKs: the first segment is lost
+            self.prr_delivered += self._delivered
+            self._delivered = 0
             self._resend(self.snd_una, self.mss, now)
             self.sack_retransmits += 1
             self._high_rxt = (self.snd_una + self.mss) & MASK

@@ -686,3 +686,41 @@ def test_dsack_and_bogus_sack_blocks_are_ignored():
     s.recv(ACK, ack=L + 1000, sack_blocks=[(L + 2000, L + 90_000)])  # beyond what was sent
     assert s.conn.sacked_bytes == 0
     assert s.conn.stats["dsack_received"] == 1 and s.conn.stats["sack_blocks_invalid"] == 1
+
+
+def test_proportional_rate_reduction_spreads_the_reduction():
+    """RFC 6937: while pipe > ssthresh, what is sent in recovery stays at
+    ceil(prr_delivered * ssthresh / RecoverFS): about half the delivered data
+    with NewReno's ssthresh of flight / 2, instead of a stall then a burst."""
+    import math
+    s = Script(SACK.replace(congestion_control="newreno"))
+    s.conn.connect(0.0)
+    s.sent()
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=L, mss=1000, sack_permitted=True, window=65535)
+    s.sent()
+    s.conn.cc.cwnd = 20_000
+    s.conn.send(b"p" * 40_000, 0.0)
+    assert len(s.sent()) == 20
+    sent_in_recovery = []
+    for k in range(2, 16):  # segment 1 lost; segments 2..15 arrive one by one
+        s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + k * 1000)])
+        out = s.sent()
+        if s.conn.in_recovery:
+            sent_in_recovery.append(len(out))
+            ssthresh, fs = s.conn.cc.ssthresh, s.conn.recover_fs
+            assert s.conn.prr_out <= max(math.ceil(s.conn.prr_delivered * ssthresh / fs), 1000)
+    assert s.conn.recover_fs == 20_000 and s.conn.cc.ssthresh == 10_000
+    total = sum(sent_in_recovery)
+    assert 4 <= total <= 8  # about half of the 12 to 14 segments delivered
+    assert max(sent_in_recovery) <= 2  # spread out, no burst
+
+
+def test_restart_after_idle_returns_to_the_initial_window():
+    s = Script(CONFIG.replace(slow_start_after_idle=True)).established(peer_mss=1000)
+    s.conn.cc.cwnd = 50_000
+    s.conn.send(b"a", 0.0)
+    s.recv(ACK, ack=L + 1)
+    s.sent()
+    s.at(10.0).conn.send(b"b" * 30_000, 10.0)  # idle far longer than the RTO
+    assert s.conn.cc.cwnd == 10_000
+    assert len(s.sent()) == 10
