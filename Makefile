@@ -16,7 +16,9 @@ test: $(EXT_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(EXT_STAMP)
+	$(PY) -m pip install -q aioquic
 	$(PY) bench/bench.py
+	$(PY) bench/lossy.py
 
 microbench: $(EXT_STAMP)
 	$(PY) bench/micro.py
