@@ -30,6 +30,12 @@ class Config:
     #: Selective acknowledgments (RFC 2018) with D-SACK (RFC 2883), and
     #: SACK-based loss recovery (RFC 6675) when the peer agrees.
     sack: bool = True
+    #: Tail loss probes (RFC 8985 section 7), used with SACK: when ACKs
+    #: stop for about two RTTs, probe with one segment so that a loss at the
+    #: tail of a flight is repaired by SACK recovery instead of an RTO.  Off
+    #: by default for now: in lossy simulations it probes far more often
+    #: than it should (see the project notes), tripling retransmissions.
+    tail_loss_probe: bool = False
     #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).
     time_wait: float = 60.0
     #: How long a connection the user fully closed may wait in FIN_WAIT_2

@@ -269,6 +269,12 @@ class Connection:
         self.keepalive_deadline: float | None = None
         self.keepalive_probes = 0
         self.user_timeout_deadline: float | None = None
+        self.pto_deadline: float | None = None  # tail loss probe (RFC 8985)
+        self.reo_deadline: float | None = None  # RACK reordering window timer
+        self._sack_since: float | None = None  # when SACKed data above a hole first showed
+        self.min_rtt: float | None = None
+        self.rack_losses = 0
+        self.tlp_probes = 0
         self._last_invalid_ack = -1e18
         self._challenge_count_window = -1e18
         self._challenge_count = 0
@@ -416,7 +422,8 @@ class Connection:
             return self.time_wait.deadline
         best = self.rto_deadline
         for d in (self.persist_deadline, self.delack_deadline, self.fin_wait_2_deadline,
-                  self.keepalive_deadline, self.user_timeout_deadline):
+                  self.keepalive_deadline, self.user_timeout_deadline, self.pto_deadline,
+                  self.reo_deadline):
             if d is not None and (best is None or d < best):
                 best = d
         return best
@@ -441,7 +448,8 @@ class Connection:
             "bytes_retransmitted": self.bytes_retransmitted,
             "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
-            "sacked_bytes": self.sacked_bytes, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
+            "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
+            "rack_losses": self.rack_losses, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
             "send_buffered": len(self._sndbuf), "read_buffered": len(self._rcvbuf),
         }
 
@@ -467,6 +475,7 @@ class Connection:
         elif new is TIME_WAIT:
             self.rto_deadline = self.persist_deadline = self.delack_deadline = None
             self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
+            self.pto_deadline = self.reo_deadline = None
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
                                       self.config.time_wait, self.out, self.stats, self.tracer)
@@ -476,6 +485,7 @@ class Connection:
         elif new is CLOSED:
             self.rto_deadline = self.persist_deadline = self.delack_deadline = None
             self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
+            self.pto_deadline = self.reo_deadline = None
             self.time_wait = None
             self._report_closed(self.error)
             if self.endpoint is not None:
@@ -602,7 +612,8 @@ class Connection:
         end = (seq + length + (1 if fin else 0)) & MASK
         if fin:
             self.fin_seq = (seq + length) & MASK
-        if seq_lt(seq, self.snd_max):
+        new_data = not seq_lt(seq, self.snd_max)
+        if not new_data:
             self.segments_retransmitted += 1
             self.bytes_retransmitted += length
         else:
@@ -622,6 +633,8 @@ class Connection:
             self.snd_max = end
         if self.rto_deadline is None:
             self.rto_deadline = now + self.rto
+        if new_data and self.sack_ok:
+            self._arm_pto(now)
         if self.config.user_timeout is not None and self.user_timeout_deadline is None:
             self.user_timeout_deadline = now + self.config.user_timeout
 
@@ -682,6 +695,14 @@ class Connection:
             self._send_ack()
         if self.persist_deadline is not None and now >= self.persist_deadline:
             self._on_persist(now)
+        if self.reo_deadline is not None and now >= self.reo_deadline:
+            self.reo_deadline = None
+            if self.sack_ok and not self.in_recovery and self._sacked and self._lost_holes(self.snd_una) and (
+                    self.recover is None or seq_gt(self.snd_una, self.recover)):
+                self.rack_losses += 1  # a loss only RACK's time rule could see
+                self._enter_sack_recovery(now)
+        if self.pto_deadline is not None and now >= self.pto_deadline:
+            self._on_pto(now)
         if self.rto_deadline is not None and now >= self.rto_deadline:
             self._on_rto(now)
         if self.user_timeout_deadline is not None and now >= self.user_timeout_deadline:
@@ -696,6 +717,44 @@ class Connection:
             self.stats["fin_wait_2_timeouts"] += 1
             self._finish(now, None)
         self._rearm()
+
+    def _arm_pto(self, now: float) -> None:
+        """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
+        ACK when a single segment is out), never beyond the RTO."""
+        if not (self.sack_ok and self.config.tail_loss_probe) or self.in_recovery or self.srtt is None \
+                or self.state not in SYNCHRONIZED or self.snd_max == self.snd_una:
+            self.pto_deadline = None
+            return
+        pto = 2 * self.srtt
+        if seq_diff(self.snd_max, self.snd_una) <= self.mss:
+            pto += 0.2  # the peer may delay the ACK of a lone segment (WCDelAckT)
+        pto = max(pto, 0.01)
+        deadline = now + pto
+        if self.rto_deadline is not None and deadline >= self.rto_deadline:
+            self.pto_deadline = None
+            return
+        self.pto_deadline = deadline
+
+    def _on_pto(self, now: float) -> None:
+        """RFC 8985 section 7.3: send one new segment if the windows allow,
+        else resend the last one; then wait for the RTO."""
+        self.pto_deadline = None
+        if self.snd_max == self.snd_una or self.in_recovery:
+            return
+        self.tlp_probes += 1
+        self.stats["tail_loss_probes"] += 1
+        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        unsent = seq_diff(data_end, self.snd_nxt)
+        usable = self.snd_wnd - seq_diff(self.snd_nxt, self.snd_una)
+        if unsent > 0 and usable > 0:
+            self._send_data(self.snd_nxt, min(unsent, usable, self.mss), False, now)
+        else:
+            end = self.snd_max
+            if self.fin_seq is not None and seq_ge(end, (self.fin_seq + 1) & MASK):
+                end = self.fin_seq  # the FIN is resent with the last data
+            start = (end - min(seq_diff(end, self.snd_una), self.mss)) & MASK
+            self._resend(start, seq_diff(end, start), now)
+        self.rto_deadline = now + self.rto
 
     def _on_keepalive(self, now: float) -> None:
         """RFC 1122 section 4.2.3.6, as Linux does it: a probe is an ACK one
@@ -763,6 +822,7 @@ class Connection:
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_rto(flight, now)
+        self.pto_deadline = self.reo_deadline = self._sack_since = None
         self.in_recovery = False
         self._pipe_credit = 0
         self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
@@ -878,6 +938,8 @@ class Connection:
     def _rtt_sample(self, rtt: float, now: float) -> None:
         """RFC 6298 section 2."""
         rtt = max(rtt, 0.0)
+        if self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt
         if self.srtt is None:
             self.srtt = rtt
             self.rttvar = rtt / 2
@@ -1112,18 +1174,34 @@ class Connection:
                 merged.append([lo, hi])
         self._sacked = [((ack + lo) & MASK, (ack + hi) & MASK) for lo, hi in merged]
         self.sacked_bytes = sum(hi - lo for lo, hi in merged)
+        if not merged:
+            self._sack_since = None
+            self.reo_deadline = None
+        elif self._sack_since is None:
+            # RACK (RFC 8985 section 6.2): data sent before what was just
+            # SACKed is lost once a reordering window has passed
+            self._sack_since = self._now
+            if not self.in_recovery:
+                self.reo_deadline = self._now + self._reo_wnd()
+
+    def _reo_wnd(self) -> float:
+        """RACK's reordering window: a quarter of the minimum RTT."""
+        return max((self.min_rtt or self.srtt or 0.0) / 4, self.config.timer_tick)
 
     def _lost_holes(self, una: int):
-        """Holes (offsets from ``una``) that RFC 6675's IsLost() declares
-        lost: more than (DupThresh - 1) * SMSS bytes, or DupThresh separate
-        blocks, SACKed above them."""
+        """Holes (offsets from ``una``) below SACKed data that are lost: by
+        RFC 6675's IsLost() (more than (DupThresh - 1) * SMSS bytes, or
+        DupThresh separate blocks, SACKed above them) or, for original
+        transmissions, by RACK's time rule (SACKed data sent after them
+        arrived a reordering window ago)."""
+        rack = self._sack_since is not None and self._now - self._sack_since >= self._reo_wnd()
         holes = []
         above_bytes = self.sacked_bytes
         above_blocks = len(self._sacked)
         previous = 0
         for left, right in self._sacked:
             lo, hi = seq_diff(left, una), seq_diff(right, una)
-            if lo > previous and (above_bytes > 2 * self.mss or above_blocks >= 3):
+            if lo > previous and (above_bytes > 2 * self.mss or above_blocks >= 3 or rack):
                 holes.append((previous, lo))
             above_bytes -= hi - lo
             above_blocks -= 1
@@ -1188,6 +1266,7 @@ class Connection:
         self.recover_fs = flight
         self.recover = self.snd_max
         self.in_recovery = True
+        self.pto_deadline = None
         self.fast_retransmits += 1
         self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
         self._rtt_seq = None
@@ -1248,6 +1327,7 @@ class Connection:
         else:
             self.rto_deadline = None
             self.user_timeout_deadline = None
+        self._arm_pto(now)
         if self.low_water is not None and len(self._sndbuf) <= self.low_water:
             self.low_water = None
             self.events.append((self, Writable()))

@@ -724,3 +724,42 @@ def test_restart_after_idle_returns_to_the_initial_window():
     s.at(10.0).conn.send(b"b" * 30_000, 10.0)  # idle far longer than the RTO
     assert s.conn.cc.cwnd == 10_000
     assert len(s.sent()) == 10
+
+
+
+def test_tail_loss_probe_then_rack_repair_without_rto():
+    """RFC 8985: the last two segments of a flight are lost.  After 2 SRTT a
+    probe resends the last one; its SACK leaves a hole that RACK declares lost
+    after a reordering window, and SACK recovery repairs it; no RTO."""
+    s = sack_established(peer_mss=1000)
+    s.conn.config = s.conn.config.replace(tail_loss_probe=True)
+    s.conn.srtt, s.conn.min_rtt = 0.05, 0.05  # the handshake took no time: give it a real RTT
+    s.conn.send(b"t" * 5000, 0.0)
+    assert len(s.sent()) == 5
+    s.at(0.05).recv(ACK, ack=L + 3000)  # segments 4 and 5 never arrive
+    pto = s.conn.next_deadline()
+    assert pto == pytest.approx(0.05 + 2 * s.conn.srtt, abs=0.002)
+    s.timer(pto)
+    (probe,) = s.sent()
+    assert (probe.seq, len(probe.payload)) == (L + 4000, 1000)  # the last segment again
+    s.at(pto + 0.05).recv(ACK, ack=L + 3000, sack_blocks=[(L + 4000, L + 5000)])
+    assert s.sent() == []  # one segment SACKed above the hole: not lost by bytes yet
+    s.timer(s.conn.next_deadline())  # the RACK reordering window passes
+    (repair,) = s.sent()
+    assert (repair.seq, len(repair.payload)) == (L + 3000, 1000)
+    s.recv(ACK, ack=L + 5000)
+    assert s.conn.rto_count == 0 and s.conn.tlp_probes == 1 and s.conn.rack_losses >= 1
+
+
+def test_rack_time_rule_repairs_a_hole_that_byte_counting_cannot():
+    """One segment SACKed above a hole is not enough for RFC 6675's IsLost,
+    but RACK's reordering window (min RTT / 4) is: recovery starts then."""
+    s = sack_established(peer_mss=1000)
+    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.send(b"r" * 3000, 0.0)
+    s.sent()
+    s.at(0.04).recv(ACK, ack=L + 1000, sack_blocks=[(L + 2000, L + 3000)])
+    assert s.sent() == [] and s.conn.next_deadline() == pytest.approx(0.05)
+    s.timer(0.05)
+    (repair,) = s.sent()
+    assert repair.seq == L + 1000 and s.conn.rack_losses == 1 and s.conn.rto_count == 0
