@@ -763,3 +763,23 @@ def test_rack_time_rule_repairs_a_hole_that_byte_counting_cannot():
     s.timer(0.05)
     (repair,) = s.sent()
     assert repair.seq == L + 1000 and s.conn.rack_losses == 1 and s.conn.rto_count == 0
+
+
+def test_close_in_syn_sent_goes_to_closed():
+    s = Script()
+    s.conn.connect(0.0)
+    s.sent()
+    s.conn.close(0.1)
+    assert s.state_name == "CLOSED" and s.sent() == [] and s.conn.next_deadline() is None
+    assert s.states == [("CLOSED", "SYN_SENT"), ("SYN_SENT", "CLOSED")]
+
+
+def test_close_in_syn_rcvd_sends_fin_once_established():
+    s = passive()
+    s.sent()
+    s.conn.close(0.0)  # RFC 9293 3.10.4: queue the FIN until the handshake completes
+    assert s.state_name == "SYN_RCVD" and s.sent() == []
+    s.recv(ACK, seq=P, ack=L)
+    (fin,) = s.sent()
+    assert fin.flags_str == "FA" and fin.seq == L
+    assert s.states[-2:] == [("SYN_RCVD", "ESTABLISHED"), ("ESTABLISHED", "FIN_WAIT_1")]
