@@ -28,6 +28,7 @@ import subprocess
 from collections import Counter
 
 from . import _fast
+from ._udp import drain
 from .trace import to_ip_packet
 
 TUNSETIFF = 0x400454CA
@@ -113,14 +114,7 @@ class Gateway:
                 self.stats["send_errors"] += 1
 
     def _from_peer(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self.stats["icmp_errors"] += 1
-                continue
+        for data, addr in drain(self.sock, self.stats, "icmp_errors"):
             try:
                 seg = _fast.decode(data)
             except _fast.MalformedSegment:

@@ -19,6 +19,8 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
+from ._udp import drain
+
 
 @dataclass
 class Impairment:
@@ -127,14 +129,7 @@ class Relay:
         return self
 
     def _from_client(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self.stats["client_errors"] += 1
-                continue
+        for data, addr in drain(self.sock, self.stats, "client_errors"):
             upstream = self._upstream.get(addr)
             if upstream is None:
                 upstream = socket.socket(self.sock.family, socket.SOCK_DGRAM)
