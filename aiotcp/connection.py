@@ -275,6 +275,7 @@ class Connection:
         self.min_rtt: float | None = None
         self.rack_losses = 0
         self.tlp_probes = 0
+        self._tlp_outstanding = False  # one probe per tail until an ACK advances
         self._last_invalid_ack = -1e18
         self._challenge_count_window = -1e18
         self._challenge_count = 0
@@ -722,7 +723,7 @@ class Connection:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
         ACK when a single segment is out), never beyond the RTO."""
         if not (self.sack_ok and self.config.tail_loss_probe) or self.in_recovery or self.srtt is None \
-                or self.state not in SYNCHRONIZED or self.snd_max == self.snd_una:
+                or self._tlp_outstanding or self.state not in SYNCHRONIZED or self.snd_max == self.snd_una:
             self.pto_deadline = None
             return
         pto = 2 * self.srtt
@@ -743,6 +744,7 @@ class Connection:
             return
         self.tlp_probes += 1
         self.stats["tail_loss_probes"] += 1
+        self._tlp_outstanding = True  # RFC 8985 7.3: then the RTO, not another probe
         data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
         unsent = seq_diff(data_end, self.snd_nxt)
         usable = self.snd_wnd - seq_diff(self.snd_nxt, self.snd_una)
@@ -1297,6 +1299,7 @@ class Connection:
             self._rtt_seq = None
         self.retries = 0
         self._persist_backoff = 0
+        self._tlp_outstanding = False
         if self.in_recovery and self.sack_ok:
             if seq_ge(ack, self.recover):
                 self.in_recovery = False  # RFC 6675 section 5: recovery ends

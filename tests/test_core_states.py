@@ -751,6 +751,22 @@ def test_tail_loss_probe_then_rack_repair_without_rto():
     assert s.conn.rto_count == 0 and s.conn.tlp_probes == 1 and s.conn.rack_losses >= 1
 
 
+def test_one_tail_loss_probe_per_tail_then_the_rto():
+    """RFC 8985 section 7.3: a probe that sends new data must not arm
+    another probe; the RTO follows until an ACK advances."""
+    s = sack_established(peer_mss=1000)
+    s.conn.config = s.conn.config.replace(tail_loss_probe=True)
+    s.conn.srtt, s.conn.min_rtt = 0.05, 0.05
+    s.conn.send(b"u" * 3000, 0.0)
+    s.sent()
+    s.at(0.05).recv(ACK, ack=L + 1000)
+    s.conn.send(b"v" * 1000, 0.05)  # more data queued but held by nothing: sent at once
+    s.sent()
+    s.timer(s.conn.next_deadline())
+    assert s.conn.tlp_probes == 1 and len(s.sent()) == 1
+    assert s.conn.next_deadline() == s.conn.rto_deadline and s.conn.pto_deadline is None
+
+
 def test_rack_time_rule_repairs_a_hole_that_byte_counting_cannot():
     """One segment SACKed above a hole is not enough for RFC 6675's IsLost,
     but RACK's reordering window (min RTT / 4) is: recovery starts then."""
