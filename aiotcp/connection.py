@@ -405,7 +405,7 @@ class Connection:
     def abort(self, now: float) -> None:
         """Abort (RFC 9293 section 3.10.5): send a RST if synchronized and
         forget everything."""
-        if self.state in SYNCHRONIZED and self.state is not TIME_WAIT or self.state is SYN_RCVD:
+        if self.state is SYN_RCVD or (self.state in SYNCHRONIZED and self.state is not TIME_WAIT):
             self._emit(RST | ACK, self.snd_max, self.rcv_nxt, window=0)
         self.closed_by_user = True
         self._finish(now, None)
