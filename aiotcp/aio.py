@@ -18,7 +18,7 @@ from asyncio import sslproto
 import structlog
 
 from .config import DEFAULT, Config
-from .connection import ConnectionStateError, State
+from .connection import ConnectionStateError
 from .endpoint import Endpoint
 from .events import Closed, Connected, DataReadable, Incoming, PeerClosed, Retransmission, StateChanged, Writable
 

@@ -10,9 +10,8 @@ A tracer is any object with two methods, passed as ``tracer=`` to an endpoint
 - ``state(connection, old, new, now)``: every state change.
 
 The core calls a tracer only when one is set (one ``is not None`` test per
-segment otherwise).  Here are three: :class:`Recorder` (keeps everything,
-used by the ladder diagram), :class:`PcapWriter` (a capture Wireshark opens)
-and :class:`Tee` (several at once).
+segment otherwise).  Here are two: :class:`Recorder` (keeps everything, used
+by the ladder diagram) and :class:`PcapWriter` (a capture Wireshark opens).
 """
 from __future__ import annotations
 
@@ -22,19 +21,6 @@ import struct
 import time
 
 from . import _fast
-
-
-class Tee:
-    def __init__(self, *tracers):
-        self.tracers = tracers
-
-    def segment(self, owner, direction, datagram, remote_addr):
-        for tracer in self.tracers:
-            tracer.segment(owner, direction, datagram, remote_addr)
-
-    def state(self, conn, old, new, now):
-        for tracer in self.tracers:
-            tracer.state(conn, old, new, now)
 
 
 class Recorder:

@@ -125,7 +125,6 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
                                    "mss": conn.mss, "ts_ok": conn.ts_ok, "sack_ok": conn.sack_ok,
                                    "srtt": conn.srtt}
         else:
-            sock = writer.get_extra_info("socket")
             report["kernel_tcp_info"] = subprocess.run(["ss", "-Htin", f"( dport = :{port} )"],
                                                        capture_output=True, text=True).stdout
         await exchange(reader, writer, data_c, report, "client")

@@ -1,7 +1,6 @@
 """examples/chat.py end to end: a server and three clients as separate
 processes over aiotcp on loopback."""
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path

@@ -7,7 +7,6 @@ from aiotcp import _fast
 from aiotcp._fast import ACK, FIN, RST, SYN
 from aiotcp.connection import TimeWait
 from aiotcp.endpoint import Endpoint
-from aiotcp.events import Incoming
 from aiotcp.isn import SequenceSource
 from aiotcp.testing import BulkTransfer, Network
 
@@ -115,7 +114,7 @@ def test_isn_is_keyed_per_tuple_and_advances_with_the_clock():
 def test_time_wait_becomes_a_compact_record_that_expires_after_2msl():
     net = Network(random.Random(3))
     a = net.add(("a", 1), Endpoint())
-    b = net.add(("b", 1), Endpoint())
+    net.add(("b", 1), Endpoint())
     bt = BulkTransfer(net, ("a", 1), ("b", 1), 80, b"x" * 5000, b"y" * 100)
     net.run(until=lambda: any(isinstance(c, TimeWait) for c in a.connections.values()), max_time=10)
     (record,) = a.connections.values()
@@ -173,7 +172,7 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
     rng = seeded_rng
     net = Network(rng)
     a = net.add(("a", 1), Endpoint())
-    b = net.add(("b", 1), Endpoint())
+    net.add(("b", 1), Endpoint())
     bt = BulkTransfer(net, ("a", 1), ("b", 1), 80, rng.randbytes(300_000), rng.randbytes(1000))
     net.run(until=lambda: bt.server_conn is not None, max_time=5)
     conn = bt.client_conn

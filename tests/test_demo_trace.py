@@ -1,7 +1,6 @@
 """The demo's ladder diagram, the pcap writer and structlog events."""
 import asyncio
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import structlog
 import aiotcp
 from aiotcp import _fast
 from aiotcp.demo import run
-from aiotcp.trace import PcapWriter, Tee, to_ip_packet
+from aiotcp.trace import PcapWriter, to_ip_packet
 
 
 def arrows(ladder: str):
