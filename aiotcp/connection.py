@@ -317,6 +317,11 @@ class Connection:
     def read_buffered(self) -> int:
         return len(self._rcvbuf)
 
+    @property
+    def _data_end(self) -> int:
+        """Sequence number just past the last byte the user queued."""
+        return (self._sndbuf_seq + len(self._sndbuf)) & MASK
+
     def connect(self, now: float) -> None:
         """Active open (RFC 9293 section 3.10.1): send a SYN."""
         self._now = now
@@ -328,7 +333,7 @@ class Connection:
         self.rto_deadline = now + self.rto
         self._rearm()
 
-    def accept_syn(self, seg, now: float, *, mss: int | None = None) -> None:
+    def accept_syn(self, seg, now: float) -> None:
         """Passive open from LISTEN (section 3.10.7.2) with the peer's SYN:
         enter SYN_RCVD and answer with a SYN-ACK."""
         self._now = now
@@ -474,9 +479,7 @@ class Connection:
             # the user will never read again: do not wait for the peer forever
             self.fin_wait_2_deadline = now + self.config.fin_timeout
         elif new is TIME_WAIT:
-            self.rto_deadline = self.persist_deadline = self.delack_deadline = None
-            self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
-            self.pto_deadline = self.reo_deadline = None
+            self._clear_timers()
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
                                       self.config.time_wait, self.out, self.stats, self.tracer)
@@ -484,13 +487,16 @@ class Connection:
             if self.endpoint is not None:
                 self.endpoint._on_time_wait(self)
         elif new is CLOSED:
-            self.rto_deadline = self.persist_deadline = self.delack_deadline = None
-            self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
-            self.pto_deadline = self.reo_deadline = None
+            self._clear_timers()
             self.time_wait = None
             self._report_closed(self.error)
             if self.endpoint is not None:
                 self.endpoint._on_closed(self)
+
+    def _clear_timers(self) -> None:
+        self.rto_deadline = self.persist_deadline = self.delack_deadline = None
+        self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
+        self.pto_deadline = self.reo_deadline = None
 
     def _report_closed(self, error) -> None:
         if not self._closed_reported:
@@ -537,23 +543,24 @@ class Connection:
             window = self._window_field()
         if flags & ACK:
             self._last_ack_sent = ack
+        mss = wscale = -1
+        sack_permitted = False
+        blocks = ts = None
         if syn_options:
-            # a SYN offers timestamps; a SYN-ACK only answers an offer
-            ts = (self._ts_val(), self.ts_recent) if self.config.timestamps and (
-                not flags & ACK or self.ts_ok) else None
-            sack_permitted = self.config.sack and (not flags & ACK or self.sack_ok)
-            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
-                                    self.local_mss, self.rcv_wscale if self.config.window_scaling else -1,
-                                    sack_permitted, None, ts)
-        elif self.sack_ok and (self._ooo or self._dsack) and flags & ACK:
-            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
-                                    -1, -1, False, self._sack_blocks(),
-                                    (self._ts_val(), self.ts_recent) if self.ts_ok else None)
-        elif self.ts_ok and not flags & RST:
-            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
-                                    -1, -1, False, None, (self._ts_val(), self.ts_recent))
+            # a SYN offers each option; a SYN-ACK only answers an offer
+            config = self.config
+            mss = self.local_mss
+            wscale = self.rcv_wscale if config.window_scaling else -1
+            sack_permitted = config.sack and (not flags & ACK or self.sack_ok)
+            if config.timestamps and (not flags & ACK or self.ts_ok):
+                ts = (self._ts_val(), self.ts_recent)
         else:
-            datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload)
+            if self.sack_ok and (self._ooo or self._dsack) and flags & ACK:
+                blocks = self._sack_blocks()
+            if self.ts_ok and (blocks is not None or not flags & RST):
+                ts = (self._ts_val(), self.ts_recent)
+        datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
+                                mss, wscale, sack_permitted, blocks, ts)
         self.out.append((datagram, self.remote_addr))
         self.segments_sent += 1
         if self.tracer is not None:
@@ -644,7 +651,7 @@ class Connection:
         window avoidance (RFC 1122 section 4.2.3.4) allow, then the FIN."""
         if self.state not in SYNCHRONIZED:
             return
-        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        data_end = self._data_end
         if (self.config.slow_start_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
@@ -745,7 +752,7 @@ class Connection:
         self.tlp_probes += 1
         self.stats["tail_loss_probes"] += 1
         self._tlp_outstanding = True  # RFC 8985 7.3: then the RTO, not another probe
-        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        data_end = self._data_end
         unsent = seq_diff(data_end, self.snd_nxt)
         usable = self.snd_wnd - seq_diff(self.snd_nxt, self.snd_una)
         if unsent > 0 and usable > 0:
@@ -780,7 +787,7 @@ class Connection:
             self.keepalive_probes = 0
 
     def _on_persist(self, now: float) -> None:
-        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        data_end = self._data_end
         if self.snd_wnd > 0 or seq_diff(data_end, self.snd_nxt) <= 0:
             self.persist_deadline = None
             self._push(now)
@@ -834,16 +841,8 @@ class Connection:
         # go back N: resend from the first unacknowledged byte
         self.snd_nxt = self.snd_una
         self.rto_deadline = None
-        self._retransmit_first(now)
+        self._resend(self.snd_una, self.mss, now)
         self.rto_deadline = now + self.rto
-
-    def _retransmit_first(self, now: float) -> None:
-        """Resend the segment at snd_una (data, or the FIN alone)."""
-        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
-        length = min(seq_diff(data_end, self.snd_una), self.mss)
-        fin = self.fin_seq is not None and seq_diff(data_end, self.snd_una) == length
-        if length > 0 or fin:
-            self._send_data(self.snd_una, max(length, 0), fin, now)
 
     # ------------------------------------------------------------- receiving
 
@@ -861,7 +860,7 @@ class Connection:
                 self._set_state(CLOSED, now)
         else:
             self._receive_synchronized(seg, now)
-            if self.keepalive_deadline is not None or self.config.keepalive:
+            if self.config.keepalive:
                 self._heard_from_peer(now)
         self._rearm()
 
@@ -1253,7 +1252,9 @@ class Connection:
         self._delivered = 0
 
     def _resend(self, seq: int, length: int, now: float) -> None:
-        data_end = (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        """Resend up to ``length`` bytes from ``seq``, with the FIN if they
+        reach it (or the FIN alone)."""
+        data_end = self._data_end
         length = min(length, seq_diff(data_end, seq))
         fin = self.fin_seq is not None and seq_diff(data_end, seq) == length
         if length > 0 or fin:
@@ -1314,7 +1315,7 @@ class Connection:
                 self.cc.cwnd = max(min(self.cc.ssthresh, flight_before - acked + self.mss), self.mss)
             else:
                 # partial acknowledgment: resend the next hole, deflate
-                self._retransmit_first(now)
+                self._resend(self.snd_una, self.mss, now)
                 self.cc.cwnd = max(self.cc.cwnd - acked + self.mss, self.mss)
         else:
             self.cc.on_ack(acked, flight_before, now)
@@ -1357,7 +1358,7 @@ class Connection:
             self.fast_retransmits += 1
             self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
             self._rtt_seq = None
-            self._retransmit_first(now)
+            self._resend(self.snd_una, self.mss, now)
             self.cc.cwnd = self.cc.ssthresh + 3 * self.mss
 
     def _process_text_and_fin(self, seg, seq: int, now: float) -> None:
