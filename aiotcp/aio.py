@@ -148,10 +148,7 @@ class UDPEndpoint:
             # ICMP errors are also reported on send for connected sockets;
             # a datagram that could not go is a lost datagram to TCP
             self._socket_error(exc, self.loop.time())
-            self._after_error_soon()
-
-    def _after_error_soon(self) -> None:
-        self.loop.call_soon(self._after)
+            self.loop.call_soon(self._after)
 
     def _on_writable(self) -> None:
         sock = self.sock
@@ -204,14 +201,11 @@ class UDPEndpoint:
                     server._accept(self, conn)
             return
         if cls is StateChanged:
-            logger.debug("aiotcp.conn.state", old=str(event.old), new=str(event.new),
-                         local_port=source.local_port, remote=source.remote_addr,
-                         remote_port=source.remote_port)
+            logger.debug("aiotcp.conn.state", old=str(event.old), new=str(event.new), **_identity(source))
             return
         if cls is Retransmission:
             logger.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
-                         local_port=source.local_port, remote=source.remote_addr,
-                         remote_port=source.remote_port)
+                         **_identity(source))
             return
         transport = self.transports.get(source)
         if transport is not None:
@@ -240,6 +234,11 @@ class UDPEndpoint:
         except (ValueError, RuntimeError):
             pass
         self.sock.close()
+
+
+def _identity(conn) -> dict:
+    """The fields that name a connection in every aiotcp.conn.* event."""
+    return {"local_port": conn.local_port, "remote": conn.remote_addr, "remote_port": conn.remote_port}
 
 
 def _grow_buffers(sock: socket.socket, config: Config) -> None:
@@ -275,7 +274,7 @@ class TCPTransport(asyncio.Transport):
         self._eof_pending = False
         self._buffered_protocol = isinstance(protocol, asyncio.BufferedProtocol)
         endpoint.transports[conn] = self
-        self._log = logger.bind(local_port=conn.local_port, remote=conn.remote_addr, remote_port=conn.remote_port)
+        self._log = logger.bind(**_identity(conn))
 
     def __repr__(self):
         return f"<aiotcp.TCPTransport {self._conn.state} {self._conn.remote_addr}>"

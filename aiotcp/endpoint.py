@@ -135,7 +135,7 @@ class Endpoint:
                 return
         listener = self.listeners.get(seg.dst_port)
         if listener is not None:
-            self._listen_receive(listener, seg, addr, key, now)
+            self._listen_receive(listener, seg, addr, now)
         else:
             stats["no_connection"] += 1
             self._reset(seg, addr)
@@ -155,7 +155,7 @@ class Endpoint:
 
     # ----------------------------------------------------- LISTEN state
 
-    def _listen_receive(self, listener: Listener, seg, addr, key, now: float) -> None:
+    def _listen_receive(self, listener: Listener, seg, addr, now: float) -> None:
         """RFC 9293 section 3.10.7.2, with SYN cookies (RFC 4987)."""
         flags = seg.flags
         stats = self.stats
@@ -191,11 +191,8 @@ class Endpoint:
                                                      seg.mss if seg.mss > 0 else 536, now)
             stats["syn_cookies_sent"] += 1
             window = min(self.config.receive_buffer, 0xFFFF)
-            datagram = _fast.encode(seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
-                                    SYN | ACK, window, b"", mss)
-            self.outbox.append((datagram, addr))
-            if self.tracer is not None:
-                self.tracer.segment(self, "out", datagram, addr)
+            self._output(_fast.encode(seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
+                                      SYN | ACK, window, b"", mss), addr)
             return
         iss = self.sequences.isn(addr, seg.dst_port, seg.src_port, now)
         conn = self._new_connection(addr, seg.dst_port, seg.src_port, now, iss=iss)
@@ -214,6 +211,10 @@ class Endpoint:
             seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
             datagram = _fast.encode(seg.dst_port, seg.src_port, 0, (seg.seq + seg_len) & MASK, RST | ACK, 0)
         self.stats["rst_sent"] += 1
+        self._output(datagram, addr)
+
+    def _output(self, datagram: bytes, addr) -> None:
+        """A segment the endpoint itself answers with (no connection)."""
         self.outbox.append((datagram, addr))
         if self.tracer is not None:
             self.tracer.segment(self, "out", datagram, addr)
@@ -294,9 +295,7 @@ class Endpoint:
             del self.connections[key]
         if record.__class__ is TimeWait:
             self.time_wait_count -= 1
-            if record.timer is not None:
-                self.wheel.cancel(record.timer)
-        elif record.timer is not None:
+        if record.timer is not None:
             self.wheel.cancel(record.timer)
 
     def _challenge_ack_allowed(self, now: float) -> bool:
