@@ -31,9 +31,9 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@
 
-$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd setup.py
+$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd aiotcp/connection.py aiotcp/connection.pxd aiotcp/endpoint.py aiotcp/congestion.py setup.py
 	$(PY) setup.py -q build_ext --inplace
 	touch $@
 
 clean:
-	rm -rf build $(VENV) aiotcp/*.so aiotcp/_fast.c $(EXT_STAMP) .pytest_cache
+	rm -rf build $(VENV) aiotcp/*.so aiotcp/*.c $(EXT_STAMP) .pytest_cache

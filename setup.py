@@ -10,12 +10,17 @@ extensions = [
         "aiotcp._fast",
         ["aiotcp/_fast.pyx"],
         extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
-    )
+    ),
+    # plain Python modules on the per-segment path, compiled as they are
+    # (connection.pxd types connection.py for the compiler)
+    *(Extension(f"aiotcp.{name}", [f"aiotcp/{name}.py"],
+                extra_compile_args=["-O0", "-g"] if debug else ["-O3"])
+      for name in ("connection", "endpoint", "congestion")),
 ]
 setup(
     ext_modules=cythonize(
         extensions,
-        compiler_directives={"language_level": "3"},
+        compiler_directives={"language_level": "3", "annotation_typing": False},
         annotate=False,
     )
 )

@@ -5,16 +5,31 @@ The asyncio API mirrors asyncio's own: :func:`open_connection`,
 The sans-I/O core is in :mod:`aiotcp.connection` and :mod:`aiotcp.endpoint`.
 """
 
+import os as _os
+import sys as _sys
+
+if _os.environ.get("AIOTCP_PURE_PYTHON") == "1":
+    # run connection.py, endpoint.py and congestion.py as the Python they are
+    # (for debugging and for the test that checks both builds behave alike)
+    from ._pure import prefer_sources as _prefer_sources
+
+    _prefer_sources(__name__, __path__[0])
+
 from . import _fast
 from .aio import Server, TCPTransport, create_connection, create_server, open_connection, start_server
 from .config import Config
 from .connection import State
+from . import congestion as _congestion, endpoint as _endpoint  # noqa: F401  (for COMPILED)
 
 __version__ = "0.1.0"
 
-#: True when the compiled hot path is loaded (it always is: there is no
-#: pure-Python fallback; the test suite asserts this explicitly).
-COMPILED = _fast.__file__.endswith((".so", ".pyd"))
+#: True when the compiled hot path is loaded: _fast always (it has no
+#: pure-Python twin), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
+#: The test suite asserts this explicitly.
+COMPILED_MODULES = ("_fast", "connection", "endpoint", "congestion")
+COMPILED = all(
+    _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
+)
 
 __all__ = [
     "COMPILED", "Config", "Server", "State", "TCPTransport", "__version__",

@@ -62,6 +62,7 @@ class UDPEndpoint:
         core = self.core
         now = self.loop.time()
         view = self._view
+        core.begin_batch()
         try:
             if self.peer is not None:
                 recv = self.sock.recv_into
@@ -79,6 +80,10 @@ class UDPEndpoint:
         except OSError as exc:
             self._socket_error(exc, now)
         except Exception:  # never raise into the event loop
+            logger.exception("aiotcp.endpoint.error")
+        try:
+            core.end_batch()
+        except Exception:
             logger.exception("aiotcp.endpoint.error")
         self._after()
 

@@ -54,6 +54,12 @@ class Config:
     retries: int = 15
     #: Delayed ACK timeout in seconds (0 acknowledges every segment at once).
     delayed_ack: float = 0.04
+    #: Within one batch of datagrams read from the socket, acknowledge
+    #: in-order data once, at the end of the batch, rather than every second
+    #: segment: what Linux does for a burst that GRO hands it in one piece.
+    #: Out-of-order data, a filled hole and a FIN are still acknowledged at
+    #: once, so loss recovery sees every duplicate ACK.
+    ack_coalescing: bool = True
     #: Disable Nagle's algorithm.  asyncio sets TCP_NODELAY on every TCP
     #: transport, so aiotcp does the same by default.
     nodelay: bool = True

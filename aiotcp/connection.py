@@ -55,6 +55,11 @@ def seq_ge(a: int, b: int) -> bool:
     return ((a - b) & MASK) < HALF
 
 
+def seq_add(a: int, n: int) -> int:
+    """a + n in sequence space."""
+    return (a + n) & MASK
+
+
 def seq_diff(a: int, b: int) -> int:
     """a - b as a signed distance in sequence space."""
     d = (a - b) & MASK
@@ -78,6 +83,10 @@ class State(enum.Enum):
 
     def __str__(self):
         return self.value
+
+    # identity hashing: Enum's own __hash__ is Python code, and the state sets
+    # below are consulted on every segment
+    __hash__ = object.__hash__
 
 
 CLOSED = State.CLOSED
@@ -210,7 +219,12 @@ class Connection:
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
         self._sndbuf = bytearray()
-        self._sndbuf_seq = (self.iss + 1) & MASK  # sequence number of _sndbuf[0]
+        # _sndbuf[_sndbuf_off] holds sequence number _sndbuf_seq (the oldest
+        # unacknowledged byte); the acknowledged bytes before it are trimmed
+        # lazily, since deleting a bytearray's front makes the next append
+        # move everything that is left
+        self._sndbuf_seq = (self.iss + 1) & MASK
+        self._sndbuf_off = 0
         self._fin_queued = False
         self.fin_seq: int | None = None  # sequence number our FIN occupies
         self.low_water: int | None = None
@@ -226,6 +240,7 @@ class Connection:
         self.fin_received = False
         self._readable_pending = False
         self._ack_pending = 0
+        self._ack_queued = False  # in the endpoint's end-of-batch ACK list
         self._wscale_ok = False
         self._last_ack_sent = 0
 
@@ -311,7 +326,7 @@ class Connection:
     @property
     def send_buffered(self) -> int:
         """Bytes queued by the user and not yet acknowledged."""
-        return len(self._sndbuf)
+        return len(self._sndbuf) - self._sndbuf_off
 
     @property
     def read_buffered(self) -> int:
@@ -320,7 +335,7 @@ class Connection:
     @property
     def _data_end(self) -> int:
         """Sequence number just past the last byte the user queued."""
-        return (self._sndbuf_seq + len(self._sndbuf)) & MASK
+        return (self._sndbuf_seq + len(self._sndbuf) - self._sndbuf_off) & MASK
 
     def connect(self, now: float) -> None:
         """Active open (RFC 9293 section 3.10.1): send a SYN."""
@@ -456,7 +471,7 @@ class Connection:
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
             "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
             "rack_losses": self.rack_losses, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
-            "send_buffered": len(self._sndbuf), "read_buffered": len(self._rcvbuf),
+            "send_buffered": len(self._sndbuf) - self._sndbuf_off, "read_buffered": len(self._rcvbuf),
         }
 
     # -------------------------------------------------------- state changes
@@ -537,9 +552,10 @@ class Connection:
         edge = (self.rcv_nxt + free) & MASK
         return seq_diff(edge, self._rcv_adv) >= min(self.config.receive_buffer // 2, self.mss)
 
-    def _emit(self, flags: int, seq: int, ack: int, payload=b"", *, window: int | None = None,
+    def _emit(self, flags: int, seq: int, ack: int, payload=b"", window: int = -1,
               syn_options: bool = False) -> None:
-        if window is None:
+        """Queue one segment; ``window`` -1 means the current receive window."""
+        if window < 0:
             window = self._window_field()
         if flags & ACK:
             self._last_ack_sent = ack
@@ -614,7 +630,7 @@ class Connection:
         self._emit(ACK, self.snd_max, self.rcv_nxt)
 
     def _send_data(self, seq: int, length: int, fin: bool, now: float) -> None:
-        start = seq_diff(seq, self._sndbuf_seq)
+        start = seq_diff(seq, self._sndbuf_seq) + self._sndbuf_off
         payload = self._sndbuf[start:start + length]
         flags = ACK | (FIN if fin else 0) | (PSH if length and start + length == len(self._sndbuf) else 0)
         end = (seq + length + (1 if fin else 0)) & MASK
@@ -797,7 +813,7 @@ class Connection:
             self._fail(now, TimeoutError("zero-window probes went unanswered"))
             return
         # probe with one octet of new data beyond the zero window
-        start = seq_diff(self.snd_nxt, self._sndbuf_seq)
+        start = seq_diff(self.snd_nxt, self._sndbuf_seq) + self._sndbuf_off
         self._emit(ACK, self.snd_nxt, self.rcv_nxt, self._sndbuf[start:start + 1])
         if seq_gt((self.snd_nxt + 1) & MASK, self.snd_max):
             self.snd_max = (self.snd_nxt + 1) & MASK
@@ -1287,9 +1303,12 @@ class Connection:
         acked = seq_diff(ack, self.snd_una)
         flight_before = seq_diff(self.snd_max, self.snd_una)
         # drop acknowledged bytes from the send buffer (the FIN is not in it)
-        data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf))
+        data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf) - self._sndbuf_off)
         if data_acked > 0:
-            del self._sndbuf[:data_acked]
+            self._sndbuf_off += data_acked
+            if self._sndbuf_off * 2 >= len(self._sndbuf):
+                del self._sndbuf[:self._sndbuf_off]
+                self._sndbuf_off = 0
             self._sndbuf_seq = (self._sndbuf_seq + data_acked) & MASK
             self.bytes_acked += data_acked
         self.snd_una = ack
@@ -1332,7 +1351,7 @@ class Connection:
             self.rto_deadline = None
             self.user_timeout_deadline = None
         self._arm_pto(now)
-        if self.low_water is not None and len(self._sndbuf) <= self.low_water:
+        if self.low_water is not None and len(self._sndbuf) - self._sndbuf_off <= self.low_water:
             self.low_water = None
             self.events.append((self, Writable()))
 
@@ -1403,7 +1422,12 @@ class Connection:
             else:
                 self._ack_pending += 1
                 if self._ack_pending >= 2 or not self.config.delayed_ack:
-                    self._send_ack()
+                    batch = self.endpoint._batch if self.endpoint is not None else None
+                    if batch is None or not self.config.ack_coalescing:
+                        self._send_ack()
+                    elif not self._ack_queued:
+                        self._ack_queued = True  # the endpoint ACKs at the batch's end
+                        batch.append(self)
                 elif self.delack_deadline is None:
                     self.delack_deadline = now + self.config.delayed_ack
         else:

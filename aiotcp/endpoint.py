@@ -16,7 +16,7 @@ from collections import Counter, deque
 from . import _fast
 from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel
 from .config import DEFAULT, Config
-from .connection import CLOSED, MASK, TIME_WAIT, Connection, TimeWait
+from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add
 from .events import Incoming
 from .isn import SequenceSource
 
@@ -66,6 +66,9 @@ class Endpoint:
         self.sequences = SequenceSource(secret)
         self.tracer = tracer
         self.time_wait_count = 0
+        #: connections owing an ACK at the end of the current receive batch
+        #: (Config.ack_coalescing); None outside a batch
+        self._batch: list | None = None
         self._challenge_second = -1
         self._challenge_count = 0
 
@@ -105,6 +108,19 @@ class Endpoint:
         return events
 
     # --------------------------------------------------------- input
+
+    def begin_batch(self) -> None:
+        """Datagrams that follow, up to :meth:`end_batch`, arrived together."""
+        self._batch = []
+
+    def end_batch(self) -> None:
+        """Send the ACKs that in-order data in the batch made due."""
+        batch, self._batch = self._batch, None
+        for conn in batch or ():
+            conn._ack_queued = False
+            if conn._ack_pending and conn.state is not CLOSED and conn.time_wait is None:
+                conn._send_ack()
+                self._rearm(conn)
 
     def receive_datagram(self, data, addr, now: float) -> None:
         """Process one datagram that arrived from UDP address ``addr``."""
@@ -164,14 +180,14 @@ class Endpoint:
         if flags & ACK:
             if not flags & SYN and self.config.syn_cookies:
                 mss = self.sequences.check_cookie(addr, seg.dst_port, seg.src_port,
-                                                  (seg.seq - 1) & MASK, (seg.ack - 1) & MASK, now)
+                                                  seq_add(seg.seq, -1), seq_add(seg.ack, -1), now)
                 if mss is not None:
                     if not listener._has_room():
                         stats["listen_overflows"] += 1
                         return
                     stats["syn_cookies_accepted"] += 1
                     conn = self._new_connection(addr, seg.dst_port, seg.src_port, now,
-                                                iss=(seg.ack - 1) & MASK)
+                                                iss=seq_add(seg.ack, -1))
                     self._count_half_open(conn, listener)
                     conn.accept_cookie(seg, mss, now)
                     return
@@ -191,7 +207,7 @@ class Endpoint:
                                                      seg.mss if seg.mss > 0 else 536, now)
             stats["syn_cookies_sent"] += 1
             window = min(self.config.receive_buffer, 0xFFFF)
-            self._output(_fast.encode(seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
+            self._output(_fast.encode(seg.dst_port, seg.src_port, cookie, seq_add(seg.seq, 1),
                                       SYN | ACK, window, b"", mss), addr)
             return
         iss = self.sequences.isn(addr, seg.dst_port, seg.src_port, now)
@@ -209,7 +225,7 @@ class Endpoint:
             datagram = _fast.encode(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
         else:
             seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-            datagram = _fast.encode(seg.dst_port, seg.src_port, 0, (seg.seq + seg_len) & MASK, RST | ACK, 0)
+            datagram = _fast.encode(seg.dst_port, seg.src_port, 0, seq_add(seg.seq, seg_len), RST | ACK, 0)
         self.stats["rst_sent"] += 1
         self._output(datagram, addr)
 

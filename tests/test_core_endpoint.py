@@ -195,3 +195,54 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
     assert str(conn.state) in {"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSED", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSING"}
     assert len(conn._rcvbuf) + sum(len(d) for _, d in conn._ooo) <= a.config.receive_buffer
     assert a.stats["challenge_acks_suppressed"] + a.stats["invalid_acks_suppressed"] > 0
+
+
+def _established_server():
+    """A server endpoint with one ESTABLISHED connection from PEER (no options)."""
+    from aiotcp.config import Config
+    ep = Endpoint(Config(timestamps=False, sack=False, window_scaling=False))
+    listener = ep.listen(80)
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1000), PEER, 0.0)
+    ((synack, _),) = sent(ep)
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, synack.seq + 1, ACK, 65535), PEER, 0.0)
+    conn = listener.accept()
+    assert str(conn.state) == "ESTABLISHED" and sent(ep) == []
+    return ep, conn, synack.seq + 1
+
+
+def test_in_order_data_in_one_receive_batch_is_acked_once_at_its_end():
+    ep, conn, snd = _established_server()
+    ep.begin_batch()
+    for i in range(6):
+        ep.receive_datagram(_fast.encode(4000, 80, 1001 + 100 * i, snd, ACK, 65535, b"d" * 100), PEER, 0.1)
+    assert sent(ep) == []  # six segments, no ACK yet (without a batch: three)
+    ep.end_batch()
+    ((ack, _),) = sent(ep)
+    assert ack.flags_str == "A" and ack.ack == 1601 and conn.read() == b"d" * 600
+    ep.end_batch()  # nothing more is owed
+    assert sent(ep) == []
+
+
+def test_out_of_order_data_in_a_batch_is_still_acked_at_once():
+    ep, conn, snd = _established_server()
+    ep.begin_batch()
+    ep.receive_datagram(_fast.encode(4000, 80, 1101, snd, ACK, 65535, b"d" * 100), PEER, 0.1)
+    (dup,) = sent(ep)  # a duplicate ACK for the hole, as fast retransmit needs
+    assert dup[0].ack == 1001
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, snd, ACK, 65535, b"d" * 100), PEER, 0.1)
+    (fill,) = sent(ep)  # the hole filled: acknowledged at once
+    assert fill[0].ack == 1201
+    ep.end_batch()
+    assert sent(ep) == []
+
+
+def test_batch_ack_is_not_sent_for_data_that_a_reply_already_acked():
+    ep, conn, snd = _established_server()
+    ep.begin_batch()
+    for i in range(2):
+        ep.receive_datagram(_fast.encode(4000, 80, 1001 + 100 * i, snd, ACK, 65535, b"d" * 100), PEER, 0.1)
+    conn.send(b"reply", 0.1)  # the reply carries the ACK
+    ((reply, _),) = sent(ep)
+    assert reply.ack == 1201 and bytes(reply.payload) == b"reply"
+    ep.end_batch()
+    assert sent(ep) == []

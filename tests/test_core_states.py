@@ -799,3 +799,27 @@ def test_close_in_syn_rcvd_sends_fin_once_established():
     (fin,) = s.sent()
     assert fin.flags_str == "FA" and fin.seq == L
     assert s.states[-2:] == [("SYN_RCVD", "ESTABLISHED"), ("ESTABLISHED", "FIN_WAIT_1")]
+
+
+def test_acked_bytes_are_trimmed_lazily_yet_every_resend_carries_the_right_bytes():
+    # _sndbuf keeps acknowledged bytes at its front until half of it is
+    # acknowledged: offsets into it must account for them
+    s = Script().established(peer_mss=1000, window=65535)
+    data = bytes(range(256)) * 40  # 10,240 distinctive bytes
+    s.conn.send(data, s.now)
+    first = s.sent()
+    assert b"".join(bytes(x.payload) for x in first) == data[:10_000]  # IW10 of 1000 B
+    s.at(0.1).recv(ACK, ack=L + 3000)  # under half acked: nothing trimmed yet
+    assert s.conn.send_buffered == len(data) - 3000 and s.conn._sndbuf_off == 3000
+    s.sent()
+    s.timer(s.conn.rto_deadline)  # RTO: resend from snd_una
+    (rtx,) = [x for x in s.sent() if x.seq == L + 3000]
+    assert bytes(rtx.payload) == data[3000:4000]
+    s.at(1.5).recv(ACK, ack=L + 8000)  # past half: trimmed
+    assert s.conn._sndbuf_off == 0 and s.conn.send_buffered == len(data) - 8000
+    s.sent()
+    s.timer(s.conn.rto_deadline)
+    (rtx,) = [x for x in s.sent() if x.seq == L + 8000]
+    assert bytes(rtx.payload) == data[8000:9000]
+    s.recv(ACK, ack=L + len(data))
+    assert s.conn.send_buffered == 0

@@ -1,0 +1,29 @@
+"""Load the per-segment modules from their .py sources, not the compiled
+extensions built from them (the AIOTCP_PURE_PYTHON=1 switch).
+
+connection.py, endpoint.py and congestion.py are plain Python that Cython
+compiles (connection.pxd adds C types); this finder makes the interpreter
+run the sources instead, so the two builds can be tested against each other.
+"""
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+SOURCE_MODULES = ("connection", "endpoint", "congestion")
+
+
+class _SourceFinder:
+    def __init__(self, package: str, directory: str):
+        self.names = {f"{package}.{name}": os.path.join(directory, f"{name}.py") for name in SOURCE_MODULES}
+
+    def find_spec(self, fullname, path=None, target=None):
+        source = self.names.get(fullname)
+        if source is None:
+            return None
+        loader = importlib.machinery.SourceFileLoader(fullname, source)
+        return importlib.util.spec_from_file_location(fullname, source, loader=loader)
+
+
+def prefer_sources(package: str, directory: str) -> None:
+    sys.meta_path.insert(0, _SourceFinder(package, directory))

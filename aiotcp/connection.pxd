@@ -1,0 +1,109 @@
+# C-level declarations that Cython applies to connection.py when it compiles
+# it (an "augmenting" .pxd).  connection.py stays plain Python and runs as
+# such when uncompiled; compiled, its Connection becomes a final extension
+# type whose fields are C members, and the per-segment methods below become
+# direct C calls with typed arguments and locals.
+#
+# Contract: sequence numbers, counters and window sizes are C long long
+# (they never leave [0, 2**32) except transiently in arithmetic); times are
+# C doubles; anything that may be None stays a Python object.  The methods
+# are cpdef, so Python (the tests, the endpoint) still calls them.
+
+cimport cython
+from aiotcp._fast cimport Segment
+
+# 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
+# (not visible from Python: use seq_add and seq_diff)
+cdef long long MOD, MASK, HALF
+
+cpdef long long seq_add(long long a, long long n)
+cpdef bint seq_lt(long long a, long long b)
+cpdef bint seq_le(long long a, long long b)
+cpdef bint seq_gt(long long a, long long b)
+cpdef bint seq_ge(long long a, long long b)
+cpdef long long seq_diff(long long a, long long b)
+
+
+@cython.final
+cdef class Connection:
+    # identity, wiring and life cycle
+    cdef public object config, out, events, stats, endpoint, tracer, listener, timer
+    cdef public object state, error, time_wait
+    cdef public long long local_port, remote_port
+    cdef public object remote_addr
+    cdef public bint half_open, passive, closed_by_user, discard_input, _closed_reported
+    # send sequence space
+    cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
+    cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
+    cdef public bytearray _sndbuf
+    cdef public long long _sndbuf_seq, _sndbuf_off
+    cdef public bint _fin_queued
+    cdef public object fin_seq, low_water
+    # receive sequence space
+    cdef public long long irs, rcv_nxt, rcv_wscale, _rcv_adv
+    cdef public bytearray _rcvbuf
+    cdef public list _ooo
+    cdef public object _ooo_fin
+    cdef public bint fin_received, _readable_pending, _wscale_ok, _ack_queued
+    cdef public long long _ack_pending, _last_ack_sent
+    # timestamps
+    cdef public double _now, _ts_recent_stamp
+    cdef public bint ts_ok
+    cdef public long long ts_recent, _ts_offset
+    # SACK, PRR
+    cdef public bint sack_ok
+    cdef public list _sacked
+    cdef public long long sacked_bytes, _high_rxt, _pipe_credit, sack_retransmits
+    cdef public object _last_ooo_seq, _dsack
+    cdef public long long prr_delivered, prr_out, recover_fs, _delivered
+    cdef public double _last_send
+    # timers and RTT
+    cdef public double rto, rttvar, _rtt_time, _last_invalid_ack, _challenge_count_window
+    cdef public object srtt, min_rtt, _rtt_seq, _syn_sent_at, _sack_since
+    cdef public object rto_deadline, persist_deadline, delack_deadline, fin_wait_2_deadline
+    cdef public object keepalive_deadline, user_timeout_deadline, pto_deadline, reo_deadline
+    cdef public long long retries, _persist_backoff, keepalive_probes, rack_losses, tlp_probes
+    cdef public long long _challenge_count
+    cdef public bint _tlp_outstanding
+    # congestion control
+    cdef public object cc, recover
+    cdef public long long dupacks
+    cdef public bint in_recovery
+    # counters
+    cdef public long long segments_sent, segments_received, bytes_sent, bytes_received
+    cdef public long long bytes_acked, segments_retransmitted, bytes_retransmitted
+    cdef public long long rto_count, fast_retransmits
+
+    cpdef receive(self, Segment seg, double now)
+    cpdef next_deadline(self)
+    cpdef _rearm(self)
+    @cython.locals(free=cython.longlong, edge=cython.longlong, advance=cython.longlong,
+                   window=cython.longlong)
+    cpdef long long _window_field(self)
+    cpdef long long _ts_val(self)
+    @cython.locals(mss=cython.int, wscale=cython.int, sack_permitted=cython.bint)
+    cpdef _emit(self, int flags, long long seq, long long ack, payload=*, long long window=*,
+                bint syn_options=*)
+    cpdef _send_ack(self)
+    @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint)
+    cpdef _send_data(self, long long seq, long long length, bint fin, double now)
+    @cython.locals(data_end=cython.longlong, snd_nxt=cython.longlong, unsent=cython.longlong,
+                   flight=cython.longlong, length=cython.longlong)
+    cpdef _push(self, double now)
+    cpdef _rtt_sample(self, double rtt, double now)
+    @cython.locals(wnd=cython.longlong, rcv_nxt=cython.longlong)
+    cpdef bint _acceptable(self, long long seq, long long seg_len)
+    @cython.locals(flags=cython.int, paylen=cython.longlong, seg_len=cython.longlong,
+                   ack=cython.longlong)
+    cpdef _receive_synchronized(self, Segment seg, double now)
+    cpdef bint _fin_acked(self)
+    cpdef _update_window(self, Segment seg, long long seq, long long ack)
+    @cython.locals(snd_una=cython.longlong, sacked_before=cython.longlong)
+    cpdef bint _process_ack(self, Segment seg, long long seq, long long ack, long long paylen,
+                            double now)
+    @cython.locals(acked=cython.longlong, flight_before=cython.longlong,
+                   data_acked=cython.longlong)
+    cpdef _on_new_ack(self, long long ack, double now)
+    @cython.locals(rcv_nxt=cython.longlong, offset=cython.longlong, room=cython.longlong,
+                   length=cython.longlong, fin=cython.bint, had_holes=cython.bint)
+    cpdef _process_text_and_fin(self, Segment seg, long long seq, double now)
