@@ -15,7 +15,7 @@ if _os.environ.get("AIOTCP_PURE_PYTHON") == "1":
 
     _prefer_sources(__name__, __path__[0])
 
-from . import _fast
+from . import _fast  # noqa: F401  (for COMPILED)
 from .aio import Server, TCPTransport, create_connection, create_server, open_connection, start_server
 from .config import Config
 from .connection import State
