@@ -53,18 +53,24 @@ cdef class Connection:
     # SACK, PRR
     cdef public bint sack_ok
     cdef public list _sacked
-    cdef public long long sacked_bytes, _high_rxt, _pipe_credit, sack_retransmits
+    cdef public long long sacked_bytes, _pipe_credit, sack_retransmits
     cdef public object _last_ooo_seq, _dsack
     cdef public long long prr_delivered, prr_out, recover_fs, _delivered
     cdef public double _last_send
     # timers and RTT
     cdef public double rto, rttvar, _rtt_time, _last_invalid_ack, _challenge_count_window
-    cdef public object srtt, min_rtt, _rtt_seq, _syn_sent_at, _sack_since
+    cdef public object srtt, min_rtt, _rtt_seq, _syn_sent_at
     cdef public object rto_deadline, persist_deadline, delack_deadline, fin_wait_2_deadline
     cdef public object keepalive_deadline, user_timeout_deadline, pto_deadline, reo_deadline
     cdef public long long retries, _persist_backoff, keepalive_probes, rack_losses, tlp_probes
     cdef public long long _challenge_count
     cdef public bint _tlp_outstanding
+    # RACK
+    cdef public list _xmit
+    cdef public long long _lost_bytes, _sacked_count, _rack_end, _rack_fack, lost_retransmits
+    cdef public long long _xmit_order, _rack_order
+    cdef public double _rack_xmit, _rack_rtt
+    cdef public bint _reordering
     # congestion control
     cdef public object cc, recover
     cdef public long long dupacks
@@ -107,3 +113,20 @@ cdef class Connection:
     @cython.locals(rcv_nxt=cython.longlong, offset=cython.longlong, room=cython.longlong,
                    length=cython.longlong, fin=cython.bint, had_holes=cython.bint)
     cpdef _process_text_and_fin(self, Segment seg, long long seq, double now)
+    @cython.locals(xmit=list, record=list, snd_max=cython.longlong, lo=cython.Py_ssize_t,
+                   hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, flags=cython.longlong)
+    cpdef _rack_record(self, long long seq, long long end, double now)
+    @cython.locals(xmit=list, delivered=list, record=list, n=cython.Py_ssize_t,
+                   lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
+                   left=cython.longlong, right=cython.longlong, rtt=cython.double,
+                   end=cython.longlong)
+    cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
+    @cython.locals(record=list, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
+                   rack_order=cython.longlong, wait=cython.double, timeout=cython.double,
+                   remaining=cython.double)
+    cpdef _rack_detect(self, double now)
+    @cython.locals(flight=cython.longlong, pipe=cython.longlong, mss=cython.longlong,
+                   record=list, length=cython.longlong)
+    cpdef _sack_recovery_send(self, double now)
+    @cython.locals(mss=cython.longlong, record=list, length=cython.longlong)
+    cpdef long long _resend_lost(self, long long pipe, double now)

@@ -108,6 +108,11 @@ RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 #: States in which the user may still queue data.
 SENDING = frozenset({SYN_SENT, SYN_RCVD, ESTABLISHED, CLOSE_WAIT})
 
+#: Flags of a RACK transmission record.
+_RETRANS = 1
+_SACKED = 2
+_LOST = 4
+
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
 
@@ -256,7 +261,6 @@ class Connection:
         self.sack_ok = False
         self._sacked: list[tuple[int, int]] = []  # peer's SACKed ranges above snd_una, sorted
         self.sacked_bytes = 0
-        self._high_rxt = 0  # retransmitted up to here in this recovery (RFC 6675 HighRxt)
         self._pipe_credit = 0  # flight - pipe during SACK recovery
         self._last_ooo_seq: int | None = None
         self._dsack: tuple[int, int] | None = None
@@ -286,7 +290,21 @@ class Connection:
         self.user_timeout_deadline: float | None = None
         self.pto_deadline: float | None = None  # tail loss probe (RFC 8985)
         self.reo_deadline: float | None = None  # RACK reordering window timer
-        self._sack_since: float | None = None  # when SACKed data above a hole first showed
+        # RACK (RFC 8985): one record per data segment outstanding, in
+        # sequence order, [start, end, xmit_ts, flags, order] (flags:
+        # _RETRANS, _SACKED, _LOST; order counts transmissions, so that of
+        # two sent at the same `now` the later one is known)
+        self._xmit: list[list] = []
+        self._xmit_order = 0
+        self._lost_bytes = 0  # in records marked lost and not yet resent
+        self._sacked_count = 0  # records SACKed
+        self._rack_xmit = -1.0  # RACK.xmit_ts: latest send time of delivered data
+        self._rack_end = 0  # RACK.end_seq
+        self._rack_order = 0  # transmission order of RACK.segment
+        self._rack_rtt = 0.0  # RACK.rtt
+        self._rack_fack = 0  # RACK.fack: highest sequence delivered
+        self._reordering = False  # RACK.reord: reordering has been seen
+        self.lost_retransmits = 0  # retransmissions RACK found lost in turn
         self.min_rtt: float | None = None
         self.rack_losses = 0
         self.tlp_probes = 0
@@ -470,7 +488,7 @@ class Connection:
             "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
             "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
-            "rack_losses": self.rack_losses, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
+            "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
             "send_buffered": len(self._sndbuf) - self._sndbuf_off, "read_buffered": len(self._rcvbuf),
         }
 
@@ -643,6 +661,8 @@ class Connection:
         else:
             self.bytes_sent += length
         self._emit(flags, seq, self.rcv_nxt, payload)
+        if self.sack_ok:
+            self._rack_record(seq, end, now)
         self._ack_pending = 0
         self.delack_deadline = None
         if self._rtt_seq is None and not seq_lt(seq, self.snd_max):
@@ -721,10 +741,11 @@ class Connection:
             self._on_persist(now)
         if self.reo_deadline is not None and now >= self.reo_deadline:
             self.reo_deadline = None
-            if self.sack_ok and not self.in_recovery and self._sacked and self._lost_holes(self.snd_una) and (
-                    self.recover is None or seq_gt(self.snd_una, self.recover)):
-                self.rack_losses += 1  # a loss only RACK's time rule could see
-                self._enter_sack_recovery(now)
+            if self.sack_ok and self._xmit:
+                self._rack_detect(now)  # RFC 8985 section 6.3: the reordering timer
+                if self._lost_bytes:
+                    self._on_rack_loss(now)
+                self._push(now)
         if self.pto_deadline is not None and now >= self.pto_deadline:
             self._on_pto(now)
         if self.rto_deadline is not None and now >= self.rto_deadline:
@@ -847,11 +868,14 @@ class Connection:
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_rto(flight, now)
-        self.pto_deadline = self.reo_deadline = self._sack_since = None
+        self.pto_deadline = self.reo_deadline = None
         self.in_recovery = False
         self._pipe_credit = 0
         self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
         self.sacked_bytes = 0
+        for record in self._xmit:
+            record[3] &= _RETRANS
+        self._lost_bytes = self._sacked_count = 0
         self.dupacks = 0
         self.recover = self.snd_max
         # go back N: resend from the first unacknowledged byte
@@ -1135,6 +1159,8 @@ class Connection:
         sacked_before = self.sacked_bytes
         if self.sack_ok and (seg.sack_blocks or self._sacked):
             self._update_scoreboard(seg.sack_blocks, ack)
+        if self.sack_ok and self._xmit and seq_ge(ack, snd_una):
+            self._rack_on_ack(seg, ack, now)
         # RFC 6937 DeliveredData: newly cumulatively acked plus newly SACKed
         self._delivered = max(seq_diff(ack, snd_una), 0) + self.sacked_bytes - sacked_before
         if seq_gt(ack, snd_una):
@@ -1191,63 +1217,187 @@ class Connection:
                 merged.append([lo, hi])
         self._sacked = [((ack + lo) & MASK, (ack + hi) & MASK) for lo, hi in merged]
         self.sacked_bytes = sum(hi - lo for lo, hi in merged)
-        if not merged:
-            self._sack_since = None
+
+    # ------------------------------------------------ RACK (RFC 8985)
+
+    def _rack_record(self, seq: int, end: int, now: float) -> None:
+        """Record a transmission of [seq, end): new data gets a record;
+        a retransmission restamps the records it covers and clears their
+        lost mark (RFC 8985 section 6.1, per-segment transmit times)."""
+        xmit = self._xmit
+        snd_max = self.snd_max
+        if seq_lt(seq, snd_max):
+            # binary search for the first record ending after seq
+            lo, hi = 0, len(xmit)
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if seq_diff(xmit[mid][1], seq) <= 0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            while lo < len(xmit):
+                record = xmit[lo]
+                if seq_diff(record[0], end) >= 0:
+                    break
+                flags = record[3]
+                if flags & _LOST:
+                    self._lost_bytes -= seq_diff(record[1], record[0])
+                self._xmit_order += 1
+                record[2] = now
+                record[3] = (flags | _RETRANS) & ~_LOST
+                record[4] = self._xmit_order
+                lo += 1
+        if seq_gt(end, snd_max):
+            self._xmit_order += 1
+            xmit.append([snd_max if seq_lt(seq, snd_max) else seq, end, now, 0, self._xmit_order])
+
+    def _rack_on_ack(self, seg, ack: int, now: float) -> None:
+        """RFC 8985 section 6.2 on every ACK: drop cumulatively acknowledged
+        records, mark newly SACKed ones, advance RACK.xmit_ts / end_seq / rtt
+        from the most recently sent of the newly delivered, note
+        reordering, then detect losses."""
+        xmit = self._xmit
+        delivered = []
+        n = 0
+        while n < len(xmit) and seq_diff(xmit[n][1], ack) <= 0:
+            record = xmit[n]
+            if record[3] & _SACKED:
+                self._sacked_count -= 1
+            else:
+                if record[3] & _LOST:
+                    self._lost_bytes -= seq_diff(record[1], record[0])
+                delivered.append(record)
+            n += 1
+        if n:
+            del xmit[:n]
+        if xmit and seq_lt(xmit[0][0], ack):
+            record = xmit[0]  # partly acknowledged
+            if record[3] & _LOST:
+                self._lost_bytes -= seq_diff(ack, record[0])
+            record[0] = ack
+        for left, right in seg.sack_blocks:
+            if seq_diff(right, ack) <= 0 or seq_gt(right, self.snd_max) or not seq_lt(left, right):
+                continue  # D-SACK or bogus: the scoreboard counted it
+            lo, hi = 0, len(xmit)
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if seq_diff(xmit[mid][0], left) < 0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            while lo < len(xmit) and seq_diff(xmit[lo][1], right) <= 0:
+                record = xmit[lo]
+                if not record[3] & _SACKED:
+                    if record[3] & _LOST:
+                        self._lost_bytes -= seq_diff(record[1], record[0])
+                    record[3] = (record[3] | _SACKED) & ~_LOST
+                    self._sacked_count += 1
+                    delivered.append(record)
+                lo += 1
+        min_rtt = self.min_rtt
+        echo = self.ts_ok and seg.has_ts and seg.ts_ecr
+        for record in delivered:
+            rtt = now - record[2]
+            if record[3] & _RETRANS:
+                # RFC 8985 step 2: an ACK that may be for the original, not
+                # this retransmission, says nothing about when it was sent:
+                # the echoed timestamp predates it, or the RTT is too short
+                if echo:
+                    if seq_lt(seg.ts_ecr, (int(record[2] * 1000) + self._ts_offset) & MASK):
+                        continue
+                elif min_rtt is not None and rtt < min_rtt:
+                    continue
+            end = record[1]
+            if not record[3] & _RETRANS and seq_lt(end, self._rack_fack):
+                self._reordering = True  # step 3: delivered below what was already delivered
+            if record[2] > self._rack_xmit or (record[2] == self._rack_xmit and record[4] > self._rack_order):
+                self._rack_xmit, self._rack_end, self._rack_rtt = record[2], end, rtt
+                self._rack_order = record[4]
+            if seq_gt(end, self._rack_fack):
+                self._rack_fack = end
+        if self._sacked_count or self._lost_bytes:
+            self._rack_detect(now)
+        else:
             self.reo_deadline = None
-        elif self._sack_since is None:
-            # RACK (RFC 8985 section 6.2): data sent before what was just
-            # SACKed is lost once a reordering window has passed
-            self._sack_since = self._now
-            if not self.in_recovery:
-                self.reo_deadline = self._now + self._reo_wnd()
 
     def _reo_wnd(self) -> float:
-        """RACK's reordering window: a quarter of the minimum RTT."""
-        return max((self.min_rtt or self.srtt or 0.0) / 4, self.config.timer_tick)
+        """RFC 8985 section 6.2 step 4: a quarter of the minimum RTT, capped
+        at the SRTT; zero while no reordering has been seen and the sender is
+        in recovery or has DupThresh segments SACKed (the RFC 6675 rule)."""
+        if not self._reordering and (self.in_recovery or self._sacked_count >= 3):
+            return 0.0
+        reo = (self.min_rtt or self.srtt or 0.0) / 4
+        if self.srtt is not None and reo > self.srtt:
+            reo = self.srtt
+        return max(reo, self.config.timer_tick)
 
-    def _lost_holes(self, una: int):
-        """Holes (offsets from ``una``) below SACKed data that are lost: by
-        RFC 6675's IsLost() (more than (DupThresh - 1) * SMSS bytes, or
-        DupThresh separate blocks, SACKed above them) or, for original
-        transmissions, by RACK's time rule (SACKed data sent after them
-        arrived a reordering window ago)."""
-        rack = self._sack_since is not None and self._now - self._sack_since >= self._reo_wnd()
-        holes = []
-        above_bytes = self.sacked_bytes
-        above_blocks = len(self._sacked)
-        previous = 0
-        for left, right in self._sacked:
-            lo, hi = seq_diff(left, una), seq_diff(right, una)
-            if lo > previous and (above_bytes > 2 * self.mss or above_blocks >= 3 or rack):
-                holes.append((previous, lo))
-            above_bytes -= hi - lo
-            above_blocks -= 1
-            previous = hi
-        return holes
+    def _rack_detect(self, now: float) -> None:
+        """RFC 8985 section 6.2 step 5: a record sent before RACK.segment
+        is lost once RACK.rtt + reo_wnd have passed since it was sent;
+        otherwise the reordering timer waits for the earliest such moment.
+        Retransmissions are records like any other, so a lost
+        retransmission is found the same way."""
+        rack_xmit = self._rack_xmit
+        if rack_xmit < 0:
+            return
+        rack_order = self._rack_order
+        wait = self._rack_rtt + self._reo_wnd()
+        timeout = -1.0
+        for record in self._xmit:
+            flags = record[3]
+            if flags & (_SACKED | _LOST):
+                continue
+            sent = record[2]
+            if sent > rack_xmit or (sent == rack_xmit and record[4] >= rack_order):
+                continue  # not sent before RACK.segment
+            remaining = sent + wait - now
+            if remaining <= 0:
+                record[3] = flags | _LOST
+                self._lost_bytes += seq_diff(record[1], record[0])
+                self.rack_losses += 1
+                if flags & _RETRANS:
+                    self.lost_retransmits += 1
+            elif timeout < 0 or remaining < timeout:
+                timeout = remaining
+        self.reo_deadline = now + timeout if timeout >= 0 else None
 
     def _sack_recovery_send(self, now: float) -> None:
-        """RFC 6675 section 5: while cwnd - pipe allows, retransmit the first
-        lost byte range not yet retransmitted (NextSeg rule 1); new data
-        (rule 2) follows through _push, which sees the pipe credit."""
-        una = self.snd_una
-        holes = self._lost_holes(una)
-        high_rxt = max(seq_diff(self._high_rxt, una), 0)
-        lost_waiting = sum(hi - max(lo, high_rxt) for lo, hi in holes if hi > high_rxt)
-        flight = seq_diff(self.snd_max, una)
-        pipe = flight - self.sacked_bytes - lost_waiting
+        """RFC 6675 section 5 with RACK's loss marks: while cwnd - pipe
+        allows, resend the lowest record marked lost (NextSeg rule 1); new
+        data (rule 2) follows through _push, which sees the pipe credit."""
+        flight = seq_diff(self.snd_max, self.snd_una)
+        pipe = flight - self.sacked_bytes - self._lost_bytes
         self._prr(pipe)
-        for lo, hi in holes:
-            lo = max(lo, high_rxt)
-            while lo < hi and self.cc.cwnd - pipe >= self.mss:
-                length = min(hi - lo, self.mss)
-                self._resend(una + lo, length, now)
-                self.sack_retransmits += 1
-                lo += length
-                pipe += length
-                high_rxt = lo
-                self._high_rxt = (una + lo) & MASK
+        pipe = self._resend_lost(pipe, now)
         # let _push count only the pipe, not everything outstanding
         self._pipe_credit = max(flight - pipe, 0)
+
+    def _resend_lost(self, pipe: int, now: float) -> int:
+        """Resend records marked lost, lowest first, while cwnd - pipe
+        allows a full segment; returns the pipe that leaves.  Outside
+        recovery (losses found again before the last episode's recovery
+        point, as after an RTO) this runs on cwnd alone, with no second
+        window reduction, like Linux in its Loss state."""
+        mss = self.mss
+        for record in self._xmit:
+            if self._lost_bytes <= 0 or self.cc.cwnd - pipe < mss:
+                break
+            if record[3] & _LOST:
+                length = seq_diff(record[1], record[0])
+                self._resend(record[0], length, now)
+                self.sack_retransmits += 1
+                pipe += length
+        return pipe
+
+    def _on_rack_loss(self, now: float) -> None:
+        """RACK marked losses: start fast recovery, or resend within the
+        current episode when its recovery point is not yet passed."""
+        if self.in_recovery:
+            self._sack_recovery_send(now)
+        elif self.recover is None or seq_gt(self.snd_una, self.recover):
+            self._enter_sack_recovery(now)
+        else:
+            self._resend_lost(seq_diff(self.snd_max, self.snd_una) - self.sacked_bytes - self._lost_bytes, now)
 
     def _prr(self, pipe: int) -> None:
         """RFC 6937 section 3: how much may be sent on this ACK (sndcnt),
@@ -1289,14 +1439,11 @@ class Connection:
         self.fast_retransmits += 1
         self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
         self._rtt_seq = None
-        self._high_rxt = self.snd_una
-        if not self._lost_holes(self.snd_una):
+        if not self._lost_bytes and self._xmit and not self._xmit[0][3] & _SACKED:
             # entered on DupThresh duplicate ACKs: the first segment is lost
-            self.prr_delivered += self._delivered
-            self._delivered = 0
-            self._resend(self.snd_una, self.mss, now)
-            self.sack_retransmits += 1
-            self._high_rxt = (self.snd_una + self.mss) & MASK
+            record = self._xmit[0]
+            record[3] |= _LOST
+            self._lost_bytes += seq_diff(record[1], record[0])
         self._sack_recovery_send(now)
 
     def _on_new_ack(self, ack: int, now: float) -> None:
@@ -1340,8 +1487,8 @@ class Connection:
             self.cc.on_ack(acked, flight_before, now)
             if self.recover is not None and seq_ge(ack, self.recover):
                 self.recover = None
-            if self.sack_ok and self._sacked and self._lost_holes(self.snd_una):
-                self._enter_sack_recovery(now)  # IsLost(HighACK + 1) on a new ACK
+            if self.sack_ok and self._lost_bytes:
+                self._on_rack_loss(now)  # RACK found a loss on a new ACK
         self.dupacks = 0
         if seq_gt(self.snd_max, self.snd_una):
             self.rto_deadline = now + self.rto
@@ -1365,9 +1512,15 @@ class Connection:
             else:
                 self.cc.cwnd += self.mss  # inflate for each segment that left
             return
-        if self.sack_ok and (self.recover is None or seq_gt(self.snd_una, self.recover)) and (
-                self.dupacks >= 3 or self._lost_holes(self.snd_una)):
-            self._enter_sack_recovery(now)
+        if self.sack_ok:
+            # RACK decides what is lost (as in Linux, it replaces counting
+            # duplicate ACKs); DupThresh remains for a peer that negotiated
+            # SACK but sends no blocks
+            if self._lost_bytes:
+                self._on_rack_loss(now)
+            elif self.dupacks >= 3 and not self._sacked_count and (
+                    self.recover is None or seq_gt(self.snd_una, self.recover)):
+                self._enter_sack_recovery(now)
             return
         if self.dupacks == 3 and (self.recover is None or seq_gt(self.snd_una, self.recover)):
             flight = seq_diff(self.snd_max, self.snd_una)

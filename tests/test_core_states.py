@@ -702,8 +702,8 @@ def test_proportional_rate_reduction_spreads_the_reduction():
     s.conn.send(b"p" * 40_000, 0.0)
     assert len(s.sent()) == 20
     sent_in_recovery = []
-    for k in range(2, 16):  # segment 1 lost; segments 2..15 arrive one by one
-        s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + k * 1000)])
+    for k in range(2, 16):  # segment 1 lost; segments 2..15 arrive one by one, 50 ms on
+        s.at(0.05 + k * 0.001).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + k * 1000)])
         out = s.sent()
         if s.conn.in_recovery:
             sent_in_recovery.append(len(out))
@@ -730,7 +730,7 @@ def test_restart_after_idle_returns_to_the_initial_window():
 def test_tail_loss_probe_then_rack_repair_without_rto():
     """RFC 8985: the last two segments of a flight are lost.  After 2 SRTT a
     probe resends the last one; its SACK leaves a hole that RACK declares lost
-    after a reordering window, and SACK recovery repairs it; no RTO."""
+    at once, and SACK recovery repairs it; no RTO."""
     s = sack_established(peer_mss=1000)
     s.conn.config = s.conn.config.replace(tail_loss_probe=True)
     s.conn.srtt, s.conn.min_rtt = 0.05, 0.05  # the handshake took no time: give it a real RTT
@@ -742,9 +742,9 @@ def test_tail_loss_probe_then_rack_repair_without_rto():
     s.timer(pto)
     (probe,) = s.sent()
     assert (probe.seq, len(probe.payload)) == (L + 4000, 1000)  # the last segment again
-    s.at(pto + 0.05).recv(ACK, ack=L + 3000, sack_blocks=[(L + 4000, L + 5000)])
-    assert s.sent() == []  # one segment SACKed above the hole: not lost by bytes yet
-    s.timer(s.conn.next_deadline())  # the RACK reordering window passes
+    s.at(pto + 0.06).recv(ACK, ack=L + 3000, sack_blocks=[(L + 4000, L + 5000)])
+    # one segment SACKed above the hole is not lost by counting bytes, but
+    # by RACK's clock: the hole was sent long before the probe, which arrived
     (repair,) = s.sent()
     assert (repair.seq, len(repair.payload)) == (L + 3000, 1000)
     s.recv(ACK, ack=L + 5000)
@@ -823,3 +823,108 @@ def test_acked_bytes_are_trimmed_lazily_yet_every_resend_carries_the_right_bytes
     assert bytes(rtx.payload) == data[8000:9000]
     s.recv(ACK, ack=L + len(data))
     assert s.conn.send_buffered == 0
+
+
+# ------------------------------------------------------------- RACK (RFC 8985)
+
+class SackPeer:
+    """A scripted receiver 50 ms away: each segment the connection sends is
+    acknowledged (cumulative ACK plus SACK blocks) one RTT later, unless the
+    test drops that transmission."""
+
+    def __init__(self, s, drop):
+        self.s, self.drop, self.got, self.count = s, drop, set(), {}
+
+    def ack_for(self):
+        base = L
+        while base in self.got:
+            base += 1000
+        blocks, start = [], None
+        for seq in sorted(self.got):
+            if seq < base:
+                continue
+            if start is None or seq != end:
+                if start is not None:
+                    blocks.append((start, end))
+                start = seq
+            end = seq + 1000
+        if start is not None:
+            blocks.append((start, end))
+        return base, blocks[-3:]
+
+    def run(self, t, segments, limit=100):
+        for _ in range(limit):
+            replies = []
+            for x in segments:
+                t += 0.001
+                n = self.count[x.seq] = self.count.get(x.seq, 0) + 1
+                if (x.seq, n) in self.drop or not x.payload:
+                    continue
+                self.got.add(x.seq)
+                ack, blocks = self.ack_for()
+                self.s.at(t + 0.05).recv(ACK, ack=ack, sack_blocks=blocks)
+                replies += self.s.sent()
+            t += 0.05
+            if not replies:
+                deadline = self.s.conn.next_deadline()
+                if deadline is None or self.s.conn.snd_una == self.s.conn.snd_max:
+                    return t
+                assert deadline != self.s.conn.rto_deadline, "only the RTO is left"
+                self.s.timer(deadline)
+                replies = self.s.sent()
+                t = max(t, deadline)
+            segments = replies
+        raise AssertionError("no progress")
+
+
+def test_rack_repairs_a_lost_retransmission_without_an_rto():
+    """The first segment is lost, and so is its fast retransmission.  New
+    data sent after the retransmission is SACKed a round trip later: by
+    RACK's clock the retransmission is lost too, and it goes again."""
+    s = sack_established(peer_mss=1000)
+    s.conn.srtt, s.conn.min_rtt = 0.05, 0.05
+    data = b"k" * 30_000
+    s.conn.send(data, 0.0)
+    first = s.sent()
+    peer = SackPeer(s, drop={(L, 1), (L, 2)})
+    peer.run(0.0, first)
+    assert s.conn.snd_una == L + len(data)
+    assert peer.count[L] == 3  # original, lost retransmission, its repair
+    assert s.conn.lost_retransmits == 1 and s.conn.rto_count == 0
+    assert s.conn.fast_retransmits == 1  # one recovery episode, one window reduction
+
+
+def test_rack_without_dupthresh_sacks_waits_a_reordering_window():
+    """Fewer than DupThresh segments SACKed above a hole: RACK waits
+    min_rtt / 4 past the newest delivery before it calls the hole lost."""
+    s = sack_established(peer_mss=1000)
+    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.send(b"w" * 3000, 0.0)
+    s.sent()
+    s.at(0.040).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 2000)])
+    assert s.sent() == [] and s.conn.reo_deadline == pytest.approx(0.050)
+    s.at(0.045).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 3000)])
+    # RACK.rtt is now that of the newest delivery: the deadline moves on
+    assert s.sent() == [] and s.conn.reo_deadline == pytest.approx(0.055)
+    s.timer(0.055)
+    (repair,) = s.sent()
+    assert repair.seq == L and s.conn.rack_losses == 1
+
+
+def test_rack_reordering_seen_widens_the_window_in_recovery():
+    """RFC 8985 step 3: an original transmission delivered below data
+    already delivered is reordering, and from then on the reordering window
+    stays min_rtt / 4 even with DupThresh segments SACKed."""
+    s = sack_established(peer_mss=1000)
+    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.send(b"o" * 6000, 0.0)
+    s.sent()
+    s.at(0.040).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 2000)])
+    s.at(0.041).recv(ACK, ack=L + 2000)  # the first segment was only late
+    assert s.conn._reordering and s.sent() == []
+    for k in (4, 5, 6):  # segment 3 missing, 3 segments SACKed above it
+        s.at(0.040 + k * 0.001).recv(ACK, ack=L + 2000, sack_blocks=[(L + 3000, L + k * 1000)])
+    assert s.sent() == [] and s.conn._reo_wnd() == pytest.approx(0.01)
+    s.timer(s.conn.reo_deadline)
+    (repair,) = s.sent()
+    assert repair.seq == L + 2000
