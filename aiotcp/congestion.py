@@ -68,6 +68,7 @@ class Cubic(CongestionControl):
         self.k = 0.0
         self.epoch_start: float | None = None
         self.w_est = 0.0
+        self.cwnd_prior = 0.0  # cwnd when ssthresh was last set, in segments
         self.srtt: float | None = None
 
     def w_cubic(self, t: float) -> float:
@@ -92,8 +93,10 @@ class Cubic(CongestionControl):
         target = self.w_cubic(t + (self.srtt or 0.0))
         target = min(max(target, cwnd), 1.5 * cwnd)  # section 4.2
         segments = acked / mss
-        alpha = 3 * (1 - self.BETA) / (1 + self.BETA)
-        self.w_est += alpha * segments / cwnd  # equation 4
+        # equation 4; alpha becomes Reno's 1 once W_est is back at the
+        # window of the last reduction (section 4.3)
+        alpha = 1.0 if self.w_est >= self.cwnd_prior else 3 * (1 - self.BETA) / (1 + self.BETA)
+        self.w_est += alpha * segments / cwnd
         if self.w_est > target:
             cwnd = self.w_est  # Reno-friendly region
         else:
@@ -101,7 +104,7 @@ class Cubic(CongestionControl):
         self.cwnd = max(int(cwnd * mss), mss)
 
     def _reduce(self) -> None:
-        cwnd = self.cwnd / self.mss
+        cwnd = self.cwnd_prior = self.cwnd / self.mss
         # fast convergence: release bandwidth when the plateau moved down
         self.w_max = cwnd * (1 + self.BETA) / 2 if cwnd < self.w_max else cwnd
         self.ssthresh = max(int(self.cwnd * self.BETA), 2 * self.mss)

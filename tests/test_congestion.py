@@ -35,8 +35,10 @@ def test_loss_responses():
 
 
 def test_cubic_window_follows_rfc_9438_curve():
+    # a long round trip (one ACK per 10 ms, about 100 per window, srtt 1 s):
+    # there the curve, not the Reno-friendly estimate, is in charge
     cc = Cubic(MSS, 0.0)
-    cc.srtt = 0.0
+    cc.srtt = 1.0
     cc.cwnd = 100 * MSS
     cc.on_fast_retransmit(cc.cwnd, 0.0)
     cc.cwnd = cc.ssthresh  # recovery over: cwnd = beta * W_max
@@ -44,9 +46,9 @@ def test_cubic_window_follows_rfc_9438_curve():
     now = 0.0
     checkpoints = {}
     while now < 2 * k:
-        now += 0.001
-        cc.on_ack(MSS, cc.cwnd, now)  # one segment acknowledged per millisecond
-        for label, t in (("k/2", k / 2), ("k", k), ("3k/2", 1.5 * k), ("2k", 2 * k - 0.002)):
+        now += 0.01
+        cc.on_ack(MSS, cc.cwnd, now)
+        for label, t in (("k/2", k / 2), ("k", k), ("3k/2", 1.5 * k), ("2k", 2 * k - 0.02)):
             if label not in checkpoints and now >= t:
                 checkpoints[label] = (cc.cwnd / MSS, 0.4 * (now - k) ** 3 + 100)
     assert cc.k == pytest.approx(k)
@@ -61,6 +63,34 @@ def test_cubic_fast_convergence_lowers_w_max():
     cc.cwnd = 80 * MSS
     cc.on_fast_retransmit(cc.cwnd, 0.0)
     assert cc.w_max == pytest.approx(80 * 1.7 / 2)
+
+
+def test_cubic_reno_friendly_alpha_becomes_one_at_the_prior_window():
+    """RFC 9438 section 4.3: W_est grows by alpha_cubic = 3(1 - beta)/(1 +
+    beta) segments per window until it reaches the window of the last
+    reduction, then by 1 (Reno's rate).  With a large RTT the cubic curve
+    stays put (with the clock stopped), so cwnd follows W_est."""
+    cc = Cubic(MSS, 0.0)
+    cc.srtt = 0.0  # time stands still: the cubic curve stays at cwnd
+    cc.cwnd = 10 * MSS
+    cc.on_fast_retransmit(cc.cwnd, 0.0)
+    cc.cwnd = cc.ssthresh  # 7 segments
+    alpha = 3 * 0.3 / 1.7
+
+    def one_window():
+        w = cc.cwnd / MSS
+        for _ in range(round(w)):
+            cc.on_ack(MSS, cc.cwnd, 0.0)  # the same instant: the cubic curve does not move
+        return cc.w_est
+
+    grown = [one_window()]
+    while grown[-1] < 10:
+        grown.append(one_window())
+    steps = [b - a for a, b in zip(grown, grown[1:])]
+    assert steps[0] == pytest.approx(alpha, rel=0.1)  # below the prior window: 0.53 per window
+    before = one_window()
+    assert one_window() - before == pytest.approx(1.0, rel=0.1)  # past it: one segment per window
+    assert cc.cwnd == int(cc.w_est * MSS)
 
 
 def test_unknown_algorithm_is_a_clear_error():
