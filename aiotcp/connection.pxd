@@ -93,7 +93,7 @@ cdef class Connection:
     cpdef _send_ack(self)
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now)
-    @cython.locals(data_end=cython.longlong, snd_nxt=cython.longlong, unsent=cython.longlong,
+    @cython.locals(data_end=cython.longlong, snd_nxt=cython.longlong, snd_max=cython.longlong, unsent=cython.longlong,
                    flight=cython.longlong, length=cython.longlong)
     cpdef _push(self, double now)
     cpdef _rtt_sample(self, double rtt, double now)
@@ -113,20 +113,20 @@ cdef class Connection:
     @cython.locals(rcv_nxt=cython.longlong, offset=cython.longlong, room=cython.longlong,
                    length=cython.longlong, fin=cython.bint, had_holes=cython.bint)
     cpdef _process_text_and_fin(self, Segment seg, long long seq, double now)
-    @cython.locals(xmit=list, record=list, snd_max=cython.longlong, lo=cython.Py_ssize_t,
+    @cython.locals(xmit=list, record=tuple, snd_max=cython.longlong, lo=cython.Py_ssize_t,
                    hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, flags=cython.longlong)
     cpdef _rack_record(self, long long seq, long long end, double now)
-    @cython.locals(xmit=list, delivered=list, record=list, n=cython.Py_ssize_t,
+    @cython.locals(xmit=list, delivered=list, record=tuple, n=cython.Py_ssize_t,
                    lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
                    left=cython.longlong, right=cython.longlong, rtt=cython.double,
                    end=cython.longlong)
     cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
-    @cython.locals(record=list, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
+    @cython.locals(xmit=list, i=cython.Py_ssize_t, record=tuple, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
                    rack_order=cython.longlong, wait=cython.double, timeout=cython.double,
                    remaining=cython.double)
     cpdef _rack_detect(self, double now)
     @cython.locals(flight=cython.longlong, pipe=cython.longlong, mss=cython.longlong,
-                   record=list, length=cython.longlong)
+                   record=tuple, length=cython.longlong)
     cpdef _sack_recovery_send(self, double now)
-    @cython.locals(mss=cython.longlong, record=list, length=cython.longlong)
+    @cython.locals(mss=cython.longlong, record=tuple, length=cython.longlong)
     cpdef long long _resend_lost(self, long long pipe, double now)

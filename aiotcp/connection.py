@@ -291,10 +291,10 @@ class Connection:
         self.pto_deadline: float | None = None  # tail loss probe (RFC 8985)
         self.reo_deadline: float | None = None  # RACK reordering window timer
         # RACK (RFC 8985): one record per data segment outstanding, in
-        # sequence order, [start, end, xmit_ts, flags, order] (flags:
+        # sequence order, (start, end, xmit_ts, flags, order) (flags:
         # _RETRANS, _SACKED, _LOST; order counts transmissions, so that of
         # two sent at the same `now` the later one is known)
-        self._xmit: list[list] = []
+        self._xmit: list[tuple] = []
         self._xmit_order = 0
         self._lost_bytes = 0  # in records marked lost and not yet resent
         self._sacked_count = 0  # records SACKed
@@ -677,8 +677,6 @@ class Connection:
             self.snd_max = end
         if self.rto_deadline is None:
             self.rto_deadline = now + self.rto
-        if new_data and self.sack_ok:
-            self._arm_pto(now)
         if self.config.user_timeout is not None and self.user_timeout_deadline is None:
             self.user_timeout_deadline = now + self.config.user_timeout
 
@@ -688,6 +686,7 @@ class Connection:
         if self.state not in SYNCHRONIZED:
             return
         data_end = self._data_end
+        snd_max = self.snd_max
         if (self.config.slow_start_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
@@ -715,6 +714,8 @@ class Connection:
         if self._fin_queued and self.snd_nxt == data_end:
             # all data is out and the FIN is not (or, after an RTO, no longer)
             self._send_data(data_end, 0, True, now)
+        if self.snd_max != snd_max and self.sack_ok:
+            self._arm_pto(now)  # new data went out: a new tail to watch
         # zero window: start the persist timer (RFC 9293 section 3.8.6.1)
         if (self.snd_wnd == 0 and seq_diff(data_end, self.snd_nxt) > 0
                 and self.snd_nxt == self.snd_una and self.persist_deadline is None):
@@ -873,8 +874,7 @@ class Connection:
         self._pipe_credit = 0
         self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
         self.sacked_bytes = 0
-        for record in self._xmit:
-            record[3] &= _RETRANS
+        self._xmit = [(r[0], r[1], r[2], r[3] & _RETRANS, r[4]) for r in self._xmit]
         self._lost_bytes = self._sacked_count = 0
         self.dupacks = 0
         self.recover = self.snd_max
@@ -1243,13 +1243,11 @@ class Connection:
                 if flags & _LOST:
                     self._lost_bytes -= seq_diff(record[1], record[0])
                 self._xmit_order += 1
-                record[2] = now
-                record[3] = (flags | _RETRANS) & ~_LOST
-                record[4] = self._xmit_order
+                xmit[lo] = (record[0], record[1], now, (flags | _RETRANS) & ~_LOST, self._xmit_order)
                 lo += 1
         if seq_gt(end, snd_max):
             self._xmit_order += 1
-            xmit.append([snd_max if seq_lt(seq, snd_max) else seq, end, now, 0, self._xmit_order])
+            xmit.append((snd_max if seq_lt(seq, snd_max) else seq, end, now, 0, self._xmit_order))
 
     def _rack_on_ack(self, seg, ack: int, now: float) -> None:
         """RFC 8985 section 6.2 on every ACK: drop cumulatively acknowledged
@@ -1274,7 +1272,7 @@ class Connection:
             record = xmit[0]  # partly acknowledged
             if record[3] & _LOST:
                 self._lost_bytes -= seq_diff(ack, record[0])
-            record[0] = ack
+            xmit[0] = (ack, record[1], record[2], record[3], record[4])
         for left, right in seg.sack_blocks:
             if seq_diff(right, ack) <= 0 or seq_gt(right, self.snd_max) or not seq_lt(left, right):
                 continue  # D-SACK or bogus: the scoreboard counted it
@@ -1290,7 +1288,8 @@ class Connection:
                 if not record[3] & _SACKED:
                     if record[3] & _LOST:
                         self._lost_bytes -= seq_diff(record[1], record[0])
-                    record[3] = (record[3] | _SACKED) & ~_LOST
+                    record = (record[0], record[1], record[2], (record[3] | _SACKED) & ~_LOST, record[4])
+                    xmit[lo] = record
                     self._sacked_count += 1
                     delivered.append(record)
                 lo += 1
@@ -1343,7 +1342,9 @@ class Connection:
         rack_order = self._rack_order
         wait = self._rack_rtt + self._reo_wnd()
         timeout = -1.0
-        for record in self._xmit:
+        xmit = self._xmit
+        for i in range(len(xmit)):
+            record = xmit[i]
             flags = record[3]
             if flags & (_SACKED | _LOST):
                 continue
@@ -1352,7 +1353,7 @@ class Connection:
                 continue  # not sent before RACK.segment
             remaining = sent + wait - now
             if remaining <= 0:
-                record[3] = flags | _LOST
+                xmit[i] = (record[0], record[1], sent, flags | _LOST, record[4])
                 self._lost_bytes += seq_diff(record[1], record[0])
                 self.rack_losses += 1
                 if flags & _RETRANS:
@@ -1442,7 +1443,7 @@ class Connection:
         if not self._lost_bytes and self._xmit and not self._xmit[0][3] & _SACKED:
             # entered on DupThresh duplicate ACKs: the first segment is lost
             record = self._xmit[0]
-            record[3] |= _LOST
+            self._xmit[0] = (record[0], record[1], record[2], record[3] | _LOST, record[4])
             self._lost_bytes += seq_diff(record[1], record[0])
         self._sack_recovery_send(now)
 
