@@ -38,6 +38,9 @@ class UDPEndpoint:
         self.config = config
         self.peer = peer  # set for a connected (client) socket
         self.core = Endpoint(config, now=loop.time(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
+        # bound once per socket, as each transport binds its own: the lazy
+        # proxy would bind anew for every event
+        self._log = logger.bind()
         self.transports: dict = {}
         self.servers: dict = {}
         self.pending_connects: dict = {}
@@ -47,6 +50,7 @@ class UDPEndpoint:
         self._timer_when: float | None = None
         self._blocked: collections.deque = collections.deque()
         self._closed = False
+        self._dispatching = False
         self.close_when_idle = False
         sock.setblocking(False)
         _grow_buffers(sock, config)
@@ -115,14 +119,25 @@ class UDPEndpoint:
     # ------------------------------------------------------------ output
 
     def _after(self) -> None:
-        """After any call into the core: events, then datagrams, then timer."""
+        """After any call into the core: events, then datagrams, then timer.
+
+        A protocol callback run from the event dispatch may call into the
+        core again (write, close); that nested call returns at once and the
+        pass already running picks up what it left, so dispatch never
+        nests."""
+        if self._dispatching:
+            return
         core = self.core
-        while core.events:
-            for source, event in core.take_events():
-                try:
-                    self._dispatch(source, event)
-                except Exception:
-                    logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+        self._dispatching = True
+        try:
+            while core.events:
+                for source, event in core.take_events():
+                    try:
+                        self._dispatch(source, event)
+                    except Exception:
+                        logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+        finally:
+            self._dispatching = False
         self.flush()
         self._arm()
         if self.close_when_idle and not core.connections and not core.listeners:
@@ -206,10 +221,10 @@ class UDPEndpoint:
                     server._accept(self, conn)
             return
         if cls is StateChanged:
-            logger.debug("aiotcp.conn.state", old=str(event.old), new=str(event.new), **_identity(source))
+            self._log.debug("aiotcp.conn.state", old=event.old._value_, new=event.new._value_, **_identity(source))
             return
         if cls is Retransmission:
-            logger.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
+            self._log.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
                          **_identity(source))
             return
         transport = self.transports.get(source)
