@@ -71,6 +71,7 @@ cdef class Connection:
     cdef public long long _xmit_order, _rack_order
     cdef public double _rack_xmit, _rack_rtt
     cdef public bint _reordering
+    cdef public long long _reo_mult, _reo_persist, _dsack_round, dsacks
     # congestion control
     cdef public object cc, recover
     cdef public long long dupacks

@@ -304,6 +304,10 @@ class Connection:
         self._rack_rtt = 0.0  # RACK.rtt
         self._rack_fack = 0  # RACK.fack: highest sequence delivered
         self._reordering = False  # RACK.reord: reordering has been seen
+        self._reo_mult = 1  # RACK.reo_wnd_mult, raised by D-SACKs
+        self._reo_persist = 0  # recoveries left before the multiplier resets
+        self._dsack_round = -1  # snd_max when the multiplier last rose, -1: none pending
+        self.dsacks = 0  # D-SACK blocks received: spurious retransmissions or reordering
         self.lost_retransmits = 0  # retransmissions RACK found lost in turn
         self.min_rtt: float | None = None
         self.rack_losses = 0
@@ -488,7 +492,7 @@ class Connection:
             "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
             "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
-            "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
+            "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "dsacks": self.dsacks, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
             "send_buffered": len(self._sndbuf) - self._sndbuf_off, "read_buffered": len(self._rcvbuf),
         }
 
@@ -1200,6 +1204,8 @@ class Connection:
             lo, hi = seq_diff(left, ack), seq_diff(right, ack)
             if hi <= 0:
                 self.stats["dsack_received"] += 1
+                self.dsacks += 1
+                self._on_dsack()
                 continue
             if lo >= hi or hi > span:
                 self.stats["sack_blocks_invalid"] += 1
@@ -1319,13 +1325,32 @@ class Connection:
         else:
             self.reo_deadline = None
 
+    def _on_dsack(self) -> None:
+        """RFC 8985 section 6.2 step 4: a D-SACK means a retransmission was
+        not needed, so the reordering window was too small: widen it by
+        min_rtt / 4, at most once per round trip, and keep it wide for the
+        next 16 recoveries."""
+        if self._dsack_round >= 0 and seq_lt(self.snd_una, self._dsack_round):
+            return  # already widened in this round trip
+        self._dsack_round = self.snd_max
+        self._reo_mult += 1
+        self._reo_persist = 16
+        self._reordering = True
+
+    def _recovery_done(self) -> None:
+        """A loss recovery ended: count down towards the normal window."""
+        if self._reo_persist > 0:
+            self._reo_persist -= 1
+            if self._reo_persist == 0:
+                self._reo_mult = 1
+
     def _reo_wnd(self) -> float:
         """RFC 8985 section 6.2 step 4: a quarter of the minimum RTT, capped
         at the SRTT; zero while no reordering has been seen and the sender is
         in recovery or has DupThresh segments SACKed (the RFC 6675 rule)."""
         if not self._reordering and (self.in_recovery or self._sacked_count >= 3):
             return 0.0
-        reo = (self.min_rtt or self.srtt or 0.0) / 4
+        reo = (self.min_rtt or self.srtt or 0.0) / 4 * self._reo_mult
         if self.srtt is not None and reo > self.srtt:
             reo = self.srtt
         return max(reo, self.config.timer_tick)
@@ -1471,6 +1496,7 @@ class Connection:
         if self.in_recovery and self.sack_ok:
             if seq_ge(ack, self.recover):
                 self.in_recovery = False  # RFC 6675 section 5: recovery ends
+                self._recovery_done()
                 self._pipe_credit = 0
                 self.cc.cwnd = max(self.cc.ssthresh, self.mss)
             else:

@@ -928,3 +928,26 @@ def test_rack_reordering_seen_widens_the_window_in_recovery():
     s.timer(s.conn.reo_deadline)
     (repair,) = s.sent()
     assert repair.seq == L + 2000
+
+
+def test_dsack_widens_the_reordering_window_once_per_round_trip():
+    """RFC 8985 section 6.2 step 4: a D-SACK shows a retransmission was
+    spurious; the reordering window grows by min_rtt / 4 (at most once per
+    round trip) and stays wide for 16 recoveries."""
+    s = sack_established(peer_mss=1000)
+    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.send(b"d" * 4000, 0.0)
+    s.sent()
+    assert s.conn._reo_wnd() == pytest.approx(0.01)
+    s.at(0.04).recv(ACK, ack=L + 2000, sack_blocks=[(L, L + 1000)])  # D-SACK: below the ACK
+    assert s.conn.dsacks == 1 and s.conn._reo_mult == 2
+    assert s.conn._reo_wnd() == pytest.approx(0.02)
+    s.at(0.041).recv(ACK, ack=L + 3000, sack_blocks=[(L + 1000, L + 2000)])  # same round trip
+    assert s.conn.dsacks == 2 and s.conn._reo_mult == 2
+    s.at(0.05).recv(ACK, ack=L + 4000)
+    s.conn.send(b"e" * 1000, 0.05)
+    s.at(0.09).recv(ACK, ack=L + 5000, sack_blocks=[(L + 4000, L + 5000)])  # the next round trip
+    assert s.conn._reo_mult == 3 and s.conn._reo_wnd() == pytest.approx(0.03)
+    for _ in range(16):
+        s.conn._recovery_done()
+    assert s.conn._reo_mult == 1
