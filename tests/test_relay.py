@@ -76,11 +76,25 @@ async def test_mixed_impairments_at_high_loss():
 
 
 @pytest.mark.asyncio
-async def test_one_percent_loss_is_repaired_mostly_by_fast_retransmit():
+async def test_one_percent_loss_with_sack_is_repaired_by_rack_not_rtos():
     imp = Impairment(loss=0.01, delay=0.005)
     info, stats = await through_relay(2 << 20, imp, Impairment(delay=0.005), seed=5)
+    print("relay", dict(stats), "tcp_info", info)
+    assert stats["up_lost"] > 5
+    # RACK marked (nearly) every lost datagram lost, and fast recovery
+    # resent them: at most one RTO (a lost FIN has no later data to show it)
+    assert info["rack_losses"] >= 0.8 * stats["up_lost"]
+    assert info["fast_retransmits"] > 0 and info["rto_count"] <= 1
+
+
+@pytest.mark.asyncio
+async def test_one_percent_loss_without_sack_is_repaired_by_newreno():
+    imp = Impairment(loss=0.01, delay=0.005)
+    info, stats = await through_relay(2 << 20, imp, Impairment(delay=0.005), seed=5, config=Config(sack=False))
+    print("relay", dict(stats), "tcp_info", info)
+    assert not info["sack_ok"] and info["rack_losses"] == 0
     assert info["fast_retransmits"] > 0
-    assert info["fast_retransmits"] >= info["rto_count"]
+    assert info["fast_retransmits"] >= 2 * info["rto_count"]
 
 
 @pytest.mark.asyncio
