@@ -17,6 +17,7 @@ from aiotcp._fast cimport Segment
 cdef long long MOD, MASK, HALF
 
 cpdef long long seq_add(long long a, long long n)
+cpdef long long ts_offset(long long iss)
 cpdef bint seq_lt(long long a, long long b)
 cpdef bint seq_le(long long a, long long b)
 cpdef bint seq_gt(long long a, long long b)

@@ -60,6 +60,13 @@ def seq_add(a: int, n: int) -> int:
     return (a + n) & MASK
 
 
+def ts_offset(iss: int) -> int:
+    """Where a connection's timestamp clock (milliseconds) starts, derived
+    from its ISS: unrelated between connections (RFC 7323 section 7.1), and
+    known to a SYN-cookie SYN-ACK before the connection exists."""
+    return (iss * 2654435761) & MASK
+
+
 def seq_diff(a: int, b: int) -> int:
     """a - b as a signed distance in sequence space."""
     d = (a - b) & MASK
@@ -255,7 +262,7 @@ class Connection:
         self.ts_ok = False
         self.ts_recent = 0
         self._ts_recent_stamp = now
-        self._ts_offset = (self.iss * 2654435761) & MASK
+        self._ts_offset = ts_offset(self.iss)
 
         # SACK (RFC 2018, 2883, 6675)
         self.sack_ok = False
@@ -382,15 +389,32 @@ class Connection:
         self.rto_deadline = now + self.rto
         self._rearm()
 
-    def accept_cookie(self, seg, mss: int, now: float) -> None:
+    def accept_cookie(self, seg, mss: int, now: float, options=None) -> None:
         """Establish from a valid SYN-cookie ACK (RFC 4987): the SYN-ACK we
-        sent statelessly is taken as sent and acknowledged."""
+        sent statelessly is taken as sent and acknowledged.  ``options`` is
+        (peer window scale or -1, SACK permitted) when the SYN-ACK carried
+        them in its timestamp, as Linux does; otherwise the connection runs
+        without window scaling, SACK and timestamps."""
+        self._now = now
+        config = self.config
         self.irs = (seg.seq - 1) & MASK
         self.rcv_nxt = seg.seq
+        self.snd_wl1 = self.irs
+        self.snd_wl2 = self.iss
+        self.rcv_wscale = 0
+        if options is not None and seg.has_ts and config.timestamps:
+            wscale, sack = options
+            self.ts_ok = True
+            self.ts_recent = seg.ts_val
+            self._ts_recent_stamp = now
+            self.sack_ok = sack and config.sack
+            if wscale >= 0 and config.window_scaling:
+                self._wscale_ok = True
+                self.snd_wscale = min(wscale, 14)
+                self.rcv_wscale = config.receive_wscale
         self._set_peer_mss(mss)
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK  # our SYN-ACK, not yet acked
-        self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
-        self.rcv_wscale = 0
+        self._rcv_adv = (self.rcv_nxt + min(config.receive_buffer, 0xFFFF)) & MASK
         self.passive = True
         self._set_state(SYN_RCVD, now)
         self.receive(seg, now)

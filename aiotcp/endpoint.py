@@ -16,7 +16,7 @@ from collections import Counter, deque
 from . import _fast
 from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel
 from .config import DEFAULT, Config
-from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add
+from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add, seq_gt, ts_offset
 from .events import Incoming
 from .isn import SequenceSource
 
@@ -189,7 +189,7 @@ class Endpoint:
                     conn = self._new_connection(addr, seg.dst_port, seg.src_port, now,
                                                 iss=seq_add(seg.ack, -1))
                     self._count_half_open(conn, listener)
-                    conn.accept_cookie(seg, mss, now)
+                    conn.accept_cookie(seg, mss, now, _cookie_options(seg.ts_ecr) if seg.has_ts else None)
                     return
                 stats["syn_cookies_rejected"] += 1
             self._reset(seg, addr)
@@ -207,8 +207,23 @@ class Endpoint:
                                                      seg.mss if seg.mss > 0 else 536, now)
             stats["syn_cookies_sent"] += 1
             window = min(self.config.receive_buffer, 0xFFFF)
+            wscale, sack_permitted, ts = -1, False, None
+            config = self.config
+            if seg.has_ts and config.timestamps:
+                # Linux's trick: the options the SYN offered ride in the low
+                # six bits of our timestamp, which the final ACK echoes
+                bits = (seg.wscale if seg.wscale >= 0 and config.window_scaling else 15) & 0xF
+                if seg.sack_permitted and config.sack:
+                    bits |= 0x10
+                clock = (int(now * 1000) + ts_offset(cookie)) & 0xFFFFFFFF
+                ts_val = (clock & ~0x3F) | bits
+                if seq_gt(ts_val, clock):
+                    ts_val = (ts_val - 64) & 0xFFFFFFFF  # never ahead of the connection's clock
+                ts = (ts_val, seg.ts_val)
+                wscale = config.receive_wscale if bits & 0xF != 15 else -1
+                sack_permitted = bool(bits & 0x10)
             self._output(_fast.encode(seg.dst_port, seg.src_port, cookie, seq_add(seg.seq, 1),
-                                      SYN | ACK, window, b"", mss), addr)
+                                      SYN | ACK, window, b"", mss, wscale, sack_permitted, None, ts), addr)
             return
         iss = self.sequences.isn(addr, seg.dst_port, seg.src_port, now)
         conn = self._new_connection(addr, seg.dst_port, seg.src_port, now, iss=iss)
@@ -322,3 +337,9 @@ class Endpoint:
         self._challenge_count += 1
         return self._challenge_count <= self.config.challenge_ack_limit
 
+
+def _cookie_options(ts_ecr: int) -> tuple[int, bool]:
+    """(window scale or -1, SACK permitted) from the six low bits of the
+    timestamp a SYN-cookie SYN-ACK sent and the final ACK echoes."""
+    wscale = ts_ecr & 0xF
+    return (-1 if wscale == 15 else wscale), bool(ts_ecr & 0x10)

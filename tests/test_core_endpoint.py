@@ -82,6 +82,9 @@ def test_syn_flood_keeps_memory_bounded_and_a_client_still_connects():
     assert server.stats["syn_cookies_accepted"] == 1
     accepted = listener.accept()
     assert accepted is not None and str(accepted.state) == "ESTABLISHED"
+    # its options came through the cookie too
+    assert accepted.ts_ok and accepted.sack_ok and accepted.snd_wscale == client.config.receive_wscale
+    assert conn.ts_ok and conn.sack_ok and conn.snd_wscale == server.config.receive_wscale
 
 
 def test_forged_cookie_ack_draws_rst():
@@ -246,3 +249,48 @@ def test_batch_ack_is_not_sent_for_data_that_a_reply_already_acked():
     assert reply.ack == 1201 and bytes(reply.payload) == b"reply"
     ep.end_batch()
     assert sent(ep) == []
+
+
+def _cookie_server():
+    """A server whose SYN queue is full, so every SYN is answered with a cookie."""
+    from aiotcp.config import Config
+    server = Endpoint(Config(syn_backlog=1))
+    listener = server.listen(80, backlog=1)
+    server.receive_datagram(_fast.encode(9999, 80, 1, 0, SYN, 65535, b"", 1452), ("203.0.113.9", 9999), 0.0)
+    server.datagrams_to_send()
+    return server, listener
+
+
+def test_syn_cookie_carries_window_scale_and_sack_in_the_timestamp():
+    """As Linux does: with cookies the SYN's options survive in the low six
+    bits of the SYN-ACK's timestamp, which the ACK echoes; the connection
+    then has timestamps, SACK and the peer's window scale."""
+    server, listener = _cookie_server()
+    server.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452, 9, True, None, (777, 0)),
+                            PEER, 5.0)
+    ((synack, _),) = sent(server)
+    assert server.stats["syn_cookies_sent"] == 1 and not server.connections.get((PEER, 80, 4000))
+    assert synack.has_ts and synack.ts_ecr == 777 and synack.ts_val & 0x3F == 0x10 | 9
+    assert synack.wscale == server.config.receive_wscale and synack.sack_permitted
+    ack = _fast.encode(4000, 80, 1001, synack.seq + 1, ACK, 1000, b"", ts=(778, synack.ts_val))
+    server.receive_datagram(ack, PEER, 5.02)
+    conn = listener.accept()
+    assert conn is not None and str(conn.state) == "ESTABLISHED"
+    assert conn.ts_ok and conn.sack_ok and conn.snd_wscale == 9 and conn.rcv_wscale == server.config.receive_wscale
+    assert conn.snd_wnd == 1000 << 9  # the ACK's window, scaled
+    assert conn.mss == 1452 - 12
+    # our clock never runs behind the timestamp the SYN-ACK carried
+    conn.send(b"hello", 5.03)
+    ((data, _),) = sent(server)
+    assert data.ts_val - synack.ts_val < 1 << 31 and data.ts_ecr == 778
+
+
+def test_syn_cookie_without_timestamps_runs_without_options():
+    server, listener = _cookie_server()
+    server.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452, 9, True), PEER, 5.0)
+    ((synack, _),) = sent(server)
+    assert not synack.has_ts and synack.wscale < 0 and not synack.sack_permitted
+    server.receive_datagram(_fast.encode(4000, 80, 1001, synack.seq + 1, ACK, 1000), PEER, 5.02)
+    conn = listener.accept()
+    assert not conn.ts_ok and not conn.sack_ok and conn.snd_wscale == 0 and conn.rcv_wscale == 0
+    assert conn.snd_wnd == 1000
