@@ -13,6 +13,11 @@ port: the UDP address a peer last sent from with that TCP source port (an
 aiotcp client), else ``(peer_host, port)`` (an aiotcp server, whose TCP port
 is its UDP port).
 
+When a datagram to an aiotcp peer draws an ICMP error (nothing bound at that
+UDP port any more, say), the gateway hands the kernel the same ICMP error
+for the TCP segment inside, as a router would: Linux then fails a connect()
+with ECONNREFUSED at once instead of retrying its SYN for two minutes.
+
 Use it in a network namespace of your own (``ip netns add``); it configures
 only the TUN device it creates.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import ipaddress
 import os
 import random
 import socket
@@ -29,13 +35,18 @@ from collections import Counter
 
 from . import _fast
 from ._udp import drain
-from .trace import to_ip_packet
+from .trace import ipv4_header, to_ip_packet
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 #: IP + UDP headers in front of a WIRE.md datagram on a 1500-byte path
 UDP_OVERHEAD = 20 + 8
+#: <linux/in.h> and <linux/errqueue.h>: the socket option that queues ICMP
+#: errors with the datagram that drew them, and their origin
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+SO_EE_ORIGIN_ICMP = 2
+ICMP_DEST_UNREACH = 3
 
 
 def open_tun(name: str) -> tuple[int, str]:
@@ -62,6 +73,7 @@ class Gateway:
         self.sock.bind(listen)
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         self._ident = 0
         self.loop = None
 
@@ -125,11 +137,45 @@ class Gateway:
                 self.stats["dropped_to_kernel"] += 1
                 continue
             self._ident += 1
+            self._to_kernel(to_ip_packet(data, self.virtual_ip, self.kernel_ip, self._ident), "to_kernel")
+        self._read_errors()
+
+    def _to_kernel(self, packet: bytes, counter: str) -> None:
+        try:
+            os.write(self.fd, packet)
+            self.stats[counter] += 1
+        except OSError:
+            self.stats["tun_write_errors"] += 1
+
+    def _read_errors(self) -> None:
+        """ICMP errors for datagrams we sent to aiotcp peers (IP_RECVERR):
+        each comes back with the datagram, i.e. the kernel's TCP segment."""
+        while True:
             try:
-                os.write(self.fd, to_ip_packet(data, self.virtual_ip, self.kernel_ip, self._ident))
-                self.stats["to_kernel"] += 1
+                segment, ancillary, _, _ = self.sock.recvmsg(65535, 512, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError:
-                self.stats["tun_write_errors"] += 1
+                self.stats["errqueue_errors"] += 1
+                return
+            for level, kind, data in ancillary:
+                if level != socket.IPPROTO_IP or kind != IP_RECVERR or len(data) < 8:
+                    continue
+                _, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", data)
+                if origin == SO_EE_ORIGIN_ICMP and icmp_type == ICMP_DEST_UNREACH and len(segment) >= 8:
+                    self.stats["unreachable_from_peer"] += 1
+                    self._ident += 1
+                    self._to_kernel(self._unreachable(segment, icmp_code), "unreachable_to_kernel")
+
+    def _unreachable(self, segment: bytes, code: int) -> bytes:
+        """An ICMP destination unreachable from the virtual peer to the
+        kernel, quoting the IP header and first 8 bytes of the kernel's
+        segment (RFC 792), which is how the kernel finds its socket."""
+        kernel, virtual = ipaddress.ip_address(self.kernel_ip), ipaddress.ip_address(self.virtual_ip)
+        quoted = ipv4_header(kernel, virtual, socket.IPPROTO_TCP, len(segment)) + bytes(segment[:8])
+        icmp = bytearray(struct.pack("!BBHI", ICMP_DEST_UNREACH, code, 0, 0) + quoted)
+        icmp[2:4] = struct.pack("!H", _fast.internet_checksum(icmp))
+        return ipv4_header(virtual, kernel, socket.IPPROTO_ICMP, len(icmp), self._ident) + bytes(icmp)
 
 
 async def serve(args) -> None:

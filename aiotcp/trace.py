@@ -59,6 +59,15 @@ def _fold(total: int) -> int:
     return total
 
 
+def ipv4_header(src, dst, protocol: int, payload_length: int, ident: int = 0) -> bytes:
+    """A 20-byte IPv4 header (don't fragment, TTL 64) with its checksum;
+    ``src`` and ``dst`` are ipaddress.IPv4Address objects."""
+    header = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_length, ident & 0xFFFF, 0x4000,
+                                   64, protocol, 0, src.packed, dst.packed))
+    header[10:12] = struct.pack("!H", _fast.internet_checksum(header))
+    return bytes(header)
+
+
 def to_ip_packet(segment: bytes, src_ip: str, dst_ip: str, ident: int = 0) -> bytes:
     """Wrap a WIRE.md segment in an IPv4 or IPv6 header between the given
     addresses, with the TCP checksum recomputed for them (WIRE.md: anything
@@ -72,10 +81,7 @@ def to_ip_packet(segment: bytes, src_ip: str, dst_ip: str, ident: int = 0) -> by
     pseudo = sum(struct.unpack(f"!{len(words) // 2}H", words)) + 6 + (length >> 16) + (length & 0xFFFF)
     body[16:18] = struct.pack("!H", _fast.internet_checksum(body, _fold(pseudo)))
     if src.version == 4:
-        header = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, ident & 0xFFFF, 0x4000,
-                                       64, socket.IPPROTO_TCP, 0, src.packed, dst.packed))
-        header[10:12] = struct.pack("!H", _fast.internet_checksum(header))
-        return bytes(header) + bytes(body)
+        return ipv4_header(src, dst, socket.IPPROTO_TCP, length, ident) + bytes(body)
     header = struct.pack("!IHBB16s16s", 6 << 28, length, socket.IPPROTO_TCP, 64, src.packed, dst.packed)
     return header + bytes(body)
 

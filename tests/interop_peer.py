@@ -8,6 +8,7 @@ import os
 import socket
 import struct
 import subprocess
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,6 +95,20 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
             port = server.sockets[0].getsockname()[1]
             target = (VIRTUAL_IP, port)
             opener = asyncio.open_connection
+        if scenario.endswith("unreachable"):
+            # nothing is bound at the aiotcp peer's UDP address any more:
+            # the gateway's datagram draws an ICMP port unreachable, which
+            # the gateway passes on to the kernel for the SYN inside
+            server.close()
+            await server.wait_closed()
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(opener(*target), 10)
+                report["client_error"] = None
+            except Exception as exc:
+                report["client_error"] = type(exc).__name__
+            report["seconds"] = time.monotonic() - started
+            return report
         if scenario.endswith("refused"):
             if kernel_is_server:
                 server.close()  # the kernel answers the SYN with a RST

@@ -104,6 +104,18 @@ def test_connection_refused_both_ways(netns, scenario):
     assert run(netns, scenario)["client_error"] == "ConnectionRefusedError"
 
 
+def test_icmp_for_a_vanished_peer_reaches_linux_as_icmp(netns):
+    """No UDP socket at the aiotcp peer's address: the gateway gets an ICMP
+    port unreachable for the datagram carrying Linux's SYN and hands Linux
+    the same ICMP for the SYN, so connect() fails at once with
+    ECONNREFUSED, not after two minutes of SYN retries."""
+    report = run(netns, "linux-client-unreachable")
+    assert report["client_error"] == "ConnectionRefusedError"
+    assert report["seconds"] < 5
+    assert report["gateway"]["unreachable_from_peer"] >= 1
+    assert report["gateway"]["unreachable_to_kernel"] >= 1
+
+
 @pytest.mark.parametrize("scenario", ["aiotcp-client-reset", "linux-client-reset"])
 def test_abort_resets_the_peer_both_ways(netns, scenario):
     assert run(netns, scenario)["client_error"] == "ConnectionResetError"
