@@ -839,7 +839,7 @@ class SackPeer:
         base = L
         while base in self.got:
             base += 1000
-        blocks, start = [], None
+        blocks, start, end = [], None, None
         for seq in sorted(self.got):
             if seq < base:
                 continue
