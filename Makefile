@@ -13,6 +13,7 @@ demo: $(EXT_STAMP)
 	$(PY) -m aiotcp demo
 
 test: $(EXT_STAMP)
+	$(PY) -m ruff check aiotcp tests bench examples
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(EXT_STAMP)
