@@ -19,10 +19,12 @@ from aiotcp.gateway import Gateway  # noqa: E402
 KERNEL_IP, VIRTUAL_IP = "10.77.0.1", "10.77.0.2"
 
 
-def kernel_states(port: int) -> list:
-    """States of kernel sockets on ``port``, from ss."""
-    out = subprocess.run(["ss", "-Htan", f"( sport = :{port} or dport = :{port} )"],
-                         capture_output=True, text=True).stdout
+def kernel_states(port: int, peer_port: int | None = None) -> list:
+    """States of kernel sockets on ``port`` (with local port ``port`` and
+    remote port ``peer_port`` when given: one connection exactly), from ss."""
+    query = f"( sport = :{port} or dport = :{port} )" if peer_port is None else \
+        f"( sport = :{port} and dport = :{peer_port} )"
+    out = subprocess.run(["ss", "-Htan", query], capture_output=True, text=True).stdout
     return sorted({line.split()[0] for line in out.splitlines() if line.strip()})
 
 
@@ -208,8 +210,15 @@ async def close_order(topology: str, initiator: str):
     conn = sides[aiotcp_side][1].get_extra_info("connection")
     other = "server" if initiator == "client" else "client"
 
+    # the kernel's end of this one connection: other tests in the namespace
+    # leave TIME-WAIT sockets, and one may share a port number with it
+    if kernel_is_server:
+        kernel_local, kernel_remote = port, conn.local_port
+    else:
+        kernel_local, kernel_remote = cwriter.get_extra_info("sockname")[1], port
+
     def kernel_state():
-        found = [s for s in kernel_states(port) if s != "LISTEN"]
+        found = [s for s in kernel_states(kernel_local, kernel_remote) if s != "LISTEN"]
         return found[0] if found else "CLOSED"
 
     steps = []
