@@ -5,7 +5,7 @@ with SACK off, and aioquic (QUIC over the same relay), each sending for a
 fixed time; beside the Mathis bound MSS / RTT * 1.22 / sqrt(p).  Loss is
 applied in both directions.  Prints a table and one JSON line.
 
-    python bench/lossy.py [--seconds 5] [--rtt 0.02] [--loss 0,0.001,0.01,0.05]
+    python bench/lossy.py [--seconds 10] [--rtt 0.02] [--loss 0,0.001,0.01,0.05] [--seeds 1]
 """
 from __future__ import annotations
 
@@ -182,9 +182,13 @@ async def run(args) -> dict:
         for loss in args.loss:
             row = {}
             for name, config in variants.items():
-                row[name] = await aiotcp_goodput(args.seconds, args.rtt, loss, config, seed=1)
+                runs = [await aiotcp_goodput(args.seconds, args.rtt, loss, config, seed=seed)
+                        for seed in range(1, args.seeds + 1)]
+                row[name] = sum(runs) / len(runs)
             try:
-                row["aioquic"] = await quic_goodput(args.seconds, args.rtt, loss, 1, cert, key)
+                runs = [await quic_goodput(args.seconds, args.rtt, loss, seed, cert, key)
+                        for seed in range(1, args.seeds + 1)]
+                row["aioquic"] = sum(runs) / len(runs)
             except Exception as exc:  # reported, the table goes on
                 print(f"aioquic at loss {loss}: {exc!r}", file=sys.stderr)
                 row["aioquic"] = float("nan")
@@ -198,6 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rtt", type=float, default=0.02)
+    parser.add_argument("--seeds", type=int, default=1, help="runs per case (relay seeds 1..N), averaged")
     parser.add_argument("--loss", type=lambda s: [float(x) for x in s.split(",")], default=[0, 0.001, 0.01, 0.05])
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -205,14 +210,15 @@ def main() -> None:
     results, measured = uvloop.run(run(args))
     names = list(next(iter(results.values())))
     print(f"goodput Mbit/s at {args.rtt * 1000:.0f} ms RTT (the relay path measures {measured * 1000:.1f} ms), "
-          f"loss both ways, {args.seconds:.0f} s each (uvloop)")
+          f"loss both ways, {args.seconds:.0f} s each, mean of {args.seeds} seed(s) (uvloop)")
     print(f"{'loss':>8}" + "".join(f"{n:>18}" for n in names))
     for loss, row in results.items():
         cells = "".join(f"{'-' if row[n] is None else format(row[n], '.1f'):>18}" for n in names)
         print(f"{loss * 100:7.1f}%" + cells)
     print(json.dumps({"lossy_goodput_mbps": {str(k): {n: (None if v is None else round(v, 2))
                                                       for n, v in row.items()} for k, row in results.items()},
-                      "rtt": args.rtt, "path_rtt": round(measured, 5), "seconds": args.seconds}))
+                      "rtt": args.rtt, "path_rtt": round(measured, 5), "seconds": args.seconds,
+                      "seeds": args.seeds}))
 
 
 if __name__ == "__main__":
