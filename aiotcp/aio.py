@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import socket
+import termios
 import ssl as ssl_module
 from asyncio import sslproto
 
@@ -26,6 +28,7 @@ logger = structlog.get_logger("aiotcp")
 
 _RECV_BATCH = 512
 _RECV_SIZE = 65536
+_ZERO_COUNT = bytearray(4)
 
 
 class UDPEndpoint:
@@ -46,6 +49,8 @@ class UDPEndpoint:
         self.pending_connects: dict = {}
         self._buf = bytearray(_RECV_SIZE)
         self._view = memoryview(self._buf)
+        self._fd = sock.fileno()
+        self._count = bytearray(4)  # FIONREAD's answer
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._blocked: collections.deque = collections.deque()
@@ -68,17 +73,26 @@ class UDPEndpoint:
         view = self._view
         core.begin_batch()
         try:
+            # a lone datagram (request and response traffic) is the common
+            # case: after the first, ask the kernel whether another waits
+            # rather than pay for the exception of a recv that would block
             if self.peer is not None:
                 recv = self.sock.recv_into
                 peer = self.peer
-                for _ in range(_RECV_BATCH):
-                    n = recv(self._buf)
-                    core.receive_datagram(view[:n], peer, now)
+                n = recv(self._buf)
+                core.receive_datagram(view[:n], peer, now)
+                if self._pending():
+                    for _ in range(_RECV_BATCH):
+                        n = recv(self._buf)
+                        core.receive_datagram(view[:n], peer, now)
             else:
                 recvfrom = self.sock.recvfrom_into
-                for _ in range(_RECV_BATCH):
-                    n, addr = recvfrom(self._buf)
-                    core.receive_datagram(view[:n], addr, now)
+                n, addr = recvfrom(self._buf)
+                core.receive_datagram(view[:n], addr, now)
+                if self._pending():
+                    for _ in range(_RECV_BATCH):
+                        n, addr = recvfrom(self._buf)
+                        core.receive_datagram(view[:n], addr, now)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -90,6 +104,16 @@ class UDPEndpoint:
         except Exception:
             logger.exception("aiotcp.endpoint.error")
         self._after()
+
+    def _pending(self) -> bool:
+        """Whether a datagram waits on the socket (FIONREAD: the size of the
+        next one; a waiting empty datagram reads as none, and level-triggered
+        readiness brings us back for it)."""
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, self._count)
+        except OSError:
+            return True  # let recv tell
+        return self._count != _ZERO_COUNT
 
     def _socket_error(self, exc: OSError, now: float) -> None:
         """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):
