@@ -9,6 +9,7 @@ from aiotcp.connection import TimeWait
 from aiotcp.endpoint import Endpoint
 from aiotcp.isn import SequenceSource
 from aiotcp.testing import BulkTransfer, Network
+from test_core_network import _rack_invariants
 
 PEER = ("198.51.100.7", 4000)
 
@@ -179,10 +180,19 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
     bt = BulkTransfer(net, ("a", 1), ("b", 1), 80, rng.randbytes(300_000), rng.randbytes(1000))
     net.run(until=lambda: bt.server_conn is not None, max_time=5)
     conn = bt.client_conn
+    checked = 0
     for i in range(20_000):
         kind = rng.random()
         if kind < 0.3:
             data = rng.randbytes(rng.randrange(0, 200))
+        elif kind < 0.45:
+            # ACKs with forged SACK blocks and timestamps around the live window
+            def near(x):
+                return (x + rng.randrange(-5000, 70000)) % 2**32
+            blocks = [(near(conn.snd_una), near(conn.snd_una)) for _ in range(rng.randrange(1, 4))]
+            data = _fast.encode(80, 40000, conn.rcv_nxt, near(conn.snd_una) if rng.random() < 0.3 else conn.snd_una,
+                                ACK, rng.randrange(65536), b"", sack_blocks=blocks,
+                                ts=(rng.randrange(2**32), rng.randrange(2**32)))
         else:
             # well-formed segments on the live 4-tuple with random fields
             data = _fast.encode(80, 40000, rng.randrange(2**32) if kind < 0.6 else (conn.rcv_nxt + rng.randrange(-70000, 70000)) % 2**32,
@@ -194,10 +204,14 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
         a.take_events()
         if i % 1000 == 0:
             net.step()
+        if i % 100 == 0 and conn.sack_ok and conn.time_wait is None and str(conn.state) != "CLOSED":
+            _rack_invariants(conn)  # forged SACKs may mislead RACK, never corrupt it
+            checked += 1
     # a forged RST can only kill the connection with the exact sequence number
     assert str(conn.state) in {"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSED", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSING"}
     assert len(conn._rcvbuf) + sum(len(d) for _, d in conn._ooo) <= a.config.receive_buffer
     assert a.stats["challenge_acks_suppressed"] + a.stats["invalid_acks_suppressed"] > 0
+    assert checked > 0
 
 
 def _established_server():
