@@ -68,7 +68,7 @@ cdef class Connection:
     cdef public bint _tlp_outstanding
     # RACK
     cdef public list _xmit
-    cdef public long long _lost_bytes, _sacked_count, _rack_end, _rack_fack, lost_retransmits
+    cdef public long long _lost_bytes, _sacked_count, _rack_fack, lost_retransmits
     cdef public long long _xmit_order, _rack_order
     cdef public double _rack_xmit, _rack_rtt
     cdef public bint _reordering

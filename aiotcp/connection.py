@@ -306,8 +306,7 @@ class Connection:
         self._lost_bytes = 0  # in records marked lost and not yet resent
         self._sacked_count = 0  # records SACKed
         self._rack_xmit = -1.0  # RACK.xmit_ts: latest send time of delivered data
-        self._rack_end = 0  # RACK.end_seq
-        self._rack_order = 0  # transmission order of RACK.segment
+        self._rack_order = 0  # transmission order of RACK.segment (instead of RACK.end_seq)
         self._rack_rtt = 0.0  # RACK.rtt
         self._rack_fack = 0  # RACK.fack: highest sequence delivered
         self._reordering = False  # RACK.reord: reordering has been seen
@@ -1281,9 +1280,9 @@ class Connection:
 
     def _rack_on_ack(self, seg, ack: int, now: float) -> None:
         """RFC 8985 section 6.2 on every ACK: drop cumulatively acknowledged
-        records, mark newly SACKed ones, advance RACK.xmit_ts / end_seq / rtt
-        from the most recently sent of the newly delivered, note
-        reordering, then detect losses."""
+        records, mark newly SACKed ones, advance RACK.xmit_ts and RACK.rtt
+        (and the transmission order) from the most recently sent of the newly
+        delivered, note reordering, then detect losses."""
         xmit = self._xmit
         delivered = []
         n = 0
@@ -1340,8 +1339,7 @@ class Connection:
             if not record[3] & _RETRANS and seq_lt(end, self._rack_fack):
                 self._reordering = True  # step 3: delivered below what was already delivered
             if record[2] > self._rack_xmit or (record[2] == self._rack_xmit and record[4] > self._rack_order):
-                self._rack_xmit, self._rack_end, self._rack_rtt = record[2], end, rtt
-                self._rack_order = record[4]
+                self._rack_xmit, self._rack_rtt, self._rack_order = record[2], rtt, record[4]
             if seq_gt(end, self._rack_fack):
                 self._rack_fack = end
         if self._sacked_count or self._lost_bytes:
