@@ -10,6 +10,16 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept nogil
 
 
+# encode() with every argument explicit (see _fast.pyx): the connection's
+# per-segment output path calls it directly from C.  The payload is
+# payload[offset:offset + length], length -1 meaning to the end.
+cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
+                           uint8_t flags, uint16_t window, object payload, Py_ssize_t offset,
+                           Py_ssize_t length, int mss, int wscale, bint sack_permitted,
+                           object sack_blocks, bint has_ts, uint32_t ts_val, uint32_t ts_ecr,
+                           uint16_t urgent)
+
+
 cdef class Segment:
     """One decoded TCP segment (RFC 9293 section 3.1)."""
     cdef readonly uint16_t src_port
@@ -56,4 +66,5 @@ cdef class TimerWheel:
     cdef void _cascade(self, int level)
     cdef int64_t _next_tick(self)
     cpdef schedule(self, Timer timer, double deadline)
+    cpdef set_deadline(self, Timer timer, object deadline)
     cpdef cancel(self, Timer timer)

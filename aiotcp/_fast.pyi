@@ -72,6 +72,25 @@ def encode(
     ts: Optional[Tuple[int, int]] = None,
     urgent: int = 0,
 ) -> bytes: ...
+def encode_segment(
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    payload: Buffer,
+    offset: int,
+    length: int,
+    mss: int,
+    wscale: int,
+    sack_permitted: bool,
+    sack_blocks: Optional[Sequence[Tuple[int, int]]],
+    has_ts: bool,
+    ts_val: int,
+    ts_ecr: int,
+    urgent: int,
+) -> bytes: ...
 
 class Timer:
     owner: Any
@@ -85,6 +104,7 @@ class TimerWheel:
     def __init__(self, tick: float = 0.001, now: float = 0.0) -> None: ...
     def __len__(self) -> int: ...
     def schedule(self, timer: Timer, deadline: float) -> None: ...
+    def set_deadline(self, timer: Timer, deadline: Optional[float]) -> None: ...
     def cancel(self, timer: Timer) -> None: ...
     def expire(self, now: float) -> list[Timer]: ...
     def next_deadline(self) -> Optional[float]: ...

@@ -268,20 +268,32 @@ def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
     (MSS, SACK-permitted/timestamps, window scale, SACK), NOP-padded to 4
     bytes.  Raises ValueError if the options do not fit in 40 bytes.
     """
+    if ts is None:
+        return encode_segment(src_port, dst_port, seq, ack, flags, window, payload, 0, -1,
+                              mss, wscale, sack_permitted, sack_blocks, False, 0, 0, urgent)
+    return encode_segment(src_port, dst_port, seq, ack, flags, window, payload, 0, -1,
+                          mss, wscale, sack_permitted, sack_blocks, True, ts[0], ts[1], urgent)
+
+
+cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
+                           uint8_t flags, uint16_t window, object payload, Py_ssize_t offset,
+                           Py_ssize_t length, int mss, int wscale, bint sack_permitted,
+                           object sack_blocks, bint has_ts, uint32_t ts_val, uint32_t ts_ecr,
+                           uint16_t urgent):
+    """:func:`encode` with every argument explicit, for C callers: the
+    payload is ``payload[offset:offset + length]`` (``length`` -1: to the
+    end) without a copy of the slice, the timestamp option present when
+    ``has_ts``."""
     cdef int optlen = 0, nblocks = 0, i
     cdef Py_ssize_t plen = 0, total
     cdef Py_buffer pview
     cdef uint8_t *p
     cdef uint8_t *o
-    cdef uint32_t ts_val = 0, ts_ecr = 0
-    cdef bint has_ts = ts is not None
     if mss >= 0:
         if mss > 0xFFFF:
             raise ValueError("mss out of range")
         optlen += 4
     if has_ts:
-        ts_val = ts[0]
-        ts_ecr = ts[1]
         optlen += 12              # SACK-permitted rides in the two NOPs
     elif sack_permitted:
         optlen += 4
@@ -296,7 +308,11 @@ def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
         raise ValueError(f"options need {optlen} bytes, more than 40")
     PyObject_GetBuffer(payload, &pview, PyBUF_SIMPLE)
     try:
-        plen = pview.len
+        if offset < 0 or offset > pview.len:
+            raise ValueError("payload offset out of range")
+        plen = pview.len - offset
+        if 0 <= length < plen:
+            plen = length
         total = _HEADER_LEN + optlen + plen
         out = PyBytes_FromStringAndSize(NULL, total)
         p = <uint8_t *>PyBytes_AS_STRING(out)
@@ -329,7 +345,7 @@ def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
                 left, right = sack_blocks[i]
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
         if plen:
-            memcpy(o, pview.buf, plen)
+            memcpy(o, <const uint8_t *>pview.buf + offset, plen)
         aiotcp_wr16(p + 16, (~aiotcp_ones_sum(p, total, _PROTO_TCP + <uint32_t>(total & 0xFFFF))) & 0xFFFF)
         return out
     finally:
@@ -433,6 +449,15 @@ cdef class TimerWheel:
         self._order += 1
         timer._order = self._order
         self._link(timer)
+
+    cpdef set_deadline(self, Timer timer, object deadline):
+        """Keep ``timer`` at ``deadline``: cancel it when that is None,
+        schedule it when idle or due at another time, else leave it (and its
+        place among timers due in the same tick) alone."""
+        if deadline is None:
+            self.cancel(timer)
+        elif timer._level < 0 or timer.deadline != <double>deadline:
+            self.schedule(timer, deadline)
 
     cpdef cancel(self, Timer timer):
         """Unschedule ``timer``; a no-op if it is not scheduled."""

@@ -10,29 +10,38 @@
 # are cpdef, so Python (the tests, the endpoint) still calls them.
 
 cimport cython
-from aiotcp._fast cimport Segment
+from aiotcp._fast cimport Segment, Timer, TimerWheel, encode_segment
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)
 cdef long long MOD, MASK, HALF
 
 cpdef long long seq_add(long long a, long long n)
+@cython.locals(x=cython.ulonglong)
 cpdef long long ts_offset(long long iss)
 cpdef bint seq_lt(long long a, long long b)
 cpdef bint seq_le(long long a, long long b)
 cpdef bint seq_gt(long long a, long long b)
 cpdef bint seq_ge(long long a, long long b)
+@cython.locals(d=cython.longlong)
 cpdef long long seq_diff(long long a, long long b)
 
 
 @cython.final
 cdef class Connection:
     # identity, wiring and life cycle
-    cdef public object config, out, events, stats, endpoint, tracer, listener, timer
+    cdef public object _config, stats, endpoint, tracer, listener
+    cdef public list out, events
+    cdef public Timer timer
+    cdef public TimerWheel wheel
     cdef public object state, error, time_wait
     cdef public long long local_port, remote_port
     cdef public object remote_addr
     cdef public bint half_open, passive, closed_by_user, discard_input, _closed_reported
+    # copied from the (frozen) config by its setter, for the per-segment path
+    cdef public long long _rcvbuf_size
+    cdef public bint _nodelay, _ack_coalescing, _keepalive, _tlp, _ss_after_idle
+    cdef public double _delayed_ack, _user_timeout, _rto_min, _rto_max, _timer_tick
     # send sequence space
     cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
@@ -88,25 +97,38 @@ cdef class Connection:
     @cython.locals(free=cython.longlong, edge=cython.longlong, advance=cython.longlong,
                    window=cython.longlong)
     cpdef long long _window_field(self)
+    @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
-    @cython.locals(mss=cython.int, wscale=cython.int, sack_permitted=cython.bint)
+    cpdef send(self, data, double now)
+    @cython.locals(buf=bytearray)
+    cpdef bytes read(self, long long limit=*)
+    @cython.locals(free=cython.longlong, edge=cython.longlong)
+    cpdef bint _window_update_due(self)
+    @cython.locals(pto=cython.double, deadline=cython.double)
+    cpdef _arm_pto(self, double now)
+    cpdef double _clamp_rto(self, double value)
+    cpdef _heard_from_peer(self, double now)
+    cpdef _on_fin(self, double now)
+    cpdef _drain_ooo(self)
+    @cython.locals(mss=cython.int, wscale=cython.int, sack_permitted=cython.bint, has_ts=cython.bint)
     cpdef _emit(self, int flags, long long seq, long long ack, payload=*, long long window=*,
-                bint syn_options=*)
+                bint syn_options=*, Py_ssize_t offset=*, Py_ssize_t length=*)
     cpdef _send_ack(self)
-    @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint)
+    @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now)
     @cython.locals(data_end=cython.longlong, snd_nxt=cython.longlong, snd_max=cython.longlong, unsent=cython.longlong,
-                   flight=cython.longlong, length=cython.longlong)
+                   flight=cython.longlong, length=cython.longlong, window=cython.longlong,
+                   usable=cython.longlong)
     cpdef _push(self, double now)
     cpdef _rtt_sample(self, double rtt, double now)
     @cython.locals(wnd=cython.longlong, rcv_nxt=cython.longlong)
     cpdef bint _acceptable(self, long long seq, long long seg_len)
     @cython.locals(flags=cython.int, paylen=cython.longlong, seg_len=cython.longlong,
-                   ack=cython.longlong)
+                   ack=cython.longlong, seq=cython.longlong)
     cpdef _receive_synchronized(self, Segment seg, double now)
     cpdef bint _fin_acked(self)
     cpdef _update_window(self, Segment seg, long long seq, long long ack)
-    @cython.locals(snd_una=cython.longlong, sacked_before=cython.longlong)
+    @cython.locals(snd_una=cython.longlong, sacked_before=cython.longlong, window_changed=cython.bint)
     cpdef bint _process_ack(self, Segment seg, long long seq, long long ack, long long paylen,
                             double now)
     @cython.locals(acked=cython.longlong, flight_before=cython.longlong,
@@ -121,7 +143,7 @@ cdef class Connection:
     @cython.locals(xmit=list, delivered=list, record=tuple, n=cython.Py_ssize_t,
                    lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
                    left=cython.longlong, right=cython.longlong, rtt=cython.double,
-                   end=cython.longlong)
+                   end=cython.longlong, echo=cython.bint)
     cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
     @cython.locals(xmit=list, i=cython.Py_ssize_t, record=tuple, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
                    rack_order=cython.longlong, wait=cython.double, timeout=cython.double,

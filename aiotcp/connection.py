@@ -28,7 +28,7 @@ import enum
 from collections import Counter
 
 from . import _fast
-from ._fast import ACK, FIN, PSH, RST, SYN
+from ._fast import ACK, FIN, PSH, RST, SYN, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission, StateChanged, Writable
@@ -37,6 +37,12 @@ MOD = 1 << 32
 MASK = MOD - 1
 HALF = 1 << 31
 
+
+# the events without fields carry nothing but their class: one instance each
+_CONNECTED = Connected()
+_WRITABLE = Writable()
+_DATA_READABLE = DataReadable()
+_PEER_CLOSED = PeerClosed()
 
 def seq_lt(a: int, b: int) -> bool:
     """a < b in sequence space (RFC 9293 section 3.4)."""
@@ -64,7 +70,8 @@ def ts_offset(iss: int) -> int:
     """Where a connection's timestamp clock (milliseconds) starts, derived
     from its ISS: unrelated between connections (RFC 7323 section 7.1), and
     known to a SYN-cookie SYN-ACK before the connection exists."""
-    return (iss * 2654435761) & MASK
+    x = iss & MASK  # compiled: unsigned 64 bits, so the product wraps as & MASK expects
+    return (x * 2654435761) & MASK
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -207,7 +214,8 @@ class Connection:
         self.listener = None
         self.half_open = False  # counted in its listener's SYN queue
         self.passive = False  # opened from LISTEN
-        self.timer = None  # the endpoint's timer-wheel entry
+        self.timer = None  # the endpoint's timer-wheel entry, in its wheel
+        self.wheel = endpoint.wheel if endpoint is not None else None
         self.state = CLOSED
         self.error: BaseException | None = None
         self.closed_by_user = False
@@ -341,6 +349,27 @@ class Connection:
         self.fast_retransmits = 0
 
     # ------------------------------------------------------------------ API
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """The configuration is frozen; the values the per-segment path reads
+        are copied into plain (compiled: C) fields when it is set."""
+        self._config = config
+        self._rcvbuf_size = config.receive_buffer
+        self._nodelay = config.nodelay
+        self._delayed_ack = config.delayed_ack
+        self._ack_coalescing = config.ack_coalescing
+        self._keepalive = config.keepalive
+        self._tlp = config.tail_loss_probe
+        self._ss_after_idle = config.slow_start_after_idle
+        self._user_timeout = -1.0 if config.user_timeout is None else config.user_timeout
+        self._rto_min = config.rto_min
+        self._rto_max = config.rto_max
+        self._timer_tick = config.timer_tick
 
     def __repr__(self):
         return (f"<Connection {self.local_port}->{self.remote_addr}:{self.remote_port} "
@@ -532,7 +561,7 @@ class Connection:
             self.tracer.state(self, old, new, now)
         if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
             self._heard_from_peer(now)
-            self.events.append((self, Connected()))
+            self.events.append((self, _CONNECTED))
             if self.endpoint is not None:
                 self.endpoint._on_established(self)
         elif new is FIN_WAIT_2 and self.discard_input:
@@ -574,8 +603,10 @@ class Connection:
         self._finish(now, error)
 
     def _rearm(self) -> None:
-        if self.endpoint is not None:
-            self.endpoint._rearm(self)
+        """Keep this connection's timer-wheel entry at its next deadline."""
+        timer = self.timer
+        if timer is not None:
+            self.wheel.set_deadline(timer, self.next_deadline())
 
     # ------------------------------------------------------------- sending
 
@@ -583,45 +614,46 @@ class Connection:
         """The window to advertise, as the header field, with receiver-side
         silly window avoidance: the right edge never moves left and only moves
         right by at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        free = self.config.receive_buffer - len(self._rcvbuf)
+        free = self._rcvbuf_size - len(self._rcvbuf)
         edge = (self.rcv_nxt + max(free, 0)) & MASK
         advance = seq_diff(edge, self._rcv_adv)
-        if advance > 0 and (advance >= min(self.config.receive_buffer // 2, self.mss)
+        if advance > 0 and (advance >= min(self._rcvbuf_size // 2, self.mss)
                             or seq_diff(self._rcv_adv, self.rcv_nxt) <= 0 and free >= self.mss):
             self._rcv_adv = edge
         window = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
         return min(window >> self.rcv_wscale, 0xFFFF)
 
     def _window_update_due(self) -> bool:
-        free = self.config.receive_buffer - len(self._rcvbuf)
+        free = self._rcvbuf_size - len(self._rcvbuf)
         edge = (self.rcv_nxt + free) & MASK
-        return seq_diff(edge, self._rcv_adv) >= min(self.config.receive_buffer // 2, self.mss)
+        return seq_diff(edge, self._rcv_adv) >= min(self._rcvbuf_size // 2, self.mss)
 
     def _emit(self, flags: int, seq: int, ack: int, payload=b"", window: int = -1,
-              syn_options: bool = False) -> None:
-        """Queue one segment; ``window`` -1 means the current receive window."""
+              syn_options: bool = False, offset: int = 0, length: int = -1) -> None:
+        """Queue one segment; ``window`` -1 means the current receive window.
+        The payload is ``payload[offset:offset + length]`` (-1: to its end)."""
         if window < 0:
             window = self._window_field()
         if flags & ACK:
             self._last_ack_sent = ack
         mss = wscale = -1
         sack_permitted = False
-        blocks = ts = None
+        has_ts = False
+        blocks = None
         if syn_options:
             # a SYN offers each option; a SYN-ACK only answers an offer
-            config = self.config
+            config = self._config
             mss = self.local_mss
             wscale = self.rcv_wscale if config.window_scaling else -1
             sack_permitted = config.sack and (not flags & ACK or self.sack_ok)
-            if config.timestamps and (not flags & ACK or self.ts_ok):
-                ts = (self._ts_val(), self.ts_recent)
+            has_ts = config.timestamps and (not flags & ACK or self.ts_ok)
         else:
             if self.sack_ok and (self._ooo or self._dsack) and flags & ACK:
                 blocks = self._sack_blocks()
-            if self.ts_ok and (blocks is not None or not flags & RST):
-                ts = (self._ts_val(), self.ts_recent)
-        datagram = _fast.encode(self.local_port, self.remote_port, seq, ack, flags, window, payload,
-                                mss, wscale, sack_permitted, blocks, ts)
+            has_ts = self.ts_ok and (blocks is not None or not flags & RST)
+        datagram = encode_segment(self.local_port, self.remote_port, seq, ack, flags, window,
+                                  payload, offset, length, mss, wscale, sack_permitted, blocks,
+                                  has_ts, self._ts_val() if has_ts else 0, self.ts_recent, 0)
         self.out.append((datagram, self.remote_addr))
         self.segments_sent += 1
         if self.tracer is not None:
@@ -654,10 +686,11 @@ class Connection:
         return blocks
 
     def _ts_val(self) -> int:
-        return (int(self._now * 1000) + self._ts_offset) & MASK
+        ms = int(self._now * 1000)
+        return (ms + self._ts_offset) & MASK
 
     def _send_syn(self, now: float, ack: bool) -> None:
-        window = min(self.config.receive_buffer, 0xFFFF)  # never scaled in a SYN
+        window = min(self._rcvbuf_size, 0xFFFF)  # never scaled in a SYN
         self._syn_sent_at = now
         if ack:
             self._emit(SYN | ACK, self.iss, self.rcv_nxt, window=window, syn_options=True)
@@ -676,7 +709,6 @@ class Connection:
 
     def _send_data(self, seq: int, length: int, fin: bool, now: float) -> None:
         start = seq_diff(seq, self._sndbuf_seq) + self._sndbuf_off
-        payload = self._sndbuf[start:start + length]
         flags = ACK | (FIN if fin else 0) | (PSH if length and start + length == len(self._sndbuf) else 0)
         end = (seq + length + (1 if fin else 0)) & MASK
         if fin:
@@ -687,7 +719,7 @@ class Connection:
             self.bytes_retransmitted += length
         else:
             self.bytes_sent += length
-        self._emit(flags, seq, self.rcv_nxt, payload)
+        self._emit(flags, seq, self.rcv_nxt, self._sndbuf, -1, False, start, length)
         if self.sack_ok:
             self._rack_record(seq, end, now)
         self._ack_pending = 0
@@ -704,8 +736,8 @@ class Connection:
             self.snd_max = end
         if self.rto_deadline is None:
             self.rto_deadline = now + self.rto
-        if self.config.user_timeout is not None and self.user_timeout_deadline is None:
-            self.user_timeout_deadline = now + self.config.user_timeout
+        if self._user_timeout >= 0 and self.user_timeout_deadline is None:
+            self.user_timeout_deadline = now + self._user_timeout
 
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
@@ -714,7 +746,7 @@ class Connection:
             return
         data_end = self._data_end
         snd_max = self.snd_max
-        if (self.config.slow_start_after_idle and self.snd_max == self.snd_una
+        if (self._ss_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
             self.cc.cwnd = 10 * self.mss
@@ -735,7 +767,7 @@ class Connection:
                 # at least half the largest window the peer offered is usable
                 if length < self.max_snd_wnd // 2:
                     break
-            elif length < self.mss and flight > 0 and not self.config.nodelay:
+            elif length < self.mss and flight > 0 and not self._nodelay:
                 break  # Nagle: one small segment in flight at a time
             self._send_data(snd_nxt, length, self._fin_queued and length == unsent, now)
         if self._fin_queued and self.snd_nxt == data_end:
@@ -751,7 +783,7 @@ class Connection:
             self.persist_deadline = now + self._clamp_rto(self.rto)
 
     def _clamp_rto(self, value: float) -> float:
-        return min(max(value, self.config.rto_min), self.config.rto_max)
+        return min(max(value, self._rto_min), self._rto_max)
 
     # ------------------------------------------------------------- timers
 
@@ -794,7 +826,7 @@ class Connection:
     def _arm_pto(self, now: float) -> None:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
         ACK when a single segment is out), never beyond the RTO."""
-        if not (self.sack_ok and self.config.tail_loss_probe) or self.in_recovery or self.srtt is None \
+        if not (self.sack_ok and self._tlp) or self.in_recovery or self.srtt is None \
                 or self._tlp_outstanding or self.state not in SYNCHRONIZED or self.snd_max == self.snd_una:
             self.pto_deadline = None
             return
@@ -847,7 +879,7 @@ class Connection:
         self.keepalive_deadline = now + config.keepalive_interval
 
     def _heard_from_peer(self, now: float) -> None:
-        if self.config.keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+        if self._keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self.keepalive_deadline = now + self.config.keepalive_idle
             self.keepalive_probes = 0
 
@@ -881,7 +913,7 @@ class Connection:
             self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions"))
             return
         self.rto_count += 1
-        self.rto = min(self.rto * 2, self.config.rto_max)  # RFC 6298 (5.5)
+        self.rto = min(self.rto * 2, self._rto_max)  # RFC 6298 (5.5)
         self._rtt_seq = None  # Karn's rule
         self.rto_deadline = now + self.rto
         self.events.append((self, Retransmission("syn" if state in (SYN_SENT, SYN_RCVD) else "rto",
@@ -927,7 +959,7 @@ class Connection:
                 self._set_state(CLOSED, now)
         else:
             self._receive_synchronized(seg, now)
-            if self.config.keepalive:
+            if self._keepalive:
                 self._heard_from_peer(now)
         self._rearm()
 
@@ -935,7 +967,7 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
         # the window our SYN (or the SYN-ACK to come) offers, unscaled
-        self._rcv_adv = (self.rcv_nxt + min(self.config.receive_buffer, 0xFFFF)) & MASK
+        self._rcv_adv = (self.rcv_nxt + min(self._rcvbuf_size, 0xFFFF)) & MASK
         self.sack_ok = seg.sack_permitted and self.config.sack
         if seg.has_ts and self.config.timestamps:
             self.ts_ok = True
@@ -1014,7 +1046,7 @@ class Connection:
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.rto = self._clamp_rto(self.srtt + max(self.config.timer_tick, 4 * self.rttvar))
+        self.rto = self._clamp_rto(self.srtt + max(self._timer_tick, 4 * self.rttvar))
         self.cc.srtt = self.srtt
 
     def _acceptable(self, seq: int, seg_len: int) -> bool:
@@ -1375,7 +1407,7 @@ class Connection:
         reo = (self.min_rtt or self.srtt or 0.0) / 4 * self._reo_mult
         if self.srtt is not None and reo > self.srtt:
             reo = self.srtt
-        return max(reo, self.config.timer_tick)
+        return max(reo, self._timer_tick)
 
     def _rack_detect(self, now: float) -> None:
         """RFC 8985 section 6.2 step 5: a record sent before RACK.segment
@@ -1541,15 +1573,15 @@ class Connection:
         self.dupacks = 0
         if seq_gt(self.snd_max, self.snd_una):
             self.rto_deadline = now + self.rto
-            if self.config.user_timeout is not None:
-                self.user_timeout_deadline = now + self.config.user_timeout
+            if self._user_timeout >= 0:
+                self.user_timeout_deadline = now + self._user_timeout
         else:
             self.rto_deadline = None
             self.user_timeout_deadline = None
         self._arm_pto(now)
         if self.low_water is not None and len(self._sndbuf) - self._sndbuf_off <= self.low_water:
             self.low_water = None
-            self.events.append((self, Writable()))
+            self.events.append((self, _WRITABLE))
 
     def _on_dupack(self, now: float) -> None:
         """Fast retransmit and NewReno fast recovery (RFC 5681, RFC 6582)."""
@@ -1616,22 +1648,22 @@ class Connection:
                 self._drain_ooo()
             if length and not self._readable_pending and self._rcvbuf:
                 self._readable_pending = True
-                self.events.append((self, DataReadable()))
+                self.events.append((self, _DATA_READABLE))
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
                 self._on_fin(now)
             elif had_holes:
                 self._send_ack()  # a hole filled: ACK at once
             else:
                 self._ack_pending += 1
-                if self._ack_pending >= 2 or not self.config.delayed_ack:
+                if self._ack_pending >= 2 or not self._delayed_ack:
                     batch = self.endpoint._batch if self.endpoint is not None else None
-                    if batch is None or not self.config.ack_coalescing:
+                    if batch is None or not self._ack_coalescing:
                         self._send_ack()
                     elif not self._ack_queued:
                         self._ack_queued = True  # the endpoint ACKs at the batch's end
                         batch.append(self)
                 elif self.delack_deadline is None:
-                    self.delack_deadline = now + self.config.delayed_ack
+                    self.delack_deadline = now + self._delayed_ack
         else:
             # out of order: keep it and send a duplicate ACK at once
             if length:
@@ -1691,7 +1723,7 @@ class Connection:
         self._ooo_fin = None
         self.fin_received = True
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self.events.append((self, PeerClosed()))
+        self.events.append((self, _PEER_CLOSED))
         state = self.state
         if state is ESTABLISHED:
             self._set_state(CLOSE_WAIT, now)

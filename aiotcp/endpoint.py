@@ -120,7 +120,7 @@ class Endpoint:
             conn._ack_queued = False
             if conn._ack_pending and conn.state is not CLOSED and conn.time_wait is None:
                 conn._send_ack()
-                self._rearm(conn)
+                conn._rearm()
 
     def receive_datagram(self, data, addr, now: float) -> None:
         """Process one datagram that arrived from UDP address ``addr``."""
@@ -261,16 +261,6 @@ class Endpoint:
         conn.timer = Timer(conn)
         self.connections[(addr, local_port, remote_port)] = conn
         return conn
-
-    def _rearm(self, conn) -> None:
-        deadline = conn.next_deadline()
-        timer = conn.timer
-        if timer is None:
-            return
-        if deadline is None:
-            self.wheel.cancel(timer)
-        elif not timer.scheduled or timer.deadline != deadline:
-            self.wheel.schedule(timer, deadline)
 
     @staticmethod
     def _count_half_open(conn: Connection, listener: Listener) -> None:

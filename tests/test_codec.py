@@ -229,3 +229,18 @@ def test_random_headers_with_valid_offsets_decode_or_are_malformed(tail):
         _fast.decode(data, verify=False)
     except MalformedSegment as exc:
         assert exc.reason == "option"
+
+
+def test_encode_segment_takes_a_slice_of_the_payload_without_copying_it_first():
+    buffer = bytearray(b"0123456789")
+    whole = _fast.encode(1, 2, 3, 4, _fast.ACK, 5, b"3456", ts=(7, 8))
+    assert _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, buffer, 3, 4, -1, -1, False, None,
+                                True, 7, 8, 0) == whole
+    to_end = _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, buffer, 6, -1, -1, -1, False, None,
+                                  False, 0, 0, 0)
+    assert bytes(_fast.decode(to_end).payload) == b"6789"
+    empty = _fast.encode_segment(1, 2, 3, 4, _fast.FIN, 5, buffer, 10, 0, -1, -1, False, None,
+                                 False, 0, 0, 0)
+    assert _fast.decode(empty).payload == b""
+    with pytest.raises(ValueError):
+        _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, buffer, 11, 0, -1, -1, False, None, False, 0, 0, 0)
