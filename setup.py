@@ -11,6 +11,11 @@ extensions = [
         ["aiotcp/_fast.pyx"],
         extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
     ),
+    Extension(
+        "aiotcp._dgram",
+        ["aiotcp/_dgram.pyx"],
+        extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
+    ),
     # plain Python modules on the per-segment path, compiled as they are
     # (connection.pxd types connection.py for the compiler)
     *(Extension(f"aiotcp.{name}", [f"aiotcp/{name}.py"],

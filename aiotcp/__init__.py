@@ -23,10 +23,10 @@ from . import congestion as _congestion, endpoint as _endpoint  # noqa: F401  (f
 
 __version__ = "0.1.0"
 
-#: True when the compiled hot path is loaded: _fast always (it has no
-#: pure-Python twin), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
+#: True when the compiled hot path is loaded: _fast and _dgram always (they have no
+#: pure-Python twins), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
 #: The test suite asserts this explicitly.
-COMPILED_MODULES = ("_fast", "connection", "endpoint", "congestion")
+COMPILED_MODULES = ("_fast", "_dgram", "connection", "endpoint", "congestion")
 COMPILED = all(
     _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
 )

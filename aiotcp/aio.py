@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import fcntl
 import socket
-import termios
 import ssl as ssl_module
 from asyncio import sslproto
 
 import structlog
 
+from ._dgram import DatagramSocket
 from .config import DEFAULT, Config
 from .connection import ConnectionStateError
 from .endpoint import Endpoint
@@ -27,8 +26,6 @@ from .events import Closed, Connected, DataReadable, Incoming, PeerClosed, Retra
 logger = structlog.get_logger("aiotcp")
 
 _RECV_BATCH = 512
-_RECV_SIZE = 65536
-_ZERO_COUNT = bytearray(4)
 
 
 class UDPEndpoint:
@@ -47,10 +44,8 @@ class UDPEndpoint:
         self.transports: dict = {}
         self.servers: dict = {}
         self.pending_connects: dict = {}
-        self._buf = bytearray(_RECV_SIZE)
-        self._view = memoryview(self._buf)
         self._fd = sock.fileno()
-        self._count = bytearray(4)  # FIONREAD's answer
+        self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._blocked: collections.deque = collections.deque()
@@ -70,29 +65,10 @@ class UDPEndpoint:
     def _on_readable(self) -> None:
         core = self.core
         now = self.loop.time()
-        view = self._view
         core.begin_batch()
         try:
-            # a lone datagram (request and response traffic) is the common
-            # case: after the first, ask the kernel whether another waits
-            # rather than pay for the exception of a recv that would block
-            if self.peer is not None:
-                recv = self.sock.recv_into
-                peer = self.peer
-                n = recv(self._buf)
-                core.receive_datagram(view[:n], peer, now)
-                if self._pending():
-                    for _ in range(_RECV_BATCH):
-                        n = recv(self._buf)
-                        core.receive_datagram(view[:n], peer, now)
-            else:
-                recvfrom = self.sock.recvfrom_into
-                n, addr = recvfrom(self._buf)
-                core.receive_datagram(view[:n], addr, now)
-                if self._pending():
-                    for _ in range(_RECV_BATCH):
-                        n, addr = recvfrom(self._buf)
-                        core.receive_datagram(view[:n], addr, now)
+            # until the socket would block, in C (aiotcp._dgram)
+            self._io.receive(core.receive_datagram, now, self.peer, _RECV_BATCH)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -104,16 +80,6 @@ class UDPEndpoint:
         except Exception:
             logger.exception("aiotcp.endpoint.error")
         self._after()
-
-    def _pending(self) -> bool:
-        """Whether a datagram waits on the socket (FIONREAD: the size of the
-        next one; a waiting empty datagram reads as none, and level-triggered
-        readiness brings us back for it)."""
-        try:
-            fcntl.ioctl(self._fd, termios.FIONREAD, self._count)
-        except OSError:
-            return True  # let recv tell
-        return self._count != _ZERO_COUNT
 
     def _socket_error(self, exc: OSError, now: float) -> None:
         """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):
@@ -168,49 +134,39 @@ class UDPEndpoint:
             self.close()
 
     def flush(self) -> None:
-        core = self.core
-        if not core.outbox:
+        out = self.core.outbox
+        if not out:
             return
-        out = core.datagrams_to_send()
         if self._blocked:
             self._blocked.extend(out)
+            out.clear()
             return
-        sock = self.sock
         try:
-            if self.peer is not None:
-                send = sock.send
-                for i, (data, _) in enumerate(out):
-                    send(data)
-            else:
-                sendto = sock.sendto
-                for i, (data, addr) in enumerate(out):
-                    sendto(data, addr)
-        except (BlockingIOError, InterruptedError):
-            self._blocked.extend(out[i:])
-            self.loop.add_writer(sock.fileno(), self._on_writable)
+            sent = self._io.send(out, 0, self.peer is not None)
         except OSError as exc:
             # ICMP errors are also reported on send for connected sockets;
-            # a datagram that could not go is a lost datagram to TCP
+            # datagrams that could not go are lost datagrams to TCP
+            out.clear()
             self._socket_error(exc, self.loop.time())
             self.loop.call_soon(self._after)
+            return
+        if sent < len(out):
+            self._blocked.extend(out[sent:])
+            self.loop.add_writer(self._fd, self._on_writable)
+        out.clear()
 
     def _on_writable(self) -> None:
-        sock = self.sock
-        blocked = self._blocked
+        pending = list(self._blocked)
+        self._blocked.clear()
         try:
-            while blocked:
-                data, addr = blocked[0]
-                if self.peer is not None:
-                    sock.send(data)
-                else:
-                    sock.sendto(data, addr)
-                blocked.popleft()
-        except (BlockingIOError, InterruptedError):
-            return
+            sent = self._io.send(pending, 0, self.peer is not None)
         except OSError as exc:
-            blocked.popleft()
+            sent = len(pending)
             self._socket_error(exc, self.loop.time())
-        self.loop.remove_writer(sock.fileno())
+        if sent < len(pending):
+            self._blocked.extend(pending[sent:])
+            return
+        self.loop.remove_writer(self._fd)
         self._after()
 
     def _arm(self) -> None:

@@ -60,6 +60,17 @@ class Config:
     #: Out-of-order data, a filled hole and a FIN are still acknowledged at
     #: once, so loss recovery sees every duplicate ACK.
     ack_coalescing: bool = True
+    #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
+    #: of equal size to one peer leaves in one system call, and the kernel
+    #: splits it back into exactly those datagrams (one segment in each, as
+    #: WIRE.md says).  Falls back to one call per datagram where the kernel
+    #: refuses it.  A capture on the loopback interface shows such a run
+    #: unsplit, as it does for kernel TCP's TSO.
+    udp_gso: bool = True
+    #: UDP receive offload (Linux 5.0 and later): the kernel may hand a run
+    #: of datagrams from one peer in one read, and the endpoint cuts it back
+    #: into the datagrams it was made of.
+    udp_gro: bool = True
     #: Disable Nagle's algorithm.  asyncio sets TCP_NODELAY on every TCP
     #: transport, so aiotcp does the same by default.
     nodelay: bool = True

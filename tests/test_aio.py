@@ -52,11 +52,13 @@ async def test_echo_roundtrip_and_graceful_close():
         await writer.wait_closed()
 
 
-async def test_bulk_transfer_both_ways_is_byte_exact():
+@pytest.mark.parametrize("offload", [True, False], ids=["gso-gro", "no-offload"])
+async def test_bulk_transfer_both_ways_is_byte_exact(offload):
     data = os.urandom(3 << 20)
-    server = await echo_server()
+    config = Config(udp_gso=offload, udp_gro=offload)
+    server = await echo_server(config=config)
     async with server:
-        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server), config=config)
 
         async def send():
             for i in range(0, len(data), 100_000):
@@ -68,6 +70,12 @@ async def test_bulk_transfer_both_ways_is_byte_exact():
         received = await reader.read(-1)
         await sender
         assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+        io = writer.transport._endpoint._io
+        if offload:  # segments left in runs and arrived in runs
+            assert io.gso and io.gro
+            assert io.writes < io.datagrams_out / 4 and io.reads < io.datagrams_in / 4
+        else:
+            assert io.writes == io.datagrams_out and io.reads == io.datagrams_in
         writer.close()
 
 

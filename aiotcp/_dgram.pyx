@@ -1,0 +1,381 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Batched datagram I/O for the asyncio layer: one non-blocking UDP socket,
+read until it would block and written in runs, from C.
+
+Theory of operation
+-------------------
+Every segment still travels in its own UDP datagram (WIRE.md); what this
+module saves is the per-datagram cost in Python and in system calls.
+
+*Reading.*  :meth:`DatagramSocket.receive` calls ``recvmsg`` until the socket
+would block (or a limit), and hands each datagram to a callback as
+``callback(view, addr, now)``.  With UDP GRO (Linux 5.0 and later) the kernel
+may coalesce datagrams of one flow into one read; the ``UDP_GRO`` control
+message then gives their size, and the read is cut back into the original
+datagrams (all of that size but the last).  ``view`` is a memoryview of the
+socket's own buffer: valid only during the callback (the core copies what it
+keeps).  The source address is built only when it differs from the previous
+datagram's, as the same tuple Python's ``recvfrom`` returns.
+
+*Writing.*  :meth:`DatagramSocket.send` sends a list of ``(bytes, addr)``
+pairs.  With UDP GSO (Linux 4.18 and later), a run of datagrams to the same
+address whose sizes are equal (the last may be shorter), up to 64 of them and
+64 KiB, goes in one ``sendmsg`` carrying a ``UDP_SEGMENT`` control message; the
+kernel splits it back into exactly those datagrams.  The buffers are gathered
+with an iovec, not joined.  If the kernel refuses GSO, the socket falls back
+to one datagram per call for good.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
+from libc.errno cimport errno, EAGAIN, EINTR, EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP, EMSGSIZE
+from libc.stdint cimport uint16_t, uint32_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memcmp, memset
+
+import os as _os
+import socket as _socket
+
+cdef extern from "<sys/uio.h>":
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "<sys/socket.h>":
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    ssize_t recvmsg(int fd, msghdr *msg, int flags) nogil
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags) nogil
+    cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
+    cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
+    unsigned char *CMSG_DATA(cmsghdr *cmsg)
+    size_t CMSG_SPACE(size_t length)
+    size_t CMSG_LEN(size_t length)
+    int MSG_DONTWAIT
+    int AF_INET
+    int AF_INET6
+
+cdef extern from "<netinet/in.h>":
+    struct in_addr:
+        uint32_t s_addr
+    struct in6_addr:
+        unsigned char s6_addr[16]
+    struct sockaddr_in:
+        sa_family_t sin_family
+        uint16_t sin_port
+        in_addr sin_addr
+    struct sockaddr_in6:
+        sa_family_t sin6_family
+        uint16_t sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
+    uint16_t htons(uint16_t)
+    uint16_t ntohs(uint16_t)
+    uint32_t htonl(uint32_t)
+    uint32_t ntohl(uint32_t)
+    int IPPROTO_UDP
+
+cdef extern from "<arpa/inet.h>":
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+    int inet_pton(int af, const char *src, void *dst)
+
+cdef extern from "<net/if.h>":
+    char *if_indextoname(unsigned int ifindex, char *ifname)
+    unsigned int if_nametoindex(const char *ifname)
+
+cdef extern from *:
+    """
+    #include <netinet/udp.h>
+    #ifndef UDP_SEGMENT
+    #define UDP_SEGMENT 103
+    #endif
+    #ifndef UDP_GRO
+    #define UDP_GRO 104
+    #endif
+    """
+    int UDP_SEGMENT
+    int UDP_GRO
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+
+cdef enum:
+    _BUFFER = 65536           # the largest UDP payload, coalesced or not
+    _MAX_SEGMENTS = 64        # UDP_MAX_SEGMENTS of older kernels
+    _MAX_GSO_BYTES = 65507    # the largest IPv4 UDP payload
+    _CONTROL = 64             # room for one UDP_GRO or UDP_SEGMENT message
+
+
+cdef class DatagramSocket:
+    """Batched, GSO/GRO-aware I/O on one non-blocking UDP socket (IPv4 or
+    IPv6).  ``gso`` and ``gro`` ask for the kernel offloads; each is
+    dropped quietly where the kernel lacks it (see the attributes of the same
+    names for what is in use)."""
+
+    cdef object _sock
+    cdef int _fd
+    cdef int _family
+    cdef char *_buf
+    cdef readonly bint gro
+    cdef readonly bint gso
+    cdef object _raddr
+    cdef sockaddr_storage _rsa
+    cdef socklen_t _rsalen
+    cdef object _saddr
+    cdef sockaddr_storage _ssa
+    cdef socklen_t _ssalen
+    #: datagrams and system calls, each way (the ratio is the batching)
+    cdef readonly unsigned long long datagrams_in, reads, datagrams_out, writes
+
+    def __cinit__(self, sock, bint gso=True, bint gro=True):
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._family = sock.family
+        if self._family != AF_INET and self._family != AF_INET6:
+            raise ValueError("an IPv4 or IPv6 socket is needed")
+        self._buf = <char *>malloc(_BUFFER)
+        if self._buf == NULL:
+            raise MemoryError()
+        self.gso = gso
+        if gro:
+            try:
+                sock.setsockopt(IPPROTO_UDP, UDP_GRO, 1)
+                self.gro = True
+            except OSError:
+                self.gro = False
+
+    def __dealloc__(self):
+        free(self._buf)
+
+    def receive(self, callback, double now, object peer=None, int limit=512):
+        """Read until the socket would block, or ``limit`` reads, and call
+        ``callback(view, addr, now)`` for each datagram.  ``addr`` is ``peer``
+        when given (a connected socket), else the source address.  Returns
+        the number of datagrams.  A socket error (an ICMP error surfacing)
+        is raised as OSError once the datagrams before it are delivered."""
+        cdef msghdr msg
+        cdef iovec iov
+        cdef sockaddr_storage sa
+        cdef char control[_CONTROL]
+        cdef cmsghdr *cm
+        cdef ssize_t n, off, size
+        cdef int reads = 0, gso_size, err
+        cdef Py_ssize_t count = 0
+        cdef object when = now
+        cdef object addr
+        while reads < limit:
+            iov.iov_base = self._buf
+            iov.iov_len = _BUFFER
+            msg.msg_name = &sa if peer is None else NULL
+            msg.msg_namelen = sizeof(sa) if peer is None else 0
+            msg.msg_iov = &iov
+            msg.msg_iovlen = 1
+            msg.msg_control = control
+            msg.msg_controllen = _CONTROL
+            msg.msg_flags = 0
+            n = recvmsg(self._fd, &msg, MSG_DONTWAIT)
+            if n < 0:
+                err = errno
+                if err == EINTR:
+                    continue
+                if err == EAGAIN:  # EWOULDBLOCK on Linux
+                    break
+                self.reads += reads
+                self.datagrams_in += count
+                raise OSError(err, _os.strerror(err))
+            reads += 1
+            gso_size = 0
+            if self.gro and msg.msg_controllen:
+                cm = CMSG_FIRSTHDR(&msg)
+                while cm != NULL:
+                    if cm.cmsg_level == IPPROTO_UDP and cm.cmsg_type == UDP_GRO:
+                        memcpy(&gso_size, CMSG_DATA(cm), sizeof(int))
+                    cm = CMSG_NXTHDR(&msg, cm)
+            addr = peer if peer is not None else self._source(&sa, msg.msg_namelen)
+            if gso_size <= 0 or gso_size >= n:
+                count += 1
+                callback(PyMemoryView_FromMemory(self._buf, n, PyBUF_READ), addr, when)
+                continue
+            off = 0
+            while off < n:
+                size = gso_size if n - off > gso_size else n - off
+                count += 1
+                callback(PyMemoryView_FromMemory(self._buf + off, size, PyBUF_READ), addr, when)
+                off += size
+        self.reads += reads
+        self.datagrams_in += count
+        return count
+
+    cdef object _source(self, sockaddr_storage *sa, socklen_t salen):
+        """The address tuple of ``sa``, as Python's recvfrom builds it: the
+        previous one again when the bytes are the same."""
+        cdef char host[64]
+        cdef char ifname[32]
+        cdef sockaddr_in *s4
+        cdef sockaddr_in6 *s6
+        if self._raddr is not None and salen == self._rsalen and memcmp(sa, &self._rsa, salen) == 0:
+            return self._raddr
+        if sa.ss_family == AF_INET:
+            s4 = <sockaddr_in *>sa
+            inet_ntop(AF_INET, &s4.sin_addr, host, sizeof(host))
+            addr = (host.decode("ascii"), ntohs(s4.sin_port))
+        elif sa.ss_family == AF_INET6:
+            s6 = <sockaddr_in6 *>sa
+            inet_ntop(AF_INET6, &s6.sin6_addr, host, sizeof(host))
+            text = host.decode("ascii")
+            if s6.sin6_scope_id:
+                if if_indextoname(s6.sin6_scope_id, ifname) != NULL:
+                    text += "%" + ifname.decode("ascii")
+                else:
+                    text += "%" + str(s6.sin6_scope_id)
+            addr = (text, ntohs(s6.sin6_port), ntohl(s6.sin6_flowinfo), s6.sin6_scope_id)
+        else:
+            return None
+        memcpy(&self._rsa, sa, salen)
+        self._rsalen = salen
+        self._raddr = addr
+        return addr
+
+    cdef int _destination(self, object addr) except -1:
+        """Fill the cached destination with ``addr`` (a recvfrom-style tuple,
+        or a host name that resolves) unless it is the cached one."""
+        cdef sockaddr_in *s4
+        cdef sockaddr_in6 *s6
+        cdef bytes text
+        if addr is self._saddr:
+            return 0
+        host = addr[0]
+        port = addr[1]
+        memset(&self._ssa, 0, sizeof(self._ssa))
+        if self._family == AF_INET:
+            s4 = <sockaddr_in *>&self._ssa
+            s4.sin_family = AF_INET
+            s4.sin_port = htons(port)
+            text = host.encode("idna")
+            if inet_pton(AF_INET, text, &s4.sin_addr) != 1:
+                return self._resolved(addr)
+            self._ssalen = sizeof(sockaddr_in)
+        else:
+            s6 = <sockaddr_in6 *>&self._ssa
+            s6.sin6_family = AF_INET6
+            s6.sin6_port = htons(port)
+            if len(addr) > 2:
+                s6.sin6_flowinfo = htonl(addr[2])
+            if len(addr) > 3:
+                s6.sin6_scope_id = addr[3]
+            name, _, scope = host.partition("%")
+            text = name.encode("idna")
+            if inet_pton(AF_INET6, text, &s6.sin6_addr) != 1:
+                return self._resolved(addr)
+            if scope and not s6.sin6_scope_id:
+                s6.sin6_scope_id = if_nametoindex(scope.encode()) if not scope.isdigit() else int(scope)
+            self._ssalen = sizeof(sockaddr_in6)
+        self._saddr = addr
+        return 0
+
+    cdef int _resolved(self, object addr) except -1:
+        infos = _socket.getaddrinfo(addr[0], addr[1], self._family, _socket.SOCK_DGRAM)
+        numeric = infos[0][4]
+        self._destination(numeric)
+        self._saddr = addr
+        return 0
+
+    def send(self, list datagrams, Py_ssize_t start=0, bint connected=False):
+        """Send ``datagrams[start:]``, ``(bytes, addr)`` pairs (``addr`` is
+        ignored on a connected socket).  Returns the index of the first one
+        not sent because the socket would block (``len(datagrams)`` when all
+        went).  Other socket errors are raised as OSError."""
+        cdef Py_ssize_t i = start, j, n = len(datagrams), total, size, nsize
+        cdef iovec iov[_MAX_SEGMENTS]
+        cdef msghdr msg
+        cdef char control[_CONTROL]
+        cdef cmsghdr *cm
+        cdef uint16_t segment
+        cdef ssize_t r
+        cdef int err
+        cdef tuple item, nxt
+        cdef object data, addr
+        while i < n:
+            item = datagrams[i]
+            data = item[0]
+            addr = item[1]
+            if not PyBytes_CheckExact(data):
+                data = bytes(data)
+            size = PyBytes_GET_SIZE(data)
+            iov[0].iov_base = PyBytes_AS_STRING(data)
+            iov[0].iov_len = size
+            j = i + 1
+            total = size
+            if self.gso and size > 0:
+                # the run: same address, same size (a shorter one ends it)
+                while j < n and j - i < _MAX_SEGMENTS:
+                    nxt = datagrams[j]
+                    if not connected and nxt[1] is not addr and nxt[1] != addr:
+                        break
+                    if not PyBytes_CheckExact(nxt[0]):
+                        break
+                    nsize = PyBytes_GET_SIZE(nxt[0])
+                    if nsize == 0 or nsize > size or total + nsize > _MAX_GSO_BYTES:
+                        break
+                    iov[j - i].iov_base = PyBytes_AS_STRING(nxt[0])
+                    iov[j - i].iov_len = nsize
+                    total += nsize
+                    j += 1
+                    if nsize < size:
+                        break
+            if connected:
+                msg.msg_name = NULL
+                msg.msg_namelen = 0
+            else:
+                self._destination(addr)
+                msg.msg_name = &self._ssa
+                msg.msg_namelen = self._ssalen
+            msg.msg_iov = iov
+            msg.msg_iovlen = j - i
+            msg.msg_flags = 0
+            if j - i > 1:
+                memset(control, 0, _CONTROL)
+                msg.msg_control = control
+                msg.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
+                cm = CMSG_FIRSTHDR(&msg)
+                cm.cmsg_level = IPPROTO_UDP
+                cm.cmsg_type = UDP_SEGMENT
+                cm.cmsg_len = CMSG_LEN(sizeof(uint16_t))
+                segment = <uint16_t>size
+                memcpy(CMSG_DATA(cm), &segment, sizeof(uint16_t))
+            else:
+                msg.msg_control = NULL
+                msg.msg_controllen = 0
+            r = sendmsg(self._fd, &msg, 0)
+            if r < 0:
+                err = errno
+                if err == EINTR:
+                    continue
+                if err == EAGAIN:  # EWOULDBLOCK on Linux
+                    return i
+                if j - i > 1 and (err == EIO or err == EINVAL or err == ENOPROTOOPT
+                                  or err == EOPNOTSUPP or err == EMSGSIZE):
+                    self.gso = False  # no segmentation offload here: one by one from now on
+                    continue
+                raise OSError(err, _os.strerror(err))
+            self.writes += 1
+            self.datagrams_out += j - i
+            i = j
+        return n

@@ -1,0 +1,139 @@
+"""Batched datagram I/O (aiotcp._dgram) on real loopback sockets: GSO runs
+arrive as exactly the datagrams that were sent, to plain sockets as well as to
+GRO readers; addresses match Python's own; fallbacks and errors."""
+import socket
+
+import pytest
+
+from aiotcp._dgram import DatagramSocket
+
+
+def udp(family=socket.AF_INET, host="127.0.0.1"):
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def drain(io):
+    got = []
+    io.receive(lambda view, addr, now: got.append((bytes(view), addr, now)), 7.5)
+    return got
+
+
+def mixed_datagrams(addr):
+    """A run longer than one GSO batch (44 of these fit in 64 KiB), a shorter
+    datagram closing a run, an empty one, and sizes that differ; few enough
+    for a default receive buffer."""
+    out = [(bytes([i]) * 1484, addr) for i in range(50)]
+    out += [(b"short", addr), (b"x" * 1484, addr), (b"", addr), (b"y" * 1484, addr)]
+    out += [(bytes([i]) * (100 + i), addr) for i in range(5)]
+    return out
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_what_is_sent_is_what_arrives_datagram_for_datagram(gso):
+    rx, tx = udp(), udp()
+    with rx, tx:
+        reader, writer = DatagramSocket(rx), DatagramSocket(tx, gso=gso)
+        datagrams = mixed_datagrams(rx.getsockname())
+        assert writer.send(datagrams) == len(datagrams)
+        got = drain(reader)
+        assert [g[0] for g in got] == [d[0] for d in datagrams]
+        assert {g[1] for g in got} == {tx.getsockname()} and {g[2] for g in got} == {7.5}
+        assert writer.datagrams_out == len(datagrams) and reader.datagrams_in == len(datagrams)
+        if gso and writer.gso:
+            # 44 + (6 and the short one) + 1 + the empty one + (1 and a
+            # shorter one) + 4 of growing sizes
+            assert writer.writes == 9
+        else:
+            assert writer.writes == len(datagrams)
+
+
+def test_a_plain_socket_sees_one_datagram_per_segment():
+    """The wire contract: GSO is a way of sending, not a format.  A reader
+    without GRO (a gateway, a capture, another implementation) gets each
+    datagram on its own."""
+    rx, tx = udp(), udp()
+    with rx, tx:
+        writer = DatagramSocket(tx)
+        datagrams = mixed_datagrams(rx.getsockname())
+        writer.send(datagrams)
+        got = []
+        while True:
+            try:
+                got.append(rx.recv(65536))
+            except BlockingIOError:
+                break
+        assert got == [d[0] for d in datagrams]
+
+
+def test_runs_break_at_a_change_of_address():
+    rx1, rx2, tx = udp(), udp(), udp()
+    with rx1, rx2, tx:
+        writer = DatagramSocket(tx)
+        a, b = rx1.getsockname(), rx2.getsockname()
+        datagrams = [(b"a" * 1000, a)] * 3 + [(b"b" * 1000, b)] * 3 + [(b"a" * 1000, a)] * 2
+        assert writer.send(datagrams) == 8
+        assert [g[0] for g in drain(DatagramSocket(rx1))] == [b"a" * 1000] * 5
+        assert [g[0] for g in drain(DatagramSocket(rx2))] == [b"b" * 1000] * 3
+
+
+def test_connected_socket_and_the_peer_given_to_receive():
+    rx, tx = udp(), udp()
+    with rx, tx:
+        tx.connect(rx.getsockname())
+        rx.connect(tx.getsockname())
+        writer, reader = DatagramSocket(tx), DatagramSocket(rx)
+        assert writer.send([(b"one", None), (b"two", None)], 0, True) == 2
+        got = []
+        reader.receive(lambda view, addr, now: got.append((bytes(view), addr)), 0.0, "the peer")
+        assert got == [(b"one", "the peer"), (b"two", "the peer")]
+
+
+def test_send_starts_at_the_index_given():
+    rx, tx = udp(), udp()
+    with rx, tx:
+        addr = rx.getsockname()
+        assert DatagramSocket(tx).send([(b"skipped", addr), (b"sent", addr)], 1) == 2
+        assert [g[0] for g in drain(DatagramSocket(rx))] == [b"sent"]
+
+
+def test_ipv6_addresses_are_the_tuples_python_builds():
+    try:
+        rx, tx = udp(socket.AF_INET6, "::1"), udp(socket.AF_INET6, "::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with rx, tx:
+        writer = DatagramSocket(tx)
+        writer.send([(b"x" * 1200, rx.getsockname())] * 3 + [(b"end", rx.getsockname())])
+        got = drain(DatagramSocket(rx))
+        assert [len(g[0]) for g in got] == [1200, 1200, 1200, 3]
+        assert got[0][1] == tx.getsockname()  # (host, port, flowinfo, scope_id)
+
+
+def test_host_names_resolve_when_sending():
+    rx, tx = udp(), udp()
+    with rx, tx:
+        DatagramSocket(tx).send([(b"hello", ("localhost", rx.getsockname()[1]))])
+        assert [g[0] for g in drain(DatagramSocket(rx))] == [b"hello"]
+
+
+def test_socket_errors_surface_as_oserror():
+    """An ICMP port unreachable comes back on a connected socket as
+    ConnectionRefusedError, on the send or on the next read."""
+    gone, tx = udp(), udp()
+    with tx:
+        tx.connect(gone.getsockname())
+        gone.close()
+        io = DatagramSocket(tx)
+        with pytest.raises(ConnectionRefusedError):
+            io.send([(b"anyone?", None)], 0, True)
+            drain(io)
+            io.send([(b"anyone?", None)], 0, True)
+
+
+def test_only_udp_sockets_of_ip_families():
+    left, right = socket.socketpair()
+    with left, right, pytest.raises(ValueError):
+        DatagramSocket(left)
