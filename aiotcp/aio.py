@@ -118,18 +118,23 @@ class UDPEndpoint:
         if self._dispatching:
             return
         core = self.core
-        self._dispatching = True
-        try:
-            while core.events:
-                for source, event in core.take_events():
-                    try:
-                        self._dispatch(source, event)
-                    except Exception:
-                        logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
-        finally:
-            self._dispatching = False
-        self.flush()
-        self._arm()
+        if core.events:
+            self._dispatching = True
+            try:
+                while core.events:
+                    for source, event in core.take_events():
+                        try:
+                            self._dispatch(source, event)
+                        except Exception:
+                            logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+            finally:
+                self._dispatching = False
+        if core.outbox:
+            self.flush()
+        # the one loop timer, at or before the wheel's next deadline (_arm)
+        when = core.wheel.next_deadline()
+        if when is not None and (self._timer_when is None or when < self._timer_when):
+            self._arm()
         if self.close_when_idle and not core.connections and not core.listeners:
             self.close()
 
@@ -189,6 +194,11 @@ class UDPEndpoint:
 
     def _dispatch(self, source, event) -> None:
         cls = event.__class__
+        if cls is DataReadable:  # the common case first
+            transport = self.transports.get(source)
+            if transport is not None:
+                transport._deliver()
+                return
         if cls is Incoming:
             server = self.servers.get(source)
             while True:
@@ -271,6 +281,8 @@ class TCPTransport(asyncio.Transport):
         self._protocol_paused = False
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
+        # pause_writing() once the connection holds more than this
+        self._pause_above = endpoint.config.send_buffer + self._high_water
         self._eof_pending = False
         self._buffered_protocol = isinstance(protocol, asyncio.BufferedProtocol)
         endpoint.transports[conn] = self
@@ -346,6 +358,7 @@ class TCPTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
+        self._pause_above = self._endpoint.config.send_buffer + high
         self._maybe_pause_protocol()
 
     def get_write_buffer_limits(self):
@@ -361,16 +374,16 @@ class TCPTransport(asyncio.Transport):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if not data:
-            return
-        if self._lost or self._closing:
+        if not data or self._lost or self._closing:
             return  # as asyncio: writes after the connection is gone are dropped
+        conn = self._conn
         try:
-            self._conn.send(data, self._loop.time())
+            conn.send(data, self._loop.time())
         except ConnectionStateError:
             return
         self._endpoint._after()
-        self._maybe_pause_protocol()
+        if conn.send_buffered > self._pause_above:
+            self._maybe_pause_protocol()
 
     def writelines(self, list_of_data) -> None:
         self.write(b"".join(list_of_data))
