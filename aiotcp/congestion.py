@@ -18,6 +18,8 @@ class CongestionControl:
         #: RFC 6928 initial window of 10 segments.
         self.cwnd = 10 * mss
         self.ssthresh = 1 << 62
+        #: smoothed RTT in seconds, kept up to date by the connection
+        self.srtt: float | None = None
 
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         """New data acknowledged outside recovery."""
@@ -69,7 +71,6 @@ class Cubic(CongestionControl):
         self.epoch_start: float | None = None
         self.w_est = 0.0
         self.cwnd_prior = 0.0  # cwnd when ssthresh was last set, in segments
-        self.srtt: float | None = None
 
     def w_cubic(self, t: float) -> float:
         """RFC 9438 equation 1, in segments."""
@@ -80,11 +81,12 @@ class Cubic(CongestionControl):
         if self.cwnd < self.ssthresh:
             self.cwnd += min(acked, 2 * mss)  # slow start with ABC, L = 2
             return
+        c, beta = self.C, self.BETA
         cwnd = self.cwnd / mss
         if self.epoch_start is None:
             self.epoch_start = now
             if cwnd < self.w_max:
-                self.k = ((self.w_max - cwnd) / self.C) ** (1 / 3)  # equation 2
+                self.k = ((self.w_max - cwnd) / c) ** (1 / 3)  # equation 2
             else:
                 self.k = 0.0
                 self.w_max = cwnd
@@ -95,7 +97,7 @@ class Cubic(CongestionControl):
         segments = acked / mss
         # equation 4; alpha becomes Reno's 1 once W_est is back at the
         # window of the last reduction (section 4.3)
-        alpha = 1.0 if self.w_est >= self.cwnd_prior else 3 * (1 - self.BETA) / (1 + self.BETA)
+        alpha = 1.0 if self.w_est >= self.cwnd_prior else 3 * (1 - beta) / (1 + beta)
         self.w_est += alpha * segments / cwnd
         if self.w_est > target:
             cwnd = self.w_est  # Reno-friendly region

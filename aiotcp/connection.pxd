@@ -11,6 +11,7 @@
 
 cimport cython
 from aiotcp._fast cimport Segment, Timer, TimerWheel, encode_segment
+from aiotcp.congestion cimport CongestionControl
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)
@@ -83,7 +84,8 @@ cdef class Connection:
     cdef public bint _reordering
     cdef public long long _reo_mult, _reo_persist, _dsack_round, dsacks
     # congestion control
-    cdef public object cc, recover
+    cdef public CongestionControl cc
+    cdef public object recover
     cdef public long long dupacks
     cdef public bint in_recovery
     # counters

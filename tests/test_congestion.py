@@ -1,4 +1,6 @@
 """Congestion controllers driven directly, against their RFCs' formulas."""
+import random
+
 import pytest
 
 from aiotcp.congestion import Cubic, NewReno, create
@@ -96,3 +98,36 @@ def test_cubic_reno_friendly_alpha_becomes_one_at_the_prior_window():
 def test_unknown_algorithm_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown congestion control"):
         create("vegas", MSS, 0.0)
+
+
+def test_a_controller_written_in_python_drives_a_connection(monkeypatch):
+    """The controllers are compiled, but congestion control stays a Python
+    class to swap: a subclass registered in ALGORITHMS is what the
+    connection calls, overrides included."""
+    from aiotcp import congestion
+    from aiotcp.config import Config
+    from aiotcp.endpoint import Endpoint
+    from aiotcp.testing import BulkTransfer, Network
+
+    class Fixed(congestion.CongestionControl):
+        name = "fixed"
+
+        def __init__(self, mss, now):
+            super().__init__(mss, now)
+            self.acks = 0
+
+        def on_ack(self, acked, flight, now):
+            self.acks += 1
+            self.cwnd = 4 * self.mss  # a fixed window of four segments
+
+    monkeypatch.setitem(congestion.ALGORITHMS, "fixed", Fixed)
+    net = Network(random.Random(1))
+    config = Config(congestion_control="fixed")
+    net.add("client", Endpoint(config))
+    net.add("server", Endpoint(config))
+    transfer = BulkTransfer(net, "client", "server", 80, b"x" * 100_000)
+    net.run(transfer.done)
+    assert transfer.received_len["server"] == 100_000
+    cc = transfer.client_conn.cc
+    assert type(cc) is Fixed and cc.acks > 10 and cc.cwnd == 4 * transfer.client_conn.mss
+    assert transfer.client_conn.info()["congestion_control"] == "fixed"

@@ -1,0 +1,34 @@
+# C-level declarations that Cython applies to congestion.py when it compiles
+# it (an "augmenting" .pxd, as connection.pxd is for connection.py).  The
+# controllers become extension types with C fields, so the connection reads
+# cwnd and calls on_ack without a dictionary lookup.  They are not final:
+# a Python subclass may override any cpdef method, and the connection then
+# calls the override.
+
+cimport cython
+
+
+cdef class CongestionControl:
+    cdef public long long mss, cwnd, ssthresh
+    cdef public object srtt  # kept up to date by the connection (None before the first sample)
+    cpdef on_ack(self, long long acked, long long flight, double now)
+    cpdef on_fast_retransmit(self, long long flight, double now)
+    cpdef on_rto(self, long long flight, double now)
+
+
+cdef class NewReno(CongestionControl):
+    cdef public long long _bytes_acked
+    cpdef on_ack(self, long long acked, long long flight, double now)
+
+
+cdef class Cubic(CongestionControl):
+    cdef public double w_max, k, w_est, cwnd_prior
+    cdef public object epoch_start
+    cpdef double w_cubic(self, double t)
+    @cython.locals(mss=cython.longlong, cwnd=cython.double, t=cython.double, target=cython.double,
+                   segments=cython.double, alpha=cython.double, c=cython.double, beta=cython.double)
+    cpdef on_ack(self, long long acked, long long flight, double now)
+    @cython.locals(cwnd=cython.double)
+    cpdef _reduce(self)
+    cpdef on_fast_retransmit(self, long long flight, double now)
+    cpdef on_rto(self, long long flight, double now)
