@@ -41,6 +41,10 @@ cdef class Segment:
     cdef readonly object payload      # memoryview over the decoded buffer
 
 
+# Decode one datagram (see _fast.pyx); C callers skip the Python call.
+cpdef Segment decode(data, bint verify=*)
+
+
 cdef class Timer:
     """One entry of a TimerWheel; `owner` is whatever the caller hangs on it."""
     cdef public object owner

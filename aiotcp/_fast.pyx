@@ -242,7 +242,7 @@ cdef inline Segment _parse(const uint8_t *p, Py_ssize_t n, object data, bint ver
     return seg
 
 
-def decode(data, bint verify=True):
+cpdef Segment decode(data, bint verify=True):
     """Decode one datagram into a :class:`Segment`.
 
     Raises :class:`MalformedSegment` (or its subclass :class:`BadChecksum`)

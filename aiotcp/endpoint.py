@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from . import _fast
-from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel
+from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel, decode
 from .config import DEFAULT, Config
 from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add, seq_gt, ts_offset
 from .events import Incoming
@@ -124,16 +124,15 @@ class Endpoint:
 
     def receive_datagram(self, data, addr, now: float) -> None:
         """Process one datagram that arrived from UDP address ``addr``."""
-        stats = self.stats
         if self.tracer is not None:
             self.tracer.segment(self, "in", data, addr)
         try:
-            seg = _fast.decode(data)
+            seg = decode(data)
         except BadChecksum:
-            stats["bad_checksum"] += 1
+            self.stats["bad_checksum"] += 1
             return
         except MalformedSegment:
-            stats["malformed"] += 1
+            self.stats["malformed"] += 1
             return
         key = (addr, seg.dst_port, seg.src_port)
         conn = self.connections.get(key)
@@ -147,13 +146,14 @@ class Endpoint:
                     return
                 # a new SYN reuses the 4-tuple: fall through to the listener
             else:
-                conn.receive(seg, now)
+                connection = conn  # compiled: a typed reference, so a C call
+                connection.receive(seg, now)
                 return
         listener = self.listeners.get(seg.dst_port)
         if listener is not None:
             self._listen_receive(listener, seg, addr, now)
         else:
-            stats["no_connection"] += 1
+            self.stats["no_connection"] += 1
             self._reset(seg, addr)
 
     def handle_timer(self, now: float) -> None:

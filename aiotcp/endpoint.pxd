@@ -1,0 +1,23 @@
+# C-level declarations that Cython applies to endpoint.py when it compiles
+# it (an "augmenting" .pxd, as connection.pxd is for connection.py): the
+# endpoint becomes an extension type whose fields are C members, and the
+# per-datagram path reaches the decoder and the connection by direct C calls.
+
+cimport cython
+from aiotcp._fast cimport Segment, TimerWheel, decode
+from aiotcp.connection cimport Connection
+
+
+cdef class Endpoint:
+    cdef public object config, stats, sequences, tracer, _batch
+    cdef public bint ipv6
+    cdef public dict connections, listeners
+    cdef public TimerWheel wheel
+    cdef public list outbox, events
+    cdef public long long time_wait_count, _challenge_second, _challenge_count
+
+    cpdef begin_batch(self)
+    @cython.locals(conn=Connection)
+    cpdef end_batch(self)
+    @cython.locals(seg=Segment, connection=Connection)
+    cpdef receive_datagram(self, data, addr, double now)
