@@ -16,6 +16,8 @@ from aiotcp.congestion cimport CongestionControl
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)
 cdef long long MOD, MASK, HALF
+# the flags (imported from _fast), as C constants
+cdef int ACK, FIN, PSH, RST, SYN
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)
@@ -36,6 +38,7 @@ cdef class Connection:
     cdef public Timer timer
     cdef public TimerWheel wheel
     cdef public object state, error, time_wait
+    cdef public bint _synchronized, _sending, _receiving
     cdef public long long local_port, remote_port
     cdef public object remote_addr
     cdef public bint half_open, passive, closed_by_user, discard_input, _closed_reported

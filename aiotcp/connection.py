@@ -217,6 +217,9 @@ class Connection:
         self.timer = None  # the endpoint's timer-wheel entry, in its wheel
         self.wheel = endpoint.wheel if endpoint is not None else None
         self.state = CLOSED
+        # membership of the state in SYNCHRONIZED, SENDING and RECEIVING,
+        # kept by _set_state (compiled: C flags instead of set lookups)
+        self._synchronized = self._sending = self._receiving = False
         self.error: BaseException | None = None
         self.closed_by_user = False
         #: Set by a layer whose user will never read again (a full close):
@@ -450,12 +453,12 @@ class Connection:
     def send(self, data, now: float) -> None:
         """Queue data (RFC 9293 section 3.10.2) and send what the windows allow."""
         self._now = now
-        if self.state not in SENDING or self._fin_queued:
+        if not self._sending or self._fin_queued:
             raise ConnectionStateError(f"send() in {self.state}" + (" after close" if self._fin_queued else ""))
         if not data:
             return
         self._sndbuf += data
-        if self.state in SYNCHRONIZED:
+        if self._synchronized:
             self._push(now)
         self._rearm()
 
@@ -471,7 +474,7 @@ class Connection:
             data = bytes(buf[:limit])
             del buf[:limit]
         self._readable_pending = False
-        if data and self.state in RECEIVING:
+        if data and self._receiving:
             if self._window_update_due():
                 self._send_ack()
                 self._rearm()
@@ -556,6 +559,9 @@ class Connection:
         if old is new:
             return
         self.state = new
+        self._synchronized = new in SYNCHRONIZED
+        self._sending = new in SENDING
+        self._receiving = new in RECEIVING
         self.events.append((self, StateChanged(old, new)))
         if self.tracer is not None:
             self.tracer.state(self, old, new, now)
@@ -603,10 +609,19 @@ class Connection:
         self._finish(now, error)
 
     def _rearm(self) -> None:
-        """Keep this connection's timer-wheel entry at its next deadline."""
+        """Keep this connection's timer-wheel entry at or before its next
+        deadline.  A deadline that moved later (the retransmission timer
+        restarts with every ACK) leaves the entry where it is: it fires
+        early, handle_timer finds nothing due and re-arms.  That is one spare
+        wakeup per timeout instead of a reschedule per segment."""
         timer = self.timer
-        if timer is not None:
-            self.wheel.set_deadline(timer, self.next_deadline())
+        if timer is None:
+            return
+        deadline = self.next_deadline()
+        if deadline is None:
+            self.wheel.cancel(timer)
+        elif not timer.scheduled or deadline < timer.deadline:
+            self.wheel.schedule(timer, deadline)
 
     # ------------------------------------------------------------- sending
 
@@ -742,7 +757,7 @@ class Connection:
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
         window avoidance (RFC 1122 section 4.2.3.4) allow, then the FIN."""
-        if self.state not in SYNCHRONIZED:
+        if not self._synchronized:
             return
         data_end = self._data_end
         snd_max = self.snd_max
@@ -827,7 +842,7 @@ class Connection:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
         ACK when a single segment is out), never beyond the RTO."""
         if not (self.sack_ok and self._tlp) or self.in_recovery or self.srtt is None \
-                or self._tlp_outstanding or self.state not in SYNCHRONIZED or self.snd_max == self.snd_una:
+                or self._tlp_outstanding or not self._synchronized or self.snd_max == self.snd_una:
             self.pto_deadline = None
             return
         pto = 2 * self.srtt
@@ -1620,7 +1635,7 @@ class Connection:
         payload = seg.payload
         fin = bool(flags & FIN)
         state = self.state
-        if state not in RECEIVING:
+        if not self._receiving:
             if fin and state in (CLOSE_WAIT, CLOSING, LAST_ACK):
                 self._send_ack()  # a retransmitted FIN
             return

@@ -8,6 +8,10 @@ from aiotcp._fast cimport Segment, TimerWheel, decode
 from aiotcp.connection cimport Connection
 
 
+# the flags (imported from _fast) as C constants
+cdef int ACK, FIN, RST, SYN
+
+
 cdef class Endpoint:
     cdef public object config, stats, sequences, tracer, _batch
     cdef public bint ipv6
