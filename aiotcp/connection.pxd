@@ -16,6 +16,7 @@ from aiotcp.congestion cimport CongestionControl
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)
 cdef long long MOD, MASK, HALF
+cdef double NEVER
 # the flags (imported from _fast), as C constants
 cdef int ACK, FIN, PSH, RST, SYN
 
@@ -73,9 +74,11 @@ cdef class Connection:
     cdef public double _last_send
     # timers and RTT
     cdef public double rto, rttvar, _rtt_time, _last_invalid_ack, _challenge_count_window
-    cdef public object srtt, min_rtt, _rtt_seq, _syn_sent_at
-    cdef public object rto_deadline, persist_deadline, delack_deadline, fin_wait_2_deadline
-    cdef public object keepalive_deadline, user_timeout_deadline, pto_deadline, reo_deadline
+    cdef public double _srtt, _min_rtt  # -1: no sample yet
+    cdef public object _rtt_seq, _syn_sent_at
+    # deadlines, NEVER when the timer is not running
+    cdef public double _rto_at, _persist_at, _delack_at, _fin_wait_2_at
+    cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at
     cdef public long long retries, _persist_backoff, keepalive_probes, rack_losses, tlp_probes
     cdef public long long _challenge_count
     cdef public bint _tlp_outstanding
@@ -97,6 +100,7 @@ cdef class Connection:
     cdef public long long rto_count, fast_retransmits
 
     cpdef receive(self, Segment seg, double now)
+    @cython.locals(best=cython.double)
     cpdef next_deadline(self)
     cpdef _rearm(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong, advance=cython.longlong,
@@ -148,7 +152,7 @@ cdef class Connection:
     @cython.locals(xmit=list, delivered=list, record=tuple, n=cython.Py_ssize_t,
                    lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
                    left=cython.longlong, right=cython.longlong, rtt=cython.double,
-                   end=cython.longlong, echo=cython.bint)
+                   end=cython.longlong, echo=cython.bint, min_rtt=cython.double)
     cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
     @cython.locals(xmit=list, i=cython.Py_ssize_t, record=tuple, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
                    rack_order=cython.longlong, wait=cython.double, timeout=cython.double,

@@ -36,6 +36,9 @@ from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission,
 MOD = 1 << 32
 MASK = MOD - 1
 HALF = 1 << 31
+#: a timer that is not running (deadlines are floats, so that the compiled
+#: connection keeps them as C doubles)
+NEVER = float("inf")
 
 
 # the events without fields carry nothing but their class: one instance each
@@ -193,6 +196,18 @@ class TimeWait:
         return now < self.deadline
 
 
+def _optional(field: str, absent: float, doc: str, settable: bool = False) -> property:
+    """A property showing the float ``field`` as None when it holds ``absent``."""
+    def get(self):
+        value = getattr(self, field)
+        return None if value == absent else value
+
+    def set(self, value):
+        setattr(self, field, absent if value is None else value)
+
+    return property(get, set if settable else None, doc=doc)
+
+
 class Connection:
     """One TCP connection.  See the module docstring for the calling
     convention.  Attribute names follow RFC 9293 (``snd_una``, ``snd_nxt``,
@@ -292,22 +307,22 @@ class Connection:
 
         # timers and RTT estimation (RFC 6298)
         self.rto = config.rto_initial
-        self.srtt: float | None = None
+        self._srtt = -1.0  # none yet (the srtt property shows None)
         self.rttvar = 0.0
         self.retries = 0
         self._rtt_seq: int | None = None
         self._rtt_time = 0.0
         self._syn_sent_at: float | None = None
-        self.rto_deadline: float | None = None
-        self.persist_deadline: float | None = None
+        self._rto_at = NEVER
+        self._persist_at = NEVER
         self._persist_backoff = 0
-        self.delack_deadline: float | None = None
-        self.fin_wait_2_deadline: float | None = None
-        self.keepalive_deadline: float | None = None
+        self._delack_at = NEVER
+        self._fin_wait_2_at = NEVER
+        self._keepalive_at = NEVER
         self.keepalive_probes = 0
-        self.user_timeout_deadline: float | None = None
-        self.pto_deadline: float | None = None  # tail loss probe (RFC 8985)
-        self.reo_deadline: float | None = None  # RACK reordering window timer
+        self._user_timeout_at = NEVER
+        self._pto_at = NEVER  # tail loss probe (RFC 8985)
+        self._reo_at = NEVER  # RACK reordering window timer
         # RACK (RFC 8985): one record per data segment outstanding, in
         # sequence order, (start, end, xmit_ts, flags, order) (flags:
         # _RETRANS, _SACKED, _LOST; order counts transmissions, so that of
@@ -326,7 +341,7 @@ class Connection:
         self._dsack_round = -1  # snd_max when the multiplier last rose, -1: none pending
         self.dsacks = 0  # D-SACK blocks received: spurious retransmissions or reordering
         self.lost_retransmits = 0  # retransmissions RACK found lost in turn
-        self.min_rtt: float | None = None
+        self._min_rtt = -1.0
         self.rack_losses = 0
         self.tlp_probes = 0
         self._tlp_outstanding = False  # one probe per tail until an ACK advances
@@ -352,6 +367,19 @@ class Connection:
         self.fast_retransmits = 0
 
     # ------------------------------------------------------------------ API
+
+    # the timers as None (not running) or a time, and the RTT estimates as
+    # None (no sample yet) or seconds, for the layers above and the tests
+    rto_deadline = _optional("_rto_at", NEVER, "retransmission timer (RFC 6298)")
+    persist_deadline = _optional("_persist_at", NEVER, "zero-window persist timer")
+    delack_deadline = _optional("_delack_at", NEVER, "delayed ACK timer")
+    fin_wait_2_deadline = _optional("_fin_wait_2_at", NEVER, "orphaned FIN_WAIT_2 timer")
+    keepalive_deadline = _optional("_keepalive_at", NEVER, "keepalive timer")
+    user_timeout_deadline = _optional("_user_timeout_at", NEVER, "user timeout")
+    pto_deadline = _optional("_pto_at", NEVER, "tail loss probe timer (RFC 8985)")
+    reo_deadline = _optional("_reo_at", NEVER, "RACK reordering timer (RFC 8985)")
+    srtt = _optional("_srtt", -1.0, "smoothed RTT in seconds (RFC 6298)", settable=True)
+    min_rtt = _optional("_min_rtt", -1.0, "lowest RTT sample in seconds", settable=True)
 
     @property
     def config(self) -> Config:
@@ -405,7 +433,7 @@ class Connection:
         self._set_state(SYN_SENT, now)
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
         self._send_syn(now, ack=False)
-        self.rto_deadline = now + self.rto
+        self._rto_at = now + self.rto
         self._rearm()
 
     def accept_syn(self, seg, now: float) -> None:
@@ -417,7 +445,7 @@ class Connection:
         self._take_peer_syn(seg)
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
         self._send_syn(now, ack=True)
-        self.rto_deadline = now + self.rto
+        self._rto_at = now + self.rto
         self._rearm()
 
     def accept_cookie(self, seg, mss: int, now: float, options=None) -> None:
@@ -518,13 +546,9 @@ class Connection:
         """The earliest time :meth:`handle_timer` has work, or None."""
         if self.time_wait is not None:
             return self.time_wait.deadline
-        best = self.rto_deadline
-        for d in (self.persist_deadline, self.delack_deadline, self.fin_wait_2_deadline,
-                  self.keepalive_deadline, self.user_timeout_deadline, self.pto_deadline,
-                  self.reo_deadline):
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
+        best = min(self._rto_at, self._persist_at, self._delack_at, self._fin_wait_2_at,
+                   self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at)
+        return None if best == NEVER else best
 
     def info(self) -> dict:
         """A TCP-info snapshot (like Linux's struct tcp_info)."""
@@ -572,7 +596,7 @@ class Connection:
                 self.endpoint._on_established(self)
         elif new is FIN_WAIT_2 and self.discard_input:
             # the user will never read again: do not wait for the peer forever
-            self.fin_wait_2_deadline = now + self.config.fin_timeout
+            self._fin_wait_2_at = now + self.config.fin_timeout
         elif new is TIME_WAIT:
             self._clear_timers()
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
@@ -589,9 +613,9 @@ class Connection:
                 self.endpoint._on_closed(self)
 
     def _clear_timers(self) -> None:
-        self.rto_deadline = self.persist_deadline = self.delack_deadline = None
-        self.fin_wait_2_deadline = self.keepalive_deadline = self.user_timeout_deadline = None
-        self.pto_deadline = self.reo_deadline = None
+        self._rto_at = self._persist_at = self._delack_at = NEVER
+        self._fin_wait_2_at = self._keepalive_at = self._user_timeout_at = NEVER
+        self._pto_at = self._reo_at = NEVER
 
     def _report_closed(self, error) -> None:
         if not self._closed_reported:
@@ -715,7 +739,7 @@ class Connection:
 
     def _send_ack(self) -> None:
         self._ack_pending = 0
-        self.delack_deadline = None
+        self._delack_at = NEVER
         # snd_max, not snd_nxt: after a go-back-N retransmission snd_nxt is
         # behind what the peer has seen, and a pure ACK carrying an old
         # sequence number would fail its acceptability test (as in Linux,
@@ -738,7 +762,7 @@ class Connection:
         if self.sack_ok:
             self._rack_record(seq, end, now)
         self._ack_pending = 0
-        self.delack_deadline = None
+        self._delack_at = NEVER
         if self._rtt_seq is None and not seq_lt(seq, self.snd_max):
             self._rtt_seq = end
             self._rtt_time = now
@@ -749,10 +773,10 @@ class Connection:
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
-        if self.rto_deadline is None:
-            self.rto_deadline = now + self.rto
-        if self._user_timeout >= 0 and self.user_timeout_deadline is None:
-            self.user_timeout_deadline = now + self._user_timeout
+        if self._rto_at == NEVER:
+            self._rto_at = now + self.rto
+        if self._user_timeout >= 0 and self._user_timeout_at == NEVER:
+            self._user_timeout_at = now + self._user_timeout
 
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
@@ -792,10 +816,10 @@ class Connection:
             self._arm_pto(now)  # new data went out: a new tail to watch
         # zero window: start the persist timer (RFC 9293 section 3.8.6.1)
         if (self.snd_wnd == 0 and seq_diff(data_end, self.snd_nxt) > 0
-                and self.snd_nxt == self.snd_una and self.persist_deadline is None):
-            self.rto_deadline = None
+                and self.snd_nxt == self.snd_una and self._persist_at == NEVER):
+            self._rto_at = NEVER
             self._persist_backoff = 0
-            self.persist_deadline = now + self._clamp_rto(self.rto)
+            self._persist_at = now + self._clamp_rto(self.rto)
 
     def _clamp_rto(self, value: float) -> float:
         return min(max(value, self._rto_min), self._rto_max)
@@ -810,29 +834,29 @@ class Connection:
                 self._set_state(CLOSED, now)
             self._rearm()
             return
-        if self.delack_deadline is not None and now >= self.delack_deadline:
+        if self._delack_at != NEVER and now >= self._delack_at:
             self._send_ack()
-        if self.persist_deadline is not None and now >= self.persist_deadline:
+        if self._persist_at != NEVER and now >= self._persist_at:
             self._on_persist(now)
-        if self.reo_deadline is not None and now >= self.reo_deadline:
-            self.reo_deadline = None
+        if self._reo_at != NEVER and now >= self._reo_at:
+            self._reo_at = NEVER
             if self.sack_ok and self._xmit:
                 self._rack_detect(now)  # RFC 8985 section 6.3: the reordering timer
                 if self._lost_bytes:
                     self._on_rack_loss(now)
                 self._push(now)
-        if self.pto_deadline is not None and now >= self.pto_deadline:
+        if self._pto_at != NEVER and now >= self._pto_at:
             self._on_pto(now)
-        if self.rto_deadline is not None and now >= self.rto_deadline:
+        if self._rto_at != NEVER and now >= self._rto_at:
             self._on_rto(now)
-        if self.user_timeout_deadline is not None and now >= self.user_timeout_deadline:
+        if self._user_timeout_at != NEVER and now >= self._user_timeout_at:
             self.stats["user_timeouts"] += 1
             self._fail(now, TimeoutError("user timeout: data unacknowledged too long"))
             self._rearm()
             return
-        if self.keepalive_deadline is not None and now >= self.keepalive_deadline:
+        if self._keepalive_at != NEVER and now >= self._keepalive_at:
             self._on_keepalive(now)
-        if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
+        if self._fin_wait_2_at != NEVER and now >= self._fin_wait_2_at:
             # an orphan whose peer never sent its FIN (Linux tcp_fin_timeout)
             self.stats["fin_wait_2_timeouts"] += 1
             self._finish(now, None)
@@ -841,24 +865,24 @@ class Connection:
     def _arm_pto(self, now: float) -> None:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
         ACK when a single segment is out), never beyond the RTO."""
-        if not (self.sack_ok and self._tlp) or self.in_recovery or self.srtt is None \
+        if not (self.sack_ok and self._tlp) or self.in_recovery or self._srtt < 0 \
                 or self._tlp_outstanding or not self._synchronized or self.snd_max == self.snd_una:
-            self.pto_deadline = None
+            self._pto_at = NEVER
             return
-        pto = 2 * self.srtt
+        pto = 2 * self._srtt
         if seq_diff(self.snd_max, self.snd_una) <= self.mss:
             pto += 0.2  # the peer may delay the ACK of a lone segment (WCDelAckT)
         pto = max(pto, 0.01)
         deadline = now + pto
-        if self.rto_deadline is not None and deadline >= self.rto_deadline:
-            self.pto_deadline = None
+        if self._rto_at != NEVER and deadline >= self._rto_at:
+            self._pto_at = NEVER
             return
-        self.pto_deadline = deadline
+        self._pto_at = deadline
 
     def _on_pto(self, now: float) -> None:
         """RFC 8985 section 7.3: send one new segment if the windows allow,
         else resend the last one; then wait for the RTO."""
-        self.pto_deadline = None
+        self._pto_at = NEVER
         if self.snd_max == self.snd_una or self.in_recovery:
             return
         self.tlp_probes += 1
@@ -875,14 +899,14 @@ class Connection:
                 end = self.fin_seq  # the FIN is resent with the last data
             start = (end - min(seq_diff(end, self.snd_una), self.mss)) & MASK
             self._resend(start, seq_diff(end, start), now)
-        self.rto_deadline = now + self.rto
+        self._rto_at = now + self.rto
 
     def _on_keepalive(self, now: float) -> None:
         """RFC 1122 section 4.2.3.6, as Linux does it: a probe is an ACK one
         below snd_una with no data, which the peer must answer."""
         config = self.config
         if self.state not in (ESTABLISHED, CLOSE_WAIT) or self.snd_max != self.snd_una:
-            self.keepalive_deadline = now + config.keepalive_interval  # busy: look again later
+            self._keepalive_at = now + config.keepalive_interval  # busy: look again later
             return
         if self.keepalive_probes >= config.keepalive_count:
             self.stats["keepalive_timeouts"] += 1
@@ -891,17 +915,17 @@ class Connection:
         self.keepalive_probes += 1
         self.stats["keepalive_probes"] += 1
         self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
-        self.keepalive_deadline = now + config.keepalive_interval
+        self._keepalive_at = now + config.keepalive_interval
 
     def _heard_from_peer(self, now: float) -> None:
         if self._keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self.keepalive_deadline = now + self.config.keepalive_idle
+            self._keepalive_at = now + self.config.keepalive_idle
             self.keepalive_probes = 0
 
     def _on_persist(self, now: float) -> None:
         data_end = self._data_end
         if self.snd_wnd > 0 or seq_diff(data_end, self.snd_nxt) <= 0:
-            self.persist_deadline = None
+            self._persist_at = NEVER
             self._push(now)
             return
         self._persist_backoff += 1
@@ -914,7 +938,7 @@ class Connection:
         if seq_gt((self.snd_nxt + 1) & MASK, self.snd_max):
             self.snd_max = (self.snd_nxt + 1) & MASK
         self.stats["persist_probes"] += 1
-        self.persist_deadline = now + min(self._clamp_rto(self.rto) * (2 ** self._persist_backoff),
+        self._persist_at = now + min(self._clamp_rto(self.rto) * (2 ** self._persist_backoff),
                                           self.config.rto_max)
 
     def _on_rto(self, now: float) -> None:
@@ -930,7 +954,7 @@ class Connection:
         self.rto_count += 1
         self.rto = min(self.rto * 2, self._rto_max)  # RFC 6298 (5.5)
         self._rtt_seq = None  # Karn's rule
-        self.rto_deadline = now + self.rto
+        self._rto_at = now + self.rto
         self.events.append((self, Retransmission("syn" if state in (SYN_SENT, SYN_RCVD) else "rto",
                                                  self.snd_una, self.rto)))
         if state is SYN_SENT:
@@ -943,7 +967,7 @@ class Connection:
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_rto(flight, now)
-        self.pto_deadline = self.reo_deadline = None
+        self._pto_at = self._reo_at = NEVER
         self.in_recovery = False
         self._pipe_credit = 0
         self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
@@ -954,9 +978,9 @@ class Connection:
         self.recover = self.snd_max
         # go back N: resend from the first unacknowledged byte
         self.snd_nxt = self.snd_una
-        self.rto_deadline = None
+        self._rto_at = NEVER
         self._resend(self.snd_una, self.mss, now)
-        self.rto_deadline = now + self.rto
+        self._rto_at = now + self.rto
 
     # ------------------------------------------------------------- receiving
 
@@ -1048,21 +1072,21 @@ class Connection:
         self.snd_una = seg.ack
         if seq_gt(self.snd_una, self.snd_nxt):
             self.snd_nxt = self.snd_una
-        self.rto_deadline = None
+        self._rto_at = NEVER
 
     def _rtt_sample(self, rtt: float, now: float) -> None:
         """RFC 6298 section 2."""
         rtt = max(rtt, 0.0)
-        if self.min_rtt is None or rtt < self.min_rtt:
-            self.min_rtt = rtt
-        if self.srtt is None:
-            self.srtt = rtt
+        if self._min_rtt < 0 or rtt < self._min_rtt:
+            self._min_rtt = rtt
+        if self._srtt < 0:
+            self._srtt = rtt
             self.rttvar = rtt / 2
         else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.rto = self._clamp_rto(self.srtt + max(self._timer_tick, 4 * self.rttvar))
-        self.cc.srtt = self.srtt
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self._srtt - rtt)
+            self._srtt = 0.875 * self._srtt + 0.125 * rtt
+        self.rto = self._clamp_rto(self._srtt + max(self._timer_tick, 4 * self.rttvar))
+        self.cc.srtt = self._srtt
 
     def _acceptable(self, seq: int, seg_len: int) -> bool:
         """The segment acceptability test of RFC 9293 section 3.10.7.4."""
@@ -1210,8 +1234,8 @@ class Connection:
             self.snd_wl2 = ack
             if self.snd_wnd > self.max_snd_wnd:
                 self.max_snd_wnd = self.snd_wnd
-            if self.snd_wnd and not old and self.persist_deadline is not None:
-                self.persist_deadline = None
+            if self.snd_wnd and not old and self._persist_at != NEVER:
+                self._persist_at = NEVER
             return old != self.snd_wnd
         return False
 
@@ -1369,7 +1393,7 @@ class Connection:
                     self._sacked_count += 1
                     delivered.append(record)
                 lo += 1
-        min_rtt = self.min_rtt
+        min_rtt = self._min_rtt
         echo = self.ts_ok and seg.has_ts and seg.ts_ecr
         for record in delivered:
             rtt = now - record[2]
@@ -1380,7 +1404,7 @@ class Connection:
                 if echo:
                     if seq_lt(seg.ts_ecr, (int(record[2] * 1000) + self._ts_offset) & MASK):
                         continue
-                elif min_rtt is not None and rtt < min_rtt:
+                elif min_rtt >= 0 and rtt < min_rtt:
                     continue
             end = record[1]
             if not record[3] & _RETRANS and seq_lt(end, self._rack_fack):
@@ -1392,7 +1416,7 @@ class Connection:
         if self._sacked_count or self._lost_bytes:
             self._rack_detect(now)
         else:
-            self.reo_deadline = None
+            self._reo_at = NEVER
 
     def _on_dsack(self) -> None:
         """RFC 8985 section 6.2 step 4: a D-SACK means a retransmission was
@@ -1419,9 +1443,9 @@ class Connection:
         in recovery or has DupThresh segments SACKed (the RFC 6675 rule)."""
         if not self._reordering and (self.in_recovery or self._sacked_count >= 3):
             return 0.0
-        reo = (self.min_rtt or self.srtt or 0.0) / 4 * self._reo_mult
-        if self.srtt is not None and reo > self.srtt:
-            reo = self.srtt
+        reo = (self._min_rtt if self._min_rtt > 0 else max(self._srtt, 0.0)) / 4 * self._reo_mult
+        if self._srtt >= 0 and reo > self._srtt:
+            reo = self._srtt
         return max(reo, self._timer_tick)
 
     def _rack_detect(self, now: float) -> None:
@@ -1454,7 +1478,7 @@ class Connection:
                     self.lost_retransmits += 1
             elif timeout < 0 or remaining < timeout:
                 timeout = remaining
-        self.reo_deadline = now + timeout if timeout >= 0 else None
+        self._reo_at = now + timeout if timeout >= 0 else NEVER
 
     def _sack_recovery_send(self, now: float) -> None:
         """RFC 6675 section 5 with RACK's loss marks: while cwnd - pipe
@@ -1530,7 +1554,7 @@ class Connection:
         self.recover_fs = flight
         self.recover = self.snd_max
         self.in_recovery = True
-        self.pto_deadline = None
+        self._pto_at = NEVER
         self.fast_retransmits += 1
         self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
         self._rtt_seq = None
@@ -1587,12 +1611,12 @@ class Connection:
                 self._on_rack_loss(now)  # RACK found a loss on a new ACK
         self.dupacks = 0
         if seq_gt(self.snd_max, self.snd_una):
-            self.rto_deadline = now + self.rto
+            self._rto_at = now + self.rto
             if self._user_timeout >= 0:
-                self.user_timeout_deadline = now + self._user_timeout
+                self._user_timeout_at = now + self._user_timeout
         else:
-            self.rto_deadline = None
-            self.user_timeout_deadline = None
+            self._rto_at = NEVER
+            self._user_timeout_at = NEVER
         self._arm_pto(now)
         if self.low_water is not None and len(self._sndbuf) - self._sndbuf_off <= self.low_water:
             self.low_water = None
@@ -1677,8 +1701,8 @@ class Connection:
                     elif not self._ack_queued:
                         self._ack_queued = True  # the endpoint ACKs at the batch's end
                         batch.append(self)
-                elif self.delack_deadline is None:
-                    self.delack_deadline = now + self._delayed_ack
+                elif self._delack_at == NEVER:
+                    self._delack_at = now + self._delayed_ack
         else:
             # out of order: keep it and send a duplicate ACK at once
             if length:
