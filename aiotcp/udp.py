@@ -1,0 +1,264 @@
+"""The UDP socket on the event loop: the per-datagram part of the asyncio
+layer, compiled with the core (udp.pxd makes it an extension type).
+
+A :class:`UDPEndpoint` owns one UDP socket and one core
+:class:`~aiotcp.endpoint.Endpoint`.  On each readiness callback it reads the
+socket until it would block (aiotcp._dgram, with UDP GRO) and feeds every
+datagram to the core as one batch; after every call into the core it
+dispatches the core's events to transports, servers and pending connects,
+sends what the core queued (with UDP GSO), and keeps one loop timer at or
+before the timer wheel's next deadline.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+
+import structlog
+
+from ._dgram import DatagramSocket
+from .config import Config
+from .endpoint import Endpoint
+from .events import Closed, Connected, DataReadable, Incoming, Retransmission, StateChanged
+
+logger = structlog.get_logger("aiotcp")
+
+_RECV_BATCH = 512
+
+
+class UDPEndpoint:
+    """A UDP socket carrying any number of aiotcp connections and listeners."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, config: Config,
+                 *, peer=None, tracer=None):
+        self.loop = loop
+        self.sock = sock
+        self.config = config
+        self.peer = peer  # set for a connected (client) socket
+        self.core = Endpoint(config, now=loop.time(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
+        # bound once per socket, as each transport binds its own: the lazy
+        # proxy would bind anew for every event
+        self._log = logger.bind()
+        self.transports: dict = {}
+        self.servers: dict = {}
+        self.pending_connects: dict = {}
+        self._fd = sock.fileno()
+        self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when: float | None = None
+        self._blocked: collections.deque = collections.deque()
+        self._closed = False
+        self._dispatching = False
+        self.close_when_idle = False
+        sock.setblocking(False)
+        _grow_buffers(sock, config)
+        loop.add_reader(sock.fileno(), self._on_readable)
+
+    @property
+    def local_port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    # ------------------------------------------------------------ input
+
+    def _on_readable(self) -> None:
+        core = self.core
+        now = self.loop.time()
+        core.begin_batch()
+        try:
+            # until the socket would block, in C (aiotcp._dgram)
+            self._io.receive(core.receive_datagram, now, self.peer, _RECV_BATCH)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._socket_error(exc, now)
+        except Exception:  # never raise into the event loop
+            logger.exception("aiotcp.endpoint.error")
+        try:
+            core.end_batch()
+        except Exception:
+            logger.exception("aiotcp.endpoint.error")
+        self._after()
+
+    def _socket_error(self, exc: OSError, now: float) -> None:
+        """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):
+        on a connected socket it concerns every connection to that peer."""
+        core = self.core
+        core.stats["icmp_errors"] += 1
+        logger.debug("aiotcp.endpoint.icmp", error=str(exc), peer=self.peer)
+        if self.peer is None:
+            return
+        if isinstance(exc, ConnectionRefusedError):
+            error = ConnectionRefusedError(exc.errno, "Connection refused")
+        else:
+            error = exc
+        for conn in list(core.connections.values()):
+            if hasattr(conn, "report_error"):
+                conn.report_error(error, now)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_when = None
+        try:
+            self.core.handle_timer(self.loop.time())
+        except Exception:
+            logger.exception("aiotcp.endpoint.error")
+        self._after()
+
+    # ------------------------------------------------------------ output
+
+    def _after(self) -> None:
+        """After any call into the core: events, then datagrams, then timer.
+
+        A protocol callback run from the event dispatch may call into the
+        core again (write, close); that nested call returns at once and the
+        pass already running picks up what it left, so dispatch never
+        nests."""
+        if self._dispatching:
+            return
+        core = self.core
+        if core.events:
+            self._dispatching = True
+            try:
+                while core.events:
+                    for source, event in core.take_events():
+                        try:
+                            self._dispatch(source, event)
+                        except Exception:
+                            logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+            finally:
+                self._dispatching = False
+        if core.outbox:
+            self.flush()
+        # the one loop timer, at or before the wheel's next deadline (_arm)
+        when = core.wheel.next_deadline()
+        if when is not None and (self._timer_when is None or when < self._timer_when):
+            self._arm()
+        if self.close_when_idle and not core.connections and not core.listeners:
+            self.close()
+
+    def flush(self) -> None:
+        out = self.core.outbox
+        if not out:
+            return
+        if self._blocked:
+            self._blocked.extend(out)
+            out.clear()
+            return
+        try:
+            sent = self._io.send(out, 0, self.peer is not None)
+        except OSError as exc:
+            # ICMP errors are also reported on send for connected sockets;
+            # datagrams that could not go are lost datagrams to TCP
+            out.clear()
+            self._socket_error(exc, self.loop.time())
+            self.loop.call_soon(self._after)
+            return
+        if sent < len(out):
+            self._blocked.extend(out[sent:])
+            self.loop.add_writer(self._fd, self._on_writable)
+        out.clear()
+
+    def _on_writable(self) -> None:
+        pending = list(self._blocked)
+        self._blocked.clear()
+        try:
+            sent = self._io.send(pending, 0, self.peer is not None)
+        except OSError as exc:
+            sent = len(pending)
+            self._socket_error(exc, self.loop.time())
+        if sent < len(pending):
+            self._blocked.extend(pending[sent:])
+            return
+        self.loop.remove_writer(self._fd)
+        self._after()
+
+    def _arm(self) -> None:
+        """Keep the one loop timer at or before the wheel's next deadline.
+
+        A deadline that moved later (the retransmission timer restarts on
+        every ACK) leaves the armed timer alone: it fires early, finds nothing
+        due, and re-arms.  That is one spare wakeup per timeout interval
+        instead of a cancel and a call_at per segment."""
+        when = self.core.next_deadline()
+        armed = self._timer_when
+        if when is None or self._closed or (armed is not None and armed <= when):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    # ------------------------------------------------------------ events
+
+    def _dispatch(self, source, event) -> None:
+        cls = event.__class__
+        if cls is DataReadable:  # the common case first
+            transport = self.transports.get(source)
+            if transport is not None:
+                transport._deliver()
+                return
+        if cls is Incoming:
+            server = self.servers.get(source)
+            while True:
+                conn = source.accept()
+                if conn is None:
+                    break
+                if server is None:
+                    conn.abort(self.loop.time())
+                else:
+                    server._accept(self, conn)
+            return
+        if cls is StateChanged:
+            self._log.debug("aiotcp.conn.state", old=event.old._value_, new=event.new._value_, **_identity(source))
+            return
+        if cls is Retransmission:
+            self._log.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
+                         **_identity(source))
+            return
+        transport = self.transports.get(source)
+        if transport is not None:
+            transport._on_event(event)
+            return
+        waiter = self.pending_connects.get(source)
+        if waiter is not None:
+            if cls is Connected:
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif cls is Closed:
+                self.pending_connects.pop(source, None)
+                if not waiter.done():
+                    waiter.set_exception(event.error or ConnectionResetError("connection closed"))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            self.loop.remove_reader(self.sock.fileno())
+            if self._blocked:
+                self.loop.remove_writer(self.sock.fileno())
+        except (ValueError, RuntimeError):
+            pass
+        self.sock.close()
+
+
+def _identity(conn) -> dict:
+    """The fields that name a connection in every aiotcp.conn.* event."""
+    return {"local_port": conn.local_port, "remote": conn.remote_addr, "remote_port": conn.remote_port}
+
+
+def _grow_buffers(sock: socket.socket, config: Config) -> None:
+    """Give the UDP socket room for a window's worth of datagrams, so that a
+    burst is not dropped by the kernel before we read it (best effort: the
+    kernel caps the request at net.core.rmem_max / wmem_max)."""
+    for option, size in ((socket.SO_RCVBUF, 2 * config.receive_buffer),
+                         (socket.SO_SNDBUF, 2 * config.send_buffer)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:
+            pass
+
+
