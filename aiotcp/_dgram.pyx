@@ -35,41 +35,6 @@ from libc.string cimport memcpy, memcmp, memset
 import os as _os
 import socket as _socket
 
-cdef extern from "<sys/uio.h>":
-    struct iovec:
-        void *iov_base
-        size_t iov_len
-
-cdef extern from "<sys/socket.h>":
-    ctypedef unsigned int socklen_t
-    ctypedef unsigned short sa_family_t
-    struct sockaddr:
-        sa_family_t sa_family
-    struct sockaddr_storage:
-        sa_family_t ss_family
-    struct msghdr:
-        void *msg_name
-        socklen_t msg_namelen
-        iovec *msg_iov
-        size_t msg_iovlen
-        void *msg_control
-        size_t msg_controllen
-        int msg_flags
-    struct cmsghdr:
-        size_t cmsg_len
-        int cmsg_level
-        int cmsg_type
-    ssize_t recvmsg(int fd, msghdr *msg, int flags) nogil
-    ssize_t sendmsg(int fd, const msghdr *msg, int flags) nogil
-    cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
-    cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
-    unsigned char *CMSG_DATA(cmsghdr *cmsg)
-    size_t CMSG_SPACE(size_t length)
-    size_t CMSG_LEN(size_t length)
-    int MSG_DONTWAIT
-    int AF_INET
-    int AF_INET6
-
 cdef extern from "<netinet/in.h>":
     struct in_addr:
         uint32_t s_addr
@@ -129,21 +94,6 @@ cdef class DatagramSocket:
     dropped quietly where the kernel lacks it (see the attributes of the same
     names for what is in use)."""
 
-    cdef object _sock
-    cdef int _fd
-    cdef int _family
-    cdef char *_buf
-    cdef readonly bint gro
-    cdef readonly bint gso
-    cdef object _raddr
-    cdef sockaddr_storage _rsa
-    cdef socklen_t _rsalen
-    cdef object _saddr
-    cdef sockaddr_storage _ssa
-    cdef socklen_t _ssalen
-    #: datagrams and system calls, each way (the ratio is the batching)
-    cdef readonly unsigned long long datagrams_in, reads, datagrams_out, writes
-
     def __cinit__(self, sock, bint gso=True, bint gro=True):
         self._sock = sock
         self._fd = sock.fileno()
@@ -164,7 +114,7 @@ cdef class DatagramSocket:
     def __dealloc__(self):
         free(self._buf)
 
-    def receive(self, callback, double now, object peer=None, int limit=512):
+    cpdef Py_ssize_t receive(self, callback, double now, object peer=None, int limit=512) except -1:
         """Read until the socket would block, or ``limit`` reads, and call
         ``callback(view, addr, now)`` for each datagram.  ``addr`` is ``peer``
         when given (a connected socket), else the source address.  Returns
@@ -297,7 +247,7 @@ cdef class DatagramSocket:
         self._saddr = addr
         return 0
 
-    def send(self, list datagrams, Py_ssize_t start=0, bint connected=False):
+    cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=0, bint connected=False) except -1:
         """Send ``datagrams[start:]``, ``(bytes, addr)`` pairs (``addr`` is
         ignored on a connected socket).  Returns the index of the first one
         not sent because the socket would block (``len(datagrams)`` when all

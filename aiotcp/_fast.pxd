@@ -70,5 +70,6 @@ cdef class TimerWheel:
     cdef void _cascade(self, int level)
     cdef int64_t _next_tick(self)
     cpdef schedule(self, Timer timer, double deadline)
+    cpdef next_deadline(self)
     cpdef set_deadline(self, Timer timer, object deadline)
     cpdef cancel(self, Timer timer)

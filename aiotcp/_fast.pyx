@@ -546,7 +546,7 @@ cdef class TimerWheel:
             fired.sort(key=_timer_key)
         return fired
 
-    def next_deadline(self):
+    cpdef next_deadline(self):
         """The time of the earliest tick at which :meth:`expire` may have work,
         or None when nothing is scheduled.  Exact (the tick of the earliest
         deadline) for timers less than 64 ticks away; otherwise the start of

@@ -1,8 +1,8 @@
 """Load the per-segment modules from their .py sources, not the compiled
 extensions built from them (the AIOTCP_PURE_PYTHON=1 switch).
 
-connection.py, endpoint.py and congestion.py are plain Python that Cython
-compiles (connection.pxd adds C types); this finder makes the interpreter
+connection.py, endpoint.py, congestion.py and udp.py are plain Python that
+Cython compiles (their .pxd files add C types); this finder makes the interpreter
 run the sources instead, so the two builds can be tested against each other.
 """
 import importlib.machinery
@@ -10,7 +10,7 @@ import importlib.util
 import os
 import sys
 
-SOURCE_MODULES = ("connection", "endpoint", "congestion")
+SOURCE_MODULES = ("connection", "endpoint", "congestion", "udp")
 
 
 class _SourceFinder:

@@ -20,6 +20,8 @@ cdef class Endpoint:
     cdef public list outbox, events
     cdef public long long time_wait_count, _challenge_second, _challenge_count
 
+    cpdef list take_events(self)
+    cpdef list datagrams_to_send(self)
     cpdef begin_batch(self)
     @cython.locals(conn=Connection)
     cpdef end_batch(self)

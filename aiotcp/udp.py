@@ -45,6 +45,10 @@ class UDPEndpoint:
         self.pending_connects: dict = {}
         self._fd = sock.fileno()
         self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
+        # the callback for each datagram read: the Python-level bound method
+        # (getattr: compiled, the attribute of the typed core would be the C
+        # function itself)
+        self._receive = getattr(self.core, "receive_datagram")
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._blocked: collections.deque = collections.deque()
@@ -67,7 +71,7 @@ class UDPEndpoint:
         core.begin_batch()
         try:
             # until the socket would block, in C (aiotcp._dgram)
-            self._io.receive(core.receive_datagram, now, self.peer, _RECV_BATCH)
+            self._io.receive(self._receive, now, self.peer, _RECV_BATCH)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:

@@ -1,0 +1,63 @@
+# The C-level contract of aiotcp._dgram (see _dgram.pyx for the theory of
+# operation): the class, so that the compiled UDP endpoint calls receive()
+# and send() directly.
+
+from libc.stdint cimport uint16_t, uint32_t
+
+cdef extern from "<sys/uio.h>":
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "<sys/socket.h>":
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    ssize_t recvmsg(int fd, msghdr *msg, int flags) nogil
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags) nogil
+    cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
+    cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
+    unsigned char *CMSG_DATA(cmsghdr *cmsg)
+    size_t CMSG_SPACE(size_t length)
+    size_t CMSG_LEN(size_t length)
+    int MSG_DONTWAIT
+    int AF_INET
+    int AF_INET6
+
+
+cdef class DatagramSocket:
+    cdef object _sock
+    cdef int _fd
+    cdef int _family
+    cdef char *_buf
+    cdef readonly bint gro
+    cdef readonly bint gso
+    cdef object _raddr
+    cdef sockaddr_storage _rsa
+    cdef socklen_t _rsalen
+    cdef object _saddr
+    cdef sockaddr_storage _ssa
+    cdef socklen_t _ssalen
+    # datagrams and system calls, each way (the ratio is the batching)
+    cdef readonly unsigned long long datagrams_in, reads, datagrams_out, writes
+
+    cpdef Py_ssize_t receive(self, callback, double now, object peer=*, int limit=*) except -1
+    cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=*, bint connected=*) except -1
+    cdef object _source(self, sockaddr_storage *sa, socklen_t salen)
+    cdef int _destination(self, object addr) except -1
+    cdef int _resolved(self, object addr) except -1
