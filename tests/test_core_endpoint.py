@@ -308,3 +308,25 @@ def test_syn_cookie_without_timestamps_runs_without_options():
     conn = listener.accept()
     assert not conn.ts_ok and not conn.sack_ok and conn.snd_wscale == 0 and conn.rcv_wscale == 0
     assert conn.snd_wnd == 1000
+
+
+def test_a_later_deadline_leaves_the_wheel_entry_which_fires_early_and_rearms():
+    """The retransmission timer restarts with every ACK; the timer-wheel entry
+    moves only when a deadline comes earlier.  When the stale entry fires,
+    nothing is done before its time and the entry goes to the real deadline,
+    where the timer does fire."""
+    ep, conn, snd = _established_server()
+    conn.send(b"a" * 100, 1.0)
+    conn.send(b"b" * 100, 1.0)
+    assert len(sent(ep)) == 2
+    first = conn.rto_deadline
+    assert conn.timer.deadline == first
+    # the first segment is acknowledged at 1.1: the RTO restarts, later
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, snd + 100, ACK, 65535), PEER, 1.1)
+    assert conn.rto_deadline > first and conn.timer.deadline == first  # entry left alone
+    ep.handle_timer(first + 0.001)  # the spare wakeup (the wheel fires within a tick)
+    assert sent(ep) == [] and conn.segments_retransmitted == 0
+    assert conn.timer.scheduled and conn.timer.deadline == conn.rto_deadline  # re-armed
+    ep.handle_timer(conn.rto_deadline + 0.001)
+    ((resent, _),) = sent(ep)
+    assert resent.payload == b"b" * 100 and conn.segments_retransmitted == 1

@@ -1,5 +1,5 @@
 """The suite runs against the compiled hot path, never a fallback; the
-pure-Python twin of the compiled modules passes the core suite too."""
+pure-Python twin of the compiled modules passes the core and API suites too."""
 import importlib.machinery
 import os
 import subprocess
@@ -34,14 +34,15 @@ def test_pure_python_twin_passes_the_core_suite():
     env = dict(os.environ, AIOTCP_PURE_PYTHON="1")
     here = os.path.dirname(__file__)
     check = subprocess.run(
-        [sys.executable, "-c", "import aiotcp, aiotcp.connection as c; "
-         "assert not aiotcp.COMPILED and c.__file__.endswith('.py'), c.__file__"],
+        [sys.executable, "-c", "import aiotcp, aiotcp.connection as c, aiotcp.udp as u; "
+         "assert not aiotcp.COMPILED and c.__file__.endswith('.py') and u.__file__.endswith('.py')"],
         env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          os.path.join(here, "test_core_states.py"), os.path.join(here, "test_core_network.py"),
-         os.path.join(here, "test_congestion.py"), os.path.join(here, "test_core_endpoint.py")],
+         os.path.join(here, "test_congestion.py"), os.path.join(here, "test_core_endpoint.py"),
+         os.path.join(here, "test_aio.py")],
         env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
