@@ -71,5 +71,4 @@ cdef class TimerWheel:
     cdef int64_t _next_tick(self)
     cpdef schedule(self, Timer timer, double deadline)
     cpdef next_deadline(self)
-    cpdef set_deadline(self, Timer timer, object deadline)
     cpdef cancel(self, Timer timer)

@@ -450,15 +450,6 @@ cdef class TimerWheel:
         timer._order = self._order
         self._link(timer)
 
-    cpdef set_deadline(self, Timer timer, object deadline):
-        """Keep ``timer`` at ``deadline``: cancel it when that is None,
-        schedule it when idle or due at another time, else leave it (and its
-        place among timers due in the same tick) alone."""
-        if deadline is None:
-            self.cancel(timer)
-        elif timer._level < 0 or timer.deadline != <double>deadline:
-            self.schedule(timer, deadline)
-
     cpdef cancel(self, Timer timer):
         """Unschedule ``timer``; a no-op if it is not scheduled."""
         if timer._level < 0:

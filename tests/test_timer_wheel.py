@@ -157,17 +157,3 @@ def test_agrees_with_sorted_list_model(operations):
     assert [t.deadline for t in drain(wheel)] == remaining
     assert bisect.bisect(remaining, float("inf")) == len(remaining)
 
-
-def test_set_deadline_schedules_moves_keeps_and_cancels():
-    wheel = TimerWheel(TICK)
-    a, b = Timer("a"), Timer("b")
-    wheel.set_deadline(a, 0.0105)  # idle: scheduled
-    wheel.set_deadline(b, 0.0105)
-    wheel.set_deadline(a, 0.0105)  # unchanged: keeps its place before b
-    assert [t.owner for t in wheel.expire(0.011)] == ["a", "b"]
-    wheel.set_deadline(a, 1.0)
-    wheel.set_deadline(a, 2.0)  # moved
-    assert a.deadline == 2.0 and len(wheel) == 1
-    wheel.set_deadline(a, None)  # cancelled
-    wheel.set_deadline(a, None)  # idempotent
-    assert not a.scheduled and len(wheel) == 0
