@@ -149,11 +149,13 @@ cdef class Connection:
     @cython.locals(xmit=list, record=tuple, snd_max=cython.longlong, lo=cython.Py_ssize_t,
                    hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, flags=cython.longlong)
     cpdef _rack_record(self, long long seq, long long end, double now)
-    @cython.locals(xmit=list, delivered=list, record=tuple, n=cython.Py_ssize_t,
+    @cython.locals(xmit=list, record=tuple, n=cython.Py_ssize_t,
                    lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
-                   left=cython.longlong, right=cython.longlong, rtt=cython.double,
-                   end=cython.longlong, echo=cython.bint, min_rtt=cython.double)
+                   left=cython.longlong, right=cython.longlong)
     cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
+    @cython.locals(sent=cython.double, flags=cython.longlong, rtt=cython.double, ms=cython.longlong,
+                   end=cython.longlong, order=cython.longlong)
+    cpdef _rack_delivered(self, tuple record, Segment seg, double now)
     @cython.locals(xmit=list, i=cython.Py_ssize_t, record=tuple, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
                    rack_order=cython.longlong, wait=cython.double, timeout=cython.double,
                    remaining=cython.double)

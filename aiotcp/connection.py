@@ -1355,7 +1355,6 @@ class Connection:
         (and the transmission order) from the most recently sent of the newly
         delivered, note reordering, then detect losses."""
         xmit = self._xmit
-        delivered = []
         n = 0
         while n < len(xmit) and seq_diff(xmit[n][1], ack) <= 0:
             record = xmit[n]
@@ -1364,7 +1363,7 @@ class Connection:
             else:
                 if record[3] & _LOST:
                     self._lost_bytes -= seq_diff(record[1], record[0])
-                delivered.append(record)
+                self._rack_delivered(record, seg, now)
             n += 1
         if n:
             del xmit[:n]
@@ -1391,32 +1390,38 @@ class Connection:
                     record = (record[0], record[1], record[2], (record[3] | _SACKED) & ~_LOST, record[4])
                     xmit[lo] = record
                     self._sacked_count += 1
-                    delivered.append(record)
+                    self._rack_delivered(record, seg, now)
                 lo += 1
-        min_rtt = self._min_rtt
-        echo = self.ts_ok and seg.has_ts and seg.ts_ecr
-        for record in delivered:
-            rtt = now - record[2]
-            if record[3] & _RETRANS:
-                # RFC 8985 step 2: an ACK that may be for the original, not
-                # this retransmission, says nothing about when it was sent:
-                # the echoed timestamp predates it, or the RTT is too short
-                if echo:
-                    if seq_lt(seg.ts_ecr, (int(record[2] * 1000) + self._ts_offset) & MASK):
-                        continue
-                elif min_rtt >= 0 and rtt < min_rtt:
-                    continue
-            end = record[1]
-            if not record[3] & _RETRANS and seq_lt(end, self._rack_fack):
-                self._reordering = True  # step 3: delivered below what was already delivered
-            if record[2] > self._rack_xmit or (record[2] == self._rack_xmit and record[4] > self._rack_order):
-                self._rack_xmit, self._rack_rtt, self._rack_order = record[2], rtt, record[4]
-            if seq_gt(end, self._rack_fack):
-                self._rack_fack = end
         if self._sacked_count or self._lost_bytes:
             self._rack_detect(now)
         else:
             self._reo_at = NEVER
+
+    def _rack_delivered(self, record: tuple, seg, now: float) -> None:
+        """RACK's update for one newly delivered record (RFC 8985 section
+        6.2 steps 2 and 3), in the order they were delivered: cumulatively
+        acknowledged ones first, in sequence order, then the newly SACKed."""
+        sent = record[2]
+        flags = record[3]
+        rtt = now - sent
+        if flags & _RETRANS:
+            # step 2: an ACK that may be for the original, not this
+            # retransmission, says nothing about when it was sent: the echoed
+            # timestamp predates it, or the RTT is too short
+            if self.ts_ok and seg.has_ts and seg.ts_ecr:
+                ms = int(sent * 1000)
+                if seq_lt(seg.ts_ecr, (ms + self._ts_offset) & MASK):
+                    return
+            elif self._min_rtt >= 0 and rtt < self._min_rtt:
+                return
+        end = record[1]
+        order = record[4]
+        if not flags & _RETRANS and seq_lt(end, self._rack_fack):
+            self._reordering = True  # step 3: delivered below what was already delivered
+        if sent > self._rack_xmit or (sent == self._rack_xmit and order > self._rack_order):
+            self._rack_xmit, self._rack_rtt, self._rack_order = sent, rtt, order
+        if seq_gt(end, self._rack_fack):
+            self._rack_fack = end
 
     def _on_dsack(self) -> None:
         """RFC 8985 section 6.2 step 4: a D-SACK means a retransmission was
