@@ -159,6 +159,9 @@ class UDPEndpoint:
             self.loop.call_soon(self._after)
             return
         if sent < len(out):
+            # the socket's send buffer is full (a queue below us holds it):
+            # keep the rest, in order, until the loop says it is writable
+            self.core.stats["send_blocked"] += 1
             self._blocked.extend(out[sent:])
             self.loop.add_writer(self._fd, self._on_writable)
         out.clear()
@@ -172,6 +175,7 @@ class UDPEndpoint:
             sent = len(pending)
             self._socket_error(exc, self.loop.time())
         if sent < len(pending):
+            self.core.stats["send_blocked"] += 1
             self._blocked.extend(pending[sent:])
             return
         self.loop.remove_writer(self._fd)
