@@ -17,4 +17,5 @@ cdef class UDPEndpoint:
 
     cpdef _after(self)
     cpdef flush(self)
+    cpdef bint _send(self, list datagrams) except -1
     cpdef _dispatch(self, source, event)

@@ -134,10 +134,9 @@ class UDPEndpoint:
                 self._dispatching = False
         if core.outbox:
             self.flush()
-        # the one loop timer, at or before the wheel's next deadline (_arm)
         when = core.wheel.next_deadline()
         if when is not None and (self._timer_when is None or when < self._timer_when):
-            self._arm()
+            self._arm(when)
         if self.close_when_idle and not core.connections and not core.listeners:
             self.close()
 
@@ -145,52 +144,52 @@ class UDPEndpoint:
         out = self.core.outbox
         if not out:
             return
-        if self._blocked:
+        if self._blocked:  # behind datagrams already waiting: keep the order
             self._blocked.extend(out)
             out.clear()
             return
-        try:
-            sent = self._io.send(out, 0, self.peer is not None)
-        except OSError as exc:
-            # ICMP errors are also reported on send for connected sockets;
-            # datagrams that could not go are lost datagrams to TCP
-            out.clear()
-            self._socket_error(exc, self.loop.time())
-            self.loop.call_soon(self._after)
-            return
-        if sent < len(out):
-            # the socket's send buffer is full (a queue below us holds it):
-            # keep the rest, in order, until the loop says it is writable
-            self.core.stats["send_blocked"] += 1
-            self._blocked.extend(out[sent:])
-            self.loop.add_writer(self._fd, self._on_writable)
+        sent = self._send(out)
         out.clear()
+        if not sent:
+            self.loop.call_soon(self._after)  # dispatch what the error did
+        elif self._blocked:
+            self.loop.add_writer(self._fd, self._on_writable)
 
     def _on_writable(self) -> None:
         pending = list(self._blocked)
         self._blocked.clear()
-        try:
-            sent = self._io.send(pending, 0, self.peer is not None)
-        except OSError as exc:
-            sent = len(pending)
-            self._socket_error(exc, self.loop.time())
-        if sent < len(pending):
-            self.core.stats["send_blocked"] += 1
-            self._blocked.extend(pending[sent:])
+        self._send(pending)
+        if self._blocked:
             return
         self.loop.remove_writer(self._fd)
         self._after()
 
-    def _arm(self) -> None:
-        """Keep the one loop timer at or before the wheel's next deadline.
+    def _send(self, datagrams: list) -> bool:
+        """Send ``datagrams`` in order.  What the socket refuses while its
+        send buffer is full (a queue below us holds it) waits in _blocked
+        until the loop says it is writable.  False when a socket error ended
+        the sending: an ICMP error also surfaces on send for a connected
+        socket, and the datagrams that could not go are lost, as TCP sees
+        any loss."""
+        try:
+            sent = self._io.send(datagrams, 0, self.peer is not None)
+        except OSError as exc:
+            self._socket_error(exc, self.loop.time())
+            return False
+        if sent < len(datagrams):
+            self.core.stats["send_blocked"] += 1
+            self._blocked.extend(datagrams[sent:])
+        return True
+
+    def _arm(self, when: float) -> None:
+        """Move the one loop timer earlier, to the wheel's next deadline
+        ``when`` (_after calls this only for an earlier one).
 
         A deadline that moved later (the retransmission timer restarts on
         every ACK) leaves the armed timer alone: it fires early, finds nothing
         due, and re-arms.  That is one spare wakeup per timeout interval
         instead of a cancel and a call_at per segment."""
-        when = self.core.next_deadline()
-        armed = self._timer_when
-        if when is None or self._closed or (armed is not None and armed <= when):
+        if self._closed:
             return
         if self._timer is not None:
             self._timer.cancel()
