@@ -14,6 +14,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import aiotcp  # noqa: E402
 
 
+def udp_errors():
+    lines = [line.split() for line in open("/proc/net/snmp") if line.startswith("Udp:")]
+    return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:]) if "Err" in k and int(v)}
+
+
 async def serve(port: int) -> dict:
     done = asyncio.get_running_loop().create_future()
 
@@ -25,7 +30,7 @@ async def serve(port: int) -> dict:
         writer.write(b"ok")
         await writer.drain()
         writer.close()
-        done.set_result({"received": total, "sha": digest.hexdigest()})
+        done.set_result({"received": total, "sha": digest.hexdigest(), "udp": udp_errors()})
 
     server = await aiotcp.start_server(handle, "0.0.0.0", port)
     print("ready", flush=True)
@@ -44,7 +49,9 @@ async def send(host: str, port: int, size: int) -> dict:
     writer.write_eof()
     assert await asyncio.wait_for(reader.read(), 120) == b"ok"
     endpoint = writer.transport._endpoint
-    report = {"sent": size, "sha": hashlib.sha256(data).hexdigest(),
+    info = writer.get_extra_info("tcp_info")
+    report = {"why": {k: info[k] for k in ("rto_count", "fast_retransmits", "tail_loss_probes", "rack_losses",
+                                         "dsacks", "rtt", "min_rtt")},"sent": size, "sha": hashlib.sha256(data).hexdigest(),
               "send_blocked": endpoint.core.stats["send_blocked"],
               "datagrams_out": endpoint._io.datagrams_out,
               "retransmitted": writer.get_extra_info("tcp_info")["segments_retransmitted"]}

@@ -72,8 +72,13 @@ def test_a_full_send_buffer_holds_datagrams_in_order_until_writable(slow_link):
         if server.poll() is None:
             server.kill()
     print(sent, received)
-    assert received == {"received": size, "sha": sent["sha"]}
-    # the socket said EAGAIN, and nothing was lost to it: the queue drops
-    # nothing, so a datagram the endpoint failed to keep would have been
-    # retransmitted
-    assert sent["send_blocked"] > 0 and sent["retransmitted"] == 0
+    assert {k: received[k] for k in ("received", "sha")} == {"received": size, "sha": sent["sha"]}
+    # the socket said EAGAIN, and nothing was lost to it.  The queue drops
+    # nothing, so a datagram the endpoint failed to keep would have had to be
+    # retransmitted.  Retransmissions can still happen: veth hands packets to
+    # the receiving CPU's backlog, so a dequeue on the other core reorders
+    # them now and then, and RACK may take that for loss.  Those are
+    # spurious, and the receiver says so with a D-SACK for each; a
+    # retransmission of a datagram that never left has none.
+    assert sent["send_blocked"] > 0
+    assert sent["retransmitted"] <= sent["why"]["dsacks"], sent
