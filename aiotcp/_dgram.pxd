@@ -28,7 +28,13 @@ cdef extern from "<sys/socket.h>":
         size_t cmsg_len
         int cmsg_level
         int cmsg_type
+    struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    struct timespec:
+        pass
     ssize_t recvmsg(int fd, msghdr *msg, int flags) nogil
+    int recvmmsg(int fd, mmsghdr *msgvec, unsigned int vlen, int flags, timespec *timeout) nogil
     ssize_t sendmsg(int fd, const msghdr *msg, int flags) nogil
     cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
     cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
@@ -55,9 +61,14 @@ cdef class DatagramSocket:
     cdef socklen_t _ssalen
     # datagrams and system calls, each way (the ratio is the batching)
     cdef readonly unsigned long long datagrams_in, reads, datagrams_out, writes
+    # recvmmsg system calls, including one that found the socket empty
+    # (reads counts the datagrams or GRO runs they returned)
+    cdef readonly unsigned long long calls
+    cdef readonly int slots
 
     cpdef Py_ssize_t receive(self, callback, double now, object peer=*, int limit=*) except -1
     cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=*, bint connected=*) except -1
     cdef object _source(self, sockaddr_storage *sa, socklen_t salen)
     cdef int _destination(self, object addr) except -1
     cdef int _resolved(self, object addr) except -1
+    cdef int _grow(self) except -1

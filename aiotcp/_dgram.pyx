@@ -1,14 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Batched datagram I/O for the asyncio layer: one non-blocking UDP socket,
-read until it would block and written in runs, from C.
+read until it is empty and written in runs, from C.
 
 Theory of operation
 -------------------
 Every segment still travels in its own UDP datagram (WIRE.md); what this
 module saves is the per-datagram cost in Python and in system calls.
 
-*Reading.*  :meth:`DatagramSocket.receive` calls ``recvmsg`` until the socket
-would block (or a limit), and hands each datagram to a callback as
+*Reading.*  :meth:`DatagramSocket.receive` calls ``recvmmsg`` until the
+socket is empty (or a limit), and hands each datagram to a callback as
 ``callback(view, addr, now)``.  With UDP GRO (Linux 5.0 and later) the kernel
 may coalesce datagrams of one flow into one read; the ``UDP_GRO`` control
 message then gives their size, and the read is cut back into the original
@@ -86,6 +86,7 @@ cdef enum:
     _MAX_SEGMENTS = 64        # UDP_MAX_SEGMENTS of older kernels
     _MAX_GSO_BYTES = 65507    # the largest IPv4 UDP payload
     _CONTROL = 64             # room for one UDP_GRO or UDP_SEGMENT message
+    _MAX_SLOTS = 16           # datagrams (or GRO runs) per recvmmsg, at most
 
 
 cdef class DatagramSocket:
@@ -100,7 +101,8 @@ cdef class DatagramSocket:
         self._family = sock.family
         if self._family != AF_INET and self._family != AF_INET6:
             raise ValueError("an IPv4 or IPv6 socket is needed")
-        self._buf = <char *>malloc(_BUFFER)
+        self.slots = 2
+        self._buf = <char *>malloc(<size_t>self.slots * _BUFFER)
         if self._buf == NULL:
             raise MemoryError()
         self.gso = gso
@@ -119,29 +121,41 @@ cdef class DatagramSocket:
         ``callback(view, addr, now)`` for each datagram.  ``addr`` is ``peer``
         when given (a connected socket), else the source address.  Returns
         the number of datagrams.  A socket error (an ICMP error surfacing)
-        is raised as OSError once the datagrams before it are delivered."""
-        cdef msghdr msg
-        cdef iovec iov
-        cdef sockaddr_storage sa
-        cdef char control[_CONTROL]
+        is raised as OSError once the datagrams before it are delivered.
+
+        Reads are batched with ``recvmmsg``: a call that fills fewer slots
+        than it offered found the socket empty, so a lone datagram costs one
+        system call, not a read and a read that would block.  The number of
+        slots (64 KiB each) starts at two and doubles, up to 16, each time a
+        call fills them all: memory grows only under load."""
+        cdef mmsghdr hdrs[_MAX_SLOTS]
+        cdef iovec iov[_MAX_SLOTS]
+        cdef sockaddr_storage sa[_MAX_SLOTS]
+        cdef char control[_MAX_SLOTS][_CONTROL]
+        cdef msghdr *msg
         cdef cmsghdr *cm
+        cdef char *base
         cdef ssize_t n, off, size
-        cdef int reads = 0, gso_size, err
+        cdef int reads = 0, gso_size, err, got, i, vlen
         cdef Py_ssize_t count = 0
         cdef object when = now
         cdef object addr
         while reads < limit:
-            iov.iov_base = self._buf
-            iov.iov_len = _BUFFER
-            msg.msg_name = &sa if peer is None else NULL
-            msg.msg_namelen = sizeof(sa) if peer is None else 0
-            msg.msg_iov = &iov
-            msg.msg_iovlen = 1
-            msg.msg_control = control
-            msg.msg_controllen = _CONTROL
-            msg.msg_flags = 0
-            n = recvmsg(self._fd, &msg, MSG_DONTWAIT)
-            if n < 0:
+            vlen = self.slots if self.slots < limit - reads else limit - reads
+            for i in range(vlen):
+                iov[i].iov_base = self._buf + <size_t>i * _BUFFER
+                iov[i].iov_len = _BUFFER
+                msg = &hdrs[i].msg_hdr
+                msg.msg_name = &sa[i] if peer is None else NULL
+                msg.msg_namelen = sizeof(sa[i]) if peer is None else 0
+                msg.msg_iov = &iov[i]
+                msg.msg_iovlen = 1
+                msg.msg_control = control[i]
+                msg.msg_controllen = _CONTROL
+                msg.msg_flags = 0
+            got = recvmmsg(self._fd, hdrs, vlen, MSG_DONTWAIT, NULL)
+            self.calls += 1
+            if got < 0:
                 err = errno
                 if err == EINTR:
                     continue
@@ -150,28 +164,46 @@ cdef class DatagramSocket:
                 self.reads += reads
                 self.datagrams_in += count
                 raise OSError(err, _os.strerror(err))
-            reads += 1
-            gso_size = 0
-            if self.gro and msg.msg_controllen:
-                cm = CMSG_FIRSTHDR(&msg)
-                while cm != NULL:
-                    if cm.cmsg_level == IPPROTO_UDP and cm.cmsg_type == UDP_GRO:
-                        memcpy(&gso_size, CMSG_DATA(cm), sizeof(int))
-                    cm = CMSG_NXTHDR(&msg, cm)
-            addr = peer if peer is not None else self._source(&sa, msg.msg_namelen)
-            if gso_size <= 0 or gso_size >= n:
-                count += 1
-                callback(PyMemoryView_FromMemory(self._buf, n, PyBUF_READ), addr, when)
-                continue
-            off = 0
-            while off < n:
-                size = gso_size if n - off > gso_size else n - off
-                count += 1
-                callback(PyMemoryView_FromMemory(self._buf + off, size, PyBUF_READ), addr, when)
-                off += size
+            reads += got
+            for i in range(got):
+                msg = &hdrs[i].msg_hdr
+                n = hdrs[i].msg_len
+                base = self._buf + <size_t>i * _BUFFER
+                gso_size = 0
+                if self.gro and msg.msg_controllen:
+                    cm = CMSG_FIRSTHDR(msg)
+                    while cm != NULL:
+                        if cm.cmsg_level == IPPROTO_UDP and cm.cmsg_type == UDP_GRO:
+                            memcpy(&gso_size, CMSG_DATA(cm), sizeof(int))
+                        cm = CMSG_NXTHDR(msg, cm)
+                addr = peer if peer is not None else self._source(&sa[i], msg.msg_namelen)
+                if gso_size <= 0 or gso_size >= n:
+                    count += 1
+                    callback(PyMemoryView_FromMemory(base, n, PyBUF_READ), addr, when)
+                    continue
+                off = 0
+                while off < n:
+                    size = gso_size if n - off > gso_size else n - off
+                    count += 1
+                    callback(PyMemoryView_FromMemory(base + off, size, PyBUF_READ), addr, when)
+                    off += size
+            if got < vlen:
+                break  # the socket is empty (a level-triggered poll says if more comes)
+            if vlen == self.slots and self.slots < _MAX_SLOTS:
+                self._grow()
         self.reads += reads
         self.datagrams_in += count
         return count
+
+    cdef int _grow(self) except -1:
+        """Twice the slots (the old ones' contents are no longer needed)."""
+        cdef char *buf = <char *>malloc(<size_t>self.slots * 2 * _BUFFER)
+        if buf == NULL:
+            return 0  # keep reading with what there is
+        free(self._buf)
+        self._buf = buf
+        self.slots *= 2
+        return 0
 
     cdef object _source(self, sockaddr_storage *sa, socklen_t salen):
         """The address tuple of ``sa``, as Python's recvfrom builds it: the

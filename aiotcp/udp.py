@@ -3,7 +3,7 @@ layer, compiled with the core (udp.pxd makes it an extension type).
 
 A :class:`UDPEndpoint` owns one UDP socket and one core
 :class:`~aiotcp.endpoint.Endpoint`.  On each readiness callback it reads the
-socket until it would block (aiotcp._dgram, with UDP GRO) and feeds every
+socket until it is empty (aiotcp._dgram: recvmmsg, with UDP GRO) and feeds every
 datagram to the core as one batch; after every call into the core it
 dispatches the core's events to transports, servers and pending connects,
 sends what the core queued (with UDP GSO), and keeps one loop timer at or
@@ -70,7 +70,7 @@ class UDPEndpoint:
         now = self.loop.time()
         core.begin_batch()
         try:
-            # until the socket would block, in C (aiotcp._dgram)
+            # until the socket is empty, in C (aiotcp._dgram)
             self._io.receive(self._receive, now, self.peer, _RECV_BATCH)
         except (BlockingIOError, InterruptedError):
             pass

@@ -137,3 +137,27 @@ def test_only_udp_sockets_of_ip_families():
     left, right = socket.socketpair()
     with left, right, pytest.raises(ValueError):
         DatagramSocket(left)
+
+
+def test_a_lone_datagram_costs_one_system_call_and_slots_grow_under_load():
+    """recvmmsg: a call that fills fewer slots than it offered found the
+    socket empty, so there is no second read that would block (a ping costs
+    one read, as a kernel TCP read does).  The slots double each time a call
+    fills them all, up to 16, so memory grows only under load."""
+    rx, tx = udp(), udp()
+    with rx, tx:
+        reader, writer = DatagramSocket(rx, gro=False), DatagramSocket(tx, gso=False)
+        addr = rx.getsockname()
+        assert drain(reader) == [] and reader.calls == 1  # empty: one call
+        writer.send([(b"ping", addr)])
+        assert [g[0] for g in drain(reader)] == [b"ping"] and reader.calls == 2
+        assert reader.slots == 2
+        writer.send([(bytes([i]) * 100, addr) for i in range(5)])
+        # 2 slots, full: grow to 4; 3 of 4: empty, stop
+        assert [g[0] for g in drain(reader)] == [bytes([i]) * 100 for i in range(5)]
+        assert reader.calls == 4 and reader.slots == 4
+        writer.send([(bytes([i % 256]) * 100, addr) for i in range(200)])
+        assert [g[0] for g in drain(reader)] == [bytes([i % 256]) * 100 for i in range(200)]
+        # 4, 8, then 11 full calls of 16, then 12 of 16 (empty): 14 calls
+        assert reader.slots == 16 and reader.calls == 4 + 14
+        assert reader.reads == reader.datagrams_in == 206
