@@ -18,12 +18,16 @@ import structlog
 from .config import DEFAULT, Config
 from .connection import ConnectionStateError
 from .events import Closed, Connected, DataReadable, PeerClosed, Writable
-from .udp import UDPEndpoint, _identity
+from .udp import TransportPath, UDPEndpoint, _identity
 
 logger = structlog.get_logger("aiotcp")
 
 class TCPTransport(asyncio.Transport):
-    """One aiotcp connection as an ``asyncio.Transport``."""
+    """One aiotcp connection as an ``asyncio.Transport``.
+
+    What it does per segment, ``write()`` and the delivery of received data,
+    is its :class:`~aiotcp.udp.TransportPath` (``_path``), compiled; the
+    state both halves read lives there."""
 
     _start_tls_compatible = True
 
@@ -32,23 +36,24 @@ class TCPTransport(asyncio.Transport):
         self._endpoint = endpoint
         self._loop = endpoint.loop
         self._conn = conn
-        self._protocol = protocol
-        self._closing = False
-        self._eof_written = False
-        self._lost = False
-        self._reading_paused = False
+        self._path = path = TransportPath(self, endpoint, conn, protocol)
+        # the compiled write itself, so that StreamWriter.write() runs no
+        # Python frame of ours (the method below says the same for the class)
+        self.write = path.write
         self._protocol_paused = False
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        # pause_writing() once the connection holds more than this
-        self._pause_above = endpoint.config.send_buffer + self._high_water
-        self._eof_pending = False
-        self._buffered_protocol = isinstance(protocol, asyncio.BufferedProtocol)
+        path.pause_above = endpoint.config.send_buffer + self._high_water
         endpoint.transports[conn] = self
+        endpoint.paths[conn] = path
         self._log = logger.bind(**_identity(conn))
 
     def __repr__(self):
         return f"<aiotcp.TCPTransport {self._conn.state} {self._conn.remote_addr}>"
+
+    @property
+    def _protocol(self):
+        return self._path.protocol
 
     # -- BaseTransport
     def get_extra_info(self, name, default=None):
@@ -69,14 +74,15 @@ class TCPTransport(asyncio.Transport):
         return default
 
     def is_closing(self) -> bool:
-        return self._closing
+        return self._path.closing
 
     def close(self) -> None:
         """Graceful close: buffered data, then FIN (the core finishes the
         teardown on its own, as the kernel does after close())."""
-        if self._closing:
+        path = self._path
+        if path.closing:
             return
-        self._closing = True
+        path.closing = True
         conn = self._conn
         conn.discard_input = True
         try:
@@ -87,26 +93,26 @@ class TCPTransport(asyncio.Transport):
         self._loop.call_soon(self._call_connection_lost, None)
 
     def set_protocol(self, protocol):
-        self._protocol = protocol
-        self._buffered_protocol = isinstance(protocol, asyncio.BufferedProtocol)
+        self._path.set_protocol(protocol)
 
     def get_protocol(self):
-        return self._protocol
+        return self._path.protocol
 
     # -- ReadTransport
     def is_reading(self) -> bool:
-        return not self._reading_paused and not self._closing
+        return not self._path.reading_paused and not self._path.closing
 
     def pause_reading(self) -> None:
         """Stop delivering data: it stays in the connection's receive buffer,
         whose advertised window then closes, slowing the sender end to end."""
-        self._reading_paused = True
+        self._path.reading_paused = True
 
     def resume_reading(self) -> None:
-        if not self._reading_paused:
+        path = self._path
+        if not path.reading_paused:
             return
-        self._reading_paused = False
-        self._loop.call_soon(self._deliver)
+        path.reading_paused = False
+        self._loop.call_soon(path.deliver)
 
     # -- WriteTransport
     def set_write_buffer_limits(self, high=None, low=None):
@@ -117,7 +123,7 @@ class TCPTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
-        self._pause_above = self._endpoint.config.send_buffer + high
+        self._path.pause_above = self._endpoint.config.send_buffer + high
         self._maybe_pause_protocol()
 
     def get_write_buffer_limits(self):
@@ -129,29 +135,19 @@ class TCPTransport(asyncio.Transport):
         return max(0, self._conn.send_buffered - self._endpoint.config.send_buffer)
 
     def write(self, data) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
-        if self._eof_written:
-            raise RuntimeError("Cannot call write() after write_eof()")
-        if not data or self._lost or self._closing:
-            return  # as asyncio: writes after the connection is gone are dropped
-        conn = self._conn
-        try:
-            conn.send(data, self._loop.time())
-        except ConnectionStateError:
-            return
-        self._endpoint._after()
-        if conn.send_buffered > self._pause_above:
-            self._maybe_pause_protocol()
+        """Queue ``data`` and send what the windows allow (each instance has
+        its path's compiled write in this place)."""
+        self._path.write(data)
 
     def writelines(self, list_of_data) -> None:
-        self.write(b"".join(list_of_data))
+        self._path.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
         """Half-close: send a FIN after buffered data; reading goes on."""
-        if self._eof_written or self._closing:
+        path = self._path
+        if path.eof_written or path.closing:
             return
-        self._eof_written = True
+        path.eof_written = True
         try:
             self._conn.close(self._loop.time())
         except ConnectionStateError:
@@ -163,9 +159,9 @@ class TCPTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """Send a RST and drop everything."""
-        if self._lost:
+        if self._path.lost:
             return
-        self._closing = True
+        self._path.closing = True
         self._conn.abort(self._loop.time())
         self._endpoint._after()
         self._loop.call_soon(self._call_connection_lost, None)
@@ -177,7 +173,7 @@ class TCPTransport(asyncio.Transport):
         self._protocol_paused = True
         self._conn.low_water = self._endpoint.config.send_buffer + self._low_water
         try:
-            self._protocol.pause_writing()
+            self._path.protocol.pause_writing()
         except Exception:
             self._log.exception("aiotcp.transport.pause_writing_error")
 
@@ -185,73 +181,46 @@ class TCPTransport(asyncio.Transport):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
             try:
-                self._protocol.resume_writing()
+                self._path.protocol.resume_writing()
             except Exception:
                 self._log.exception("aiotcp.transport.resume_writing_error")
 
     # -- events from the core
     def _on_event(self, event) -> None:
         cls = event.__class__
+        path = self._path
         if cls is DataReadable:
-            self._deliver()
+            path.deliver()
         elif cls is Writable:
             self._maybe_resume_protocol()
         elif cls is PeerClosed:
-            self._eof_pending = True
-            self._deliver()
+            path.eof_pending = True
+            path.deliver()
         elif cls is Closed:
             error = event.error
             if error is not None:
                 self._log.info("aiotcp.conn.reset" if isinstance(error, ConnectionResetError)
                                else "aiotcp.conn.error", error=repr(error))
             self._endpoint.transports.pop(self._conn, None)
+            self._endpoint.paths.pop(self._conn, None)
             if self._endpoint.peer is not None:
                 self._endpoint.close_when_idle = True
-            if not self._closing:
-                self._closing = True
-                self._deliver()
+            if not path.closing:
+                path.closing = True
+                path.deliver()
                 self._call_connection_lost(error)
         elif cls is Connected:
             self._log.debug("aiotcp.conn.established")
 
-    def _deliver(self) -> None:
-        if self._reading_paused or self._lost:
-            return
-        conn = self._conn
-        protocol = self._protocol
-        while conn.read_buffered and not self._reading_paused:
-            data = conn.read()
-            if self._buffered_protocol:
-                _feed_buffered(protocol, data)
-            else:
-                protocol.data_received(data)
-        self._endpoint._after()
-        if self._eof_pending and not conn.read_buffered and not self._lost:
-            self._eof_pending = False
-            keep_open = protocol.eof_received()
-            if not keep_open and not self._closing:
-                self.close()
-
     def _call_connection_lost(self, exc) -> None:
-        if self._lost:
+        path = self._path
+        if path.lost:
             return
-        self._lost = True
+        path.lost = True
         try:
-            self._protocol.connection_lost(exc)
+            path.protocol.connection_lost(exc)
         finally:
-            self._protocol = None
-
-
-def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        buf = protocol.get_buffer(len(view))
-        n = min(len(buf), len(view))
-        if n == 0:
-            raise RuntimeError("get_buffer() returned an empty buffer")
-        buf[:n] = view[:n]
-        protocol.buffer_updated(n)
-        view = view[n:]
+            path.protocol = None
 
 
 # --------------------------------------------------------------------- server
@@ -292,10 +261,10 @@ class Server(asyncio.AbstractServer):
             transport = TCPTransport(endpoint, conn, protocol)
             protocol.connection_made(transport)
         if conn.read_buffered:
-            transport._deliver()
+            transport._path.deliver()
         if conn.fin_received:
-            transport._eof_pending = True
-            transport._deliver()
+            transport._path.eof_pending = True
+            transport._path.deliver()
 
     @property
     def sockets(self):
@@ -445,7 +414,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
         transport = TCPTransport(endpoint, conn, ssl_protocol)
         ssl_protocol.connection_made(transport)
         if conn.read_buffered:
-            transport._deliver()
+            transport._path.deliver()
         try:
             await handshake
         except BaseException:
@@ -455,8 +424,8 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
     transport = TCPTransport(endpoint, conn, protocol)
     protocol.connection_made(transport)
     if conn.read_buffered or conn.fin_received:
-        transport._eof_pending = conn.fin_received
-        transport._deliver()
+        transport._path.eof_pending = conn.fin_received
+        transport._path.deliver()
     return transport, protocol
 
 

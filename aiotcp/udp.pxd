@@ -3,19 +3,37 @@
 # endpoint becomes an extension type whose fields are C members, and its
 # calls into the core endpoint and the datagram socket are C calls.
 
+cimport cython
 from aiotcp._dgram cimport DatagramSocket
 from aiotcp.endpoint cimport Endpoint
+from aiotcp.connection cimport Connection
+
+
+cdef class TransportPath
 
 
 cdef class UDPEndpoint:
     cdef public object loop, sock, config, peer, _log, _timer, _timer_when, _receive, _blocked
     cdef public Endpoint core
     cdef public DatagramSocket _io
-    cdef public dict transports, servers, pending_connects
+    cdef public dict transports, paths, servers, pending_connects
     cdef public int _fd
     cdef public bint _closed, _dispatching, close_when_idle
 
     cpdef _after(self)
     cpdef flush(self)
     cpdef bint _send(self, list datagrams) except -1
+    @cython.locals(path=TransportPath)
     cpdef _dispatch(self, source, event)
+
+
+cdef class TransportPath:
+    cdef public object transport, loop, protocol
+    cdef public UDPEndpoint endpoint
+    cdef public Connection conn
+    cdef public bint buffered, closing, eof_written, lost, reading_paused, eof_pending
+    cdef public long long pause_above
+
+    cpdef set_protocol(self, protocol)
+    cpdef write(self, data)
+    cpdef deliver(self)

@@ -1,5 +1,5 @@
 """The UDP socket on the event loop: the per-datagram part of the asyncio
-layer, compiled with the core (udp.pxd makes it an extension type).
+layer, compiled with the core (udp.pxd makes its classes extension types).
 
 A :class:`UDPEndpoint` owns one UDP socket and one core
 :class:`~aiotcp.endpoint.Endpoint`.  On each readiness callback it reads the
@@ -8,6 +8,10 @@ datagram to the core as one batch; after every call into the core it
 dispatches the core's events to transports, servers and pending connects,
 sends what the core queued (with UDP GSO), and keeps one loop timer at or
 before the timer wheel's next deadline.
+
+A :class:`TransportPath` is the per-segment half of each
+:class:`~aiotcp.aio.TCPTransport`: ``write()`` and the delivery of received
+data to the protocol, with the state they read, as C calls and fields.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import structlog
 
 from ._dgram import DatagramSocket
 from .config import Config
+from .connection import ConnectionStateError
 from .endpoint import Endpoint
 from .events import Closed, Connected, DataReadable, Incoming, Retransmission, StateChanged
 
@@ -41,6 +46,7 @@ class UDPEndpoint:
         # proxy would bind anew for every event
         self._log = logger.bind()
         self.transports: dict = {}
+        self.paths: dict = {}  # the transports' TransportPath, by connection
         self.servers: dict = {}
         self.pending_connects: dict = {}
         self._fd = sock.fileno()
@@ -201,9 +207,9 @@ class UDPEndpoint:
     def _dispatch(self, source, event) -> None:
         cls = event.__class__
         if cls is DataReadable:  # the common case first
-            transport = self.transports.get(source)
-            if transport is not None:
-                transport._deliver()
+            path = self.paths.get(source)
+            if path is not None:
+                path.deliver()
                 return
         if cls is Incoming:
             server = self.servers.get(source)
@@ -250,6 +256,79 @@ class UDPEndpoint:
         except (ValueError, RuntimeError):
             pass
         self.sock.close()
+
+
+class TransportPath:
+    """What a TCPTransport (aio.py) does per segment, compiled: ``write()``
+    and delivering received data to the protocol.  The transport keeps the
+    rest (closing, limits, events) and reads and sets these fields."""
+
+    def __init__(self, transport, endpoint: UDPEndpoint, conn, protocol):
+        self.transport = transport
+        self.endpoint = endpoint
+        self.loop = endpoint.loop
+        self.conn = conn
+        self.set_protocol(protocol)
+        self.closing = False
+        self.eof_written = False
+        self.lost = False
+        self.reading_paused = False
+        self.eof_pending = False
+        self.pause_above = 0  # pause_writing() once the connection holds more
+
+    def set_protocol(self, protocol) -> None:
+        self.protocol = protocol
+        self.buffered = isinstance(protocol, asyncio.BufferedProtocol)
+
+    def write(self, data) -> None:
+        """asyncio.WriteTransport.write: queue ``data`` and send what the
+        windows allow now."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self.eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data or self.lost or self.closing:
+            return  # as asyncio: writes after the connection is gone are dropped
+        conn = self.conn
+        try:
+            conn.send(data, self.loop.time())
+        except ConnectionStateError:
+            return
+        self.endpoint._after()
+        if len(conn._sndbuf) - conn._sndbuf_off > self.pause_above:
+            self.transport._maybe_pause_protocol()
+
+    def deliver(self) -> None:
+        """Hand the protocol what the connection has read, then the peer's
+        FIN once all of it is delivered."""
+        if self.reading_paused or self.lost:
+            return
+        conn = self.conn
+        protocol = self.protocol
+        while len(conn._rcvbuf) and not self.reading_paused:
+            data = conn.read(-1)
+            if self.buffered:
+                _feed_buffered(protocol, data)
+            else:
+                protocol.data_received(data)
+        self.endpoint._after()
+        if self.eof_pending and not len(conn._rcvbuf) and not self.lost:
+            self.eof_pending = False
+            keep_open = protocol.eof_received()
+            if not keep_open and not self.closing:
+                self.transport.close()
+
+
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        buf = protocol.get_buffer(len(view))
+        n = min(len(buf), len(view))
+        if n == 0:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
 
 
 def _identity(conn) -> dict:

@@ -46,3 +46,13 @@ def test_pure_python_twin_passes_the_core_suite():
         env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+
+
+def test_the_transports_per_segment_half_is_compiled():
+    # TCPTransport.write and data delivery are TransportPath's, an extension
+    # type (udp.pxd); each transport carries its path's write as its own, so
+    # that StreamWriter.write() runs no Python frame of aiotcp's
+    from aiotcp.udp import TransportPath
+    assert TransportPath.__dictoffset__ == 0  # C fields, no instance dict
+    for name in ("write", "deliver"):
+        assert type(getattr(TransportPath, name)).__name__ in {"method_descriptor", "cython_function_or_method"}
