@@ -19,11 +19,15 @@ cdef class Endpoint:
     cdef public TimerWheel wheel
     cdef public list outbox, events
     cdef public long long time_wait_count, _challenge_second, _challenge_count
+    cdef public Connection _last_conn
+    cdef public object _last_addr
+    cdef public long _last_ports
 
     cpdef list take_events(self)
     cpdef list datagrams_to_send(self)
     cpdef begin_batch(self)
     @cython.locals(conn=Connection)
     cpdef end_batch(self)
-    @cython.locals(seg=Segment, connection=Connection)
+    @cython.locals(seg=Segment, connection=Connection, ports=cython.long)
     cpdef receive_datagram(self, data, addr, double now)
+    cpdef _uncache(self)

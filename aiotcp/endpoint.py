@@ -71,6 +71,14 @@ class Endpoint:
         self._batch: list | None = None
         self._challenge_second = -1
         self._challenge_count = 0
+        # the connection the last datagram went to, by the very address
+        # object and ports it came with (the datagram socket hands out the
+        # same address object while the source stays the same): a stream of
+        # segments skips the key tuple and the dict.  Any change to
+        # ``connections`` clears it (_uncache).
+        self._last_conn = None
+        self._last_addr = None
+        self._last_ports = -1
 
     # ----------------------------------------------------------- user API
 
@@ -134,6 +142,11 @@ class Endpoint:
         except MalformedSegment:
             self.stats["malformed"] += 1
             return
+        ports = seg.dst_port << 16 | seg.src_port
+        if addr is self._last_addr and ports == self._last_ports:
+            connection = self._last_conn
+            connection.receive(seg, now)
+            return
         key = (addr, seg.dst_port, seg.src_port)
         conn = self.connections.get(key)
         if conn is not None:
@@ -147,6 +160,7 @@ class Endpoint:
                 # a new SYN reuses the 4-tuple: fall through to the listener
             else:
                 connection = conn  # compiled: a typed reference, so a C call
+                self._last_conn, self._last_addr, self._last_ports = connection, addr, ports
                 connection.receive(seg, now)
                 return
         listener = self.listeners.get(seg.dst_port)
@@ -259,8 +273,15 @@ class Endpoint:
                           remote_addr=addr, iss=iss, now=now, out=self.outbox, events=self.events,
                           stats=self.stats, ipv6=self.ipv6, endpoint=self, tracer=self.tracer)
         conn.timer = Timer(conn)
+        self._uncache()
         self.connections[(addr, local_port, remote_port)] = conn
         return conn
+
+    def _uncache(self) -> None:
+        """Forget the last datagram's connection (``connections`` changes)."""
+        self._last_conn = None
+        self._last_addr = None
+        self._last_ports = -1
 
     @staticmethod
     def _count_half_open(conn: Connection, listener: Listener) -> None:
@@ -293,6 +314,7 @@ class Endpoint:
             return
         self.wheel.cancel(conn.timer)
         record.timer = Timer(record)
+        self._uncache()
         self.connections[key] = record
         self.time_wait_count += 1
         self.wheel.schedule(record.timer, record.deadline)
@@ -305,6 +327,7 @@ class Endpoint:
         self._forget(key, conn)
 
     def _forget(self, key, conn) -> None:
+        self._uncache()
         if self.connections.get(key) is conn:
             del self.connections[key]
         if conn.timer is not None:
@@ -312,6 +335,7 @@ class Endpoint:
         self._uncount_half_open(conn)
 
     def _drop(self, key, record) -> None:
+        self._uncache()
         if self.connections.get(key) is record:
             del self.connections[key]
         if record.__class__ is TimeWait:

@@ -330,3 +330,30 @@ def test_a_later_deadline_leaves_the_wheel_entry_which_fires_early_and_rearms():
     ep.handle_timer(conn.rto_deadline + 0.001)
     ((resent, _),) = sent(ep)
     assert resent.payload == b"b" * 100 and conn.segments_retransmitted == 1
+
+
+def test_a_stream_from_one_address_object_is_routed_again_after_its_connection_goes():
+    """The endpoint remembers the connection the last datagram went to, by
+    the address object and ports (the datagram socket hands out one address
+    object per source).  When the connection goes, so must the memory: a new
+    SYN on the same 4-tuple, from the same address object, is the listener's."""
+    net = Network(random.Random(8))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    b.listen(80)
+    first = a.connect(("b", 1), 80, 5000, 0.0)
+    net.flush(("a", 1))
+    net.run(until=lambda: b.listeners[80].accept_queue, max_time=1)
+    served = b.listeners[80].accept()
+    first.send(b"through the remembered connection", net.now)
+    net.flush(("a", 1))
+    net.run(until=lambda: served.read_buffered, max_time=1)
+    assert served.read() == b"through the remembered connection"
+    served.abort(net.now)
+    net.flush(("b", 1))
+    net.run(until=lambda: not a.connections and not b.connections, max_time=1)
+    again = a.connect(("b", 1), 80, 5000, net.now)
+    net.flush(("a", 1))
+    net.run(until=lambda: str(again.state) == "ESTABLISHED", max_time=net.now + 2)
+    assert str(again.state) == "ESTABLISHED"
+    assert b.listeners[80].accept() is not served
