@@ -71,4 +71,5 @@ cdef class TimerWheel:
     cdef int64_t _next_tick(self)
     cpdef schedule(self, Timer timer, double deadline)
     cpdef next_deadline(self)
+    cpdef double next_deadline_at(self)
     cpdef cancel(self, Timer timer)

@@ -27,7 +27,7 @@ it.  ``expire(now)`` returns timers in deadline order.
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from libc.math cimport ceil, floor
+from libc.math cimport ceil, floor, INFINITY
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
@@ -545,6 +545,13 @@ cdef class TimerWheel:
         sleeps until then and calls :meth:`expire` never oversleeps."""
         if self._count == 0:
             return None
+        return self._next_tick() * self.tick
+
+    cpdef double next_deadline_at(self):
+        """:meth:`next_deadline` as a C double: infinity when nothing is
+        scheduled (no float object for callers in C)."""
+        if self._count == 0:
+            return INFINITY
         return self._next_tick() * self.tick
 
     cdef int64_t _next_tick(self):

@@ -13,13 +13,15 @@ cdef class TransportPath
 
 
 cdef class UDPEndpoint:
-    cdef public object loop, sock, config, peer, _log, _timer, _timer_when, _receive, _blocked
+    cdef public object loop, sock, config, peer, _log, _timer, _receive, _blocked, _clock
+    cdef public double _timer_when
     cdef public Endpoint core
     cdef public DatagramSocket _io
     cdef public dict transports, paths, servers, pending_connects
     cdef public int _fd
     cdef public bint _closed, _dispatching, close_when_idle
 
+    @cython.locals(events=list, i=Py_ssize_t, when=double)
     cpdef _after(self)
     cpdef flush(self)
     cpdef bint _send(self, list datagrams) except -1
@@ -28,7 +30,7 @@ cdef class UDPEndpoint:
 
 
 cdef class TransportPath:
-    cdef public object transport, loop, protocol
+    cdef public object transport, loop, protocol, _clock
     cdef public UDPEndpoint endpoint
     cdef public Connection conn
     cdef public bint buffered, closing, eof_written, lost, reading_paused, eof_pending

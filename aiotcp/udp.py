@@ -30,6 +30,7 @@ from .events import Closed, Connected, DataReadable, Incoming, Retransmission, S
 logger = structlog.get_logger("aiotcp")
 
 _RECV_BATCH = 512
+_NEVER = float("inf")
 
 
 class UDPEndpoint:
@@ -55,8 +56,9 @@ class UDPEndpoint:
         # (getattr: compiled, the attribute of the typed core would be the C
         # function itself)
         self._receive = getattr(self.core, "receive_datagram")
+        self._clock = loop.time  # bound once: no method lookup per call
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_when: float | None = None
+        self._timer_when = _NEVER  # when the loop timer fires (none: never)
         self._blocked: collections.deque = collections.deque()
         self._closed = False
         self._dispatching = False
@@ -73,7 +75,7 @@ class UDPEndpoint:
 
     def _on_readable(self) -> None:
         core = self.core
-        now = self.loop.time()
+        now = self._clock()
         core.begin_batch()
         try:
             # until the socket is empty, in C (aiotcp._dgram)
@@ -108,9 +110,9 @@ class UDPEndpoint:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._timer_when = None
+        self._timer_when = _NEVER
         try:
-            self.core.handle_timer(self.loop.time())
+            self.core.handle_timer(self._clock())
         except Exception:
             logger.exception("aiotcp.endpoint.error")
         self._after()
@@ -127,21 +129,26 @@ class UDPEndpoint:
         if self._dispatching:
             return
         core = self.core
-        if core.events:
+        events = core.events
+        if events:
             self._dispatching = True
             try:
-                while core.events:
-                    for source, event in core.take_events():
-                        try:
-                            self._dispatch(source, event)
-                        except Exception:
-                            logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+                # in place: what dispatching an event adds is dispatched next
+                i = 0
+                while i < len(events):
+                    source, event = events[i]
+                    i += 1
+                    try:
+                        self._dispatch(source, event)
+                    except Exception:
+                        logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
             finally:
+                del events[:]
                 self._dispatching = False
         if core.outbox:
             self.flush()
-        when = core.wheel.next_deadline()
-        if when is not None and (self._timer_when is None or when < self._timer_when):
+        when = core.wheel.next_deadline_at()
+        if when < self._timer_when:
             self._arm(when)
         if self.close_when_idle and not core.connections and not core.listeners:
             self.close()
@@ -267,6 +274,7 @@ class TransportPath:
         self.transport = transport
         self.endpoint = endpoint
         self.loop = endpoint.loop
+        self._clock = endpoint.loop.time
         self.conn = conn
         self.set_protocol(protocol)
         self.closing = False
@@ -291,7 +299,7 @@ class TransportPath:
             return  # as asyncio: writes after the connection is gone are dropped
         conn = self.conn
         try:
-            conn.send(data, self.loop.time())
+            conn.send(data, self._clock())
         except ConnectionStateError:
             return
         self.endpoint._after()

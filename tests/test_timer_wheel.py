@@ -15,6 +15,7 @@ def drain(wheel, until=float("inf")):
     fired = []
     while len(wheel):
         when = wheel.next_deadline()
+        assert wheel.next_deadline_at() == when  # the C double twin
         if when > until:
             break
         for timer in wheel.expire(when):
@@ -31,6 +32,7 @@ def test_expiry_in_deadline_order():
         wheel.schedule(Timer(i), d)
     assert [t.deadline for t in drain(wheel)] == sorted(deadlines)
     assert len(wheel) == 0 and wheel.next_deadline() is None
+    assert wheel.next_deadline_at() == float("inf")
 
 
 def test_same_tick_keeps_deadline_then_insertion_order():
