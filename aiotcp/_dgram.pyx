@@ -28,9 +28,11 @@ to one datagram per call for good.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
 from libc.errno cimport errno, EAGAIN, EINTR, EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP, EMSGSIZE
-from libc.stdint cimport uint16_t, uint32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memcmp, memset
+
+from aiotcp._fast cimport DatagramSink
 
 import os as _os
 import socket as _socket
@@ -118,7 +120,9 @@ cdef class DatagramSocket:
 
     cpdef Py_ssize_t receive(self, callback, double now, object peer=None, int limit=512) except -1:
         """Read until the socket would block, or ``limit`` reads, and call
-        ``callback(view, addr, now)`` for each datagram.  ``addr`` is ``peer``
+        ``callback(view, addr, now)`` for each datagram; a
+        :class:`~aiotcp._fast.DatagramSink` instead takes each one from C,
+        straight out of the buffer.  ``addr`` is ``peer``
         when given (a connected socket), else the source address.  Returns
         the number of datagrams.  A socket error (an ICMP error surfacing)
         is raised as OSError once the datagrams before it are delivered.
@@ -140,6 +144,7 @@ cdef class DatagramSocket:
         cdef Py_ssize_t count = 0
         cdef object when = now
         cdef object addr
+        cdef DatagramSink sink = callback if isinstance(callback, DatagramSink) else None
         while reads < limit:
             vlen = self.slots if self.slots < limit - reads else limit - reads
             for i in range(vlen):
@@ -179,13 +184,19 @@ cdef class DatagramSocket:
                 addr = peer if peer is not None else self._source(&sa[i], msg.msg_namelen)
                 if gso_size <= 0 or gso_size >= n:
                     count += 1
-                    callback(PyMemoryView_FromMemory(base, n, PyBUF_READ), addr, when)
+                    if sink is not None:
+                        sink.take(<const uint8_t *>base, n, addr, now)
+                    else:
+                        callback(PyMemoryView_FromMemory(base, n, PyBUF_READ), addr, when)
                     continue
                 off = 0
                 while off < n:
                     size = gso_size if n - off > gso_size else n - off
                     count += 1
-                    callback(PyMemoryView_FromMemory(base + off, size, PyBUF_READ), addr, when)
+                    if sink is not None:
+                        sink.take(<const uint8_t *>(base + off), size, addr, now)
+                    else:
+                        callback(PyMemoryView_FromMemory(base + off, size, PyBUF_READ), addr, when)
                     off += size
             if got < vlen:
                 break  # the socket is empty (a level-triggered poll says if more comes)

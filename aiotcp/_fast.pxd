@@ -45,6 +45,15 @@ cdef class Segment:
 cpdef Segment decode(data, bint verify=*)
 
 
+cdef class DatagramSink:
+    """A receiver of datagrams: the core endpoint's base (see _fast.pyx)."""
+    cdef public object tracer          # a per-segment tracer, or None
+    cpdef receive_datagram(self, data, addr, double now)
+    cpdef receive_segment(self, Segment seg, addr, double now)
+    # from C: decode the n bytes at p in place and pass the segment on
+    cdef int take(self, const uint8_t *p, Py_ssize_t n, object addr, double now) except -1
+
+
 cdef class Timer:
     """One entry of a TimerWheel; `owner` is whatever the caller hangs on it."""
     cdef public object owner

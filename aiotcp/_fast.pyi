@@ -92,6 +92,14 @@ def encode_segment(
     urgent: int,
 ) -> bytes: ...
 
+class DatagramSink:
+    """A receiver of datagrams (the core endpoint's base); C callers hand it
+    raw datagrams, decoded in place."""
+    tracer: object
+    def receive_datagram(self, data, addr, now: float) -> None: ...
+    def receive_segment(self, seg: Segment, addr, now: float) -> None: ...
+
+
 class Timer:
     owner: Any
     deadline: float

@@ -23,10 +23,19 @@ the current tick crosses a level boundary the slot of the level above is
 redistributed ("cascaded") downwards.  A deadline expires at tick
 ``ceil(deadline / tick)``: never before its deadline, and at most one tick after
 it.  ``expire(now)`` returns timers in deadline order.
+
+*A datagram sink* (:class:`DatagramSink`, the core endpoint's base) takes raw
+datagrams from C (``aiotcp._dgram`` reads them into its own buffer): it
+decodes them in place, copying only the payload, and hands the segment to
+``receive_segment``, with no memoryview and no Python-level call in between.
 """
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
 from libc.math cimport ceil, floor, INFINITY
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
@@ -235,6 +244,8 @@ cdef inline Segment _parse(const uint8_t *p, Py_ssize_t n, object data, bint ver
         i += olen
     if end == n:
         seg.payload = _EMPTY
+    elif data is None:  # a buffer about to be reused: copy the payload
+        seg.payload = PyBytes_FromStringAndSize(<const char *>p + end, n - end)
     elif isinstance(data, memoryview):
         seg.payload = data[end:]
     else:
@@ -255,6 +266,37 @@ cpdef Segment decode(data, bint verify=True):
         return _parse(<const uint8_t *>view.buf, view.len, data, verify)
     finally:
         PyBuffer_Release(&view)
+
+
+cdef class DatagramSink:
+    """A receiver of datagrams (the core endpoint's base class).
+
+    Python callers use :meth:`receive_datagram`.  C callers that read into a
+    buffer of their own (aiotcp._dgram) use ``take``, which decodes in place
+    (the payload is copied, as the buffer is about to be reused) and calls
+    :meth:`receive_segment` directly.  Whatever ``take`` would not decode
+    cleanly (a malformed segment, or a tracer that wants the datagram) goes
+    through :meth:`receive_datagram` instead, so that it is counted and seen
+    exactly as before."""
+
+    cpdef receive_datagram(self, data, addr, double now):
+        raise NotImplementedError
+
+    cpdef receive_segment(self, Segment seg, addr, double now):
+        raise NotImplementedError
+
+    cdef int take(self, const uint8_t *p, Py_ssize_t n, object addr, double now) except -1:
+        cdef Segment seg
+        if self.tracer is None:
+            try:
+                seg = _parse(p, n, None, True)
+            except MalformedSegment:
+                pass  # receive_datagram counts it
+            else:
+                self.receive_segment(seg, addr, now)
+                return 0
+        self.receive_datagram(PyMemoryView_FromMemory(<char *>p, n, PyBUF_READ), addr, now)
+        return 0
 
 
 def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,

@@ -4,7 +4,7 @@
 # per-datagram path reaches the decoder and the connection by direct C calls.
 
 cimport cython
-from aiotcp._fast cimport Segment, TimerWheel, decode
+from aiotcp._fast cimport DatagramSink, Segment, TimerWheel, decode
 from aiotcp.connection cimport Connection
 
 
@@ -12,8 +12,8 @@ from aiotcp.connection cimport Connection
 cdef int ACK, FIN, RST, SYN
 
 
-cdef class Endpoint:
-    cdef public object config, stats, sequences, tracer, _batch
+cdef class Endpoint(DatagramSink):
+    cdef public object config, stats, sequences, _batch  # tracer: DatagramSink's
     cdef public bint ipv6
     cdef public dict connections, listeners
     cdef public TimerWheel wheel
@@ -28,6 +28,8 @@ cdef class Endpoint:
     cpdef begin_batch(self)
     @cython.locals(conn=Connection)
     cpdef end_batch(self)
-    @cython.locals(seg=Segment, connection=Connection, ports=cython.long)
+    @cython.locals(seg=Segment)
     cpdef receive_datagram(self, data, addr, double now)
+    @cython.locals(connection=Connection, ports=cython.long)
+    cpdef receive_segment(self, Segment seg, addr, double now)
     cpdef _uncache(self)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from . import _fast
-from ._fast import ACK, FIN, RST, SYN, BadChecksum, MalformedSegment, Timer, TimerWheel, decode
+from ._fast import ACK, FIN, RST, SYN, BadChecksum, DatagramSink, MalformedSegment, Timer, TimerWheel, decode
 from .config import DEFAULT, Config
 from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add, seq_gt, ts_offset
 from .events import Incoming
@@ -52,7 +52,7 @@ class Listener:
             self.accept_queue.popleft().abort(now)
 
 
-class Endpoint:
+class Endpoint(DatagramSink):
     def __init__(self, config: Config = DEFAULT, *, now: float = 0.0, ipv6: bool = False,
                  secret: bytes | None = None, tracer=None):
         self.config = config
@@ -142,6 +142,11 @@ class Endpoint:
         except MalformedSegment:
             self.stats["malformed"] += 1
             return
+        self.receive_segment(seg, addr, now)
+
+    def receive_segment(self, seg, addr, now: float) -> None:
+        """Process one decoded segment that arrived from ``addr`` (the UDP
+        socket's reader decodes in place and calls this directly)."""
         ports = seg.dst_port << 16 | seg.src_port
         if addr is self._last_addr and ports == self._last_ports:
             connection = self._last_conn

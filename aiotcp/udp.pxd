@@ -13,7 +13,7 @@ cdef class TransportPath
 
 
 cdef class UDPEndpoint:
-    cdef public object loop, sock, config, peer, _log, _timer, _receive, _blocked, _clock
+    cdef public object loop, sock, config, peer, _log, _timer, _blocked, _clock
     cdef public double _timer_when
     cdef public Endpoint core
     cdef public DatagramSocket _io

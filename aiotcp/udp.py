@@ -52,10 +52,6 @@ class UDPEndpoint:
         self.pending_connects: dict = {}
         self._fd = sock.fileno()
         self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
-        # the callback for each datagram read: the Python-level bound method
-        # (getattr: compiled, the attribute of the typed core would be the C
-        # function itself)
-        self._receive = getattr(self.core, "receive_datagram")
         self._clock = loop.time  # bound once: no method lookup per call
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _NEVER  # when the loop timer fires (none: never)
@@ -79,7 +75,8 @@ class UDPEndpoint:
         core.begin_batch()
         try:
             # until the socket is empty, in C (aiotcp._dgram)
-            self._io.receive(self._receive, now, self.peer, _RECV_BATCH)
+            # the core is a DatagramSink: it takes each datagram from C
+            self._io.receive(core, now, self.peer, _RECV_BATCH)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:

@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from aiotcp._dgram import DatagramSocket
+from aiotcp._fast import ACK, DatagramSink, Segment, encode
 
 
 def udp(family=socket.AF_INET, host="127.0.0.1"):
@@ -161,3 +162,44 @@ def test_a_lone_datagram_costs_one_system_call_and_slots_grow_under_load():
         # 4, 8, then 11 full calls of 16, then 12 of 16 (empty): 14 calls
         assert reader.slots == 16 and reader.calls == 4 + 14
         assert reader.reads == reader.datagrams_in == 206
+
+
+class Sink(DatagramSink):
+    """Records what a DatagramSink hands over, and by which way."""
+
+    def __init__(self, tracer=None):
+        self.tracer = tracer
+        self.got = []
+
+    def receive_datagram(self, data, addr, now):
+        self.got.append(("datagram", bytes(data), addr, now))
+
+    def receive_segment(self, seg, addr, now):
+        self.got.append(("segment", seg, addr, now))
+
+
+def test_a_datagram_sink_takes_segments_decoded_in_place_from_c():
+    """The core endpoint is a DatagramSink: each datagram is decoded straight
+    out of the socket's buffer, its payload copied (the buffer is reused for
+    the next read), and only what does not decode, or what a tracer wants
+    to see, goes through receive_datagram to be counted as before."""
+    rx, tx = udp(), udp()
+    with rx, tx:
+        addr = rx.getsockname()
+        good = [encode(4000, 80, 1000 + i, 0, ACK, 100, bytes([i]) * 1400) for i in range(3)]
+        bad = bytearray(good[0])
+        bad[5] ^= 1  # checksum broken
+        DatagramSocket(tx, gso=False).send([(d, addr) for d in good] + [(bytes(bad), addr), (b"", addr)])
+        sink = Sink()
+        assert DatagramSocket(rx).receive(sink, 2.5) == 5
+        kinds = [g[0] for g in sink.got]
+        assert kinds == ["segment"] * 3 + ["datagram"] * 2
+        for i, (_, seg, source, now) in enumerate(sink.got[:3]):
+            assert isinstance(seg, Segment) and (seg.seq, source, now) == (1000 + i, tx.getsockname(), 2.5)
+            assert type(seg.payload) is bytes and seg.payload == bytes([i]) * 1400
+        assert [g[1] for g in sink.got[3:]] == [bytes(bad), b""]
+        # a tracer sees datagrams: everything goes the Python way
+        DatagramSocket(tx).send([(good[0], addr)])
+        traced = Sink(tracer=object())
+        DatagramSocket(rx).receive(traced, 0.0)
+        assert [g[:2] for g in traced.got] == [("datagram", good[0])]
