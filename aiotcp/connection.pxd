@@ -32,6 +32,17 @@ cpdef long long seq_diff(long long a, long long b)
 
 
 @cython.final
+cdef class Transmission:
+    # RACK's record of one outstanding data segment (see connection.py)
+    cdef public long long start, end, order
+    cdef public double sent
+    cdef public int flags
+
+
+@cython.locals(record=Transmission)
+cdef Transmission _transmission(long long start, long long end, double sent, int flags, long long order)
+
+
 cdef class Connection:
     # identity, wiring and life cycle
     cdef public object _config, stats, endpoint, tracer, listener
@@ -146,22 +157,22 @@ cdef class Connection:
     @cython.locals(rcv_nxt=cython.longlong, offset=cython.longlong, room=cython.longlong,
                    length=cython.longlong, fin=cython.bint, had_holes=cython.bint)
     cpdef _process_text_and_fin(self, Segment seg, long long seq, double now)
-    @cython.locals(xmit=list, record=tuple, snd_max=cython.longlong, lo=cython.Py_ssize_t,
+    @cython.locals(xmit=list, record=Transmission, snd_max=cython.longlong, lo=cython.Py_ssize_t,
                    hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, flags=cython.longlong)
     cpdef _rack_record(self, long long seq, long long end, double now)
-    @cython.locals(xmit=list, record=tuple, n=cython.Py_ssize_t,
+    @cython.locals(xmit=list, record=Transmission, n=cython.Py_ssize_t,
                    lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
                    left=cython.longlong, right=cython.longlong)
     cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
     @cython.locals(sent=cython.double, flags=cython.longlong, rtt=cython.double, ms=cython.longlong,
                    end=cython.longlong, order=cython.longlong)
-    cpdef _rack_delivered(self, tuple record, Segment seg, double now)
-    @cython.locals(xmit=list, i=cython.Py_ssize_t, record=tuple, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
+    cpdef _rack_delivered(self, Transmission record, Segment seg, double now)
+    @cython.locals(xmit=list, i=cython.Py_ssize_t, record=Transmission, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
                    rack_order=cython.longlong, wait=cython.double, timeout=cython.double,
                    remaining=cython.double)
     cpdef _rack_detect(self, double now)
     @cython.locals(flight=cython.longlong, pipe=cython.longlong, mss=cython.longlong,
-                   record=tuple, length=cython.longlong)
+                   record=Transmission, length=cython.longlong)
     cpdef _sack_recovery_send(self, double now)
-    @cython.locals(mss=cython.longlong, record=tuple, length=cython.longlong)
+    @cython.locals(mss=cython.longlong, record=Transmission, length=cython.longlong)
     cpdef long long _resend_lost(self, long long pipe, double now)

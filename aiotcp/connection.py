@@ -130,6 +130,38 @@ _RETRANS = 1
 _SACKED = 2
 _LOST = 4
 
+
+
+class Transmission:
+    """RACK's record of one outstanding data segment (RFC 8985 section
+    6.1): [start, end), when it was last sent, its flags (_RETRANS, _SACKED,
+    _LOST) and ``order``, which counts transmissions, so that of two sent at
+    the same ``now`` the later one is known.  Compiled, an extension type
+    with C fields (connection.pxd), changed in place."""
+
+    def __init__(self, start: int, end: int, sent: float, flags: int, order: int):
+        self.start = start
+        self.end = end
+        self.sent = sent
+        self.flags = flags
+        self.order = order
+
+    def __repr__(self):
+        return f"Transmission({self.start}, {self.end}, {self.sent}, {self.flags}, {self.order})"
+
+
+def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> Transmission:
+    """A new record, without the Python-level call of __init__ (compiled,
+    C arguments into C fields)."""
+    record = Transmission.__new__(Transmission)
+    record.start = start
+    record.end = end
+    record.sent = sent
+    record.flags = flags
+    record.order = order
+    return record
+
+
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
 
@@ -323,11 +355,9 @@ class Connection:
         self._user_timeout_at = NEVER
         self._pto_at = NEVER  # tail loss probe (RFC 8985)
         self._reo_at = NEVER  # RACK reordering window timer
-        # RACK (RFC 8985): one record per data segment outstanding, in
-        # sequence order, (start, end, xmit_ts, flags, order) (flags:
-        # _RETRANS, _SACKED, _LOST; order counts transmissions, so that of
-        # two sent at the same `now` the later one is known)
-        self._xmit: list[tuple] = []
+        # RACK (RFC 8985): one Transmission per data segment outstanding,
+        # in sequence order
+        self._xmit: list[Transmission] = []
         self._xmit_order = 0
         self._lost_bytes = 0  # in records marked lost and not yet resent
         self._sacked_count = 0  # records SACKed
@@ -972,7 +1002,8 @@ class Connection:
         self._pipe_credit = 0
         self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
         self.sacked_bytes = 0
-        self._xmit = [(r[0], r[1], r[2], r[3] & _RETRANS, r[4]) for r in self._xmit]
+        for record in self._xmit:
+            record.flags &= _RETRANS
         self._lost_bytes = self._sacked_count = 0
         self.dupacks = 0
         self.recover = self.snd_max
@@ -1331,23 +1362,26 @@ class Connection:
             lo, hi = 0, len(xmit)
             while lo < hi:
                 mid = (lo + hi) >> 1
-                if seq_diff(xmit[mid][1], seq) <= 0:
+                record = xmit[mid]
+                if seq_diff(record.end, seq) <= 0:
                     lo = mid + 1
                 else:
                     hi = mid
             while lo < len(xmit):
                 record = xmit[lo]
-                if seq_diff(record[0], end) >= 0:
+                if seq_diff(record.start, end) >= 0:
                     break
-                flags = record[3]
+                flags = record.flags
                 if flags & _LOST:
-                    self._lost_bytes -= seq_diff(record[1], record[0])
+                    self._lost_bytes -= seq_diff(record.end, record.start)
                 self._xmit_order += 1
-                xmit[lo] = (record[0], record[1], now, (flags | _RETRANS) & ~_LOST, self._xmit_order)
+                record.sent = now
+                record.flags = (flags | _RETRANS) & ~_LOST
+                record.order = self._xmit_order
                 lo += 1
         if seq_gt(end, snd_max):
             self._xmit_order += 1
-            xmit.append((snd_max if seq_lt(seq, snd_max) else seq, end, now, 0, self._xmit_order))
+            xmit.append(_transmission(snd_max if seq_lt(seq, snd_max) else seq, end, now, 0, self._xmit_order))
 
     def _rack_on_ack(self, seg, ack: int, now: float) -> None:
         """RFC 8985 section 6.2 on every ACK: drop cumulatively acknowledged
@@ -1356,39 +1390,44 @@ class Connection:
         delivered, note reordering, then detect losses."""
         xmit = self._xmit
         n = 0
-        while n < len(xmit) and seq_diff(xmit[n][1], ack) <= 0:
+        while n < len(xmit):
             record = xmit[n]
-            if record[3] & _SACKED:
+            if seq_diff(record.end, ack) > 0:
+                break
+            if record.flags & _SACKED:
                 self._sacked_count -= 1
             else:
-                if record[3] & _LOST:
-                    self._lost_bytes -= seq_diff(record[1], record[0])
+                if record.flags & _LOST:
+                    self._lost_bytes -= seq_diff(record.end, record.start)
                 self._rack_delivered(record, seg, now)
             n += 1
         if n:
             del xmit[:n]
-        if xmit and seq_lt(xmit[0][0], ack):
-            record = xmit[0]  # partly acknowledged
-            if record[3] & _LOST:
-                self._lost_bytes -= seq_diff(ack, record[0])
-            xmit[0] = (ack, record[1], record[2], record[3], record[4])
+        if xmit:
+            record = xmit[0]
+            if seq_lt(record.start, ack):  # partly acknowledged
+                if record.flags & _LOST:
+                    self._lost_bytes -= seq_diff(ack, record.start)
+                record.start = ack
         for left, right in seg.sack_blocks:
             if seq_diff(right, ack) <= 0 or seq_gt(right, self.snd_max) or not seq_lt(left, right):
                 continue  # D-SACK or bogus: the scoreboard counted it
             lo, hi = 0, len(xmit)
             while lo < hi:
                 mid = (lo + hi) >> 1
-                if seq_diff(xmit[mid][0], left) < 0:
+                record = xmit[mid]
+                if seq_diff(record.start, left) < 0:
                     lo = mid + 1
                 else:
                     hi = mid
-            while lo < len(xmit) and seq_diff(xmit[lo][1], right) <= 0:
+            while lo < len(xmit):
                 record = xmit[lo]
-                if not record[3] & _SACKED:
-                    if record[3] & _LOST:
-                        self._lost_bytes -= seq_diff(record[1], record[0])
-                    record = (record[0], record[1], record[2], (record[3] | _SACKED) & ~_LOST, record[4])
-                    xmit[lo] = record
+                if seq_diff(record.end, right) > 0:
+                    break
+                if not record.flags & _SACKED:
+                    if record.flags & _LOST:
+                        self._lost_bytes -= seq_diff(record.end, record.start)
+                    record.flags = (record.flags | _SACKED) & ~_LOST
                     self._sacked_count += 1
                     self._rack_delivered(record, seg, now)
                 lo += 1
@@ -1397,12 +1436,12 @@ class Connection:
         else:
             self._reo_at = NEVER
 
-    def _rack_delivered(self, record: tuple, seg, now: float) -> None:
+    def _rack_delivered(self, record: Transmission, seg, now: float) -> None:
         """RACK's update for one newly delivered record (RFC 8985 section
         6.2 steps 2 and 3), in the order they were delivered: cumulatively
         acknowledged ones first, in sequence order, then the newly SACKed."""
-        sent = record[2]
-        flags = record[3]
+        sent = record.sent
+        flags = record.flags
         rtt = now - sent
         if flags & _RETRANS:
             # step 2: an ACK that may be for the original, not this
@@ -1414,8 +1453,8 @@ class Connection:
                     return
             elif self._min_rtt >= 0 and rtt < self._min_rtt:
                 return
-        end = record[1]
-        order = record[4]
+        end = record.end
+        order = record.order
         if not flags & _RETRANS and seq_lt(end, self._rack_fack):
             self._reordering = True  # step 3: delivered below what was already delivered
         if sent > self._rack_xmit or (sent == self._rack_xmit and order > self._rack_order):
@@ -1468,16 +1507,16 @@ class Connection:
         xmit = self._xmit
         for i in range(len(xmit)):
             record = xmit[i]
-            flags = record[3]
+            flags = record.flags
             if flags & (_SACKED | _LOST):
                 continue
-            sent = record[2]
-            if sent > rack_xmit or (sent == rack_xmit and record[4] >= rack_order):
+            sent = record.sent
+            if sent > rack_xmit or (sent == rack_xmit and record.order >= rack_order):
                 continue  # not sent before RACK.segment
             remaining = sent + wait - now
             if remaining <= 0:
-                xmit[i] = (record[0], record[1], sent, flags | _LOST, record[4])
-                self._lost_bytes += seq_diff(record[1], record[0])
+                record.flags = flags | _LOST
+                self._lost_bytes += seq_diff(record.end, record.start)
                 self.rack_losses += 1
                 if flags & _RETRANS:
                     self.lost_retransmits += 1
@@ -1506,9 +1545,9 @@ class Connection:
         for record in self._xmit:
             if self._lost_bytes <= 0 or self.cc.cwnd - pipe < mss:
                 break
-            if record[3] & _LOST:
-                length = seq_diff(record[1], record[0])
-                self._resend(record[0], length, now)
+            if record.flags & _LOST:
+                length = seq_diff(record.end, record.start)
+                self._resend(record.start, length, now)
                 self.sack_retransmits += 1
                 pipe += length
         return pipe
@@ -1563,11 +1602,11 @@ class Connection:
         self.fast_retransmits += 1
         self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
         self._rtt_seq = None
-        if not self._lost_bytes and self._xmit and not self._xmit[0][3] & _SACKED:
+        if not self._lost_bytes and self._xmit and not self._xmit[0].flags & _SACKED:
             # entered on DupThresh duplicate ACKs: the first segment is lost
             record = self._xmit[0]
-            self._xmit[0] = (record[0], record[1], record[2], record[3] | _LOST, record[4])
-            self._lost_bytes += seq_diff(record[1], record[0])
+            record.flags |= _LOST
+            self._lost_bytes += seq_diff(record.end, record.start)
         self._sack_recovery_send(now)
 
     def _on_new_ack(self, ack: int, now: float) -> None:

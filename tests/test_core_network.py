@@ -76,13 +76,13 @@ def _rack_invariants(conn):
     inside [snd_una, snd_max], and the lost and SACKed tallies match them."""
     from aiotcp.connection import _LOST, _SACKED, seq_diff, seq_le
     records = conn._xmit
-    lost = sum(seq_diff(r[1], r[0]) for r in records if r[3] & _LOST)
+    lost = sum(seq_diff(r.end, r.start) for r in records if r.flags & _LOST)
     assert lost == conn._lost_bytes
-    assert sum(1 for r in records if r[3] & _SACKED) == conn._sacked_count
+    assert sum(1 for r in records if r.flags & _SACKED) == conn._sacked_count
     previous_end = conn.snd_una
-    for start, end, *_ in records:
-        assert seq_le(previous_end, start) and seq_diff(end, start) > 0
-        previous_end = end
+    for r in records:
+        assert seq_le(previous_end, r.start) and seq_diff(r.end, r.start) > 0
+        previous_end = r.end
     assert seq_le(previous_end, conn.snd_max)
 
 
