@@ -82,3 +82,7 @@ cdef class TimerWheel:
     cpdef next_deadline(self)
     cpdef double next_deadline_at(self)
     cpdef cancel(self, Timer timer)
+
+
+# time.monotonic(), from C: the asyncio layer's clock for the core
+cpdef double monotonic() noexcept

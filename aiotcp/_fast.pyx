@@ -36,6 +36,25 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     int PyBUF_READ
+
+cdef extern from "<time.h>":
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk_id, timespec *tp) nogil
+    int CLOCK_MONOTONIC
+
+
+cpdef double monotonic() noexcept:
+    """The clock the asyncio layer gives the core: ``time.monotonic()`` (the
+    default loop's ``loop.time()``), read in C.  uvloop's ``loop.time()`` is
+    the same clock cut to whole milliseconds and cached per loop iteration,
+    never ahead of this one, so a loop timer armed for a time on this clock
+    fires at it or just after."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
 from libc.math cimport ceil, floor, INFINITY
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t

@@ -18,6 +18,7 @@ import structlog
 from .config import DEFAULT, Config
 from .connection import ConnectionStateError
 from .events import Closed, Connected, DataReadable, PeerClosed, Writable
+from ._fast import monotonic
 from .udp import TransportPath, UDPEndpoint, _identity
 
 logger = structlog.get_logger("aiotcp")
@@ -86,7 +87,7 @@ class TCPTransport(asyncio.Transport):
         conn = self._conn
         conn.discard_input = True
         try:
-            conn.close(self._loop.time())
+            conn.close(monotonic())
         except ConnectionStateError:
             pass
         self._endpoint._after()
@@ -149,7 +150,7 @@ class TCPTransport(asyncio.Transport):
             return
         path.eof_written = True
         try:
-            self._conn.close(self._loop.time())
+            self._conn.close(monotonic())
         except ConnectionStateError:
             pass
         self._endpoint._after()
@@ -162,7 +163,7 @@ class TCPTransport(asyncio.Transport):
         if self._path.lost:
             return
         self._path.closing = True
-        self._conn.abort(self._loop.time())
+        self._conn.abort(monotonic())
         self._endpoint._after()
         self._loop.call_soon(self._call_connection_lost, None)
 
@@ -246,7 +247,7 @@ class Server(asyncio.AbstractServer):
 
     def _accept(self, endpoint: UDPEndpoint, conn) -> None:
         if not self._serving:
-            conn.abort(self._loop.time())
+            conn.abort(monotonic())
             return
         protocol = self._protocol_factory()
         if self._ssl_context is not None:
@@ -280,7 +281,7 @@ class Server(asyncio.AbstractServer):
         if not self._serving:
             return
         self._serving = False
-        self._listener.close(self._loop.time())
+        self._listener.close(monotonic())
         self._endpoint.close_when_idle = True
         self._endpoint._after()
         if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
@@ -392,7 +393,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
         raise errors[0] if len(errors) == 1 else OSError(f"Multiple exceptions: {errors}")
     waiter = loop.create_future()
     conn = endpoint.core.connect(peer, tcp_port if tcp_port is not None else port, endpoint.local_port,
-                                 loop.time())
+                                 monotonic())
     endpoint.pending_connects[conn] = waiter
     endpoint._after()
     try:
@@ -400,7 +401,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
     except BaseException:
         endpoint.pending_connects.pop(conn, None)
         if str(conn.state) != "CLOSED":
-            conn.abort(loop.time())
+            conn.abort(monotonic())
             endpoint.flush()
         endpoint.close()
         raise

@@ -5,6 +5,7 @@
 
 cimport cython
 from aiotcp._dgram cimport DatagramSocket
+from aiotcp._fast cimport monotonic
 from aiotcp.endpoint cimport Endpoint
 from aiotcp.connection cimport Connection
 
@@ -13,7 +14,7 @@ cdef class TransportPath
 
 
 cdef class UDPEndpoint:
-    cdef public object loop, sock, config, peer, _log, _timer, _blocked, _clock
+    cdef public object loop, sock, config, peer, _log, _timer, _blocked
     cdef public double _timer_when
     cdef public Endpoint core
     cdef public DatagramSocket _io
@@ -30,7 +31,7 @@ cdef class UDPEndpoint:
 
 
 cdef class TransportPath:
-    cdef public object transport, loop, protocol, _clock
+    cdef public object transport, loop, protocol
     cdef public UDPEndpoint endpoint
     cdef public Connection conn
     cdef public bint buffered, closing, eof_written, lost, reading_paused, eof_pending

@@ -22,6 +22,7 @@ import socket
 import structlog
 
 from ._dgram import DatagramSocket
+from ._fast import monotonic
 from .config import Config
 from .connection import ConnectionStateError
 from .endpoint import Endpoint
@@ -42,7 +43,7 @@ class UDPEndpoint:
         self.sock = sock
         self.config = config
         self.peer = peer  # set for a connected (client) socket
-        self.core = Endpoint(config, now=loop.time(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
+        self.core = Endpoint(config, now=monotonic(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
         # bound once per socket, as each transport binds its own: the lazy
         # proxy would bind anew for every event
         self._log = logger.bind()
@@ -52,7 +53,6 @@ class UDPEndpoint:
         self.pending_connects: dict = {}
         self._fd = sock.fileno()
         self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
-        self._clock = loop.time  # bound once: no method lookup per call
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _NEVER  # when the loop timer fires (none: never)
         self._blocked: collections.deque = collections.deque()
@@ -71,7 +71,7 @@ class UDPEndpoint:
 
     def _on_readable(self) -> None:
         core = self.core
-        now = self._clock()
+        now = monotonic()
         core.begin_batch()
         try:
             # until the socket is empty, in C (aiotcp._dgram)
@@ -109,7 +109,7 @@ class UDPEndpoint:
         self._timer = None
         self._timer_when = _NEVER
         try:
-            self.core.handle_timer(self._clock())
+            self.core.handle_timer(monotonic())
         except Exception:
             logger.exception("aiotcp.endpoint.error")
         self._after()
@@ -184,7 +184,7 @@ class UDPEndpoint:
         try:
             sent = self._io.send(datagrams, 0, self.peer is not None)
         except OSError as exc:
-            self._socket_error(exc, self.loop.time())
+            self._socket_error(exc, monotonic())
             return False
         if sent < len(datagrams):
             self.core.stats["send_blocked"] += 1
@@ -222,7 +222,7 @@ class UDPEndpoint:
                 if conn is None:
                     break
                 if server is None:
-                    conn.abort(self.loop.time())
+                    conn.abort(monotonic())
                 else:
                     server._accept(self, conn)
             return
@@ -271,7 +271,6 @@ class TransportPath:
         self.transport = transport
         self.endpoint = endpoint
         self.loop = endpoint.loop
-        self._clock = endpoint.loop.time
         self.conn = conn
         self.set_protocol(protocol)
         self.closing = False
@@ -296,7 +295,7 @@ class TransportPath:
             return  # as asyncio: writes after the connection is gone are dropped
         conn = self.conn
         try:
-            conn.send(data, self._clock())
+            conn.send(data, monotonic())
         except ConnectionStateError:
             return
         self.endpoint._after()

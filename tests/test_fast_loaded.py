@@ -56,3 +56,23 @@ def test_the_transports_per_segment_half_is_compiled():
     assert TransportPath.__dictoffset__ == 0  # C fields, no instance dict
     for name in ("write", "deliver"):
         assert type(getattr(TransportPath, name)).__name__ in {"method_descriptor", "cython_function_or_method"}
+
+
+def test_the_adapter_clock_is_time_monotonic_and_never_behind_a_loop():
+    """The asyncio layer reads the core's clock in C (_fast.monotonic): the
+    clock of time.monotonic() and of the default loop's time(); uvloop's
+    time() is that clock cut to milliseconds, so never ahead of it, and a
+    loop timer armed for a core deadline never fires before it."""
+    import asyncio
+    import time
+
+    import uvloop
+    from aiotcp._fast import monotonic
+    before = time.monotonic()
+    now = monotonic()
+    assert before <= now <= time.monotonic()
+    for loop in (asyncio.new_event_loop(), uvloop.new_event_loop()):
+        try:
+            assert loop.time() <= monotonic()
+        finally:
+            loop.close()
