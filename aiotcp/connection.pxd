@@ -113,6 +113,8 @@ cdef class Connection:
     cpdef receive(self, Segment seg, double now)
     @cython.locals(best=cython.double)
     cpdef next_deadline(self)
+    cpdef double _deadline(self) except? -1
+    @cython.locals(timer=Timer, deadline=cython.double)
     cpdef _rearm(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong, advance=cython.longlong,
                    window=cython.longlong)

@@ -574,11 +574,15 @@ class Connection:
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`handle_timer` has work, or None."""
+        best = self._deadline()
+        return None if best == NEVER else best
+
+    def _deadline(self) -> float:
+        """:meth:`next_deadline` as a float, NEVER for none (a C double)."""
         if self.time_wait is not None:
             return self.time_wait.deadline
-        best = min(self._rto_at, self._persist_at, self._delack_at, self._fin_wait_2_at,
+        return min(self._rto_at, self._persist_at, self._delack_at, self._fin_wait_2_at,
                    self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at)
-        return None if best == NEVER else best
 
     def info(self) -> dict:
         """A TCP-info snapshot (like Linux's struct tcp_info)."""
@@ -671,8 +675,8 @@ class Connection:
         timer = self.timer
         if timer is None:
             return
-        deadline = self.next_deadline()
-        if deadline is None:
+        deadline = self._deadline()
+        if deadline == NEVER:
             self.wheel.cancel(timer)
         elif not timer.scheduled or deadline < timer.deadline:
             self.wheel.schedule(timer, deadline)
