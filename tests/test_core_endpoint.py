@@ -130,17 +130,22 @@ def test_time_wait_becomes_a_compact_record_that_expires_after_2msl():
     assert bt.closed == {"client": None, "server": None}
 
 
-def test_syn_reuses_a_time_wait_tuple_with_higher_sequence():
-    net = Network(random.Random(4))
+def accepted_pair(seed):
+    """Two in-memory endpoints: a connected from port 5000 to b's listener
+    on port 80, and b's side accepted."""
+    net = Network(random.Random(seed))
     a = net.add(("a", 1), Endpoint())
     b = net.add(("b", 1), Endpoint())
-    # b closes first so that the TIME_WAIT record is on the listening side
     b.listen(80)
-    conn = a.connect(("b", 1), 80, 5000, 0.0)
+    client = a.connect(("b", 1), 80, 5000, 0.0)
     net.flush(("a", 1))
-    net.run(until=lambda: b.events or str(conn.state) == "ESTABLISHED", max_time=1)
     net.run(until=lambda: b.listeners[80].accept_queue, max_time=1)
-    server_conn = b.listeners[80].accept()
+    return net, a, b, client, b.listeners[80].accept()
+
+
+def test_syn_reuses_a_time_wait_tuple_with_higher_sequence():
+    # b closes first so that the TIME_WAIT record is on the listening side
+    net, a, b, conn, server_conn = accepted_pair(4)
     server_conn.close(net.now)
     net.flush(("b", 1))
     net.run(until=lambda: str(conn.state) == "CLOSE_WAIT", max_time=1)
@@ -337,14 +342,7 @@ def test_a_stream_from_one_address_object_is_routed_again_after_its_connection_g
     the address object and ports (the datagram socket hands out one address
     object per source).  When the connection goes, so must the memory: a new
     SYN on the same 4-tuple, from the same address object, is the listener's."""
-    net = Network(random.Random(8))
-    a = net.add(("a", 1), Endpoint())
-    b = net.add(("b", 1), Endpoint())
-    b.listen(80)
-    first = a.connect(("b", 1), 80, 5000, 0.0)
-    net.flush(("a", 1))
-    net.run(until=lambda: b.listeners[80].accept_queue, max_time=1)
-    served = b.listeners[80].accept()
+    net, a, b, first, served = accepted_pair(8)
     first.send(b"through the remembered connection", net.now)
     net.flush(("a", 1))
     net.run(until=lambda: served.read_buffered, max_time=1)
