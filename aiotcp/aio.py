@@ -52,10 +52,6 @@ class TCPTransport(asyncio.Transport):
     def __repr__(self):
         return f"<aiotcp.TCPTransport {self._conn.state} {self._conn.remote_addr}>"
 
-    @property
-    def _protocol(self):
-        return self._path.protocol
-
     # -- BaseTransport
     def get_extra_info(self, name, default=None):
         conn = self._conn

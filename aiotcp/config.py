@@ -58,9 +58,7 @@ class Config:
     #: in-order data once, at the end of the batch, rather than every second
     #: segment: what Linux does for a burst that GRO hands it in one piece.
     #: Out-of-order data, a filled hole and a FIN are still acknowledged at
-    #: once, so loss recovery sees every duplicate ACK.  On the event loop
-    #: the batch's ACK waits for what the protocols do at once with the data
-    #: (a reply written in the same loop iteration carries it).
+    #: once, so loss recovery sees every duplicate ACK.
     ack_coalescing: bool = True
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel

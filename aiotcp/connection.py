@@ -522,8 +522,8 @@ class Connection:
 
     def read(self, limit: int = -1) -> bytes:
         """Take up to ``limit`` bytes (all if negative) of in-order data.
-        Reading opens the window; a window update is sent when that matters
-        to the peer (see _window_update_due)."""
+        Reading opens the window; a window update is sent when it opened by
+        at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
         buf = self._rcvbuf
         if limit < 0 or limit >= len(buf):
             data = bytes(buf)
@@ -697,18 +697,9 @@ class Connection:
         return min(window >> self.rcv_wscale, 0xFFFF)
 
     def _window_update_due(self) -> bool:
-        """Whether reading opened the window enough to announce it now: by
-        at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3), and, as
-        Linux decides in tcp_cleanup_rbuf, only when the window the peer has
-        left is at most half the buffer and the update at least doubles it.
-        A read with plenty of window left sends nothing: the next segment
-        out carries the new window."""
         free = self._rcvbuf_size - len(self._rcvbuf)
         edge = (self.rcv_nxt + free) & MASK
-        if seq_diff(edge, self._rcv_adv) < min(self._rcvbuf_size // 2, self.mss):
-            return False
-        left = max(seq_diff(self._rcv_adv, self.rcv_nxt), 0)
-        return 2 * left <= self._rcvbuf_size and free >= 2 * left
+        return seq_diff(edge, self._rcv_adv) >= min(self._rcvbuf_size // 2, self.mss)
 
     def _emit(self, flags: int, seq: int, ack: int, payload=b"", window: int = -1,
               syn_options: bool = False, offset: int = 0, length: int = -1) -> None:

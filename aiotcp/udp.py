@@ -58,7 +58,6 @@ class UDPEndpoint:
         self._blocked: collections.deque = collections.deque()
         self._closed = False
         self._dispatching = False
-        self._batch_open = False  # end-of-batch ACKs wait for call_soon
         self.close_when_idle = False
         sock.setblocking(False)
         _grow_buffers(sock, config)
@@ -72,8 +71,6 @@ class UDPEndpoint:
 
     def _on_readable(self) -> None:
         core = self.core
-        if self._batch_open:
-            self._end_batch()  # (never expected: the loop runs it first)
         now = monotonic()
         core.begin_batch()
         try:
@@ -86,30 +83,11 @@ class UDPEndpoint:
             self._socket_error(exc, now)
         except Exception:  # never raise into the event loop
             logger.exception("aiotcp.endpoint.error")
-        self._after()
-        # The ACKs the batch made due wait for what the protocols do at once
-        # with the data just delivered: a reply written in this loop
-        # iteration (a stream's reader wakes before this callback) carries
-        # the ACK, and no bare ACK goes out.  Linux sends that ACK from
-        # recvmsg instead; here it would cost a datagram each way.
-        if core._batch:
-            self._batch_open = True
-            self.loop.call_soon(self._end_batch)
-        else:
-            core.end_batch()
-
-    def _end_batch(self) -> None:
-        """Send the ACKs the last receive batch still owes (what a reply
-        carried is no longer owed)."""
-        if not self._batch_open:
-            return
-        self._batch_open = False
         try:
-            self.core.end_batch()
+            core.end_batch()
         except Exception:
             logger.exception("aiotcp.endpoint.error")
-        if not self._closed:
-            self._after()
+        self._after()
 
     def _socket_error(self, exc: OSError, now: float) -> None:
         """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):

@@ -276,35 +276,3 @@ async def test_tls_over_aiotcp(tls_contexts):
         assert writer.get_extra_info("ssl_object").version().startswith("TLS")
         writer.close()
 
-
-async def test_a_reply_in_the_same_loop_iteration_carries_the_ack():
-    """Two segments in one receive batch owe an ACK at once (RFC 9293
-    section 3.8.6.3).  The endpoint sends it only after the protocols have
-    seen the data and the loop has run what that woke: a stream handler that
-    answers at once carries the ACK on its reply, and no bare ACK goes out."""
-    from aiotcp._fast import ACK
-    from aiotcp.trace import Recorder
-    size = 1452  # more than one MSS (1440 with timestamps): two segments
-    recorder = Recorder()
-
-    async def echo(reader, writer):
-        try:
-            while True:
-                writer.write(await reader.readexactly(size))
-        except asyncio.IncompleteReadError:
-            writer.close()
-
-    server = await aiotcp.start_server(echo, "127.0.0.1", 0, tracer=recorder)
-    async with server:
-        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
-        writer.write(b"w" * size)
-        await reader.readexactly(size)
-        before = len(recorder.entries)
-        for i in range(20):
-            writer.write(bytes([i]) * size)
-            assert await reader.readexactly(size) == bytes([i]) * size
-        segments = [e[3] for e in recorder.entries[before:] if e[2] == "segment"]
-        assert sum(len(s.payload) for s in segments) == 20 * size
-        bare_acks = [s for s in segments if s.flags == ACK and not len(s.payload)]
-        assert bare_acks == []
-        writer.close()

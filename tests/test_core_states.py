@@ -240,27 +240,6 @@ def test_receive_window_closes_and_reopens_with_update():
     assert update.window == 4000
 
 
-def test_a_read_with_plenty_of_window_left_sends_no_update():
-    """As Linux (tcp_cleanup_rbuf): reading announces the opened window only
-    when the peer has at most half the buffer left and the update at least
-    doubles it; otherwise the next segment out carries it.  A ping of a full
-    segment and a bit costs no bare window update on each side."""
-    s = Script(CONFIG.replace(receive_buffer=64000)).established()
-    s.recv(ACK, payload=b"q" * 1452)
-    s.recv(ACK, seq=P + 1452, payload=b"q" * 1452)
-    s.sent()  # the ACK for two full segments
-    assert s.conn.read() == b"q" * 2904
-    assert s.sent() == []  # 61,096 of 64,000 still open: nothing to announce
-    for i in range(2, 36):  # fill the window past half, unread
-        s.recv(ACK, seq=P + 1452 * i, payload=b"r" * 1452)
-    s.sent()
-    left = s.conn._rcv_adv - s.conn.rcv_nxt
-    assert 2 * left <= 64000
-    s.conn.read()
-    (update,) = s.sent()
-    assert update.window == 64000
-
-
 # ------------------------------------------------------------- retransmission
 
 def test_rto_retransmits_with_backoff_then_times_out():
