@@ -68,6 +68,8 @@ cdef class Connection:
     # receive sequence space
     cdef public long long irs, rcv_nxt, rcv_wscale, _rcv_adv
     cdef public bytearray _rcvbuf
+    cdef public object _rcv_first
+    cdef public long long _rcv_queued
     cdef public list _ooo
     cdef public object _ooo_fin
     cdef public bint fin_received, _readable_pending, _wscale_ok, _ack_queued
@@ -124,6 +126,8 @@ cdef class Connection:
     cpdef send(self, data, double now)
     @cython.locals(buf=bytearray)
     cpdef bytes read(self, long long limit=*)
+    cpdef _queue_in_order(self, data)
+    cpdef long long _data_end(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self)
     @cython.locals(pto=cython.double, deadline=cython.double)

@@ -304,7 +304,13 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_wscale = config.receive_wscale if config.window_scaling else 0
         self._rcv_adv = 0  # right edge of the window we advertised
+        # in-order data not yet read: _rcv_first alone while it is one
+        # segment's payload (read() hands that bytes object over as it is,
+        # with no copy: the common case of a reader that keeps up), else
+        # _rcvbuf; _rcv_queued counts both
+        self._rcv_first: bytes | None = None
         self._rcvbuf = bytearray()
+        self._rcv_queued = 0
         self._ooo: list[list] = []  # sorted, disjoint [start_seq, bytes]
         self._ooo_fin: int | None = None  # sequence number of an out-of-order FIN
         self.fin_received = False
@@ -448,9 +454,9 @@ class Connection:
 
     @property
     def read_buffered(self) -> int:
-        return len(self._rcvbuf)
+        """Bytes received in order and not yet read."""
+        return self._rcv_queued
 
-    @property
     def _data_end(self) -> int:
         """Sequence number just past the last byte the user queued."""
         return (self._sndbuf_seq + len(self._sndbuf) - self._sndbuf_off) & MASK
@@ -524,19 +530,41 @@ class Connection:
         """Take up to ``limit`` bytes (all if negative) of in-order data.
         Reading opens the window; a window update is sent when it opened by
         at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        buf = self._rcvbuf
-        if limit < 0 or limit >= len(buf):
-            data = bytes(buf)
-            buf.clear()
+        first = self._rcv_first
+        if first is not None and (limit < 0 or limit >= len(first)):
+            data = first  # one segment's payload, handed over as it is
+            self._rcv_first = None
         else:
-            data = bytes(buf[:limit])
-            del buf[:limit]
+            if first is not None:
+                self._rcvbuf += first
+                self._rcv_first = None
+            buf = self._rcvbuf
+            if limit < 0 or limit >= len(buf):
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = bytes(buf[:limit])
+                del buf[:limit]
+        self._rcv_queued -= len(data)
         self._readable_pending = False
         if data and self._receiving:
             if self._window_update_due():
                 self._send_ack()
                 self._rearm()
         return data
+
+    def _queue_in_order(self, data) -> None:
+        """Append ``data`` (in-order payload) to what the user will read."""
+        if type(data) is not bytes:
+            data = bytes(data)  # a view of a buffer the caller may reuse
+        if self._rcv_queued == 0:
+            self._rcv_first = data
+        else:
+            if self._rcv_first is not None:
+                self._rcvbuf += self._rcv_first
+                self._rcv_first = None
+            self._rcvbuf += data
+        self._rcv_queued += len(data)
 
     def close(self, now: float) -> None:
         """Close our side (RFC 9293 section 3.10.4): a FIN follows the data
@@ -606,7 +634,7 @@ class Connection:
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
             "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
             "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "dsacks": self.dsacks, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
-            "send_buffered": len(self._sndbuf) - self._sndbuf_off, "read_buffered": len(self._rcvbuf),
+            "send_buffered": len(self._sndbuf) - self._sndbuf_off, "read_buffered": self._rcv_queued,
         }
 
     # -------------------------------------------------------- state changes
@@ -687,7 +715,7 @@ class Connection:
         """The window to advertise, as the header field, with receiver-side
         silly window avoidance: the right edge never moves left and only moves
         right by at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        free = self._rcvbuf_size - len(self._rcvbuf)
+        free = self._rcvbuf_size - self._rcv_queued
         edge = (self.rcv_nxt + max(free, 0)) & MASK
         advance = seq_diff(edge, self._rcv_adv)
         if advance > 0 and (advance >= min(self._rcvbuf_size // 2, self.mss)
@@ -697,7 +725,7 @@ class Connection:
         return min(window >> self.rcv_wscale, 0xFFFF)
 
     def _window_update_due(self) -> bool:
-        free = self._rcvbuf_size - len(self._rcvbuf)
+        free = self._rcvbuf_size - self._rcv_queued
         edge = (self.rcv_nxt + free) & MASK
         return seq_diff(edge, self._rcv_adv) >= min(self._rcvbuf_size // 2, self.mss)
 
@@ -817,7 +845,7 @@ class Connection:
         window avoidance (RFC 1122 section 4.2.3.4) allow, then the FIN."""
         if not self._synchronized:
             return
-        data_end = self._data_end
+        data_end = self._data_end()
         snd_max = self.snd_max
         if (self._ss_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rto and self.cc.cwnd > 10 * self.mss):
@@ -922,7 +950,7 @@ class Connection:
         self.tlp_probes += 1
         self.stats["tail_loss_probes"] += 1
         self._tlp_outstanding = True  # RFC 8985 7.3: then the RTO, not another probe
-        data_end = self._data_end
+        data_end = self._data_end()
         unsent = seq_diff(data_end, self.snd_nxt)
         usable = self.snd_wnd - seq_diff(self.snd_nxt, self.snd_una)
         if unsent > 0 and usable > 0:
@@ -957,7 +985,7 @@ class Connection:
             self.keepalive_probes = 0
 
     def _on_persist(self, now: float) -> None:
-        data_end = self._data_end
+        data_end = self._data_end()
         if self.snd_wnd > 0 or seq_diff(data_end, self.snd_nxt) <= 0:
             self._persist_at = NEVER
             self._push(now)
@@ -1587,7 +1615,7 @@ class Connection:
     def _resend(self, seq: int, length: int, now: float) -> None:
         """Resend up to ``length`` bytes from ``seq``, with the FIN if they
         reach it (or the FIN alone)."""
-        data_end = self._data_end
+        data_end = self._data_end()
         length = min(length, seq_diff(data_end, seq))
         fin = self.fin_seq is not None and seq_diff(data_end, seq) == length
         if length > 0 or fin:
@@ -1726,14 +1754,14 @@ class Connection:
             had_holes = bool(self._ooo)
             if length:
                 if not self.discard_input:
-                    self._rcvbuf += payload
+                    self._queue_in_order(payload)
                 self.bytes_received += length
                 self.rcv_nxt = (rcv_nxt + length) & MASK
             if fin:
                 self._ooo_fin = (seq + length) & MASK
             if had_holes:
                 self._drain_ooo()
-            if length and not self._readable_pending and self._rcvbuf:
+            if length and not self._readable_pending and self._rcv_queued:
                 self._readable_pending = True
                 self.events.append((self, _DATA_READABLE))
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
@@ -1801,7 +1829,7 @@ class Connection:
             if offset < len(data):
                 chunk = data[offset:]
                 if not self.discard_input:
-                    self._rcvbuf += chunk
+                    self._queue_in_order(chunk)
                 self.bytes_received += len(chunk)
                 self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
 

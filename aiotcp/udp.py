@@ -309,14 +309,14 @@ class TransportPath:
             return
         conn = self.conn
         protocol = self.protocol
-        while len(conn._rcvbuf) and not self.reading_paused:
+        while conn._rcv_queued and not self.reading_paused:
             data = conn.read(-1)
             if self.buffered:
                 _feed_buffered(protocol, data)
             else:
                 protocol.data_received(data)
         self.endpoint._after()
-        if self.eof_pending and not len(conn._rcvbuf) and not self.lost:
+        if self.eof_pending and not conn._rcv_queued and not self.lost:
             self.eof_pending = False
             keep_open = protocol.eof_received()
             if not keep_open and not self.closing:

@@ -195,6 +195,28 @@ def test_out_of_order_acked_at_once_and_hole_fill_acked_at_once():
     assert s.conn.read() == b"a" * 100 + b"b" * 100 + b"x" * 100 + b"d" * 100
 
 
+def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
+    """The payload of a lone in-order segment is what read() returns, the
+    very object (no copy); partial reads of it and data queued behind it
+    see the same bytes in the same order, and read_buffered counts them."""
+    s = Script().established()
+    s.recv(ACK, payload=b"hello world")
+    held = s.conn._rcv_first
+    assert held == b"hello world" and s.conn.read_buffered == 11
+    assert s.conn.read() is held
+    assert s.conn.read_buffered == 0 and s.conn.read() == b""
+    s.recv(ACK, seq=P + 11, payload=b"abcdef")
+    assert s.conn.read(2) == b"ab"
+    s.recv(ACK, seq=P + 17, payload=b"ghi")
+    assert s.conn.read_buffered == 7
+    assert s.conn.read(5) == b"cdefg"
+    s.recv(ACK, seq=P + 20, payload=b"jkl")
+    s.recv(ACK, seq=P + 23, payload=b"mno")
+    assert s.conn.read_buffered == 8
+    assert s.conn.read() == b"hijklmno"
+    assert s.conn.info()["read_buffered"] == 0
+
+
 def test_sending_respects_peer_window_and_mss():
     s = Script().established(peer_mss=1000, window=2500)
     s.conn.send(b"z" * 5000, 0.0)
