@@ -58,6 +58,7 @@ cdef class Timer:
     """One entry of a TimerWheel; `owner` is whatever the caller hangs on it."""
     cdef public object owner
     cdef readonly double deadline
+    cdef readonly bint scheduled   # in a wheel (set and cleared with _level)
     cdef int64_t _expiry
     cdef int _level
     cdef int _slot

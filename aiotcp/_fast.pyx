@@ -431,10 +431,6 @@ cdef class Timer:
         self._level = -1
         self.deadline = 0.0
 
-    @property
-    def scheduled(self):
-        return self._level >= 0
-
     def __repr__(self):
         state = f"at {self.deadline!r}" if self._level >= 0 else "idle"
         return f"<Timer {state} owner={self.owner!r}>"
@@ -473,6 +469,7 @@ cdef class TimerWheel:
             t._expiry = self._current + (<int64_t>1 << (_BITS * _LEVELS)) - 1
         slot = (t._expiry >> (_BITS * level)) & _MASK
         t._level = level
+        t.scheduled = True
         t._slot = slot
         head = self._heads[level * _SLOTS + slot]
         t._prev = None
@@ -495,6 +492,7 @@ cdef class TimerWheel:
         t._prev = None
         t._next = None
         t._level = -1
+        t.scheduled = False
 
     cpdef schedule(self, Timer timer, double deadline):
         """Schedule ``timer`` at ``deadline``, moving it if already scheduled."""
@@ -583,6 +581,7 @@ cdef class TimerWheel:
                 t._prev = None
                 t._next = None
                 t._level = -1
+                t.scheduled = False
                 if t.deadline > now:
                     late.append(t)
                 else:

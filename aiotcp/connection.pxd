@@ -19,6 +19,8 @@ cdef long long MOD, MASK, HALF
 cdef double NEVER
 # the flags (imported from _fast), as C constants
 cdef int ACK, FIN, PSH, RST, SYN
+# RACK record flags
+cdef int _RETRANS, _SACKED, _LOST
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)

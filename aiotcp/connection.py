@@ -125,10 +125,12 @@ RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 #: States in which the user may still queue data.
 SENDING = frozenset({SYN_SENT, SYN_RCVD, ESTABLISHED, CLOSE_WAIT})
 
-#: Flags of a RACK transmission record.
+#: Flags of a RACK transmission record (C constants when compiled).
 _RETRANS = 1
 _SACKED = 2
 _LOST = 4
+#: The same flags by name, for Python (tests, inspection).
+RACK_FLAGS = {"retransmitted": _RETRANS, "sacked": _SACKED, "lost": _LOST}
 
 
 
@@ -1433,7 +1435,9 @@ class Connection:
                     self._lost_bytes -= seq_diff(record.end, record.start)
                 self._rack_delivered(record, seg, now)
             n += 1
-        if n:
+        if n == len(xmit):
+            xmit.clear()  # everything acknowledged (no slice object)
+        elif n:
             del xmit[:n]
         if xmit:
             record = xmit[0]
@@ -1648,7 +1652,10 @@ class Connection:
         data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf) - self._sndbuf_off)
         if data_acked > 0:
             self._sndbuf_off += data_acked
-            if self._sndbuf_off * 2 >= len(self._sndbuf):
+            if self._sndbuf_off == len(self._sndbuf):
+                self._sndbuf.clear()  # all of it (no slice object)
+                self._sndbuf_off = 0
+            elif self._sndbuf_off * 2 >= len(self._sndbuf):
                 del self._sndbuf[:self._sndbuf_off]
                 self._sndbuf_off = 0
             self._sndbuf_seq = (self._sndbuf_seq + data_acked) & MASK

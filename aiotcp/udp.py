@@ -140,7 +140,7 @@ class UDPEndpoint:
                     except Exception:
                         logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
             finally:
-                del events[:]
+                events.clear()
                 self._dispatching = False
         if core.outbox:
             self.flush()

@@ -74,7 +74,8 @@ def test_random_seeds(seeded_rng):
 def _rack_invariants(conn):
     """The RACK bookkeeping agrees with itself: records in sequence order
     inside [snd_una, snd_max], and the lost and SACKed tallies match them."""
-    from aiotcp.connection import _LOST, _SACKED, seq_diff, seq_le
+    from aiotcp.connection import RACK_FLAGS, seq_diff, seq_le
+    _LOST, _SACKED = RACK_FLAGS["lost"], RACK_FLAGS["sacked"]
     records = conn._xmit
     lost = sum(seq_diff(r.end, r.start) for r in records if r.flags & _LOST)
     assert lost == conn._lost_bytes
