@@ -21,6 +21,7 @@ cdef double NEVER
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK record flags
 cdef int _RETRANS, _SACKED, _LOST
+cdef long long _SNDBUF_SLACK
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)
@@ -90,7 +91,8 @@ cdef class Connection:
     # timers and RTT
     cdef public double rto, rttvar, _rtt_time, _last_invalid_ack, _challenge_count_window
     cdef public double _srtt, _min_rtt  # -1: no sample yet
-    cdef public object _rtt_seq, _syn_sent_at
+    cdef public object _syn_sent_at
+    cdef public long long _rtt_seq
     # deadlines, NEVER when the timer is not running
     cdef public double _rto_at, _persist_at, _delack_at, _fin_wait_2_at
     cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at

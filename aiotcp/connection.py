@@ -166,6 +166,9 @@ def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> 
 
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
+#: Acknowledged bytes the send buffer may keep at its front before it is
+#: trimmed (see _on_new_ack).
+_SNDBUF_SLACK = 4096
 
 
 class ConnectionStateError(RuntimeError):
@@ -350,7 +353,7 @@ class Connection:
         self._srtt = -1.0  # none yet (the srtt property shows None)
         self.rttvar = 0.0
         self.retries = 0
-        self._rtt_seq: int | None = None
+        self._rtt_seq = -1  # the segment end being timed (RFC 6298), -1: none
         self._rtt_time = 0.0
         self._syn_sent_at: float | None = None
         self._rto_at = NEVER
@@ -827,7 +830,7 @@ class Connection:
             self._rack_record(seq, end, now)
         self._ack_pending = 0
         self._delack_at = NEVER
-        if self._rtt_seq is None and not seq_lt(seq, self.snd_max):
+        if self._rtt_seq < 0 and not seq_lt(seq, self.snd_max):
             self._rtt_seq = end
             self._rtt_time = now
         if self.in_recovery:
@@ -1017,7 +1020,7 @@ class Connection:
             return
         self.rto_count += 1
         self.rto = min(self.rto * 2, self._rto_max)  # RFC 6298 (5.5)
-        self._rtt_seq = None  # Karn's rule
+        self._rtt_seq = -1  # Karn's rule
         self._rto_at = now + self.rto
         self.events.append((self, Retransmission("syn" if state in (SYN_SENT, SYN_RCVD) else "rto",
                                                  self.snd_una, self.rto)))
@@ -1330,7 +1333,7 @@ class Connection:
             if self.ts_ok and seg.has_ts and seg.ts_ecr:
                 # RFC 7323 section 4: an RTT sample from every new ACK
                 self._rtt_sample(((self._ts_val() - seg.ts_ecr) & MASK) / 1000.0, now)
-                self._rtt_seq = None
+                self._rtt_seq = -1
             self._on_new_ack(ack, now)
         elif ack == snd_una and seq_gt(self.snd_max, snd_una) and (
                 self.sacked_bytes > sacked_before  # RFC 6675: SACKs new data
@@ -1637,7 +1640,7 @@ class Connection:
         self._pto_at = NEVER
         self.fast_retransmits += 1
         self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
-        self._rtt_seq = None
+        self._rtt_seq = -1
         if not self._lost_bytes and self._xmit and not self._xmit[0].flags & _SACKED:
             # entered on DupThresh duplicate ACKs: the first segment is lost
             record = self._xmit[0]
@@ -1652,20 +1655,23 @@ class Connection:
         data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf) - self._sndbuf_off)
         if data_acked > 0:
             self._sndbuf_off += data_acked
-            if self._sndbuf_off == len(self._sndbuf):
-                self._sndbuf.clear()  # all of it (no slice object)
-                self._sndbuf_off = 0
-            elif self._sndbuf_off * 2 >= len(self._sndbuf):
-                del self._sndbuf[:self._sndbuf_off]
+            # trimmed lazily: once the acknowledged front is half the buffer
+            # and more than _SNDBUF_SLACK (small writes then reuse the
+            # storage instead of shrinking and regrowing it every time)
+            if self._sndbuf_off * 2 >= len(self._sndbuf) and self._sndbuf_off > _SNDBUF_SLACK:
+                if self._sndbuf_off == len(self._sndbuf):
+                    self._sndbuf.clear()  # all of it (no slice object)
+                else:
+                    del self._sndbuf[:self._sndbuf_off]
                 self._sndbuf_off = 0
             self._sndbuf_seq = (self._sndbuf_seq + data_acked) & MASK
             self.bytes_acked += data_acked
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
-        if self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+        if self._rtt_seq >= 0 and seq_ge(ack, self._rtt_seq):
             self._rtt_sample(now - self._rtt_time, now)
-            self._rtt_seq = None
+            self._rtt_seq = -1
         self.retries = 0
         self._persist_backoff = 0
         self._tlp_outstanding = False
@@ -1732,7 +1738,7 @@ class Connection:
             self.in_recovery = True
             self.fast_retransmits += 1
             self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
-            self._rtt_seq = None
+            self._rtt_seq = -1
             self._resend(self.snd_una, self.mss, now)
             self.cc.cwnd = self.cc.ssthresh + 3 * self.mss
 

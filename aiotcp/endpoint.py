@@ -69,6 +69,7 @@ class Endpoint(DatagramSink):
         #: connections owing an ACK at the end of the current receive batch
         #: (Config.ack_coalescing); None outside a batch
         self._batch: list | None = None
+        self._batch_list: list = []  # what _batch is during a batch
         self._challenge_second = -1
         self._challenge_count = 0
         # the connection the last datagram went to, by the very address
@@ -119,16 +120,20 @@ class Endpoint(DatagramSink):
 
     def begin_batch(self) -> None:
         """Datagrams that follow, up to :meth:`end_batch`, arrived together."""
-        self._batch = []
+        self._batch = self._batch_list
 
     def end_batch(self) -> None:
         """Send the ACKs that in-order data in the batch made due."""
-        batch, self._batch = self._batch, None
-        for conn in batch or ():
-            conn._ack_queued = False
-            if conn._ack_pending and conn.state is not CLOSED and conn.time_wait is None:
-                conn._send_ack()
-                conn._rearm()
+        batch = self._batch_list
+        self._batch = None
+        try:
+            for conn in batch:
+                conn._ack_queued = False
+                if conn._ack_pending and conn.state is not CLOSED and conn.time_wait is None:
+                    conn._send_ack()
+                    conn._rearm()
+        finally:
+            batch.clear()
 
     def receive_datagram(self, data, addr, now: float) -> None:
         """Process one datagram that arrived from UDP address ``addr``."""
@@ -155,7 +160,7 @@ class Endpoint(DatagramSink):
         key = (addr, seg.dst_port, seg.src_port)
         conn = self.connections.get(key)
         if conn is not None:
-            if conn.__class__ is TimeWait:
+            if type(conn) is TimeWait:
                 if conn.receive(seg, now):
                     self.wheel.schedule(conn.timer, conn.deadline)
                     return
@@ -178,7 +183,7 @@ class Endpoint(DatagramSink):
     def handle_timer(self, now: float) -> None:
         for timer in self.wheel.expire(now):
             conn = timer.owner
-            if conn.__class__ is TimeWait:
+            if type(conn) is TimeWait:
                 if not conn.handle_timer(now):
                     self._drop((conn.remote_addr, conn.local_port, conn.remote_port), conn)
                     if self.tracer is not None:
@@ -343,7 +348,7 @@ class Endpoint(DatagramSink):
         self._uncache()
         if self.connections.get(key) is record:
             del self.connections[key]
-        if record.__class__ is TimeWait:
+        if type(record) is TimeWait:
             self.time_wait_count -= 1
         if record.timer is not None:
             self.wheel.cancel(record.timer)

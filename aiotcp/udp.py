@@ -209,7 +209,7 @@ class UDPEndpoint:
     # ------------------------------------------------------------ events
 
     def _dispatch(self, source, event) -> None:
-        cls = event.__class__
+        cls = type(event)
         if cls is DataReadable:  # the common case first
             path = self.paths.get(source)
             if path is not None:

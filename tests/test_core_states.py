@@ -847,6 +847,24 @@ def test_acked_bytes_are_trimmed_lazily_yet_every_resend_carries_the_right_bytes
     assert s.conn.send_buffered == 0
 
 
+def test_small_writes_reuse_the_send_buffer_and_its_acknowledged_front_stays_bounded():
+    # one-byte messages, each acknowledged: the buffer is not emptied (and
+    # its storage regrown) every time; the acknowledged front is trimmed once
+    # it passes the slack, so it never holds more than that
+    from aiotcp.connection import seq_diff
+    s = Script().established()
+    fronts = []
+    for i in range(5000):
+        s.conn.send(bytes([i & 0xFF]), s.now)
+        (x,) = s.sent()
+        assert bytes(x.payload) == bytes([i & 0xFF]) and seq_diff(x.seq, L) == i
+        s.recv(ACK, ack=x.seq + 1)
+        assert s.conn.send_buffered == 0
+        fronts.append(s.conn._sndbuf_off)
+    assert fronts[99] == 100  # kept, not trimmed per message
+    assert max(fronts) == 4096 and fronts[4096] == 0  # trimmed past the slack
+
+
 # ------------------------------------------------------------- RACK (RFC 8985)
 
 class SackPeer:
