@@ -65,6 +65,8 @@ cdef class DatagramSocket:
     # (reads counts the datagrams or GRO runs they returned)
     cdef readonly unsigned long long calls
     cdef readonly int slots
+    # wakeups left that read a single slot (sparse traffic, see receive())
+    cdef readonly int _sparse
 
     cpdef Py_ssize_t receive(self, callback, double now, object peer=*, int limit=*) except -1
     cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=*, bint connected=*) except -1

@@ -89,6 +89,7 @@ cdef enum:
     _MAX_GSO_BYTES = 65507    # the largest IPv4 UDP payload
     _CONTROL = 64             # room for one UDP_GRO or UDP_SEGMENT message
     _MAX_SLOTS = 16           # datagrams (or GRO runs) per recvmmsg, at most
+    _SPARSE_PROBE = 8         # after a lone datagram, wakeups per batched probe
 
 
 cdef class DatagramSocket:
@@ -131,7 +132,16 @@ cdef class DatagramSocket:
         than it offered found the socket empty, so a lone datagram costs one
         system call, not a read and a read that would block.  The number of
         slots (64 KiB each) starts at two and doubles, up to 16, each time a
-        call fills them all: memory grows only under load."""
+        call fills them all: memory grows only under load.
+
+        Sparse traffic (a request and its answer, a ping-pong) finds one
+        datagram per wakeup; offered two slots, the kernel then tries the
+        socket a second time before it returns, which costs about as much as
+        a third of a round trip's system time.  So after a wakeup that found
+        a lone datagram, the next ones offer a single slot and stop there (a
+        level-triggered poll says if more waits), and every
+        ``_SPARSE_PROBE``-th wakeup offers all the slots again: a stream
+        that picks up is back to batched reads within a few wakeups."""
         cdef mmsghdr hdrs[_MAX_SLOTS]
         cdef iovec iov[_MAX_SLOTS]
         cdef sockaddr_storage sa[_MAX_SLOTS]
@@ -145,8 +155,13 @@ cdef class DatagramSocket:
         cdef object when = now
         cdef object addr
         cdef DatagramSink sink = callback if isinstance(callback, DatagramSink) else None
+        cdef bint single = self._sparse > 0
+        if single:
+            self._sparse -= 1
         while reads < limit:
             vlen = self.slots if self.slots < limit - reads else limit - reads
+            if single:
+                vlen = 1
             for i in range(vlen):
                 iov[i].iov_base = self._buf + <size_t>i * _BUFFER
                 iov[i].iov_len = _BUFFER
@@ -198,7 +213,11 @@ cdef class DatagramSocket:
                     else:
                         callback(PyMemoryView_FromMemory(base + off, size, PyBUF_READ), addr, when)
                     off += size
+            if single:
+                break  # one slot, filled or not: a level-triggered poll says if more waits
             if got < vlen:
+                if reads == 1:
+                    self._sparse = _SPARSE_PROBE - 1  # one datagram in all: sparse traffic
                 break  # the socket is empty (a level-triggered poll says if more comes)
             if vlen == self.slots and self.slots < _MAX_SLOTS:
                 self._grow()

@@ -150,17 +150,17 @@ def test_a_lone_datagram_costs_one_system_call_and_slots_grow_under_load():
         reader, writer = DatagramSocket(rx, gro=False), DatagramSocket(tx, gso=False)
         addr = rx.getsockname()
         assert drain(reader) == [] and reader.calls == 1  # empty: one call
-        writer.send([(b"ping", addr)])
-        assert [g[0] for g in drain(reader)] == [b"ping"] and reader.calls == 2
         assert reader.slots == 2
         writer.send([(bytes([i]) * 100, addr) for i in range(5)])
         # 2 slots, full: grow to 4; 3 of 4: empty, stop
         assert [g[0] for g in drain(reader)] == [bytes([i]) * 100 for i in range(5)]
-        assert reader.calls == 4 and reader.slots == 4
+        assert reader.calls == 3 and reader.slots == 4
         writer.send([(bytes([i % 256]) * 100, addr) for i in range(200)])
         assert [g[0] for g in drain(reader)] == [bytes([i % 256]) * 100 for i in range(200)]
         # 4, 8, then 11 full calls of 16, then 12 of 16 (empty): 14 calls
-        assert reader.slots == 16 and reader.calls == 4 + 14
+        assert reader.slots == 16 and reader.calls == 3 + 14
+        writer.send([(b"ping", addr)])
+        assert [g[0] for g in drain(reader)] == [b"ping"] and reader.calls == 3 + 14 + 1
         assert reader.reads == reader.datagrams_in == 206
 
 
@@ -203,3 +203,29 @@ def test_a_datagram_sink_takes_segments_decoded_in_place_from_c():
         traced = Sink(tracer=object())
         DatagramSocket(rx).receive(traced, 0.0)
         assert [g[:2] for g in traced.got] == [("datagram", good[0])]
+
+
+def test_sparse_traffic_reads_one_slot_and_a_probe_restores_batching():
+    """After a wakeup that found a lone datagram, the next seven wakeups
+    offer one slot (the kernel does not try the socket again before it
+    returns) and leave the rest to the next wakeup; the eighth offers all
+    the slots again, and a burst found that way ends the sparse mode."""
+    rx, tx = udp(), udp()
+    with rx, tx:
+        reader, writer = DatagramSocket(rx, gro=False), DatagramSocket(tx, gso=False)
+        addr = rx.getsockname()
+        writer.send([(b"lone", addr)])
+        assert [g[0] for g in drain(reader)] == [b"lone"] and reader.calls == 1
+        burst = [(bytes([i]) * 10, addr) for i in range(10)]
+        writer.send(burst)
+        got = []
+        for _ in range(7):
+            calls = reader.calls
+            got += drain(reader)
+            assert len(got) == _ + 1 and reader.calls == calls + 1  # one slot, one call
+        got += drain(reader)  # the probe: everything left, in one wakeup
+        assert [g[0] for g in got] == [d[0] for d in burst]
+        writer.send(burst)
+        calls = reader.calls
+        assert [g[0] for g in drain(reader)] == [d[0] for d in burst]  # batched again
+        assert reader.calls - calls < len(burst)
