@@ -75,6 +75,10 @@ cdef class TimerWheel:
     cdef uint64_t _order
     cdef list _heads               # levels * 64 list heads (Timer or None)
     cdef uint64_t _occupied[8]     # one bitmap of 64 slots per level
+    # counts every change that may move the next deadline (a timer linked
+    # or unlinked, an expire() pass): a caller that saw the same count
+    # need not ask next_deadline again
+    cdef readonly uint64_t changes
     cdef void _link(self, Timer t)
     cdef void _unlink(self, Timer t)
     cdef void _cascade(self, int level)

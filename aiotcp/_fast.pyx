@@ -470,6 +470,7 @@ cdef class TimerWheel:
         slot = (t._expiry >> (_BITS * level)) & _MASK
         t._level = level
         t.scheduled = True
+        self.changes += 1
         t._slot = slot
         head = self._heads[level * _SLOTS + slot]
         t._prev = None
@@ -493,6 +494,7 @@ cdef class TimerWheel:
         t._next = None
         t._level = -1
         t.scheduled = False
+        self.changes += 1
 
     cpdef schedule(self, Timer timer, double deadline):
         """Schedule ``timer`` at ``deadline``, moving it if already scheduled."""
@@ -543,6 +545,7 @@ cdef class TimerWheel:
         cdef int64_t nt
         cdef uint64_t bits
         cdef Timer t, nxt
+        self.changes += 1
         # tick k is reached when k * tick <= now, the same product that
         # next_deadline() returns, so waking at that time always makes progress
         while (target + 1) * self.tick <= now:

@@ -702,16 +702,17 @@ class Connection:
     def _rearm(self) -> None:
         """Keep this connection's timer-wheel entry at or before its next
         deadline.  A deadline that moved later (the retransmission timer
-        restarts with every ACK) leaves the entry where it is: it fires
-        early, handle_timer finds nothing due and re-arms.  That is one spare
-        wakeup per timeout instead of a reschedule per segment."""
+        restarts with every ACK), or went away (an ACK of everything stops
+        it, and the next write starts it again), leaves the entry where it
+        is: it fires early, handle_timer finds nothing due and re-arms.  That
+        is one spare wakeup per timeout instead of a reschedule or a cancel
+        per segment.  (The endpoint cancels the entry of a connection it
+        forgets.)"""
         timer = self.timer
         if timer is None:
             return
         deadline = self._deadline()
-        if deadline == NEVER:
-            self.wheel.cancel(timer)
-        elif not timer.scheduled or deadline < timer.deadline:
+        if deadline != NEVER and (not timer.scheduled or deadline < timer.deadline):
             self.wheel.schedule(timer, deadline)
 
     # ------------------------------------------------------------- sending

@@ -5,7 +5,7 @@
 
 cimport cython
 from aiotcp._dgram cimport DatagramSocket
-from aiotcp._fast cimport monotonic
+from aiotcp._fast cimport TimerWheel, monotonic
 from aiotcp.endpoint cimport Endpoint
 from aiotcp.connection cimport Connection
 
@@ -16,13 +16,14 @@ cdef class TransportPath
 cdef class UDPEndpoint:
     cdef public object loop, sock, config, peer, _log, _timer, _blocked
     cdef public double _timer_when
+    cdef public long long _wheel_changes
     cdef public Endpoint core
     cdef public DatagramSocket _io
     cdef public dict transports, paths, servers, pending_connects
     cdef public int _fd
     cdef public bint _closed, _dispatching, close_when_idle
 
-    @cython.locals(events=list, i=Py_ssize_t, when=double)
+    @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
     cpdef _after(self)
     cpdef flush(self)
     cpdef bint _send(self, list datagrams) except -1

@@ -55,6 +55,7 @@ class UDPEndpoint:
         self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _NEVER  # when the loop timer fires (none: never)
+        self._wheel_changes = -1  # the wheel's change count when _after last looked
         self._blocked: collections.deque = collections.deque()
         self._closed = False
         self._dispatching = False
@@ -108,6 +109,7 @@ class UDPEndpoint:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_when = _NEVER
+        self._wheel_changes = -1  # whatever happens below, look at the wheel again
         try:
             self.core.handle_timer(monotonic())
         except Exception:
@@ -144,9 +146,12 @@ class UDPEndpoint:
                 self._dispatching = False
         if core.outbox:
             self.flush()
-        when = core.wheel.next_deadline_at()
-        if when < self._timer_when:
-            self._arm(when)
+        wheel = core.wheel
+        if wheel.changes != self._wheel_changes:  # else the next deadline is where it was
+            self._wheel_changes = wheel.changes
+            when = wheel.next_deadline_at()
+            if when < self._timer_when:
+                self._arm(when)
         if self.close_when_idle and not core.connections and not core.listeners:
             self.close()
 

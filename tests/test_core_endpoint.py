@@ -316,11 +316,16 @@ def test_syn_cookie_without_timestamps_runs_without_options():
 
 
 def test_a_later_deadline_leaves_the_wheel_entry_which_fires_early_and_rearms():
-    """The retransmission timer restarts with every ACK; the timer-wheel entry
-    moves only when a deadline comes earlier.  When the stale entry fires,
-    nothing is done before its time and the entry goes to the real deadline,
-    where the timer does fire."""
+    """The retransmission timer restarts with every ACK (and stops with an
+    ACK of everything); the timer-wheel entry moves only when a deadline
+    comes earlier.  When the stale entry fires, nothing is done before its
+    time and the entry goes to the real deadline, where the timer does fire."""
     ep, conn, snd = _established_server()
+    # the handshake's retransmission timer stopped when the ACK came, and
+    # its entry stayed: it fires with nothing to do, and nothing is re-armed
+    assert conn.next_deadline() is None and conn.timer.scheduled
+    ep.handle_timer(1.0)
+    assert sent(ep) == [] and not conn.timer.scheduled and len(ep.wheel) == 0
     conn.send(b"a" * 100, 1.0)
     conn.send(b"b" * 100, 1.0)
     assert len(sent(ep)) == 2

@@ -159,3 +159,23 @@ def test_agrees_with_sorted_list_model(operations):
     assert [t.deadline for t in drain(wheel)] == remaining
     assert bisect.bisect(remaining, float("inf")) == len(remaining)
 
+
+
+def test_changes_counts_what_may_move_the_next_deadline():
+    """The UDP endpoint asks for the next deadline only when this count
+    moved: scheduling, moving, cancelling and expiring all move it."""
+    wheel = TimerWheel(0.001, 0.0)  # deadlines within 64 ticks: exact
+    a, b = Timer("a"), Timer("b")
+    seen = wheel.changes
+    wheel.schedule(a, 0.05)
+    assert wheel.changes > seen and wheel.next_deadline() == pytest.approx(0.05)
+    seen = wheel.changes
+    wheel.schedule(b, 0.02)
+    assert wheel.changes > seen and wheel.next_deadline() == pytest.approx(0.02)
+    seen = wheel.changes
+    wheel.cancel(b)
+    assert wheel.changes > seen and wheel.next_deadline() == pytest.approx(0.05)
+    seen = wheel.changes
+    wheel.cancel(b)  # not scheduled: nothing moved
+    assert wheel.changes == seen
+    assert wheel.expire(0.06) == [a] and wheel.changes > seen and wheel.next_deadline() is None
