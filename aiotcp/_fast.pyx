@@ -30,6 +30,7 @@ decodes them in place, copying only the payload, and hands the segment to
 ``receive_segment``, with no memoryview and no Python-level call in between.
 """
 
+cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
@@ -174,6 +175,7 @@ def internet_checksum(data, uint32_t initial=0):
         PyBuffer_Release(&view)
 
 
+@cython.freelist(16)
 cdef class Segment:
     """A decoded segment.  Options that are absent read as ``mss == -1``,
     ``wscale == -1``, ``sack_permitted == False``, ``sack_blocks == ()`` and
