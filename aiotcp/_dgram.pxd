@@ -36,6 +36,8 @@ cdef extern from "<sys/socket.h>":
     ssize_t recvmsg(int fd, msghdr *msg, int flags) nogil
     int recvmmsg(int fd, mmsghdr *msgvec, unsigned int vlen, int flags, timespec *timeout) nogil
     ssize_t sendmsg(int fd, const msghdr *msg, int flags) nogil
+    ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
+    ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr, socklen_t addrlen) nogil
     cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
     cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
     unsigned char *CMSG_DATA(cmsghdr *cmsg)

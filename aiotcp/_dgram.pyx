@@ -9,7 +9,8 @@ module saves is the per-datagram cost in Python and in system calls.
 
 *Reading.*  :meth:`DatagramSocket.receive` calls ``recvmmsg`` until the
 socket is empty (or a limit), and hands each datagram to a callback as
-``callback(view, addr, now)``.  With UDP GRO (Linux 5.0 and later) the kernel
+``callback(view, addr, now)``; sparse traffic offers one slot, with a plain
+``recvmsg`` (see :meth:`DatagramSocket.receive`).  With UDP GRO (Linux 5.0 and later) the kernel
 may coalesce datagrams of one flow into one read; the ``UDP_GRO`` control
 message then gives their size, and the read is cut back into the original
 datagrams (all of that size but the last).  ``view`` is a memoryview of the
@@ -22,8 +23,9 @@ pairs.  With UDP GSO (Linux 4.18 and later), a run of datagrams to the same
 address whose sizes are equal (the last may be shorter), up to 64 of them and
 64 KiB, goes in one ``sendmsg`` carrying a ``UDP_SEGMENT`` control message; the
 kernel splits it back into exactly those datagrams.  The buffers are gathered
-with an iovec, not joined.  If the kernel refuses GSO, the socket falls back
-to one datagram per call for good.
+with an iovec, not joined.  A datagram alone goes with ``send`` (``sendto``
+on an unconnected socket), which has no message header to copy in.  If the
+kernel refuses GSO, the socket falls back to one datagram per call for good.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
@@ -173,7 +175,15 @@ cdef class DatagramSocket:
                 msg.msg_control = control[i]
                 msg.msg_controllen = _CONTROL
                 msg.msg_flags = 0
-            got = recvmmsg(self._fd, hdrs, vlen, MSG_DONTWAIT, NULL)
+            if vlen == 1:  # recvmsg: recvmmsg's own work for nothing
+                n = recvmsg(self._fd, &hdrs[0].msg_hdr, MSG_DONTWAIT)
+                if n >= 0:
+                    hdrs[0].msg_len = <unsigned int>n
+                    got = 1
+                else:
+                    got = -1
+            else:
+                got = recvmmsg(self._fd, hdrs, vlen, MSG_DONTWAIT, NULL)
             self.calls += 1
             if got < 0:
                 err = errno
@@ -375,7 +385,13 @@ cdef class DatagramSocket:
             else:
                 msg.msg_control = NULL
                 msg.msg_controllen = 0
-            r = sendmsg(self._fd, &msg, 0)
+            if j - i > 1:
+                r = sendmsg(self._fd, &msg, 0)
+            elif connected:  # one datagram: no message header to copy in
+                r = send(self._fd, iov[0].iov_base, iov[0].iov_len, 0)
+            else:
+                r = sendto(self._fd, iov[0].iov_base, iov[0].iov_len, 0,
+                           <sockaddr *>&self._ssa, self._ssalen)
             if r < 0:
                 err = errno
                 if err == EINTR:
