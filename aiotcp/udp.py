@@ -84,6 +84,11 @@ class UDPEndpoint:
             self._socket_error(exc, now)
         except Exception:  # never raise into the event loop
             logger.exception("aiotcp.endpoint.error")
+        # the protocols see the data before the batch's ACKs go: reading it
+        # opens the window, and a read that opens it by an MSS or more sends
+        # the ACK the batch owes with that window (one ACK, not an ACK and
+        # a window update right behind it)
+        self._after()
         try:
             core.end_batch()
         except Exception:

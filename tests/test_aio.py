@@ -282,3 +282,37 @@ async def test_tls_over_aiotcp(tls_contexts):
         assert writer.get_extra_info("ssl_object").version().startswith("TLS")
         writer.close()
 
+
+
+async def test_a_two_segment_message_draws_one_ack_not_an_ack_and_a_window_update():
+    """Two segments in one receive batch owe an ACK (every second segment),
+    and reading them opens the window by more than an MSS, which owes a
+    window update.  The protocols see the data before the batch's ACKs go,
+    so the read sends the one ACK, with the opened window."""
+    from aiotcp._fast import ACK
+    from aiotcp.trace import Recorder
+    size = 1452  # more than one MSS (1440 with timestamps): two segments
+    recorder = Recorder()
+
+    async def echo(reader, writer):
+        try:
+            while True:
+                writer.write(await reader.readexactly(size))
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    server = await aiotcp.start_server(echo, "127.0.0.1", 0, tracer=recorder)
+    async with server:
+        recorder.label(port_of(server), "server")
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"w" * size)
+        await reader.readexactly(size)
+        before = len(recorder.entries)
+        for i in range(20):
+            writer.write(bytes([i]) * size)
+            assert await reader.readexactly(size) == bytes([i]) * size
+        segments = [e[3] for e in recorder.entries[before:] if e[2] == "segment" and e[1] == "server"]
+        assert sum(len(s.payload) for s in segments) == 20 * size
+        bare_acks = [s for s in segments if s.flags == ACK and not len(s.payload)]
+        assert len(bare_acks) == 20
+        writer.close()
