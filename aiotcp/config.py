@@ -57,8 +57,12 @@ class Config:
     #: Within one batch of datagrams read from the socket, acknowledge
     #: in-order data once, at the end of the batch, rather than every second
     #: segment: what Linux does for a burst that GRO hands it in one piece.
-    #: Out-of-order data, a filled hole and a FIN are still acknowledged at
-    #: once, so loss recovery sees every duplicate ACK.
+    #: The asyncio layer ends a batch once the protocols have seen its data
+    #: and the loop has run what that woke, so a reply written at once
+    #: carries the ACK (and the window a read opened) instead of a bare ACK
+    #: going ahead of it.  Out-of-order data, a filled hole, a FIN, and the
+    #: segments of quick ACK mode are still acknowledged at once, so loss
+    #: recovery sees every duplicate ACK.
     ack_coalescing: bool = True
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel

@@ -21,7 +21,7 @@ cdef double NEVER
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK record flags
 cdef int _RETRANS, _SACKED, _LOST
-cdef long long _SNDBUF_SLACK
+cdef long long _SNDBUF_SLACK, _QUICKACKS
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)
@@ -76,7 +76,7 @@ cdef class Connection:
     cdef public list _ooo
     cdef public object _ooo_fin
     cdef public bint fin_received, _readable_pending, _wscale_ok, _ack_queued
-    cdef public long long _ack_pending, _last_ack_sent
+    cdef public long long _ack_pending, _last_ack_sent, _quickack
     # timestamps
     cdef public double _now, _ts_recent_stamp
     cdef public bint ts_ok
@@ -131,6 +131,7 @@ cdef class Connection:
     @cython.locals(buf=bytearray)
     cpdef bytes read(self, long long limit=*)
     cpdef _queue_in_order(self, data)
+    cpdef bint _owe_ack(self) except -1
     cpdef long long _data_end(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self)

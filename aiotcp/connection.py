@@ -169,6 +169,12 @@ DEFAULT_PEER_MSS = 536
 #: Acknowledged bytes the send buffer may keep at its front before it is
 #: trimmed (see _on_new_ack).
 _SNDBUF_SLACK = 4096
+#: Quick ACK mode (as Linux's, TCP_MAX_QUICKACKS): after out-of-order data
+#: (something went missing) or a duplicate (our ACK went missing), this many
+#: in-order segments are each acknowledged at once, neither delayed nor left
+#: to the end of the receive batch, so that a sender in recovery, or one
+#: whose ACKs are being lost, gets every ACK it can (RFC 5681 section 4.2).
+_QUICKACKS = 16
 
 
 class ConnectionStateError(RuntimeError):
@@ -322,6 +328,7 @@ class Connection:
         self._readable_pending = False
         self._ack_pending = 0
         self._ack_queued = False  # in the endpoint's end-of-batch ACK list
+        self._quickack = 0  # in-order segments still to ACK at once (see _QUICKACKS)
         self._wscale_ok = False
         self._last_ack_sent = 0
 
@@ -553,10 +560,26 @@ class Connection:
         self._rcv_queued -= len(data)
         self._readable_pending = False
         if data and self._receiving:
-            if self._window_update_due():
-                self._send_ack()
+            if self._window_update_due() and self._owe_ack():
                 self._rearm()
         return data
+
+    def _owe_ack(self) -> bool:
+        """An ACK is due (every second segment, or a window update after a
+        read): at the end of the endpoint's receive batch while one is open
+        (Config.ack_coalescing), so that what else the batch brings, or a
+        reply written before the batch ends, carries it; else at once.
+        True when it was sent at once."""
+        batch = self.endpoint._batch if self.endpoint is not None else None
+        if batch is None or not self._ack_coalescing:
+            self._send_ack()
+            return True
+        if not self._ack_pending:
+            self._ack_pending = 1  # a window update owes an ACK too
+        if not self._ack_queued:
+            self._ack_queued = True
+            batch.append(self)
+        return False
 
     def _queue_in_order(self, data) -> None:
         """Append ``data`` (in-order payload) to what the user will read."""
@@ -1224,8 +1247,11 @@ class Connection:
                 self.stats["rst_out_of_window"] += 1
                 return
             self.stats["segments_out_of_window"] += 1
-            if self.sack_ok and paylen and seq_le((seq + paylen) & MASK, self.rcv_nxt):
-                self._dsack = (seq, (seq + paylen) & MASK)  # RFC 2883: report the duplicate
+            if paylen and seq_le((seq + paylen) & MASK, self.rcv_nxt):
+                # data we have: our ACK of it was lost, or is slow
+                self._quickack = _QUICKACKS
+                if self.sack_ok:
+                    self._dsack = (seq, (seq + paylen) & MASK)  # RFC 2883: report the duplicate
             if flags & SYN:
                 self._challenge_ack(now)
             elif (paylen or flags & FIN) or not self._rate_limited(now):
@@ -1782,15 +1808,13 @@ class Connection:
                 self._on_fin(now)
             elif had_holes:
                 self._send_ack()  # a hole filled: ACK at once
+            elif self._quickack:
+                self._quickack -= 1
+                self._send_ack()  # quick ACK mode: every segment, at once
             else:
                 self._ack_pending += 1
                 if self._ack_pending >= 2 or not self._delayed_ack:
-                    batch = self.endpoint._batch if self.endpoint is not None else None
-                    if batch is None or not self._ack_coalescing:
-                        self._send_ack()
-                    elif not self._ack_queued:
-                        self._ack_queued = True  # the endpoint ACKs at the batch's end
-                        batch.append(self)
+                    self._owe_ack()
                 elif self._delack_at == NEVER:
                     self._delack_at = now + self._delayed_ack
         else:
@@ -1801,6 +1825,7 @@ class Connection:
             if fin:
                 self._ooo_fin = (seq + length) & MASK
             self.stats["out_of_order_segments"] += 1
+            self._quickack = _QUICKACKS  # data went missing: the sender needs every ACK
             self._send_ack()
 
     def _store_ooo(self, seq: int, data: bytes) -> None:

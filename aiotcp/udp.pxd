@@ -21,7 +21,7 @@ cdef class UDPEndpoint:
     cdef public DatagramSocket _io
     cdef public dict transports, paths, servers, pending_connects
     cdef public int _fd
-    cdef public bint _closed, _dispatching, close_when_idle
+    cdef public bint _closed, _dispatching, close_when_idle, _batch_open
 
     @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
     cpdef _after(self)

@@ -7,7 +7,9 @@ socket until it is empty (aiotcp._dgram: recvmmsg, with UDP GRO) and feeds every
 datagram to the core as one batch; after every call into the core it
 dispatches the core's events to transports, servers and pending connects,
 sends what the core queued (with UDP GSO), and keeps one loop timer at or
-before the timer wheel's next deadline.
+before the timer wheel's next deadline.  A receive batch stays open, and the
+ACKs it owes unsent, until the protocols have seen its data and the loop has
+run what that woke (``call_soon``): a reply written in that time carries them.
 
 A :class:`TransportPath` is the per-segment half of each
 :class:`~aiotcp.aio.TCPTransport`: ``write()`` and the delivery of received
@@ -59,6 +61,7 @@ class UDPEndpoint:
         self._blocked: collections.deque = collections.deque()
         self._closed = False
         self._dispatching = False
+        self._batch_open = False  # the receive batch's ACKs wait for _end_batch
         self.close_when_idle = False
         sock.setblocking(False)
         _grow_buffers(sock, config)
@@ -72,6 +75,8 @@ class UDPEndpoint:
 
     def _on_readable(self) -> None:
         core = self.core
+        if self._batch_open:
+            self._end_batch()  # the loop runs it first; this keeps the order if not
         now = monotonic()
         core.begin_batch()
         try:
@@ -84,16 +89,32 @@ class UDPEndpoint:
             self._socket_error(exc, now)
         except Exception:  # never raise into the event loop
             logger.exception("aiotcp.endpoint.error")
-        # the protocols see the data before the batch's ACKs go: reading it
-        # opens the window, and a read that opens it by an MSS or more sends
-        # the ACK the batch owes with that window (one ACK, not an ACK and
-        # a window update right behind it)
+        # The protocols see the data before the batch's ACKs go: reading it
+        # opens the window, so one ACK carries both (not an ACK and then a
+        # window update).  Then the ACKs wait for this turn of the loop to
+        # run what the data woke (call_soon runs after the callbacks it
+        # scheduled): a reply written at once carries them and no bare ACK
+        # goes out.  Kernel TCP's ACK from recvmsg costs the peer nothing;
+        # here each one is a datagram that wakes the peer's loop.
         self._after()
-        try:
+        if core._batch:
+            self._batch_open = True
+            self.loop.call_soon(self._end_batch)
+        else:
             core.end_batch()
+
+    def _end_batch(self) -> None:
+        """Send the ACKs the last receive batch still owes (what a reply
+        carried is no longer owed)."""
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        try:
+            self.core.end_batch()
         except Exception:
             logger.exception("aiotcp.endpoint.error")
-        self._after()
+        if not self._closed:
+            self._after()
 
     def _socket_error(self, exc: OSError, now: float) -> None:
         """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):

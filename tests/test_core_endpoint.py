@@ -232,6 +232,34 @@ def _established_server():
     return ep, conn, synack.seq + 1
 
 
+def test_a_read_in_an_open_batch_leaves_its_ack_to_the_batch_end_or_to_a_reply():
+    """Reading opens the window (here by more than an MSS), which owes an
+    ACK: while the receive batch is open it waits for the batch's end, and a
+    reply written before then carries it; with no batch open it goes at once."""
+    ep, conn, snd = _established_server()
+    ep.begin_batch()
+    for i in range(2):
+        ep.receive_datagram(_fast.encode(4000, 80, 1001 + 1000 * i, snd, ACK, 65535, b"d" * 1000), PEER, 0.1)
+    assert conn.read() == b"d" * 2000 and sent(ep) == []
+    ep.end_batch()
+    ((ack, _),) = sent(ep)
+    assert ack.flags_str == "A" and ack.ack == 3001 and ack.window == 65535  # the opened window
+    ep.begin_batch()
+    for i in range(2):
+        ep.receive_datagram(_fast.encode(4000, 80, 3001 + 1000 * i, snd, ACK, 65535, b"e" * 1000), PEER, 0.2)
+    assert conn.read() == b"e" * 2000
+    conn.send(b"reply", 0.2)
+    ((data, _),) = sent(ep)
+    assert data.payload == b"reply" and data.ack == 5001 and data.window == 65535
+    ep.end_batch()
+    assert sent(ep) == []  # the reply carried it
+    ep.receive_datagram(_fast.encode(4000, 80, 5001, snd + 5, ACK, 65535, b"f" * 1000), PEER, 0.3)
+    assert sent(ep) == []  # one segment: a delayed ACK
+    assert conn.read() == b"f" * 1000
+    ((update, _),) = sent(ep)  # no batch: the window update goes at once
+    assert update.ack == 6001 and update.window == 65535
+
+
 def test_in_order_data_in_one_receive_batch_is_acked_once_at_its_end():
     ep, conn, snd = _established_server()
     ep.begin_batch()

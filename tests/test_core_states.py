@@ -195,6 +195,32 @@ def test_out_of_order_acked_at_once_and_hole_fill_acked_at_once():
     assert s.conn.read() == b"a" * 100 + b"b" * 100 + b"x" * 100 + b"d" * 100
 
 
+def test_quick_ack_mode_after_out_of_order_data_or_a_duplicate():
+    """As Linux's quick ACK mode: after out-of-order data, and after a
+    duplicate (our ACK was lost), the next 16 in-order segments are each
+    acknowledged at once; then every second segment again."""
+    s = Script().established()
+    s.recv(ACK, seq=P + 100, payload=b"b" * 100)  # a hole at P
+    assert s.sent()[0].ack == P
+    s.recv(ACK, seq=P, payload=b"a" * 100)  # the hole filled: ACK at once
+    assert s.sent()[0].ack == P + 200
+    seq = P + 200
+    for i in range(16):
+        s.recv(ACK, seq=seq, payload=b"c" * 100)
+        seq += 100
+        (ack,) = s.sent()
+        assert ack.ack == seq  # each one, at once
+    s.recv(ACK, seq=seq, payload=b"d" * 100)
+    assert s.sent() == []  # delayed again
+    s.recv(ACK, seq=seq + 100, payload=b"d" * 100)
+    assert [a.ack for a in s.sent()] == [seq + 200]  # every second segment
+    seq += 200
+    s.recv(ACK, seq=seq - 100, payload=b"d" * 100)  # a duplicate: our ACK went missing
+    assert [a.ack for a in s.sent()] == [seq]
+    s.recv(ACK, seq=seq, payload=b"e" * 100)
+    assert [a.ack for a in s.sent()] == [seq + 100]  # quick again
+
+
 def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
     """The payload of a lone in-order segment is what read() returns, the
     very object (no copy); partial reads of it and data queued behind it
