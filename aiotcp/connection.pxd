@@ -21,7 +21,7 @@ cdef double NEVER
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK record flags
 cdef int _RETRANS, _SACKED, _LOST
-cdef long long _SNDBUF_SLACK, _QUICKACKS
+cdef long long _SNDBUF_SLACK, _QUICKACKS, _RCV_HELD
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)
@@ -71,7 +71,7 @@ cdef class Connection:
     # receive sequence space
     cdef public long long irs, rcv_nxt, rcv_wscale, _rcv_adv
     cdef public bytearray _rcvbuf
-    cdef public object _rcv_first
+    cdef public list _rcv_held
     cdef public long long _rcv_queued
     cdef public list _ooo
     cdef public object _ooo_fin
@@ -128,8 +128,9 @@ cdef class Connection:
     @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
     cpdef send(self, data, double now)
-    @cython.locals(buf=bytearray)
+    @cython.locals(buf=bytearray, held=list)
     cpdef bytes read(self, long long limit=*)
+    @cython.locals(held=list)
     cpdef _queue_in_order(self, data)
     cpdef bint _owe_ack(self) except -1
     cpdef long long _data_end(self)

@@ -169,6 +169,8 @@ DEFAULT_PEER_MSS = 536
 #: Acknowledged bytes the send buffer may keep at its front before it is
 #: trimmed (see _on_new_ack).
 _SNDBUF_SLACK = 4096
+#: Received payloads kept whole until read (see Connection.__init__).
+_RCV_HELD = 16
 #: Quick ACK mode (as Linux's, TCP_MAX_QUICKACKS): after out-of-order data
 #: (something went missing) or a duplicate (our ACK went missing), this many
 #: in-order segments are each acknowledged at once, neither delayed nor left
@@ -315,12 +317,14 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_wscale = config.receive_wscale if config.window_scaling else 0
         self._rcv_adv = 0  # right edge of the window we advertised
-        # in-order data not yet read: _rcv_first alone while it is one
-        # segment's payload (read() hands that bytes object over as it is,
-        # with no copy: the common case of a reader that keeps up), else
-        # _rcvbuf; _rcv_queued counts both
-        self._rcv_first: bytes | None = None
+        # in-order data not yet read, in order: _rcvbuf, then the payloads
+        # in _rcv_held, kept whole as they arrived (at most _RCV_HELD of
+        # them): read() hands over a lone one as it is and joins several
+        # once, so a reader that keeps up copies nothing twice; past
+        # _RCV_HELD they are folded into _rcvbuf (the bytes objects' own
+        # overhead stays bounded); _rcv_queued counts it all
         self._rcvbuf = bytearray()
+        self._rcv_held: list[bytes] = []
         self._rcv_queued = 0
         self._ooo: list[list] = []  # sorted, disjoint [start_seq, bytes]
         self._ooo_fin: int | None = None  # sequence number of an out-of-order FIN
@@ -542,15 +546,16 @@ class Connection:
         """Take up to ``limit`` bytes (all if negative) of in-order data.
         Reading opens the window; a window update is sent when it opened by
         at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        first = self._rcv_first
-        if first is not None and (limit < 0 or limit >= len(first)):
-            data = first  # one segment's payload, handed over as it is
-            self._rcv_first = None
+        held = self._rcv_held
+        buf = self._rcvbuf
+        if not len(buf) and (limit < 0 or limit >= self._rcv_queued):
+            # all of it, all held whole: one payload as it is, or one join
+            data = held[0] if len(held) == 1 else b"".join(held)
+            held.clear()
         else:
-            if first is not None:
-                self._rcvbuf += first
-                self._rcv_first = None
-            buf = self._rcvbuf
+            for chunk in held:
+                buf += chunk
+            held.clear()
             if limit < 0 or limit >= len(buf):
                 data = bytes(buf)
                 buf.clear()
@@ -585,13 +590,12 @@ class Connection:
         """Append ``data`` (in-order payload) to what the user will read."""
         if type(data) is not bytes:
             data = bytes(data)  # a view of a buffer the caller may reuse
-        if self._rcv_queued == 0:
-            self._rcv_first = data
-        else:
-            if self._rcv_first is not None:
-                self._rcvbuf += self._rcv_first
-                self._rcv_first = None
-            self._rcvbuf += data
+        held = self._rcv_held
+        if len(held) >= _RCV_HELD:
+            for chunk in held:
+                self._rcvbuf += chunk
+            held.clear()
+        held.append(data)
         self._rcv_queued += len(data)
 
     def close(self, now: float) -> None:

@@ -227,7 +227,7 @@ def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
     see the same bytes in the same order, and read_buffered counts them."""
     s = Script().established()
     s.recv(ACK, payload=b"hello world")
-    held = s.conn._rcv_first
+    (held,) = s.conn._rcv_held
     assert held == b"hello world" and s.conn.read_buffered == 11
     assert s.conn.read() is held
     assert s.conn.read_buffered == 0 and s.conn.read() == b""
@@ -241,6 +241,22 @@ def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
     assert s.conn.read_buffered == 8
     assert s.conn.read() == b"hijklmno"
     assert s.conn.info()["read_buffered"] == 0
+
+
+def test_many_unread_segments_are_folded_into_the_buffer_in_order():
+    # payloads are kept whole until read, at most 16 of them: a peer that
+    # sends tiny segments cannot make their per-object overhead grow
+    s = Script().established()
+    for i in range(40):
+        s.recv(ACK, seq=P + i, payload=bytes([i]))
+        assert len(s.conn._rcv_held) <= 16
+    assert s.conn.read_buffered == 40 and len(s.conn._rcvbuf) == 32
+    assert s.conn.read(3) == bytes([0, 1, 2])
+    s.recv(ACK, seq=P + 40, payload=b"\x28\x29")
+    assert s.conn.read() == bytes(range(3, 42)) and s.conn.read_buffered == 0
+    s.recv(ACK, seq=P + 42, payload=b"x")
+    s.recv(ACK, seq=P + 43, payload=b"yz")
+    assert s.conn.read() == b"xyz" and len(s.conn._rcvbuf) == 0  # joined once
 
 
 def test_sending_respects_peer_window_and_mss():
