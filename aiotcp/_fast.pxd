@@ -78,7 +78,7 @@ cdef class TimerWheel:
     # counts every change that may move the next deadline (a timer linked
     # or unlinked, an expire() pass): a caller that saw the same count
     # need not ask next_deadline again
-    cdef readonly uint64_t changes
+    cdef readonly int64_t changes
     cdef void _link(self, Timer t)
     cdef void _unlink(self, Timer t)
     cdef void _cascade(self, int level)

@@ -62,6 +62,7 @@ class UDPEndpoint:
         self._closed = False
         self._dispatching = False
         self._batch_open = False  # the receive batch's ACKs wait for _end_batch
+        self._end_batch_soon = self._end_batch  # bound once (call_soon takes it per batch)
         self.close_when_idle = False
         sock.setblocking(False)
         _grow_buffers(sock, config)
@@ -99,7 +100,7 @@ class UDPEndpoint:
         self._after()
         if core._batch:
             self._batch_open = True
-            self.loop.call_soon(self._end_batch)
+            self.loop.call_soon(self._end_batch_soon)
         else:
             core.end_batch()
 
