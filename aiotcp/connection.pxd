@@ -130,8 +130,9 @@ cdef class Connection:
     cpdef send(self, data, double now)
     @cython.locals(buf=bytearray, held=list)
     cpdef bytes read(self, long long limit=*)
-    @cython.locals(held=list)
     cpdef _queue_in_order(self, data)
+    @cython.locals(held=list)
+    cpdef _fold_held(self)
     cpdef bint _owe_ack(self) except -1
     cpdef long long _data_end(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong)

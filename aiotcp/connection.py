@@ -553,9 +553,7 @@ class Connection:
             data = held[0] if len(held) == 1 else b"".join(held)
             held.clear()
         else:
-            for chunk in held:
-                buf += chunk
-            held.clear()
+            self._fold_held()
             if limit < 0 or limit >= len(buf):
                 data = bytes(buf)
                 buf.clear()
@@ -590,13 +588,17 @@ class Connection:
         """Append ``data`` (in-order payload) to what the user will read."""
         if type(data) is not bytes:
             data = bytes(data)  # a view of a buffer the caller may reuse
-        held = self._rcv_held
-        if len(held) >= _RCV_HELD:
-            for chunk in held:
-                self._rcvbuf += chunk
-            held.clear()
-        held.append(data)
+        if len(self._rcv_held) >= _RCV_HELD:
+            self._fold_held()
+        self._rcv_held.append(data)
         self._rcv_queued += len(data)
+
+    def _fold_held(self) -> None:
+        """Move the payloads held whole to the end of the receive buffer."""
+        held = self._rcv_held
+        for chunk in held:
+            self._rcvbuf += chunk
+        held.clear()
 
     def close(self, now: float) -> None:
         """Close our side (RFC 9293 section 3.10.4): a FIN follows the data

@@ -101,8 +101,11 @@ class UDPEndpoint:
         if core._batch:
             self._batch_open = True
             self.loop.call_soon(self._end_batch_soon)
-        else:
-            core.end_batch()
+            return
+        try:
+            core.end_batch()  # nothing owed: the batch just closes
+        except Exception:
+            logger.exception("aiotcp.endpoint.error")
 
     def _end_batch(self) -> None:
         """Send the ACKs the last receive batch still owes (what a reply
