@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import socket
 
 import structlog
@@ -63,6 +64,9 @@ class UDPEndpoint:
         self._dispatching = False
         self._batch_open = False  # the receive batch's ACKs wait for _end_batch
         self._end_batch_soon = self._end_batch  # bound once (call_soon takes it per batch)
+        # ... and run in one context, the one _on_readable runs in (add_reader
+        # copies it now): call_soon would otherwise copy the context per batch
+        self._batch_context = contextvars.copy_context()
         self.close_when_idle = False
         sock.setblocking(False)
         _grow_buffers(sock, config)
@@ -100,7 +104,7 @@ class UDPEndpoint:
         self._after()
         if core._batch:
             self._batch_open = True
-            self.loop.call_soon(self._end_batch_soon)
+            self.loop.call_soon(self._end_batch_soon, context=self._batch_context)
             return
         try:
             core.end_batch()  # nothing owed: the batch just closes

@@ -67,3 +67,30 @@ def test_a_flipped_bit_anywhere_fails_verification():
                 _fast.decode(bytes(datagram))
             datagram[byte] ^= 1 << bit
     assert _fast.decode(bytes(datagram)).payload.tobytes() == b"payload!"
+
+
+@given(st.binary(min_size=100, max_size=5000), st.integers(0, 0xFFFF))
+def test_vector_path_matches_the_scalar_one(data, initial):
+    """Lengths and alignments either side of the vector path's 128-byte
+    threshold and 64-byte step give the scalar loop's answer."""
+    for start in range(min(5, len(data))):
+        view = memoryview(data)[start:]
+        assert _fast.internet_checksum(view, initial) == _fast._checksum_scalar(view, initial)
+
+
+@pytest.mark.parametrize("size", [128, 129, 191, 1480, 65535, (2 << 20) + 67])
+def test_vector_path_carries_at_its_limits(size):
+    """All-ones words fill every lane at its maximum (and past one 2 MiB
+    block); the sum of n bytes of 0xFF is negative zero, complement 0."""
+    data = b"\xff" * size
+    expected = (~reference_sum(data)) & 0xFFFF if size < 70000 else _fast._checksum_scalar(data)
+    assert _fast.internet_checksum(data) == expected == _fast._checksum_scalar(data)
+
+
+def test_vector_path_is_taken_where_the_cpu_has_it():
+    import platform
+    flags = open("/proc/cpuinfo").read().split() if platform.system() == "Linux" else []
+    if platform.machine() == "x86_64" and "avx2" in flags:
+        assert _fast.checksum_simd() == "avx2"
+    else:
+        assert _fast.checksum_simd() is None
