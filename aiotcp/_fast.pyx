@@ -9,7 +9,10 @@ whose addresses are zero.  :func:`decode` parses a datagram into a
 :class:`Segment` whose ``payload`` is a memoryview of the caller's buffer (no
 copy: it is valid only as long as that buffer is), and reports every malformed
 case through :class:`MalformedSegment` and nothing else.  :func:`encode` builds
-a datagram with the checksum filled in.
+a datagram with the checksum filled in.  A datagram of 513 to 1500 bytes is
+built in a bytes object of the *datagram ring* (64 objects of 1500 bytes) that
+nobody holds any more, if the next one in turn is free: malloc and free of a
+block that size cost about 600 instructions a datagram.
 
 *The checksum* is the RFC 1071 ones' complement sum, computed over 32-bit native
 words into a 64-bit accumulator and folded; byte order independence (RFC 1071
@@ -166,6 +169,47 @@ cdef extern from *:
     #endif
         return aiotcp_ones_sum_scalar(p, n, acc);
     }
+    /* The datagram ring: the bytes objects of datagrams above 512 bytes
+       (which CPython takes from malloc, where a 1.5 KiB block costs several
+       hundred instructions to get and to give back).  The ring keeps one
+       reference to each object it made, all made AIOTCP_RING_CAP bytes
+       long.  An object whose only reference is the ring's (refcount 1) is
+       one nobody can see any more: it is handed out again, its size set to
+       the new datagram's and its hash reset, exactly as if just made.  The
+       cursor walks the ring in order, as datagrams are sent and dropped in
+       order; an object still held (by a queue, a tracer, anyone) is skipped
+       for a new one, and never touched. */
+    #define AIOTCP_RING_SLOTS 64
+    #define AIOTCP_RING_CAP 1500
+    static PyObject *aiotcp_ring[AIOTCP_RING_SLOTS];
+    static int aiotcp_ring_next = 0;
+    static Py_ssize_t aiotcp_ring_reused = 0;
+    static PyObject *aiotcp_datagram(Py_ssize_t size) {
+        PyObject *b;
+        int i;
+    #if PY_VERSION_HEX >= 0x030E0000  /* ob_shash is deprecated: no ring */
+        if (1)
+    #else
+        if (size <= 512 || size > AIOTCP_RING_CAP)
+    #endif
+            return PyBytes_FromStringAndSize(NULL, size);
+        i = aiotcp_ring_next;
+        aiotcp_ring_next = (i + 1) % AIOTCP_RING_SLOTS;
+        b = aiotcp_ring[i];
+        if (b != NULL && Py_REFCNT(b) == 1) {
+            aiotcp_ring_reused++;
+        } else {
+            b = PyBytes_FromStringAndSize(NULL, AIOTCP_RING_CAP);
+            if (b == NULL)
+                return NULL;
+            Py_XSETREF(aiotcp_ring[i], b);  /* the old one, if held, is its holders' now */
+        }
+        Py_SET_SIZE(b, size);
+        ((PyBytesObject *)b)->ob_shash = -1;
+        PyBytes_AS_STRING(b)[size] = '\0';
+        Py_INCREF(b);
+        return b;
+    }
     static inline int aiotcp_ctz64(uint64_t x) { return __builtin_ctzll(x); }
     """
     uint16_t aiotcp_rd16(const uint8_t *p) nogil
@@ -176,6 +220,8 @@ cdef extern from *:
     uint32_t aiotcp_ones_sum_scalar(const uint8_t *p, Py_ssize_t n, uint32_t acc) nogil
     int aiotcp_use_avx2() nogil
     int aiotcp_ctz64(uint64_t x) nogil
+    object aiotcp_datagram(Py_ssize_t size)
+    Py_ssize_t aiotcp_ring_reused
 
 
 # --- flags (byte 13) ---------------------------------------------------------
@@ -250,6 +296,12 @@ def _checksum_scalar(data, uint32_t initial=0):
         return (~aiotcp_ones_sum_scalar(<const uint8_t *>view.buf, view.len, initial)) & 0xFFFF
     finally:
         PyBuffer_Release(&view)
+
+
+def datagrams_reused():
+    """How many datagrams :func:`encode` built in a bytes object of the
+    datagram ring that had been dropped (for the tests)."""
+    return aiotcp_ring_reused
 
 
 def checksum_simd():
@@ -459,7 +511,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
         if 0 <= length < plen:
             plen = length
         total = _HEADER_LEN + optlen + plen
-        out = PyBytes_FromStringAndSize(NULL, total)
+        out = aiotcp_datagram(total)
         p = <uint8_t *>PyBytes_AS_STRING(out)
         aiotcp_wr16(p, src_port)
         aiotcp_wr16(p + 2, dst_port)
