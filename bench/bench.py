@@ -82,10 +82,6 @@ async def bulk(stack: str, size: int) -> float:
 async def ping_pong(stack: str, size: int, count: int) -> float:
     start_server, open_connection = stacks()[stack]
 
-    async def echo(reader, writer):
-        while data := await reader.readexactly(size) if True else b"":
-            writer.write(data)
-
     async def handler(reader, writer):
         try:
             while True:
