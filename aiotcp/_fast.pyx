@@ -276,26 +276,28 @@ cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept no
     return aiotcp_ones_sum(p, n, acc)
 
 
+cdef int _checksum_of(data, uint32_t initial, bint vector) except -1:
+    cdef Py_buffer view
+    cdef uint32_t total
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    if vector:
+        total = aiotcp_ones_sum(<const uint8_t *>view.buf, view.len, initial)
+    else:
+        total = aiotcp_ones_sum_scalar(<const uint8_t *>view.buf, view.len, initial)
+    PyBuffer_Release(&view)
+    return (~total) & 0xFFFF
+
+
 def internet_checksum(data, uint32_t initial=0):
     """RFC 1071 checksum of ``data``: the 16-bit ones' complement of the ones'
     complement sum of its big-endian 16-bit words plus ``initial`` (for example
     a pseudo-header's sum).  ``data`` is any contiguous buffer."""
-    cdef Py_buffer view
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    try:
-        return (~aiotcp_ones_sum(<const uint8_t *>view.buf, view.len, initial)) & 0xFFFF
-    finally:
-        PyBuffer_Release(&view)
+    return _checksum_of(data, initial, True)
 
 
 def _checksum_scalar(data, uint32_t initial=0):
     """:func:`internet_checksum` without the vector path (for the tests)."""
-    cdef Py_buffer view
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    try:
-        return (~aiotcp_ones_sum_scalar(<const uint8_t *>view.buf, view.len, initial)) & 0xFFFF
-    finally:
-        PyBuffer_Release(&view)
+    return _checksum_of(data, initial, False)
 
 
 def datagrams_reused():
