@@ -205,8 +205,11 @@ cdef extern from *:
             Py_XSETREF(aiotcp_ring[i], b);  /* the old one, if held, is its holders' now */
         }
         Py_SET_SIZE(b, size);
-        ((PyBytesObject *)b)->ob_shash = -1;
-        PyBytes_AS_STRING(b)[size] = '\0';
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        ((PyBytesObject *)b)->ob_shash = -1;  /* the hash cache, read by bytes_hash */
+    #pragma GCC diagnostic pop
+        PyBytes_AS_STRING(b)[size] = 0;
         Py_INCREF(b);
         return b;
     }

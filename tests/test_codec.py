@@ -256,8 +256,11 @@ def test_dropped_datagrams_are_reused_and_held_ones_never_change():
     for i in range(1000):
         size = 600 + (i * 7) % 840
         d = _fast.encode(40000, 443, i, 0, _fast.ACK, 512, payload[:size], ts=(i, 0))
+        h = hash(d)  # cached in the object: a reused one must not keep it
+        copy = bytes(memoryview(d))  # a new object (bytes(d) would be d itself)
+        assert h == hash(copy)
         if i % 3 == 0:
-            held.append((d, bytes(d), hash(d), i, size))
+            held.append((d, copy, h, i, size))
     assert _fast.datagrams_reused() - before > 500  # the dropped two thirds came back
     for d, copy, h, i, size in held:
         assert d == copy and hash(d) == h and len(d) == 20 + 12 + size
