@@ -181,17 +181,18 @@ cdef extern from *:
        for a new one, and never touched. */
     #define AIOTCP_RING_SLOTS 64
     #define AIOTCP_RING_CAP 1500
+    #if PY_VERSION_HEX >= 0x030E0000  /* ob_shash is deprecated: no ring */
+    #define AIOTCP_RING_MAX 0
+    #else
+    #define AIOTCP_RING_MAX AIOTCP_RING_CAP
+    #endif
     static PyObject *aiotcp_ring[AIOTCP_RING_SLOTS];
     static int aiotcp_ring_next = 0;
     static Py_ssize_t aiotcp_ring_reused = 0;
     static PyObject *aiotcp_datagram(Py_ssize_t size) {
         PyObject *b;
         int i;
-    #if PY_VERSION_HEX >= 0x030E0000  /* ob_shash is deprecated: no ring */
-        if (1)
-    #else
-        if (size <= 512 || size > AIOTCP_RING_CAP)
-    #endif
+        if (size <= 512 || size > AIOTCP_RING_MAX)
             return PyBytes_FromStringAndSize(NULL, size);
         i = aiotcp_ring_next;
         aiotcp_ring_next = (i + 1) % AIOTCP_RING_SLOTS;
