@@ -215,14 +215,14 @@ cdef class DatagramSocket:
                     else:
                         callback(PyMemoryView_FromMemory(base, n, PyBUF_READ), addr, when)
                     continue
+                if sink is not None:  # it cuts the run, and joins in-order data
+                    count += sink.take_run(<const uint8_t *>base, n, gso_size, addr, now)
+                    continue
                 off = 0
                 while off < n:
                     size = gso_size if n - off > gso_size else n - off
                     count += 1
-                    if sink is not None:
-                        sink.take(<const uint8_t *>(base + off), size, addr, now)
-                    else:
-                        callback(PyMemoryView_FromMemory(base + off, size, PyBUF_READ), addr, when)
+                    callback(PyMemoryView_FromMemory(base + off, size, PyBUF_READ), addr, when)
                     off += size
             if single:
                 break  # one slot, filled or not: a level-triggered poll says if more waits

@@ -39,6 +39,7 @@ cdef class Segment:
     cdef readonly uint32_t ts_val
     cdef readonly uint32_t ts_ecr
     cdef readonly object payload      # memoryview over the decoded buffer
+    cdef readonly int segs            # datagrams it came in: > 1 when coalesced
 
 
 # Decode one datagram (see _fast.pyx); C callers skip the Python call.
@@ -48,10 +49,16 @@ cpdef Segment decode(data, bint verify=*)
 cdef class DatagramSink:
     """A receiver of datagrams: the core endpoint's base (see _fast.pyx)."""
     cdef public object tracer          # a per-segment tracer, or None
+    cdef public bint coalesce          # join in-order data runs (take_run)
+    cdef public long long segments_coalesced  # datagrams joined to the one before
     cpdef receive_datagram(self, data, addr, double now)
     cpdef receive_segment(self, Segment seg, addr, double now)
     # from C: decode the n bytes at p in place and pass the segment on
     cdef int take(self, const uint8_t *p, Py_ssize_t n, object addr, double now) except -1
+    # from C: a GRO run (datagrams of ``size`` bytes, the last may be
+    # shorter), in-order data segments of one connection joined into one
+    cdef Py_ssize_t take_run(self, const uint8_t *p, Py_ssize_t n, Py_ssize_t size,
+                             object addr, double now) except -1
 
 
 cdef class Timer:

@@ -49,6 +49,7 @@ class Segment:
     ts_val: int
     ts_ecr: int
     payload: memoryview
+    segs: int  # the datagrams it came in: more than 1 when a run was joined
     @property
     def flags_str(self) -> str: ...
     @property
@@ -99,8 +100,11 @@ class DatagramSink:
     """A receiver of datagrams (the core endpoint's base); C callers hand it
     raw datagrams, decoded in place."""
     tracer: object
+    coalesce: bool
+    segments_coalesced: int
     def receive_datagram(self, data, addr, now: float) -> None: ...
     def receive_segment(self, seg: Segment, addr, now: float) -> None: ...
+    def receive_run(self, data, size: int, addr, now: float) -> int: ...
 
 
 class Timer:

@@ -35,6 +35,16 @@ it.  ``expire(now)`` returns timers in deadline order.
 datagrams from C (``aiotcp._dgram`` reads them into its own buffer): it
 decodes them in place, copying only the payload, and hands the segment to
 ``receive_segment``, with no memoryview and no Python-level call in between.
+A UDP GRO read (a run of datagrams of one size but for the last) goes to
+``take_run``: consecutive in-order data segments of one connection in it
+(only ACK and PSH among the flags, PSH ending the run; the same ports, ACK,
+window and options, and those options the timestamps alone, laid out as
+NOP, NOP, TS; contiguous sequence numbers; each checksum good) become one
+segment with one payload, whose ``segs`` says how many it joins -- what
+Linux's TCP GRO does.  A 1452-byte write is two segments beside the
+timestamps (1440 + 12 bytes): joined, the receiver runs the TCP input path
+once for it, builds no second payload and no join, and its reader gets one
+bytes object.
 """
 
 cimport cython
@@ -64,7 +74,7 @@ cpdef double monotonic() noexcept:
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
 from libc.math cimport ceil, floor, INFINITY
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
 cdef extern from *:
@@ -242,6 +252,8 @@ cdef enum:
     _HEADER_LEN = 20
     _MAX_OPTIONS = 40
     _PROTO_TCP = 6
+    _PSH = 0x08
+    _ACK = 0x10
 
 cdef object _EMPTY = memoryview(b"")
 
@@ -372,6 +384,7 @@ cdef inline Segment _parse(const uint8_t *p, Py_ssize_t n, object data, bint ver
     seg.mss = -1
     seg.wscale = -1
     seg.sack_blocks = ()
+    seg.segs = 1
     end = doff * 4
     i = _HEADER_LEN
     while i < end:
@@ -458,6 +471,106 @@ cdef class DatagramSink:
                 return 0
         self.receive_datagram(PyMemoryView_FromMemory(<char *>p, n, PyBUF_READ), addr, now)
         return 0
+
+    cdef Py_ssize_t take_run(self, const uint8_t *p, Py_ssize_t n, Py_ssize_t size,
+                             object addr, double now) except -1:
+        cdef Py_ssize_t off = 0, count = 0, dlen, hlen, nxt, nlen, total, parts, k, plen
+        cdef const uint8_t *first
+        cdef const uint8_t *q
+        cdef Segment seg
+        cdef bytes payload
+        cdef char *dst
+        while off < n:
+            first = p + off
+            dlen = size if n - off > size else n - off
+            parts = 1
+            nxt = off + dlen
+            hlen = 0
+            total = 0
+            if nxt < n and self.coalesce and self.tracer is None and _joinable(first, dlen):
+                hlen = (first[12] >> 4) * 4
+                total = dlen - hlen
+                if not first[13] & _PSH:  # PSH ends a run
+                    while nxt < n:
+                        nlen = size if n - nxt > size else n - nxt
+                        q = p + nxt
+                        if not _joins(first, hlen, total, q, nlen):
+                            break
+                        parts += 1
+                        total += nlen - hlen
+                        nxt += nlen
+                        if q[13] & _PSH:
+                            break
+            if parts == 1:
+                self.take(first, dlen, addr, now)
+                count += 1
+                off += dlen
+                continue
+            seg = _parse(first, hlen, None, False)  # the header: checksums verified above
+            payload = PyBytes_FromStringAndSize(NULL, total)
+            dst = PyBytes_AS_STRING(payload)
+            k = off
+            while k < nxt:
+                dlen = size if nxt - k > size else nxt - k
+                plen = dlen - hlen
+                memcpy(dst, p + k + hlen, plen)
+                dst += plen
+                k += dlen
+            seg.payload = payload
+            seg.flags = first[13] | (p[nxt - dlen + 13] & _PSH)
+            seg.segs = <int>parts
+            self.segments_coalesced += parts - 1
+            self.receive_segment(seg, addr, now)
+            count += parts
+            off = nxt
+        return count
+
+    def receive_run(self, data, Py_ssize_t size, addr, double now):
+        """Take ``data``, datagrams of ``size`` bytes back to back (the last
+        may be shorter) as one UDP GRO read brings them, from Python (the
+        tests).  Returns the number of datagrams."""
+        cdef Py_buffer view
+        if size <= 0:
+            raise ValueError("size must be positive")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            return self.take_run(<const uint8_t *>view.buf, view.len, size, addr, now)
+        finally:
+            PyBuffer_Release(&view)
+
+
+cdef inline bint _joinable(const uint8_t *p, Py_ssize_t n) noexcept:
+    """A datagram that may start a coalesced run: a valid data segment
+    with ACK (and PSH) only among its flags, and no options but the
+    timestamps as Linux and aiotcp lay them out (NOP, NOP, TS) -- so no SYN
+    option, no SACK block.  Linux's TCP GRO asks as much (tcp_gro_receive)."""
+    cdef int doff
+    if n <= _HEADER_LEN:
+        return False
+    doff = p[12] >> 4
+    if doff * 4 >= n or (p[13] & ~_PSH) != _ACK:
+        return False
+    if doff != 5 and not (doff == 8 and p[20] == 1 and p[21] == 1 and p[22] == 8 and p[23] == 10):
+        return False
+    return aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF)) == 0xFFFF
+
+
+cdef inline bint _joins(const uint8_t *first, Py_ssize_t hlen, Py_ssize_t total,
+                        const uint8_t *q, Py_ssize_t n) noexcept:
+    """Whether the datagram ``q`` continues the run that ``first`` starts
+    and that carries ``total`` bytes so far: the same ports, ACK, window and
+    options (the same timestamps too), flags ACK (and PSH), its sequence
+    number right after the run's data, some data of its own and a good
+    checksum."""
+    if n <= hlen or (q[12] >> 4) * 4 != hlen or (q[13] & ~_PSH) != _ACK:
+        return False
+    if memcmp(first, q, 4) != 0 or memcmp(first + 8, q + 8, 4) != 0 or memcmp(first + 14, q + 14, 2) != 0:
+        return False
+    if hlen > _HEADER_LEN and memcmp(first + _HEADER_LEN, q + _HEADER_LEN, hlen - _HEADER_LEN) != 0:
+        return False
+    if aiotcp_rd32(q + 4) != <uint32_t>(aiotcp_rd32(first + 4) + <uint32_t>total):
+        return False
+    return aiotcp_ones_sum(q, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF)) == 0xFFFF
 
 
 def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,

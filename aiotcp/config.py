@@ -75,6 +75,13 @@ class Config:
     #: of datagrams from one peer in one read, and the endpoint cuts it back
     #: into the datagrams it was made of.
     udp_gro: bool = True
+    #: Within such a run, consecutive in-order data segments of one
+    #: connection (flags ACK or ACK+PSH, the same ACK, window and
+    #: timestamps, nothing but timestamps among the options) are processed
+    #: as one segment with the data of all, as Linux's TCP GRO does.  Every
+    #: datagram's checksum is still verified, and the ACK is the one those
+    #: segments owe.
+    receive_coalescing: bool = True
     #: Disable Nagle's algorithm.  asyncio sets TCP_NODELAY on every TCP
     #: transport, so aiotcp does the same by default.
     nodelay: bool = True

@@ -1085,7 +1085,7 @@ class Connection:
     def receive(self, seg, now: float) -> None:
         """Process one decoded segment (RFC 9293 section 3.10.7)."""
         self._now = now
-        self.segments_received += 1
+        self.segments_received += seg.segs
         state = self.state
         if state is SYN_SENT:
             self._receive_syn_sent(seg, now)
@@ -1818,7 +1818,7 @@ class Connection:
                 self._quickack -= 1
                 self._send_ack()  # quick ACK mode: every segment, at once
             else:
-                self._ack_pending += 1
+                self._ack_pending += seg.segs  # a coalesced run counts as its segments
                 if self._ack_pending >= 2 or not self._delayed_ack:
                     self._owe_ack()
                 elif self._delack_at == NEVER:

@@ -65,6 +65,7 @@ class Endpoint(DatagramSink):
         self.stats: Counter = Counter()
         self.sequences = SequenceSource(secret)
         self.tracer = tracer
+        self.coalesce = config.receive_coalescing
         self.time_wait_count = 0
         #: connections owing an ACK at the end of the current receive batch
         #: (Config.ack_coalescing); None outside a batch
