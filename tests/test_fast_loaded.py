@@ -42,7 +42,7 @@ def test_pure_python_twin_passes_the_core_suite():
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          os.path.join(here, "test_core_states.py"), os.path.join(here, "test_core_network.py"),
          os.path.join(here, "test_congestion.py"), os.path.join(here, "test_core_endpoint.py"),
-         os.path.join(here, "test_aio.py")],
+         os.path.join(here, "test_aio.py"), os.path.join(here, "test_coalescing.py")],
         env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
