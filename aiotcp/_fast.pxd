@@ -20,6 +20,11 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                            uint16_t urgent)
 
 
+# Make a bytearray hold exactly the bytes of a buffer, in the storage it has
+# (the send buffer, rewritten when all it held is acknowledged).
+cpdef int overwrite(bytearray buf, object data) except -1
+
+
 cdef class Segment:
     """One decoded TCP segment (RFC 9293 section 3.1)."""
     cdef readonly uint16_t src_port

@@ -50,6 +50,7 @@ bytes object.
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
@@ -314,6 +315,23 @@ def internet_checksum(data, uint32_t initial=0):
 def _checksum_scalar(data, uint32_t initial=0):
     """:func:`internet_checksum` without the vector path (for the tests)."""
     return _checksum_of(data, initial, False)
+
+
+cpdef int overwrite(bytearray buf, object data) except -1:
+    """Make ``buf`` hold exactly the bytes of ``data`` (any contiguous
+    buffer), in the storage it already has unless that is far too small or
+    too large: no realloc for data of about its size.  (``buf[:] = data``
+    does the same for a bytearray, but first copies any other buffer into a
+    new bytearray; ``clear()`` then ``+=`` shrinks the storage and grows it
+    again.)"""
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        PyByteArray_Resize(buf, view.len)
+        memcpy(PyByteArray_AS_STRING(buf), view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return 0
 
 
 def datagrams_reused():

@@ -10,7 +10,7 @@
 # are cpdef, so Python (the tests, the endpoint) still calls them.
 
 cimport cython
-from aiotcp._fast cimport Segment, Timer, TimerWheel, encode_segment
+from aiotcp._fast cimport Segment, Timer, TimerWheel, encode_segment, overwrite
 from aiotcp.congestion cimport CongestionControl
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
@@ -127,6 +127,7 @@ cdef class Connection:
     cpdef long long _window_field(self)
     @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
+    @cython.locals(buf=bytearray)
     cpdef send(self, data, double now)
     @cython.locals(buf=bytearray, held=list)
     cpdef bytes read(self, long long limit=*)

@@ -28,7 +28,7 @@ import enum
 from collections import Counter
 
 from . import _fast
-from ._fast import ACK, FIN, PSH, RST, SYN, encode_segment
+from ._fast import ACK, FIN, PSH, RST, SYN, encode_segment, overwrite
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission, StateChanged, Writable
@@ -537,7 +537,15 @@ class Connection:
             raise ConnectionStateError(f"send() in {self.state}" + (" after close" if self._fin_queued else ""))
         if not data:
             return
-        self._sndbuf += data
+        buf = self._sndbuf
+        if self._sndbuf_off and self._sndbuf_off == len(buf):
+            # all that was written before is acknowledged: write over it in
+            # the storage it has (clear() and += would shrink the storage and
+            # grow it again, two reallocs, for every exchange of a ping-pong)
+            overwrite(buf, data)
+            self._sndbuf_off = 0
+        else:
+            buf += data
         if self._synchronized:
             self._push(now)
         self._rearm()

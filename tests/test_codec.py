@@ -268,3 +268,21 @@ def test_dropped_datagrams_are_reused_and_held_ones_never_change():
         assert seg.seq == i and seg.payload == payload[:size]
     small = _fast.encode(1, 2, 3, 4, _fast.ACK, 5, b"x" * 100)  # below the ring's sizes
     assert len(small) == 120 and _fast.decode(small).payload == b"x" * 100
+
+
+def test_overwrite_makes_a_bytearray_hold_a_buffer_in_its_own_storage():
+    buf = bytearray(b"x" * 1452)
+    assert _fast.overwrite(buf, b"y" * 1452) == 0 and buf == b"y" * 1452
+    _fast.overwrite(buf, memoryview(b"0123456789")[2:7])
+    assert buf == b"23456"
+    _fast.overwrite(buf, bytearray(b"w" * 5000))
+    assert buf == b"w" * 5000
+    _fast.overwrite(buf, b"")
+    assert buf == b""
+    with pytest.raises(TypeError):
+        _fast.overwrite(buf, "text")
+    held = memoryview(buf)
+    with pytest.raises(BufferError):  # storage another object is looking at cannot move
+        _fast.overwrite(buf, b"z" * 100)
+    held.release()
+    assert buf == b""

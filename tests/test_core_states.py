@@ -890,21 +890,34 @@ def test_acked_bytes_are_trimmed_lazily_yet_every_resend_carries_the_right_bytes
 
 
 def test_small_writes_reuse_the_send_buffer_and_its_acknowledged_front_stays_bounded():
-    # one-byte messages, each acknowledged: the buffer is not emptied (and
-    # its storage regrown) every time; the acknowledged front is trimmed once
-    # it passes the slack, so it never holds more than that
+    # one-byte messages, each acknowledged before the next: each goes over
+    # the last in the same storage, which is never shrunk and regrown
+    import sys
     from aiotcp.connection import seq_diff
     s = Script().established()
-    fronts = []
-    for i in range(5000):
+    fronts, sizes = [], set()
+    for i in range(300):
         s.conn.send(bytes([i & 0xFF]), s.now)
         (x,) = s.sent()
         assert bytes(x.payload) == bytes([i & 0xFF]) and seq_diff(x.seq, L) == i
         s.recv(ACK, ack=x.seq + 1)
         assert s.conn.send_buffered == 0
         fronts.append(s.conn._sndbuf_off)
-    assert fronts[99] == 100  # kept, not trimmed per message
-    assert max(fronts) == 4096 and fronts[4096] == 0  # trimmed past the slack
+        sizes.add(sys.getsizeof(s.conn._sndbuf))
+    assert set(fronts) == {1} and len(sizes) == 1
+    # each written while the one before is still in flight: appended, and
+    # the acknowledged front is trimmed once it passes the slack, so it
+    # never holds more than that
+    fronts = []
+    for i in range(300, 5300):
+        s.conn.send(bytes([i & 0xFF]), s.now)
+        (x,) = s.sent()
+        assert bytes(x.payload) == bytes([i & 0xFF]) and seq_diff(x.seq, L) == i
+        s.recv(ACK, ack=x.seq)  # all but this one
+        assert s.conn.send_buffered == 1
+        fronts.append(s.conn._sndbuf_off)
+    assert fronts[99] == 99  # kept, not trimmed per message
+    assert max(fronts) == 4096 and 0 in fronts[4096:]  # trimmed past the slack
 
 
 # ------------------------------------------------------------- RACK (RFC 8985)
@@ -1033,3 +1046,25 @@ def test_dsack_widens_the_reordering_window_once_per_round_trip():
     for _ in range(16):
         s.conn._recovery_done()
     assert s.conn._reo_mult == 1
+
+
+def test_a_write_after_everything_is_acknowledged_reuses_the_send_buffer():
+    """With all earlier data acknowledged the next write goes over the old
+    bytes in the send buffer's storage (no shrink and regrow); the sequence
+    numbers, the payloads and a retransmission of the new data stay right,
+    and so does a write that lands while data is still in flight."""
+    s = Script().established(peer_mss=1000)
+    buf = s.conn._sndbuf
+    s.conn.send(b"a" * 1500, 0.0)
+    assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L, b"a" * 1000), (L + 1000, b"a" * 500)]
+    s.recv(ACK, ack=L + 1500)
+    assert s.conn._sndbuf_off == len(buf) == 1500  # all acknowledged, kept for the next write
+    s.conn.send(b"b" * 1200, 0.0)
+    assert s.conn._sndbuf is buf and bytes(buf) == b"b" * 1200 and s.conn._sndbuf_off == 0
+    assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L + 1500, b"b" * 1000), (L + 2500, b"b" * 200)]
+    s.conn.send(b"c" * 300, 0.0)  # behind data in flight: appended
+    assert bytes(buf) == b"b" * 1200 + b"c" * 300
+    assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L + 2700, b"c" * 300)]
+    s.timer(s.conn.rto_deadline)  # the RTO resends from the first unacknowledged byte
+    (again,) = [x for x in s.sent() if x.seq == L + 1500]
+    assert again.payload.tobytes() == b"b" * 1000
