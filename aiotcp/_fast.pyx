@@ -503,41 +503,43 @@ cdef class DatagramSink:
             dlen = size if n - off > size else n - off
             parts = 1
             nxt = off + dlen
-            hlen = 0
-            total = 0
-            if nxt < n and self.coalesce and self.tracer is None and _joinable(first, dlen):
-                hlen = (first[12] >> 4) * 4
-                total = dlen - hlen
-                if not first[13] & _PSH:  # PSH ends a run
-                    while nxt < n:
-                        nlen = size if n - nxt > size else n - nxt
-                        q = p + nxt
-                        if not _joins(first, hlen, total, q, nlen):
-                            break
-                        parts += 1
-                        total += nlen - hlen
-                        nxt += nlen
-                        if q[13] & _PSH:
-                            break
-            if parts == 1:
+            # PSH ends a run: a first segment with it has nothing to join
+            if not (nxt < n and self.coalesce and self.tracer is None and not first[13] & _PSH
+                    and _joinable(first, dlen)):
                 self.take(first, dlen, addr, now)
                 count += 1
-                off += dlen
+                off = nxt
                 continue
-            seg = _parse(first, hlen, None, False)  # the header: checksums verified above
-            payload = PyBytes_FromStringAndSize(NULL, total)
-            dst = PyBytes_AS_STRING(payload)
-            k = off
-            while k < nxt:
-                dlen = size if nxt - k > size else nxt - k
-                plen = dlen - hlen
-                memcpy(dst, p + k + hlen, plen)
-                dst += plen
-                k += dlen
-            seg.payload = payload
-            seg.flags = first[13] | (p[nxt - dlen + 13] & _PSH)
-            seg.segs = <int>parts
-            self.segments_coalesced += parts - 1
+            hlen = (first[12] >> 4) * 4
+            total = dlen - hlen
+            while nxt < n:
+                nlen = size if n - nxt > size else n - nxt
+                q = p + nxt
+                if not _joins(first, hlen, total, q, nlen):
+                    break
+                parts += 1
+                total += nlen - hlen
+                nxt += nlen
+                if q[13] & _PSH:
+                    break
+            # checksums verified (_joinable, _joins): not again
+            if parts == 1:  # nothing joined it
+                seg = _parse(first, dlen, None, False)
+            else:
+                seg = _parse(first, hlen, None, False)  # the header
+                payload = PyBytes_FromStringAndSize(NULL, total)
+                dst = PyBytes_AS_STRING(payload)
+                k = off
+                while k < nxt:
+                    dlen = size if nxt - k > size else nxt - k
+                    plen = dlen - hlen
+                    memcpy(dst, p + k + hlen, plen)
+                    dst += plen
+                    k += dlen
+                seg.payload = payload
+                seg.flags = first[13] | (p[nxt - dlen + 13] & _PSH)
+                seg.segs = <int>parts
+                self.segments_coalesced += parts - 1
             self.receive_segment(seg, addr, now)
             count += parts
             off = nxt
