@@ -293,6 +293,13 @@ cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept no
     return aiotcp_ones_sum(p, n, acc)
 
 
+cdef inline uint32_t _wire_sum(const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    """The ones' complement sum of a datagram with WIRE.md's pseudo-header
+    (zero addresses, protocol 6, the datagram's length): 0xFFFF for a
+    datagram whose checksum is right; its complement is the checksum."""
+    return aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF))
+
+
 cdef int _checksum_of(data, uint32_t initial, bint vector) except -1:
     cdef Py_buffer view
     cdef uint32_t total
@@ -387,7 +394,7 @@ cdef inline Segment _parse(const uint8_t *p, Py_ssize_t n, object data, bint ver
     doff = p[12] >> 4
     if doff < 5 or doff * 4 > n:
         raise MalformedSegment("data_offset", f"offset {doff} in {n} bytes")
-    if verify and aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF)) != 0xFFFF:
+    if verify and _wire_sum(p, n) != 0xFFFF:
         raise BadChecksum()
     seg = Segment.__new__(Segment)
     seg.src_port = aiotcp_rd16(p)
@@ -572,7 +579,7 @@ cdef inline bint _joinable(const uint8_t *p, Py_ssize_t n) noexcept:
         return False
     if doff != 5 and not (doff == 8 and p[20] == 1 and p[21] == 1 and p[22] == 8 and p[23] == 10):
         return False
-    return aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF)) == 0xFFFF
+    return _wire_sum(p, n) == 0xFFFF
 
 
 cdef inline bint _joins(const uint8_t *first, Py_ssize_t hlen, Py_ssize_t total,
@@ -590,7 +597,7 @@ cdef inline bint _joins(const uint8_t *first, Py_ssize_t hlen, Py_ssize_t total,
         return False
     if aiotcp_rd32(q + 4) != <uint32_t>(aiotcp_rd32(first + 4) + <uint32_t>total):
         return False
-    return aiotcp_ones_sum(q, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF)) == 0xFFFF
+    return _wire_sum(q, n) == 0xFFFF
 
 
 def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
@@ -682,7 +689,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
         if plen:
             memcpy(o, <const uint8_t *>pview.buf + offset, plen)
-        aiotcp_wr16(p + 16, (~aiotcp_ones_sum(p, total, _PROTO_TCP + <uint32_t>(total & 0xFFFF))) & 0xFFFF)
+        aiotcp_wr16(p + 16, (~_wire_sum(p, total)) & 0xFFFF)
         return out
     finally:
         PyBuffer_Release(&pview)
