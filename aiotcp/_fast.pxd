@@ -56,6 +56,10 @@ cdef class DatagramSink:
     cdef public object tracer          # a per-segment tracer, or None
     cdef public bint coalesce          # join in-order data runs (take_run)
     cdef public long long segments_coalesced  # datagrams joined to the one before
+    # the connections owing an ACK at the end of the receive batch open now
+    # (a list), or None between batches: the endpoint's, here so that a
+    # connection reaches it with a C field access
+    cdef public object _batch
     cpdef receive_datagram(self, data, addr, double now)
     cpdef receive_segment(self, Segment seg, addr, double now)
     # from C: decode the n bytes at p in place and pass the segment on

@@ -10,7 +10,7 @@
 # are cpdef, so Python (the tests, the endpoint) still calls them.
 
 cimport cython
-from aiotcp._fast cimport Segment, Timer, TimerWheel, encode_segment, overwrite
+from aiotcp._fast cimport DatagramSink, Segment, Timer, TimerWheel, encode_segment, overwrite
 from aiotcp.congestion cimport CongestionControl
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
@@ -48,7 +48,8 @@ cdef Transmission _transmission(long long start, long long end, double sent, int
 
 cdef class Connection:
     # identity, wiring and life cycle
-    cdef public object _config, stats, endpoint, tracer, listener
+    cdef public object _config, stats, tracer, listener
+    cdef public DatagramSink endpoint
     cdef public list out, events
     cdef public Timer timer
     cdef public TimerWheel wheel

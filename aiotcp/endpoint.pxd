@@ -13,7 +13,7 @@ cdef int ACK, FIN, RST, SYN
 
 
 cdef class Endpoint(DatagramSink):
-    cdef public object config, stats, sequences, _batch  # tracer: DatagramSink's
+    cdef public object config, stats, sequences  # tracer, _batch: DatagramSink's
     cdef public list _batch_list
     cdef public bint ipv6
     cdef public dict connections, listeners
