@@ -49,8 +49,8 @@ bytes object.
 
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
@@ -630,6 +630,8 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
     cdef int optlen = 0, nblocks = 0, i
     cdef Py_ssize_t plen = 0, total
     cdef Py_buffer pview
+    cdef const uint8_t *src
+    cdef bint viewed = False
     cdef uint8_t *p
     cdef uint8_t *o
     if mss >= 0:
@@ -649,11 +651,24 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
         optlen += 4 + 8 * nblocks
     if optlen > _MAX_OPTIONS:
         raise ValueError(f"options need {optlen} bytes, more than 40")
-    PyObject_GetBuffer(payload, &pview, PyBUF_SIMPLE)
+    # the send buffer (a bytearray) and bytes are read in place; anything
+    # else through the buffer protocol.  Nothing below runs Python code, so
+    # the storage cannot move while it is read.
+    if type(payload) is bytearray:
+        src = <const uint8_t *>PyByteArray_AS_STRING(payload)
+        plen = PyByteArray_GET_SIZE(payload)
+    elif type(payload) is bytes:
+        src = <const uint8_t *>PyBytes_AS_STRING(payload)
+        plen = PyBytes_GET_SIZE(payload)
+    else:
+        PyObject_GetBuffer(payload, &pview, PyBUF_SIMPLE)
+        viewed = True
+        src = <const uint8_t *>pview.buf
+        plen = pview.len
     try:
-        if offset < 0 or offset > pview.len:
+        if offset < 0 or offset > plen:
             raise ValueError("payload offset out of range")
-        plen = pview.len - offset
+        plen -= offset
         if 0 <= length < plen:
             plen = length
         total = _HEADER_LEN + optlen + plen
@@ -688,11 +703,12 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                 left, right = sack_blocks[i]
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
         if plen:
-            memcpy(o, <const uint8_t *>pview.buf + offset, plen)
+            memcpy(o, src + offset, plen)
         aiotcp_wr16(p + 16, (~_wire_sum(p, total)) & 0xFFFF)
         return out
     finally:
-        PyBuffer_Release(&pview)
+        if viewed:
+            PyBuffer_Release(&pview)
 
 
 # --- timer wheel ---------------------------------------------------------------

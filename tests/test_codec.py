@@ -1,4 +1,5 @@
 """Segment encode/decode against WIRE.md, with dpkt as an independent oracle."""
+import array
 import socket
 import struct
 
@@ -244,6 +245,28 @@ def test_encode_segment_takes_a_slice_of_the_payload_without_copying_it_first():
     assert _fast.decode(empty).payload == b""
     with pytest.raises(ValueError):
         _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, buffer, 11, 0, -1, -1, False, None, False, 0, 0, 0)
+
+
+def test_encode_segment_reads_every_kind_of_payload_the_same_way():
+    """bytes and bytearray (the send buffer) are read in place, anything
+    else through the buffer protocol: the datagrams are identical, and the
+    offset is checked on every path."""
+    class Sub(bytearray):
+        pass
+
+    raw = b"0123456789"
+    kinds = [raw, bytearray(raw), Sub(raw), memoryview(raw), memoryview(bytearray(raw)),
+             array.array("B", raw)]
+    expected = _fast.encode(1, 2, 3, 4, _fast.ACK, 5, b"2345", ts=(7, 8))
+    for payload in kinds:
+        assert _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, payload, 2, 4, -1, -1, False, None,
+                                    True, 7, 8, 0) == expected, type(payload)
+        with pytest.raises(ValueError):
+            _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, payload, 11, -1, -1, -1, False, None,
+                                 False, 0, 0, 0)
+    with pytest.raises(TypeError):
+        _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, "text", 0, -1, -1, -1, False, None,
+                             False, 0, 0, 0)
 
 
 def test_dropped_datagrams_are_reused_and_held_ones_never_change():
