@@ -69,6 +69,13 @@ cdef class DatagramSocket:
     cdef readonly int slots
     # wakeups left that read a single slot (sparse traffic, see receive())
     cdef readonly int _sparse
+    # the socket-wide UDP_SEGMENT size in force (0: none), whether it may be
+    # set, the segment size of the last short run, lone datagrams sent in a
+    # row while it is set (see send())
+    cdef readonly int segment
+    cdef bint _sticky
+    cdef Py_ssize_t _last_run
+    cdef int _lone
 
     cpdef Py_ssize_t receive(self, callback, double now, object peer=*, int limit=*) except -1
     cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=*, bint connected=*) except -1
@@ -76,3 +83,4 @@ cdef class DatagramSocket:
     cdef int _destination(self, object addr) except -1
     cdef int _resolved(self, object addr) except -1
     cdef int _grow(self) except -1
+    cdef bint _segment_to(self, int size)

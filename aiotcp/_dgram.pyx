@@ -25,8 +25,11 @@ address whose sizes are equal (the last may be shorter), up to 64 of them and
 64 KiB, goes in one ``sendmsg`` carrying a ``UDP_SEGMENT`` control message; the
 kernel splits it back into exactly those datagrams.  The buffers are gathered
 with an iovec, not joined.  A datagram alone goes with ``send`` (``sendto``
-on an unconnected socket), which has no message header to copy in.  If the
-kernel refuses GSO, the socket falls back to one datagram per call for good.
+on an unconnected socket), which has no message header to copy in, and so
+does a short run of a segment size seen twice in a row: it is copied into
+one buffer and cut by a socket-wide ``UDP_SEGMENT`` (see
+:meth:`DatagramSocket.send`).  If the kernel refuses GSO, the socket falls
+back to one datagram per call for good.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
@@ -82,6 +85,9 @@ cdef extern from *:
     int UDP_SEGMENT
     int UDP_GRO
 
+cdef extern from "<sys/socket.h>":
+    int setsockopt(int fd, int level, int name, const void *value, socklen_t size)
+
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     int PyBUF_READ
@@ -93,6 +99,8 @@ cdef enum:
     _CONTROL = 64             # room for one UDP_GRO or UDP_SEGMENT message
     _MAX_SLOTS = 16           # datagrams (or GRO runs) per recvmmsg, at most
     _SPARSE_PROBE = 8         # after a lone datagram, wakeups per batched probe
+    _SHORT_RUN = 8192         # a run up to this many bytes goes as one buffer (see send())
+    _LONE_LIMIT = 64          # lone datagrams in a row that clear the socket's segment size
 
 
 cdef class DatagramSocket:
@@ -112,6 +120,7 @@ cdef class DatagramSocket:
         if self._buf == NULL:
             raise MemoryError()
         self.gso = gso
+        self._sticky = gso
         if gro:
             try:
                 sock.setsockopt(IPPROTO_UDP, UDP_GRO, 1)
@@ -324,15 +333,35 @@ cdef class DatagramSocket:
         """Send ``datagrams[start:]``, ``(bytes, addr)`` pairs (``addr`` is
         ignored on a connected socket).  Returns the index of the first one
         not sent because the socket would block (``len(datagrams)`` when all
-        went).  Other socket errors are raised as OSError."""
-        cdef Py_ssize_t i = start, j, n = len(datagrams), total, size, nsize
+        went).  Other socket errors are raised as OSError.
+
+        A run goes in one ``sendmsg`` whose ``UDP_SEGMENT`` control message
+        says where the kernel cuts it.  A short run (a message of a segment
+        and a bit, in a request and its answer) costs less as one buffer
+        given to ``send``/``sendto`` under a socket-wide ``UDP_SEGMENT``:
+        no message header, iovec or control message to copy in, and on a
+        connected socket the route stays cached, which any control message
+        disables (about 0.15 us of kernel time a run, a tenth of the
+        whole system time of a 1452-byte ping-pong).  So the second short run
+        in a row of one segment size sets that size on the socket, and
+        while it is set: short runs of that size are copied into one buffer
+        (they are at most ``_SHORT_RUN`` bytes), a datagram alone larger
+        than it goes with a control message of 0 (else the kernel would cut
+        it), and 64 lone datagrams in a row clear it again (the kernel
+        builds every datagram of a socket with a segment size set in pages,
+        about 0.07 us more).  If the kernel refuses a send while a size is
+        set (a route whose MTU is smaller, a device that cannot checksum),
+        the socket clears it for good and tries again."""
+        cdef Py_ssize_t i = start, j, k, n = len(datagrams), total, size, nsize, off
         cdef iovec iov[_MAX_SEGMENTS]
         cdef msghdr msg
         cdef char control[_CONTROL]
+        cdef char joined[_SHORT_RUN]
         cdef cmsghdr *cm
         cdef uint16_t segment
         cdef ssize_t r
         cdef int err
+        cdef bint whole
         cdef tuple item, nxt
         cdef object data, addr
         while i < n:
@@ -363,17 +392,38 @@ cdef class DatagramSocket:
                     j += 1
                     if nsize < size:
                         break
-            if connected:
-                msg.msg_name = NULL
-                msg.msg_namelen = 0
-            else:
+            if not connected:
                 self._destination(addr)
-                msg.msg_name = &self._ssa
-                msg.msg_namelen = self._ssalen
-            msg.msg_iov = iov
-            msg.msg_iovlen = j - i
-            msg.msg_flags = 0
-            if j - i > 1:
+            whole = False
+            if j - i > 1 and total <= _SHORT_RUN and self._sticky:
+                if size == self.segment or (size == self._last_run and self._segment_to(size)):
+                    off = 0
+                    for k in range(j - i):
+                        memcpy(joined + off, iov[k].iov_base, iov[k].iov_len)
+                        off += iov[k].iov_len
+                    iov[0].iov_base = joined
+                    iov[0].iov_len = total
+                    whole = True
+                    self._lone = 0
+                self._last_run = size
+            elif j - i == 1 and self.segment:
+                self._lone += 1
+                if self._lone >= _LONE_LIMIT:
+                    self._segment_to(0)
+            if whole or (j - i == 1 and (self.segment == 0 or size <= self.segment)):
+                if connected:  # no message header to copy in
+                    r = send(self._fd, iov[0].iov_base, iov[0].iov_len, 0)
+                else:
+                    r = sendto(self._fd, iov[0].iov_base, iov[0].iov_len, 0,
+                               <sockaddr *>&self._ssa, self._ssalen)
+            else:
+                # a run, or a datagram alone larger than the socket's
+                # segment size (a control message of 0 keeps it whole)
+                msg.msg_name = NULL if connected else &self._ssa
+                msg.msg_namelen = 0 if connected else self._ssalen
+                msg.msg_iov = iov
+                msg.msg_iovlen = j - i
+                msg.msg_flags = 0
                 memset(control, 0, _CONTROL)
                 msg.msg_control = control
                 msg.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
@@ -381,30 +431,37 @@ cdef class DatagramSocket:
                 cm.cmsg_level = IPPROTO_UDP
                 cm.cmsg_type = UDP_SEGMENT
                 cm.cmsg_len = CMSG_LEN(sizeof(uint16_t))
-                segment = <uint16_t>size
+                segment = <uint16_t>size if j - i > 1 else 0
                 memcpy(CMSG_DATA(cm), &segment, sizeof(uint16_t))
-            else:
-                msg.msg_control = NULL
-                msg.msg_controllen = 0
-            if j - i > 1:
                 r = sendmsg(self._fd, &msg, 0)
-            elif connected:  # one datagram: no message header to copy in
-                r = send(self._fd, iov[0].iov_base, iov[0].iov_len, 0)
-            else:
-                r = sendto(self._fd, iov[0].iov_base, iov[0].iov_len, 0,
-                           <sockaddr *>&self._ssa, self._ssalen)
             if r < 0:
                 err = errno
                 if err == EINTR:
                     continue
                 if err == EAGAIN:  # EWOULDBLOCK on Linux
                     return i
-                if j - i > 1 and (err == EIO or err == EINVAL or err == ENOPROTOOPT
-                                  or err == EOPNOTSUPP or err == EMSGSIZE):
-                    self.gso = False  # no segmentation offload here: one by one from now on
-                    continue
+                if err == EIO or err == EINVAL or err == ENOPROTOOPT or err == EOPNOTSUPP or err == EMSGSIZE:
+                    if self.segment:
+                        # maybe the socket's segment size: without it from now on
+                        self._sticky = False
+                        self._segment_to(0)
+                        if self.segment == 0:
+                            continue
+                    elif j - i > 1:
+                        self.gso = False  # no segmentation offload here: one by one from now on
+                        continue
                 raise OSError(err, _os.strerror(err))
             self.writes += 1
             self.datagrams_out += j - i
             i = j
         return n
+
+    cdef bint _segment_to(self, int size):
+        """Set the socket-wide UDP_SEGMENT size (0: none); False if the
+        kernel refuses it, and then never again."""
+        if setsockopt(self._fd, IPPROTO_UDP, UDP_SEGMENT, &size, sizeof(int)) != 0:
+            self._sticky = False
+            return False
+        self.segment = size
+        self._lone = 0
+        return True
