@@ -11,10 +11,12 @@ loop, a send and the read that takes it back, for:
 - one 1472-byte datagram (a one-segment message) with ``send``;
 - the same with ``sendmsg`` (what a message header costs);
 - the two datagrams of a 1452-byte message as one GSO ``sendmsg``;
+- the two as one buffer given to ``send`` on a socket whose ``UDP_SEGMENT``
+  option cuts it (what aiotcp does for short runs, see aiotcp/_dgram.pyx);
 - the two as two ``send`` calls, read with two reads;
-- and the first and third again from an unconnected socket (``sendto``, and
-  ``sendmsg`` with an address), as a server's one socket for all its peers
-  sends;
+- and the first, third and fourth again from an unconnected socket
+  (``sendto``, ``sendmsg`` with an address), as a server's one socket for
+  all its peers sends;
 - kernel TCP: 1452 bytes written on a connected pair and read back.
 
 Python's own cost per call is in every row alike; compare differences.  Each
@@ -41,13 +43,18 @@ def _pair():
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx.connect(rx.getsockname())
     loose = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    return rx, tx, loose
+    cut, loose_cut = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cut.connect(rx.getsockname())
+    for s in (cut, loose_cut):
+        s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, FULL)
+    return rx, tx, loose, cut, loose_cut
 
 
 def udp_cases(rounds: int) -> dict[str, float]:
-    rx, tx, loose = _pair()
+    rx, tx, loose, cut, loose_cut = _pair()
     dest = rx.getsockname()
     full, tail = b"f" * FULL, b"t" * TAIL
+    both = full + tail
     gso = [(socket.IPPROTO_UDP, UDP_SEGMENT, struct.pack("=H", FULL))]
     recvmsg, space = rx.recvmsg, socket.CMSG_SPACE(4)
 
@@ -64,6 +71,16 @@ def udp_cases(rounds: int) -> dict[str, float]:
     def gso_pair():
         for _ in range(rounds):
             tx.sendmsg([full, tail], gso)
+            recvmsg(65536, space)
+
+    def cut_pair():
+        for _ in range(rounds):
+            cut.send(both)
+            recvmsg(65536, space)
+
+    def cut_pair_to():
+        for _ in range(rounds):
+            loose_cut.sendto(both, dest)
             recvmsg(65536, space)
 
     def two_sends():
@@ -87,14 +104,16 @@ def udp_cases(rounds: int) -> dict[str, float]:
         "1 datagram, send": one_send,
         "1 datagram, sendmsg": one_sendmsg,
         "2 datagrams, one GSO sendmsg": gso_pair,
+        "2 datagrams, one send, socket UDP_SEGMENT": cut_pair,
         "2 datagrams, two sends": two_sends,
         "1 datagram, sendto (unconnected)": one_sendto,
         "2 datagrams, GSO sendmsg (unconnected)": gso_pair_to,
+        "2 datagrams, sendto, socket UDP_SEGMENT (unconn.)": cut_pair_to,
     }
     try:
         return {name: _timed(run, rounds) for name, run in cases.items()}
     finally:
-        for s in (rx, tx, loose):
+        for s in (rx, tx, loose, cut, loose_cut):
             s.close()
 
 
@@ -135,9 +154,9 @@ def main() -> None:
         for name, us in rows.items():
             best[name] = min(us, best.get(name, us))
     base = best["1 datagram, send"]
-    print(f"{'send and read back, loopback':42} {'us':>7} {'vs 1 datagram':>14}")
+    print(f"{'send and read back, loopback':52} {'us':>7} {'vs 1 datagram':>14}")
     for name, us in best.items():
-        print(f"{name:42} {us:7.3f} {us - base:+14.3f}")
+        print(f"{name:52} {us:7.3f} {us - base:+14.3f}")
     print(json.dumps({"udp_floor_us": {k: round(v, 3) for k, v in best.items()}}))
 
 
