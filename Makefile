@@ -20,6 +20,7 @@ bench: $(EXT_STAMP)
 	$(PY) -m pip install -q aioquic
 	$(PY) bench/bench.py
 	$(PY) bench/lossy.py
+	$(PY) bench/udp_floor.py
 
 microbench: $(EXT_STAMP)
 	$(PY) bench/micro.py
