@@ -58,60 +58,32 @@ def udp_cases(rounds: int) -> dict[str, float]:
     gso = [(socket.IPPROTO_UDP, UDP_SEGMENT, struct.pack("=H", FULL))]
     recvmsg, space = rx.recvmsg, socket.CMSG_SPACE(4)
 
-    def one_send():
-        for _ in range(rounds):
-            tx.send(full)
-            recvmsg(65536, space)
+    def two_sends(first, second):
+        tx.send(first)
+        tx.send(second)
 
-    def one_sendmsg():
-        for _ in range(rounds):
-            tx.sendmsg([full])
-            recvmsg(65536, space)
-
-    def gso_pair():
-        for _ in range(rounds):
-            tx.sendmsg([full, tail], gso)
-            recvmsg(65536, space)
-
-    def cut_pair():
-        for _ in range(rounds):
-            cut.send(both)
-            recvmsg(65536, space)
-
-    def cut_pair_to():
-        for _ in range(rounds):
-            loose_cut.sendto(both, dest)
-            recvmsg(65536, space)
-
-    def two_sends():
-        for _ in range(rounds):
-            tx.send(full)
-            tx.send(tail)
-            recvmsg(65536, space)
-            recvmsg(65536, space)
-
-    def one_sendto():
-        for _ in range(rounds):
-            loose.sendto(full, dest)
-            recvmsg(65536, space)
-
-    def gso_pair_to():
-        for _ in range(rounds):
-            loose.sendmsg([full, tail], gso, 0, dest)
-            recvmsg(65536, space)
-
+    # (what is sent and how, the datagrams to read back)
     cases = {
-        "1 datagram, send": one_send,
-        "1 datagram, sendmsg": one_sendmsg,
-        "2 datagrams, one GSO sendmsg": gso_pair,
-        "2 datagrams, one send, socket UDP_SEGMENT": cut_pair,
-        "2 datagrams, two sends": two_sends,
-        "1 datagram, sendto (unconnected)": one_sendto,
-        "2 datagrams, GSO sendmsg (unconnected)": gso_pair_to,
-        "2 datagrams, sendto, socket UDP_SEGMENT (unconn.)": cut_pair_to,
+        "1 datagram, send": (tx.send, (full,), 1),
+        "1 datagram, sendmsg": (tx.sendmsg, ([full],), 1),
+        "2 datagrams, one GSO sendmsg": (tx.sendmsg, ([full, tail], gso), 1),
+        "2 datagrams, one send, socket UDP_SEGMENT": (cut.send, (both,), 1),
+        "2 datagrams, two sends": (two_sends, (full, tail), 2),
+        "1 datagram, sendto (unconnected)": (loose.sendto, (full, dest), 1),
+        "2 datagrams, GSO sendmsg (unconnected)": (loose.sendmsg, ([full, tail], gso, 0, dest), 1),
+        "2 datagrams, sendto, socket UDP_SEGMENT (unconn.)": (loose_cut.sendto, (both, dest), 1),
     }
+
+    def looped(send, args, reads):
+        def run():
+            for _ in range(rounds):
+                send(*args)
+                for _ in range(reads):
+                    recvmsg(65536, space)
+        return run
+
     try:
-        return {name: _timed(run, rounds) for name, run in cases.items()}
+        return {name: _timed(looped(*case), rounds) for name, case in cases.items()}
     finally:
         for s in (rx, tx, loose, cut, loose_cut):
             s.close()

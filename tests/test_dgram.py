@@ -248,6 +248,18 @@ def plain_reads(sock):
             return got
 
 
+@pytest.fixture
+def gso_pair():
+    """A receiving socket, a sending one, the address, and a DatagramSocket
+    on the sender (the test skips where the kernel has no UDP GSO)."""
+    rx, tx = udp(), udp()
+    with rx, tx:
+        writer = DatagramSocket(tx)
+        if not writer.gso:
+            pytest.skip("no UDP GSO")
+        yield rx, tx, rx.getsockname(), writer
+
+
 def test_short_runs_go_whole_under_a_socket_wide_segment_size():
     """The second short run in a row of one segment size sets that size on
     the socket (UDP_SEGMENT), and from then on such runs go as one buffer
@@ -277,51 +289,41 @@ def test_short_runs_go_whole_under_a_socket_wide_segment_size():
             assert [g[0] for g in drain(DatagramSocket(rx))] == [b"d" * 1472, b"d" * 44]
 
 
-def test_under_a_socket_wide_segment_size_nothing_else_is_cut():
+def test_under_a_socket_wide_segment_size_nothing_else_is_cut(gso_pair):
     """While the socket has a segment size, a lone datagram larger than it
     still arrives whole, runs of other sizes keep their own, long runs go as
     before, and 64 lone datagrams in a row clear the size."""
-    rx, tx = udp(), udp()
-    with rx, tx:
-        addr = rx.getsockname()
-        writer = DatagramSocket(tx)
-        if not writer.gso:
-            pytest.skip("no UDP GSO")
-        writer.send(short_run(addr, b"a", 500, 20) + short_run(addr, b"b", 500, 20))
-        assert writer.segment == 500
-        plain_reads(rx)
-        writer.send([(b"alone" * 240, addr)])  # 1200 bytes
-        # a larger one ends no run (an empty one neither): each goes alone
-        mixed = [(b"big" * 400, addr), (b"", addr), (b"s" * 499, addr), (b"e" * 500, addr), (b"", addr)]
-        mixed += short_run(addr, b"c", 700, 10)  # another size: its own control message
-        mixed += [(bytes([i]) * 1300, addr) for i in range(30)]  # a long run
-        mixed += short_run(addr, b"d", 500, 500)  # the last as long as the others
-        assert writer.send(mixed) == len(mixed)
-        assert plain_reads(rx) == [b"alone" * 240] + [d[0] for d in mixed]
-        assert writer.segment == 500
-        lone = [(bytes([i]) * 100, addr) for i in range(64)]
-        for d in lone:
-            writer.send([d])
-        assert writer.segment == 0
-        assert plain_reads(rx) == [d[0] for d in lone]
+    rx, _, addr, writer = gso_pair
+    writer.send(short_run(addr, b"a", 500, 20) + short_run(addr, b"b", 500, 20))
+    assert writer.segment == 500
+    plain_reads(rx)
+    writer.send([(b"alone" * 240, addr)])  # 1200 bytes
+    # a larger one ends no run (an empty one neither): each goes alone
+    mixed = [(b"big" * 400, addr), (b"", addr), (b"s" * 499, addr), (b"e" * 500, addr), (b"", addr)]
+    mixed += short_run(addr, b"c", 700, 10)  # another size: its own control message
+    mixed += [(bytes([i]) * 1300, addr) for i in range(30)]  # a long run
+    mixed += short_run(addr, b"d", 500, 500)  # the last as long as the others
+    assert writer.send(mixed) == len(mixed)
+    assert plain_reads(rx) == [b"alone" * 240] + [d[0] for d in mixed]
+    assert writer.segment == 500
+    lone = [(bytes([i]) * 100, addr) for i in range(64)]
+    for d in lone:
+        writer.send([d])
+    assert writer.segment == 0
+    assert plain_reads(rx) == [d[0] for d in lone]
 
 
-def test_a_send_refused_under_the_socket_wide_segment_size_goes_again_without_it():
+def test_a_send_refused_under_the_socket_wide_segment_size_goes_again_without_it(gso_pair):
     """A kernel that refuses a send while the socket has a segment size (here
     because the socket sends without UDP checksums, which GSO cannot do)
     gets it again without the size, which the socket then never sets again,
     and runs fall back to one datagram per call as before."""
-    rx, tx = udp(), udp()
-    with rx, tx:
-        addr = rx.getsockname()
-        writer = DatagramSocket(tx)
-        if not writer.gso:
-            pytest.skip("no UDP GSO")
-        first = short_run(addr, b"a") + short_run(addr, b"b")
-        writer.send(first)
-        assert writer.segment == 1472
-        tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
-        later = [(b"lone", addr)] + short_run(addr, b"c") + short_run(addr, b"d")
-        assert writer.send(later) == len(later)
-        assert writer.segment == 0 and not writer.gso
-        assert plain_reads(rx) == [d[0] for d in first + later]
+    rx, tx, addr, writer = gso_pair
+    first = short_run(addr, b"a") + short_run(addr, b"b")
+    writer.send(first)
+    assert writer.segment == 1472
+    tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+    later = [(b"lone", addr)] + short_run(addr, b"c") + short_run(addr, b"d")
+    assert writer.send(later) == len(later)
+    assert writer.segment == 0 and not writer.gso
+    assert plain_reads(rx) == [d[0] for d in first + later]
