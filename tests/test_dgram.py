@@ -22,6 +22,16 @@ def drain(io):
     return got
 
 
+def plain_reads(sock):
+    """Every datagram waiting on a plain socket, one recv each."""
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(65536))
+        except BlockingIOError:
+            return got
+
+
 def mixed_datagrams(addr):
     """A run longer than one GSO batch (44 of these fit in 64 KiB), a shorter
     datagram closing a run, an empty one, and sizes that differ; few enough
@@ -60,13 +70,7 @@ def test_a_plain_socket_sees_one_datagram_per_segment():
         writer = DatagramSocket(tx)
         datagrams = mixed_datagrams(rx.getsockname())
         writer.send(datagrams)
-        got = []
-        while True:
-            try:
-                got.append(rx.recv(65536))
-            except BlockingIOError:
-                break
-        assert got == [d[0] for d in datagrams]
+        assert plain_reads(rx) == [d[0] for d in datagrams]
 
 
 def test_runs_break_at_a_change_of_address():
@@ -239,15 +243,6 @@ SO_NO_CHECK = 11  # <asm-generic/socket.h>: send without UDP checksums, which GS
 def short_run(addr, fill, size=1472, tail=44):
     """The two datagrams of a message a little over one segment."""
     return [(fill * size, addr), (fill * tail, addr)]
-
-
-def plain_reads(sock):
-    got = []
-    while True:
-        try:
-            got.append(sock.recv(65536))
-        except BlockingIOError:
-            return got
 
 
 @pytest.fixture
