@@ -332,13 +332,35 @@ cpdef int overwrite(bytearray buf, object data) except -1:
     new bytearray; ``clear()`` then ``+=`` shrinks the storage and grows it
     again.)"""
     cdef Py_buffer view
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    cdef const uint8_t *src
+    cdef Py_ssize_t n
+    cdef bint viewed = _borrow(data, &view, &src, &n)
     try:
-        PyByteArray_Resize(buf, view.len)
-        memcpy(PyByteArray_AS_STRING(buf), view.buf, view.len)
+        PyByteArray_Resize(buf, n)  # data is another object, or buf itself at its size
+        memcpy(PyByteArray_AS_STRING(buf), src, n)
     finally:
-        PyBuffer_Release(&view)
+        if viewed:
+            PyBuffer_Release(&view)
     return 0
+
+
+cdef inline int _borrow(object data, Py_buffer *view, const uint8_t **src, Py_ssize_t *n) except -1:
+    """Point ``src`` and ``n`` at the bytes of ``data``: bytes and bytearray
+    (the send buffer) in place, anything else through the buffer protocol
+    into ``view``.  Returns 1 when ``view`` must be released.  The caller
+    runs no Python code while it reads, so the storage cannot move."""
+    if type(data) is bytearray:
+        src[0] = <const uint8_t *>PyByteArray_AS_STRING(data)
+        n[0] = PyByteArray_GET_SIZE(data)
+        return 0
+    if type(data) is bytes:
+        src[0] = <const uint8_t *>PyBytes_AS_STRING(data)
+        n[0] = PyBytes_GET_SIZE(data)
+        return 0
+    PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    src[0] = <const uint8_t *>view.buf
+    n[0] = view.len
+    return 1
 
 
 def datagrams_reused():
@@ -631,7 +653,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
     cdef Py_ssize_t plen = 0, total
     cdef Py_buffer pview
     cdef const uint8_t *src
-    cdef bint viewed = False
+    cdef bint viewed
     cdef uint8_t *p
     cdef uint8_t *o
     if mss >= 0:
@@ -651,20 +673,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
         optlen += 4 + 8 * nblocks
     if optlen > _MAX_OPTIONS:
         raise ValueError(f"options need {optlen} bytes, more than 40")
-    # the send buffer (a bytearray) and bytes are read in place; anything
-    # else through the buffer protocol.  Nothing below runs Python code, so
-    # the storage cannot move while it is read.
-    if type(payload) is bytearray:
-        src = <const uint8_t *>PyByteArray_AS_STRING(payload)
-        plen = PyByteArray_GET_SIZE(payload)
-    elif type(payload) is bytes:
-        src = <const uint8_t *>PyBytes_AS_STRING(payload)
-        plen = PyBytes_GET_SIZE(payload)
-    else:
-        PyObject_GetBuffer(payload, &pview, PyBUF_SIMPLE)
-        viewed = True
-        src = <const uint8_t *>pview.buf
-        plen = pview.len
+    viewed = _borrow(payload, &pview, &src, &plen)  # nothing below runs Python code
     try:
         if offset < 0 or offset > plen:
             raise ValueError("payload offset out of range")
