@@ -3,6 +3,7 @@
 # Anything declared here may be used from other Cython modules with `cimport`;
 # everything else in _fast.pyx is private.  The Python-level contract is _fast.pyi.
 
+cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
 # RFC 1071 ones' complement sum of `n` bytes at `p`, in network byte order,
@@ -20,9 +21,19 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                            uint16_t urgent)
 
 
-# Make a bytearray hold exactly the bytes of a buffer, in the storage it has
-# (the send buffer, rewritten when all it held is acknowledged).
-cpdef int overwrite(bytearray buf, object data) except -1
+@cython.final
+cdef class SendBuffer:
+    """A connection's send buffer (see _fast.pyx): appended at the back,
+    dropped from the front, read in place by encode_segment."""
+    cdef char *_data
+    cdef Py_ssize_t _start, _end, _cap   # the bytes held are _data[_start:_end]
+    cdef Py_ssize_t _exports              # buffer views outstanding
+    cdef Py_ssize_t _peak                 # the most held since last emptied
+    cdef const uint8_t *ptr(self) noexcept
+    cpdef int extend(self, object data) except -1
+    cpdef int drop(self, Py_ssize_t n) except -1
+    cpdef int clear(self) except -1
+    cdef int _make_room(self, Py_ssize_t n) except -1
 
 
 cdef class Segment:

@@ -48,9 +48,11 @@ bytes object.
 """
 
 cimport cython
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+
+cdef char _NO_BYTES[1]  # where an empty send buffer points its buffer view
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
@@ -75,7 +77,8 @@ cpdef double monotonic() noexcept:
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
 from libc.math cimport ceil, floor, INFINITY
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
+from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
 cdef extern from *:
@@ -324,31 +327,168 @@ def _checksum_scalar(data, uint32_t initial=0):
     return _checksum_of(data, initial, False)
 
 
-cpdef int overwrite(bytearray buf, object data) except -1:
-    """Make ``buf`` hold exactly the bytes of ``data`` (any contiguous
-    buffer), in the storage it already has unless that is far too small or
-    too large: no realloc for data of about its size.  (``buf[:] = data``
-    does the same for a bytearray, but first copies any other buffer into a
-    new bytearray; ``clear()`` then ``+=`` shrinks the storage and grows it
-    again.)"""
-    cdef Py_buffer view
-    cdef const uint8_t *src
-    cdef Py_ssize_t n
-    cdef bint viewed = _borrow(data, &view, &src, &n)
-    try:
-        PyByteArray_Resize(buf, n)  # data is another object, or buf itself at its size
-        memcpy(PyByteArray_AS_STRING(buf), src, n)
-    finally:
-        if viewed:
-            PyBuffer_Release(&view)
-    return 0
+cdef enum:
+    _SNDBUF_KEEP = 256 * 1024  # storage a send buffer keeps when emptied (more is freed)
+    _SNDBUF_MIN = 2048         # the least storage a send buffer allocates
+
+
+cdef class SendBuffer:
+    """A connection's send buffer: bytes appended at the back, dropped from
+    the front once acknowledged, read in place by :func:`encode_segment`.
+
+    Both ends cost O(1) a byte, amortised: dropping the front only moves a
+    start index, and appending copies the bytes in, plus, when the storage
+    is full, either the bytes still held moved down to its start (only when
+    the dropped front is at least as long as them, so that no byte is moved
+    more often than bytes were dropped) or the storage grown to twice what
+    it must then hold.  A bytearray used this way (``+=`` at the back,
+    ``del b[:n]`` at the front) shrinks its storage to fit on a large
+    ``del`` and reallocates on most writes after it: a copy of everything
+    buffered per write, which halved a bulk transfer's goodput.
+
+    Emptied (:meth:`clear`, or everything dropped), it keeps its storage
+    (see :meth:`clear`), so that a ping-pong's writes go where the last one
+    went.  It
+    exports a read-only buffer (``bytes(buf)``, ``memoryview(buf)``); while
+    one is held, a write that would move the storage raises BufferError, as
+    a bytearray's does."""
+
+    def __dealloc__(self):
+        free(self._data)
+
+    def __len__(self):
+        return self._end - self._start
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + self._cap
+
+    cdef const uint8_t *ptr(self) noexcept:
+        return <const uint8_t *>self._data + self._start
+
+    cpdef int extend(self, object data) except -1:
+        """Append the bytes of ``data`` (any contiguous buffer)."""
+        cdef Py_buffer view
+        cdef const uint8_t *src
+        cdef Py_ssize_t n
+        cdef bint viewed = _borrow(data, &view, &src, &n)
+        try:
+            if n > 0:
+                if self._end + n > self._cap:
+                    self._make_room(n)
+                memcpy(self._data + self._end, src, n)
+                self._end += n
+                if self._end - self._start > self._peak:
+                    self._peak = self._end - self._start
+        finally:
+            if viewed:
+                PyBuffer_Release(&view)
+        return 0
+
+    def __iadd__(self, data):
+        self.extend(data)
+        return self
+
+    cpdef int drop(self, Py_ssize_t n) except -1:
+        """Drop the first ``n`` bytes (all of them if ``n`` is as many or
+        more)."""
+        if n < 0:
+            raise ValueError("negative count")
+        if n >= self._end - self._start:
+            self.clear()
+        else:
+            self._start += n
+        return 0
+
+    cpdef int clear(self) except -1:
+        """Drop everything.  The storage stays, unless it is over 256 KiB
+        and more than four times the most this buffer held since it was
+        last emptied: a burst's storage goes once the writes are small
+        again, a bulk transfer's stays (freed and allocated again, a large
+        block costs a page fault per page it is written to)."""
+        self._start = self._end = 0
+        if self._cap > _SNDBUF_KEEP and self._cap > 4 * self._peak and not self._exports:
+            free(self._data)
+            self._data = NULL
+            self._cap = 0
+        self._peak = 0
+        return 0
+
+    def __delitem__(self, key):
+        """``del buf[:n]`` drops the first n bytes; nothing else is allowed."""
+        if type(key) is not slice or key.step not in (None, 1) or key.start not in (None, 0):
+            raise TypeError("a send buffer drops bytes from its front only: del buf[:n]")
+        stop = len(self) if key.stop is None else key.stop
+        if stop < 0:
+            stop = max(len(self) + stop, 0)
+        self.drop(stop)
+
+    def __getitem__(self, key):
+        """An index gives an int, a slice (step 1) a copy as bytes."""
+        cdef Py_ssize_t size = self._end - self._start
+        cdef Py_ssize_t i, lo, hi, step
+        if type(key) is slice:
+            lo, hi, step = key.indices(size)
+            if step != 1:
+                raise ValueError("slices of a send buffer have step 1")
+            if hi < lo:
+                hi = lo
+            return PyBytes_FromStringAndSize(self._data + self._start + lo, hi - lo)
+        i = key
+        if i < 0:
+            i += size
+        if i < 0 or i >= size:
+            raise IndexError("send buffer index out of range")
+        return (<const uint8_t *>self._data)[self._start + i]
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("a send buffer is read-only")
+        PyBuffer_FillInfo(view, self, self._data + self._start if self._data != NULL else _NO_BYTES,
+                          self._end - self._start, 1, flags)
+        self._exports += 1
+
+    def __releasebuffer__(self, Py_buffer *view):
+        self._exports -= 1
+
+    cdef int _make_room(self, Py_ssize_t n) except -1:
+        """Room for ``n`` more bytes at the back: move what is held down to
+        the start, or grow the storage to twice what it must hold."""
+        cdef Py_ssize_t held = self._end - self._start
+        cdef Py_ssize_t need = held + n
+        cdef Py_ssize_t cap
+        cdef char *data
+        if self._exports:
+            raise BufferError("Existing exports of data: object cannot be re-sized")
+        if need <= self._cap and self._start >= held:
+            memmove(self._data, self._data + self._start, held)
+        else:
+            cap = 2 * need if need > _SNDBUF_MIN // 2 else _SNDBUF_MIN
+            if self._start == 0:
+                data = <char *>realloc(self._data, cap)
+                if data == NULL:
+                    raise MemoryError()
+            else:
+                data = <char *>malloc(cap)
+                if data == NULL:
+                    raise MemoryError()
+                memcpy(data, self._data + self._start, held)
+                free(self._data)
+            self._data = data
+            self._cap = cap
+        self._start = 0
+        self._end = held
+        return 0
 
 
 cdef inline int _borrow(object data, Py_buffer *view, const uint8_t **src, Py_ssize_t *n) except -1:
-    """Point ``src`` and ``n`` at the bytes of ``data``: bytes and bytearray
-    (the send buffer) in place, anything else through the buffer protocol
-    into ``view``.  Returns 1 when ``view`` must be released.  The caller
-    runs no Python code while it reads, so the storage cannot move."""
+    """Point ``src`` and ``n`` at the bytes of ``data``: a SendBuffer, bytes
+    and bytearray in place, anything else through the buffer protocol into
+    ``view``.  Returns 1 when ``view`` must be released.  The caller runs no
+    Python code while it reads, so the storage cannot move."""
+    if type(data) is SendBuffer:
+        src[0] = (<SendBuffer>data).ptr()
+        n[0] = (<SendBuffer>data)._end - (<SendBuffer>data)._start
+        return 0
     if type(data) is bytearray:
         src[0] = <const uint8_t *>PyByteArray_AS_STRING(data)
         n[0] = PyByteArray_GET_SIZE(data)

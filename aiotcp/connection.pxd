@@ -10,7 +10,7 @@
 # are cpdef, so Python (the tests, the endpoint) still calls them.
 
 cimport cython
-from aiotcp._fast cimport DatagramSink, Segment, Timer, TimerWheel, encode_segment, overwrite
+from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_segment
 from aiotcp.congestion cimport CongestionControl
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
@@ -65,7 +65,7 @@ cdef class Connection:
     # send sequence space
     cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
-    cdef public bytearray _sndbuf
+    cdef public SendBuffer _sndbuf
     cdef public long long _sndbuf_seq, _sndbuf_off
     cdef public bint _fin_queued
     cdef public object fin_seq, low_water
@@ -128,7 +128,7 @@ cdef class Connection:
     cpdef long long _window_field(self)
     @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
-    @cython.locals(buf=bytearray)
+    @cython.locals(buf=SendBuffer)
     cpdef send(self, data, double now)
     @cython.locals(buf=bytearray, held=list)
     cpdef bytes read(self, long long limit=*)

@@ -28,7 +28,7 @@ import enum
 from collections import Counter
 
 from . import _fast
-from ._fast import ACK, FIN, PSH, RST, SYN, encode_segment, overwrite
+from ._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission, StateChanged, Writable
@@ -301,7 +301,7 @@ class Connection:
         self.local_mss = config.local_mss(ipv6)
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
-        self._sndbuf = bytearray()
+        self._sndbuf = SendBuffer()
         # _sndbuf[_sndbuf_off] holds sequence number _sndbuf_seq (the oldest
         # unacknowledged byte); the acknowledged bytes before it are trimmed
         # lazily, since deleting a bytearray's front makes the next append
@@ -539,13 +539,11 @@ class Connection:
             return
         buf = self._sndbuf
         if self._sndbuf_off and self._sndbuf_off == len(buf):
-            # all that was written before is acknowledged: write over it in
-            # the storage it has (clear() and += would shrink the storage and
-            # grow it again, two reallocs, for every exchange of a ping-pong)
-            overwrite(buf, data)
+            # all that was written before is acknowledged: write over it, in
+            # the storage it has
+            buf.clear()
             self._sndbuf_off = 0
-        else:
-            buf += data
+        buf.extend(data)
         if self._synchronized:
             self._push(now)
         self._rearm()
