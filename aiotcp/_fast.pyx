@@ -50,7 +50,7 @@ bytes object.
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
 cdef char _NO_BYTES[1]  # where an empty send buffer points its buffer view
 
@@ -344,14 +344,13 @@ cdef class SendBuffer:
     it must then hold.  A bytearray used this way (``+=`` at the back,
     ``del b[:n]`` at the front) shrinks its storage to fit on a large
     ``del`` and reallocates on most writes after it: a copy of everything
-    buffered per write, which halved a bulk transfer's goodput.
+    buffered, per write.
 
     Emptied (:meth:`clear`, or everything dropped), it keeps its storage
     (see :meth:`clear`), so that a ping-pong's writes go where the last one
-    went.  It
-    exports a read-only buffer (``bytes(buf)``, ``memoryview(buf)``); while
-    one is held, a write that would move the storage raises BufferError, as
-    a bytearray's does."""
+    went.  It exports a read-only buffer (``bytes(buf)``,
+    ``memoryview(buf)``); while one is held, a write that would move the
+    storage raises BufferError, as a bytearray's does."""
 
     def __dealloc__(self):
         free(self._data)
@@ -370,7 +369,10 @@ cdef class SendBuffer:
         cdef Py_buffer view
         cdef const uint8_t *src
         cdef Py_ssize_t n
-        cdef bint viewed = _borrow(data, &view, &src, &n)
+        cdef bint viewed
+        if data is self:
+            data = bytes(self)  # its storage may move before the copy
+        viewed = _borrow(data, &view, &src, &n)
         try:
             if n > 0:
                 if self._end + n > self._cap:

@@ -318,6 +318,9 @@ def test_send_buffer_appends_at_the_back_and_drops_from_the_front():
     buf.drop(100)  # more than it holds: all of it
     assert len(buf) == 0
     buf += b"xy"
+    for _ in range(12):  # itself, as a bytearray takes it, while its storage grows
+        buf += buf
+    assert bytes(buf) == b"xy" * 4096
     buf.clear()
     assert bytes(buf) == b""
 
