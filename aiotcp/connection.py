@@ -303,9 +303,8 @@ class Connection:
         self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
         self._sndbuf = SendBuffer()
         # _sndbuf[_sndbuf_off] holds sequence number _sndbuf_seq (the oldest
-        # unacknowledged byte); the acknowledged bytes before it are trimmed
-        # lazily, since deleting a bytearray's front makes the next append
-        # move everything that is left
+        # unacknowledged byte); the acknowledged bytes before it are dropped
+        # lazily (see _on_new_ack)
         self._sndbuf_seq = (self.iss + 1) & MASK
         self._sndbuf_off = 0
         self._fin_queued = False
@@ -1698,10 +1697,7 @@ class Connection:
             # and more than _SNDBUF_SLACK (small writes then reuse the
             # storage instead of shrinking and regrowing it every time)
             if self._sndbuf_off * 2 >= len(self._sndbuf) and self._sndbuf_off > _SNDBUF_SLACK:
-                if self._sndbuf_off == len(self._sndbuf):
-                    self._sndbuf.clear()  # all of it (no slice object)
-                else:
-                    del self._sndbuf[:self._sndbuf_off]
+                self._sndbuf.drop(self._sndbuf_off)  # in C; all of it empties the buffer
                 self._sndbuf_off = 0
             self._sndbuf_seq = (self._sndbuf_seq + data_acked) & MASK
             self.bytes_acked += data_acked
