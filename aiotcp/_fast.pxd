@@ -118,3 +118,6 @@ cdef class TimerWheel:
 
 # time.monotonic(), from C: the asyncio layer's clock for the core
 cpdef double monotonic() noexcept
+
+# list.clear() that keeps the list's storage (see _fast.pyx)
+cpdef int empty_list(list items) except -1

@@ -229,6 +229,25 @@ cdef extern from *:
         return b;
     }
     static inline int aiotcp_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    /* Empty a list and keep its item array: list.clear() frees the array
+       and the next append allocates one again, once per datagram for the
+       lists the per-segment path fills and empties.  Items go from the
+       back, the size lowered before each is released; what a release
+       appends goes too.  An array of more than AIOTCP_LIST_KEEP slots is
+       freed as clear() does, so what a burst grew is not kept. */
+    #define AIOTCP_LIST_KEEP 256
+    static inline int aiotcp_empty_list(PyObject *op) {
+        PyListObject *l = (PyListObject *)op;
+        Py_ssize_t n;
+        if (l->allocated > AIOTCP_LIST_KEEP)
+            return PyList_SetSlice(op, 0, PY_SSIZE_T_MAX, NULL);
+        while ((n = Py_SIZE(l)) > 0) {
+            PyObject *item = l->ob_item[n - 1];
+            Py_SET_SIZE(l, n - 1);
+            Py_DECREF(item);
+        }
+        return 0;
+    }
     """
     uint16_t aiotcp_rd16(const uint8_t *p) nogil
     uint32_t aiotcp_rd32(const uint8_t *p) nogil
@@ -238,8 +257,18 @@ cdef extern from *:
     uint32_t aiotcp_ones_sum_scalar(const uint8_t *p, Py_ssize_t n, uint32_t acc) nogil
     int aiotcp_use_avx2() nogil
     int aiotcp_ctz64(uint64_t x) nogil
+    int aiotcp_empty_list(object op) except -1
     object aiotcp_datagram(Py_ssize_t size)
     Py_ssize_t aiotcp_ring_reused
+
+
+cpdef int empty_list(list items) except -1:
+    """``items.clear()``, keeping the list's storage for what is appended
+    next (up to 256 slots; a larger one is freed as clear() frees it).
+    For the lists the per-segment path fills and empties each time."""
+    if items is None:
+        raise TypeError("empty_list() needs a list")
+    return aiotcp_empty_list(items)
 
 
 # --- flags (byte 13) ---------------------------------------------------------

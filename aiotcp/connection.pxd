@@ -10,7 +10,7 @@
 # are cpdef, so Python (the tests, the endpoint) still calls them.
 
 cimport cython
-from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_segment
+from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, empty_list, encode_segment
 from aiotcp.congestion cimport CongestionControl
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic

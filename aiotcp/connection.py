@@ -28,7 +28,7 @@ import enum
 from collections import Counter
 
 from . import _fast
-from ._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, encode_segment
+from ._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, empty_list, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission, StateChanged, Writable
@@ -556,7 +556,7 @@ class Connection:
         if not len(buf) and (limit < 0 or limit >= self._rcv_queued):
             # all of it, all held whole: one payload as it is, or one join
             data = held[0] if len(held) == 1 else b"".join(held)
-            held.clear()
+            empty_list(held)
         else:
             self._fold_held()
             if limit < 0 or limit >= len(buf):
@@ -1477,7 +1477,7 @@ class Connection:
                 self._rack_delivered(record, seg, now)
             n += 1
         if n == len(xmit):
-            xmit.clear()  # everything acknowledged (no slice object)
+            empty_list(xmit)  # everything acknowledged
         elif n:
             del xmit[:n]
         if xmit:

@@ -4,7 +4,7 @@
 # per-datagram path reaches the decoder and the connection by direct C calls.
 
 cimport cython
-from aiotcp._fast cimport DatagramSink, Segment, TimerWheel, decode
+from aiotcp._fast cimport DatagramSink, Segment, TimerWheel, decode, empty_list
 from aiotcp.connection cimport Connection
 
 

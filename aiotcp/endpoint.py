@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from . import _fast
-from ._fast import ACK, FIN, RST, SYN, BadChecksum, DatagramSink, MalformedSegment, Timer, TimerWheel, decode
+from ._fast import ACK, FIN, RST, SYN, BadChecksum, DatagramSink, MalformedSegment, Timer, TimerWheel, decode, empty_list
 from .config import DEFAULT, Config
 from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add, seq_gt, ts_offset
 from .events import Incoming
@@ -134,7 +134,7 @@ class Endpoint(DatagramSink):
                     conn._send_ack()
                     conn._rearm()
         finally:
-            batch.clear()
+            empty_list(batch)
 
     def receive_datagram(self, data, addr, now: float) -> None:
         """Process one datagram that arrived from UDP address ``addr``."""

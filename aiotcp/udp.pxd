@@ -5,7 +5,7 @@
 
 cimport cython
 from aiotcp._dgram cimport DatagramSocket
-from aiotcp._fast cimport TimerWheel, monotonic
+from aiotcp._fast cimport TimerWheel, empty_list, monotonic
 from aiotcp.endpoint cimport Endpoint
 from aiotcp.connection cimport Connection
 

@@ -25,7 +25,7 @@ import socket
 import structlog
 
 from ._dgram import DatagramSocket
-from ._fast import monotonic
+from ._fast import empty_list, monotonic
 from .config import Config
 from .connection import ConnectionStateError
 from .endpoint import Endpoint
@@ -176,7 +176,7 @@ class UDPEndpoint:
                     except Exception:
                         logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
             finally:
-                events.clear()
+                empty_list(events)
                 self._dispatching = False
         if core.outbox:
             self.flush()
@@ -198,7 +198,7 @@ class UDPEndpoint:
             out.clear()
             return
         sent = self._send(out)
-        out.clear()
+        empty_list(out)
         if not sent:
             self.loop.call_soon(self._after)  # dispatch what the error did
         elif self._blocked:
