@@ -8,10 +8,14 @@ ceiling for anything that sends one datagram per segment that way.  aiotcp
 hands runs of datagrams to the kernel with UDP GSO and takes them back with
 GRO, so the table also shows its bulk goodput with both off, and a blast that
 uses them (runs of 44 datagrams per call, the most that fit in 64 KiB).
+The ping-pong also runs over bare UDP datagrams through the same asyncio
+streams, with no TCP at all (udp_ping_pong): what kernel TCP's round trip
+minus that one leaves is what the round-trip target leaves for all of TCP's
+work at both ends.
 
 Each figure is the median of --repeat runs.  The ratios the targets are
 stated in are taken within each run, aiotcp and kernel TCP measured back to
-back (the round trips in --pairs interleaved pairs), and their medians
+back (the round trips in --pairs interleaved sets), and their medians
 reported: a burst of load on a shared machine then moves both sides of a
 ratio.  Prints a table, the ratios against the targets, and one JSON line;
 compare ratios, not absolute numbers (the machines are shared and noisy).
@@ -190,22 +194,104 @@ async def udp_blast(size: int, batch: int = 1) -> float:
     return received / elapsed / 1e6
 
 
+class _DatagramStream(asyncio.Transport):
+    """The least a stream over UDP can be: each write() one datagram on a
+    connected socket, each datagram read (one a wakeup) handed to the
+    protocol as it is.  No TCP: no header, no checksum, no ACK, no timer,
+    no loss, reordering or flow control handled.  Under asyncio's own
+    StreamReader and StreamWriter, its ping-pong is the floor for any
+    protocol carried over UDP through asyncio streams on this machine."""
+
+    def __init__(self, loop, sock: socket.socket, protocol: asyncio.Protocol):
+        super().__init__()
+        self._loop, self._sock, self._protocol = loop, sock, protocol
+        self._closing = False
+        loop.add_reader(sock.fileno(), self._on_readable)
+        protocol.connection_made(self)
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        self._protocol.data_received(data)
+
+    def write(self, data) -> None:
+        self._sock.send(data)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def udp_ping_pong(size: int, count: int) -> float:
+    """ping_pong's exchange over two _DatagramStream ends."""
+    loop = asyncio.get_running_loop()
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+    socks[0].connect(socks[1].getsockname())
+    socks[1].connect(socks[0].getsockname())
+    ends = []
+    for sock in socks:
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport = _DatagramStream(loop, sock, protocol)
+        ends.append((reader, asyncio.StreamWriter(transport, protocol, reader, loop), transport))
+    (reader, writer, near), (peer_reader, peer_writer, far) = ends
+
+    async def echo():
+        while True:
+            peer_writer.write(await peer_reader.readexactly(size))
+
+    task = asyncio.ensure_future(echo())
+    message = b"p" * size
+    for _ in range(20):  # warm up
+        writer.write(message)
+        await reader.readexactly(size)
+    start = time.perf_counter()
+    for _ in range(count):
+        writer.write(message)
+        await reader.readexactly(size)
+    elapsed = time.perf_counter() - start
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    near.close()
+    far.close()
+    return elapsed / count * 1e6
+
+
 async def rtt_pairs(size: int, count: int, pairs: int, flip: bool) -> tuple:
-    """Ping-pong round trips of aiotcp and kernel TCP measured in ``pairs``
-    back-to-back pairs, which of the two goes first alternating: the median
-    round trip of each and the median of the per-pair ratios.  A pair is a
-    few tens of milliseconds, so a burst of load on a shared machine lands on
-    both of its halves far more often than on one: the ratio is steadier
-    than either figure."""
-    times = {"aiotcp": [], "kernel": []}
-    ratios = []
+    """Ping-pong round trips of aiotcp, kernel TCP and the bare-UDP floor
+    (udp_ping_pong) measured in ``pairs`` back-to-back sets, their order
+    reversed every other set: the median round trip of each and the
+    medians of the per-set ratios to kernel TCP.  A set is a few tens of
+    milliseconds, so a burst of load on a shared machine lands on all of it
+    far more often than on one part: the ratios are steadier than the
+    figures."""
+    times = {"aiotcp": [], "kernel": [], "udp": []}
+    ratios = {"aiotcp": [], "udp": []}
     for i in range(pairs):
-        order = ("kernel", "aiotcp") if (i % 2 == 1) != flip else ("aiotcp", "kernel")
-        pair = {stack: await ping_pong(stack, size, count) for stack in order}
-        for stack, value in pair.items():
+        order = ("aiotcp", "kernel", "udp")
+        if (i % 2 == 1) != flip:
+            order = order[::-1]
+        one = {stack: await (udp_ping_pong(size, count) if stack == "udp" else ping_pong(stack, size, count))
+               for stack in order}
+        for stack, value in one.items():
             times[stack].append(value)
-        ratios.append(pair["aiotcp"] / pair["kernel"])
-    return statistics.median(times["aiotcp"]), statistics.median(times["kernel"]), statistics.median(ratios)
+        for stack in ratios:
+            ratios[stack].append(one[stack] / one["kernel"])
+    return ({stack: statistics.median(values) for stack, values in times.items()},
+            {stack: statistics.median(values) for stack, values in ratios.items()})
 
 
 async def run_once(args, flip: bool = False) -> dict:
@@ -221,10 +307,11 @@ async def run_once(args, flip: bool = False) -> dict:
         results[f"{stack}_bulk_MBps"] = await bulk(stack, size)
     results["bulk_vs_blast"] = results["aiotcp_bulk_MBps"] / results["udp_blast_MBps"]
     for name, message in (("1B", 1), ("1452B", MSS)):
-        aio, kernel, ratio = await rtt_pairs(message, args.pings, args.pairs, flip)
-        results[f"aiotcp_rtt_{name}_us"] = aio
-        results[f"kernel_rtt_{name}_us"] = kernel
-        results[f"rtt_{name}_vs_kernel"] = ratio
+        times, ratios = await rtt_pairs(message, args.pings, args.pairs, flip)
+        for stack, value in times.items():
+            results[f"{stack}_rtt_{name}_us"] = value
+        results[f"rtt_{name}_vs_kernel"] = ratios["aiotcp"]
+        results[f"udp_rtt_{name}_vs_kernel"] = ratios["udp"]
     for stack in stacks_in_order:
         results[f"{stack}_connects_per_s"] = await connect_rate(stack, args.connects)
     return results
@@ -255,7 +342,7 @@ def main() -> None:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=5,
-                        help="interleaved aiotcp/kernel pairs per ping-pong figure in each run")
+                        help="interleaved aiotcp/kernel/bare-UDP sets per ping-pong figure in each run")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     table = {}
@@ -274,7 +361,9 @@ def main() -> None:
         for kind, r in table.items():
             line += f"{r['aiotcp_' + key]:16.1f}{r['kernel_' + key]:16.1f}"
         print(line)
-    for label, key in (("aiotcp bulk MB/s, GSO/GRO off", "aiotcp_no_offload_bulk_MBps"),
+    for label, key in (("RTT 1 B over bare UDP, no TCP (us)", "udp_rtt_1B_us"),
+                       ("RTT 1452 B over bare UDP, no TCP (us)", "udp_rtt_1452B_us"),
+                       ("aiotcp bulk MB/s, GSO/GRO off", "aiotcp_no_offload_bulk_MBps"),
                        ("raw UDP blast MB/s (1452 B datagrams)", "udp_blast_MBps"),
                        ("raw UDP blast MB/s, GSO/GRO runs of 44", "udp_blast_gso_MBps")):
         line = f"{label:44}"
@@ -287,6 +376,12 @@ def main() -> None:
               f"{r['aiotcp_bulk_MBps'] / r['udp_blast_gso_MBps']:.0%} of the GSO blast); "
               f"RTT 1 B = {r['rtt_1B_vs_kernel']:.3f}x kernel, 1452 B = {r['rtt_1452B_vs_kernel']:.3f}x; "
               f"{r['aiotcp_connects_per_s']:.0f} connections/s")
+        print(f"{kind}: bare UDP round trips = {r['udp_rtt_1B_vs_kernel']:.3f}x kernel TCP at 1 B, "
+              f"{r['udp_rtt_1452B_vs_kernel']:.3f}x at 1452 B: the round-trip target leaves all of TCP, "
+              f"both ends, about {r['kernel_rtt_1B_us'] - r['udp_rtt_1B_us']:.1f} us and "
+              f"{r['kernel_rtt_1452B_us'] - r['udp_rtt_1452B_us']:.1f} us a round trip; aiotcp takes "
+              f"{r['aiotcp_rtt_1B_us'] - r['udp_rtt_1B_us']:.1f} us and "
+              f"{r['aiotcp_rtt_1452B_us'] - r['udp_rtt_1452B_us']:.1f} us")
     if "uvloop" in table:
         print("targets on uvloop: " + targets(table["uvloop"]))
     print(json.dumps({"bench": {k: {n: round(v, 2) for n, v in r.items()} for k, r in table.items()},
