@@ -21,7 +21,7 @@ cdef double NEVER
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK record flags
 cdef int _RETRANS, _SACKED, _LOST
-cdef long long _SNDBUF_SLACK, _QUICKACKS, _RCV_HELD
+cdef long long _QUICKACKS, _RCV_HELD
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)
@@ -66,7 +66,7 @@ cdef class Connection:
     cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
     cdef public SendBuffer _sndbuf
-    cdef public long long _sndbuf_seq, _sndbuf_off
+    cdef public long long _sndbuf_seq
     cdef public bint _fin_queued
     cdef public object fin_seq, low_water
     # receive sequence space
@@ -128,7 +128,6 @@ cdef class Connection:
     cpdef long long _window_field(self)
     @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
-    @cython.locals(buf=SendBuffer)
     cpdef send(self, data, double now)
     @cython.locals(buf=bytearray, held=list)
     cpdef bytes read(self, long long limit=*)

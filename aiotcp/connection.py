@@ -166,9 +166,6 @@ def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> 
 
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
-#: Acknowledged bytes the send buffer may keep at its front before it is
-#: trimmed (see _on_new_ack).
-_SNDBUF_SLACK = 4096
 #: Received payloads kept whole until read (see Connection.__init__).
 _RCV_HELD = 16
 #: Quick ACK mode (as Linux's, TCP_MAX_QUICKACKS): after out-of-order data
@@ -302,11 +299,10 @@ class Connection:
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
         self._sndbuf = SendBuffer()
-        # _sndbuf[_sndbuf_off] holds sequence number _sndbuf_seq (the oldest
-        # unacknowledged byte); the acknowledged bytes before it are dropped
-        # lazily (see _on_new_ack)
+        # _sndbuf[0] holds sequence number _sndbuf_seq, the oldest
+        # unacknowledged byte: acknowledged bytes leave it at once (a C
+        # SendBuffer drops from the front in O(1) and keeps its storage)
         self._sndbuf_seq = (self.iss + 1) & MASK
-        self._sndbuf_off = 0
         self._fin_queued = False
         self.fin_seq: int | None = None  # sequence number our FIN occupies
         self.low_water: int | None = None
@@ -465,7 +461,7 @@ class Connection:
     @property
     def send_buffered(self) -> int:
         """Bytes queued by the user and not yet acknowledged."""
-        return len(self._sndbuf) - self._sndbuf_off
+        return len(self._sndbuf)
 
     @property
     def read_buffered(self) -> int:
@@ -474,7 +470,7 @@ class Connection:
 
     def _data_end(self) -> int:
         """Sequence number just past the last byte the user queued."""
-        return (self._sndbuf_seq + len(self._sndbuf) - self._sndbuf_off) & MASK
+        return (self._sndbuf_seq + len(self._sndbuf)) & MASK
 
     def connect(self, now: float) -> None:
         """Active open (RFC 9293 section 3.10.1): send a SYN."""
@@ -536,13 +532,7 @@ class Connection:
             raise ConnectionStateError(f"send() in {self.state}" + (" after close" if self._fin_queued else ""))
         if not data:
             return
-        buf = self._sndbuf
-        if self._sndbuf_off and self._sndbuf_off == len(buf):
-            # all that was written before is acknowledged: write over it, in
-            # the storage it has
-            buf.clear()
-            self._sndbuf_off = 0
-        buf.extend(data)
+        self._sndbuf.extend(data)
         if self._synchronized:
             self._push(now)
         self._rearm()
@@ -673,7 +663,7 @@ class Connection:
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
             "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
             "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "dsacks": self.dsacks, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
-            "send_buffered": len(self._sndbuf) - self._sndbuf_off, "read_buffered": self._rcv_queued,
+            "send_buffered": len(self._sndbuf), "read_buffered": self._rcv_queued,
         }
 
     # -------------------------------------------------------- state changes
@@ -849,7 +839,7 @@ class Connection:
         self._emit(ACK, self.snd_max, self.rcv_nxt)
 
     def _send_data(self, seq: int, length: int, fin: bool, now: float) -> None:
-        start = seq_diff(seq, self._sndbuf_seq) + self._sndbuf_off
+        start = seq_diff(seq, self._sndbuf_seq)
         flags = ACK | (FIN if fin else 0) | (PSH if length and start + length == len(self._sndbuf) else 0)
         end = (seq + length + (1 if fin else 0)) & MASK
         if fin:
@@ -1035,7 +1025,7 @@ class Connection:
             self._fail(now, TimeoutError("zero-window probes went unanswered"))
             return
         # probe with one octet of new data beyond the zero window
-        start = seq_diff(self.snd_nxt, self._sndbuf_seq) + self._sndbuf_off
+        start = seq_diff(self.snd_nxt, self._sndbuf_seq)
         self._emit(ACK, self.snd_nxt, self.rcv_nxt, self._sndbuf[start:start + 1])
         if seq_gt((self.snd_nxt + 1) & MASK, self.snd_max):
             self.snd_max = (self.snd_nxt + 1) & MASK
@@ -1690,15 +1680,9 @@ class Connection:
         acked = seq_diff(ack, self.snd_una)
         flight_before = seq_diff(self.snd_max, self.snd_una)
         # drop acknowledged bytes from the send buffer (the FIN is not in it)
-        data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf) - self._sndbuf_off)
+        data_acked = min(seq_diff(ack, self._sndbuf_seq), len(self._sndbuf))
         if data_acked > 0:
-            self._sndbuf_off += data_acked
-            # trimmed lazily: once the acknowledged front is half the buffer
-            # and more than _SNDBUF_SLACK (small writes then reuse the
-            # storage instead of shrinking and regrowing it every time)
-            if self._sndbuf_off * 2 >= len(self._sndbuf) and self._sndbuf_off > _SNDBUF_SLACK:
-                self._sndbuf.drop(self._sndbuf_off)  # in C; all of it empties the buffer
-                self._sndbuf_off = 0
+            self._sndbuf.drop(data_acked)  # in C, O(1); all of it empties the buffer
             self._sndbuf_seq = (self._sndbuf_seq + data_acked) & MASK
             self.bytes_acked += data_acked
         self.snd_una = ack
@@ -1742,7 +1726,7 @@ class Connection:
             self._rto_at = NEVER
             self._user_timeout_at = NEVER
         self._arm_pto(now)
-        if self.low_water is not None and len(self._sndbuf) - self._sndbuf_off <= self.low_water:
+        if self.low_water is not None and len(self._sndbuf) <= self.low_water:
             self.low_water = None
             self.events.append((self, _WRITABLE))
 

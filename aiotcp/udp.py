@@ -338,7 +338,7 @@ class TransportPath:
         except ConnectionStateError:
             return
         self.endpoint._after()
-        if len(conn._sndbuf) - conn._sndbuf_off > self.pause_above:
+        if len(conn._sndbuf) > self.pause_above:
             self.transport._maybe_pause_protocol()
 
     def deliver(self) -> None:

@@ -1,5 +1,7 @@
 """Scripted-segment tests of the sans-I/O connection, state by state
 (RFC 9293 section 3.10), in virtual time."""
+import sys
+
 import pytest
 
 from aiotcp.connection import State, TimeWait, seq_lt, seq_gt, seq_diff
@@ -865,59 +867,60 @@ def test_close_in_syn_rcvd_sends_fin_once_established():
     assert s.states[-2:] == [("SYN_RCVD", "ESTABLISHED"), ("ESTABLISHED", "FIN_WAIT_1")]
 
 
-def test_acked_bytes_are_trimmed_lazily_yet_every_resend_carries_the_right_bytes():
-    # _sndbuf keeps acknowledged bytes at its front until half of it is
-    # acknowledged: offsets into it must account for them
+def test_acked_bytes_leave_the_send_buffer_at_once_and_every_resend_carries_the_right_bytes():
+    # the send buffer holds exactly what is not yet acknowledged: offsets
+    # into it count from snd_una
     s = Script().established(peer_mss=1000, window=65535)
     data = bytes(range(256)) * 40  # 10,240 distinctive bytes
     s.conn.send(data, s.now)
     first = s.sent()
     assert b"".join(bytes(x.payload) for x in first) == data[:10_000]  # IW10 of 1000 B
-    s.at(0.1).recv(ACK, ack=L + 3000)  # under half acked: nothing trimmed yet
-    assert s.conn.send_buffered == len(data) - 3000 and s.conn._sndbuf_off == 3000
+    s.at(0.1).recv(ACK, ack=L + 3000)
+    assert s.conn.send_buffered == len(data) - 3000 and bytes(s.conn._sndbuf) == data[3000:]
     s.sent()
     s.timer(s.conn.rto_deadline)  # RTO: resend from snd_una
     (rtx,) = [x for x in s.sent() if x.seq == L + 3000]
     assert bytes(rtx.payload) == data[3000:4000]
-    s.at(1.5).recv(ACK, ack=L + 8000)  # past half: trimmed
-    assert s.conn._sndbuf_off == 0 and s.conn.send_buffered == len(data) - 8000
+    s.at(1.5).recv(ACK, ack=L + 8000)
+    assert bytes(s.conn._sndbuf) == data[8000:]
     s.sent()
     s.timer(s.conn.rto_deadline)
     (rtx,) = [x for x in s.sent() if x.seq == L + 8000]
     assert bytes(rtx.payload) == data[8000:9000]
+    s.conn.send(b"tail", s.now)  # appended behind what is still in flight
     s.recv(ACK, ack=L + len(data))
+    assert bytes(s.conn._sndbuf) == b"tail"
+    (x,) = [x for x in s.sent() if x.seq == L + len(data)]
+    assert bytes(x.payload) == b"tail"
+    s.recv(ACK, ack=L + len(data) + 4)
     assert s.conn.send_buffered == 0
 
 
-def test_small_writes_reuse_the_send_buffer_and_its_acknowledged_front_stays_bounded():
-    # one-byte messages, each acknowledged before the next: each goes over
-    # the last in the same storage, which is never shrunk and regrown
-    import sys
+def test_small_writes_reuse_the_send_buffer_storage():
+    # one-byte messages, each acknowledged before the next: each goes into
+    # the storage the last one left, which is never shrunk and regrown
     from aiotcp.connection import seq_diff
     s = Script().established()
-    fronts, sizes = [], set()
+    sizes = set()
     for i in range(300):
         s.conn.send(bytes([i & 0xFF]), s.now)
         (x,) = s.sent()
         assert bytes(x.payload) == bytes([i & 0xFF]) and seq_diff(x.seq, L) == i
         s.recv(ACK, ack=x.seq + 1)
-        assert s.conn.send_buffered == 0
-        fronts.append(s.conn._sndbuf_off)
+        assert s.conn.send_buffered == 0 and len(s.conn._sndbuf) == 0
         sizes.add(sys.getsizeof(s.conn._sndbuf))
-    assert set(fronts) == {1} and len(sizes) == 1
-    # each written while the one before is still in flight: appended, and
-    # the acknowledged front is trimmed once it passes the slack, so it
-    # never holds more than that
-    fronts = []
+    assert len(sizes) == 1
+    # each written while the one before is still in flight: the buffer holds
+    # just that one, and its storage stays put
+    sizes = set()
     for i in range(300, 5300):
         s.conn.send(bytes([i & 0xFF]), s.now)
         (x,) = s.sent()
         assert bytes(x.payload) == bytes([i & 0xFF]) and seq_diff(x.seq, L) == i
         s.recv(ACK, ack=x.seq)  # all but this one
-        assert s.conn.send_buffered == 1
-        fronts.append(s.conn._sndbuf_off)
-    assert fronts[99] == 99  # kept, not trimmed per message
-    assert max(fronts) == 4096 and 0 in fronts[4096:]  # trimmed past the slack
+        assert bytes(s.conn._sndbuf) == bytes([i & 0xFF])
+        sizes.add(sys.getsizeof(s.conn._sndbuf))
+    assert len(sizes) == 1
 
 
 # ------------------------------------------------------------- RACK (RFC 8985)
@@ -1057,10 +1060,11 @@ def test_a_write_after_everything_is_acknowledged_reuses_the_send_buffer():
     buf = s.conn._sndbuf
     s.conn.send(b"a" * 1500, 0.0)
     assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L, b"a" * 1000), (L + 1000, b"a" * 500)]
+    size = sys.getsizeof(buf)
     s.recv(ACK, ack=L + 1500)
-    assert s.conn._sndbuf_off == len(buf) == 1500  # all acknowledged, kept for the next write
+    assert len(buf) == 0 and sys.getsizeof(buf) == size  # all acknowledged: the storage stays
     s.conn.send(b"b" * 1200, 0.0)
-    assert s.conn._sndbuf is buf and bytes(buf) == b"b" * 1200 and s.conn._sndbuf_off == 0
+    assert s.conn._sndbuf is buf and bytes(buf) == b"b" * 1200 and sys.getsizeof(buf) == size
     assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L + 1500, b"b" * 1000), (L + 2500, b"b" * 200)]
     s.conn.send(b"c" * 300, 0.0)  # behind data in flight: appended
     assert bytes(buf) == b"b" * 1200 + b"c" * 300
