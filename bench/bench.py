@@ -86,6 +86,20 @@ async def bulk(stack: str, size: int) -> float:
     return size / elapsed / 1e6
 
 
+async def _exchange(reader, writer, size: int, count: int) -> float:
+    """Microseconds a round trip: ``count`` messages of ``size`` bytes
+    written and each read back whole before the next (after 20 unmeasured)."""
+    message = b"p" * size
+    for _ in range(20):  # warm up
+        writer.write(message)
+        await reader.readexactly(size)
+    start = time.perf_counter()
+    for _ in range(count):
+        writer.write(message)
+        await reader.readexactly(size)
+    return (time.perf_counter() - start) / count * 1e6
+
+
 async def ping_pong(stack: str, size: int, count: int) -> float:
     start_server, open_connection = stacks()[stack]
 
@@ -99,19 +113,11 @@ async def ping_pong(stack: str, size: int, count: int) -> float:
     server = await start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     reader, writer = await open_connection("127.0.0.1", port)
-    message = b"p" * size
-    for _ in range(20):  # warm up
-        writer.write(message)
-        await reader.readexactly(size)
-    start = time.perf_counter()
-    for _ in range(count):
-        writer.write(message)
-        await reader.readexactly(size)
-    elapsed = time.perf_counter() - start
+    elapsed = await _exchange(reader, writer, size, count)
     writer.close()
     server.close()
     await server.wait_closed()
-    return elapsed / count * 1e6
+    return elapsed
 
 
 async def connect_rate(stack: str, count: int) -> float:
@@ -254,20 +260,12 @@ async def udp_ping_pong(size: int, count: int) -> float:
             peer_writer.write(await peer_reader.readexactly(size))
 
     task = asyncio.ensure_future(echo())
-    message = b"p" * size
-    for _ in range(20):  # warm up
-        writer.write(message)
-        await reader.readexactly(size)
-    start = time.perf_counter()
-    for _ in range(count):
-        writer.write(message)
-        await reader.readexactly(size)
-    elapsed = time.perf_counter() - start
+    elapsed = await _exchange(reader, writer, size, count)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     near.close()
     far.close()
-    return elapsed / count * 1e6
+    return elapsed
 
 
 async def rtt_pairs(size: int, count: int, pairs: int, flip: bool) -> tuple:
