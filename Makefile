@@ -27,15 +27,22 @@ microbench: $(EXT_STAMP)
 
 venv: $(STAMP)
 
+# The build speaks one line a step; everything the tools print goes to
+# $(BUILD_LOG), named (with its tail) when a step fails.
+BUILD_LOG := build.log
+QUIET = > $(BUILD_LOG) 2>&1 || { echo "build failed: the full log is $(CURDIR)/$(BUILD_LOG)"; tail -n 30 $(BUILD_LOG); exit 1; }
+
 $(STAMP): pyproject.toml setup.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel "Cython>=3.0"
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
-	touch $@
+	@echo "setting up the virtual environment in $(VENV) (about a minute)"
+	@{ test -x $(PY) || $(PYTHON) -m venv $(VENV); } $(QUIET)
+	@$(PY) -m pip install -q --upgrade pip setuptools wheel "Cython>=3.0" $(QUIET)
+	@$(PY) -m pip install -q --no-build-isolation -e '.[test]' $(QUIET)
+	@touch $@
 
 $(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd aiotcp/_dgram.pyx aiotcp/_dgram.pxd aiotcp/connection.py aiotcp/connection.pxd aiotcp/endpoint.py aiotcp/endpoint.pxd aiotcp/congestion.py aiotcp/congestion.pxd aiotcp/udp.py aiotcp/udp.pxd setup.py
-	$(PY) setup.py -q build_ext --inplace
-	touch $@
+	@echo "building the compiled core (about a minute)"
+	@$(PY) setup.py -q build_ext --inplace $(QUIET)
+	@touch $@
 
 clean:
-	rm -rf build $(VENV) aiotcp/*.so aiotcp/*.c $(EXT_STAMP) .pytest_cache
+	rm -rf build $(BUILD_LOG) $(VENV) aiotcp/*.so aiotcp/*.c $(EXT_STAMP) .pytest_cache

@@ -13,15 +13,14 @@ import socket
 import ssl as ssl_module
 from asyncio import sslproto
 
-import structlog
-
 from .config import DEFAULT, Config
 from .connection import ConnectionStateError
 from .events import Closed, Connected, DataReadable, PeerClosed, Writable
 from ._fast import monotonic
+from .log import debug_enabled, get_logger
 from .udp import TransportPath, UDPEndpoint, _identity
 
-logger = structlog.get_logger("aiotcp")
+logger = get_logger()
 
 class TCPTransport(asyncio.Transport):
     """One aiotcp connection as an ``asyncio.Transport``.
@@ -47,7 +46,12 @@ class TCPTransport(asyncio.Transport):
         path.pause_above = endpoint.config.send_buffer + self._high_water
         endpoint.transports[conn] = self
         endpoint.paths[conn] = path
-        self._log = logger.bind(**_identity(conn))
+
+    @property
+    def _log(self):
+        """A logger bound to this connection's identity (made when used: a
+        transport that logs nothing pays nothing)."""
+        return logger.bind(**_identity(self._conn))
 
     def __repr__(self):
         return f"<aiotcp.TCPTransport {self._conn.state} {self._conn.remote_addr}>"
@@ -207,7 +211,8 @@ class TCPTransport(asyncio.Transport):
                 path.deliver()
                 self._call_connection_lost(error)
         elif cls is Connected:
-            self._log.debug("aiotcp.conn.established")
+            if debug_enabled():
+                self._log.debug("aiotcp.conn.established")
 
     def _call_connection_lost(self, exc) -> None:
         path = self._path

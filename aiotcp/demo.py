@@ -167,9 +167,7 @@ def quiet_logging() -> None:
     shows warnings and errors only."""
     import logging
 
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
 
 
 def main(mode: str = "normal") -> None:

@@ -22,16 +22,15 @@ import collections
 import contextvars
 import socket
 
-import structlog
-
 from ._dgram import DatagramSocket
 from ._fast import empty_list, monotonic
 from .config import Config
 from .connection import ConnectionStateError
 from .endpoint import Endpoint
 from .events import Closed, Connected, DataReadable, Incoming, Retransmission, StateChanged
+from .log import debug_enabled, get_logger
 
-logger = structlog.get_logger("aiotcp")
+logger = get_logger()
 
 _RECV_BATCH = 512
 _NEVER = float("inf")
@@ -129,7 +128,8 @@ class UDPEndpoint:
         on a connected socket it concerns every connection to that peer."""
         core = self.core
         core.stats["icmp_errors"] += 1
-        logger.debug("aiotcp.endpoint.icmp", error=str(exc), peer=self.peer)
+        if debug_enabled():
+            logger.debug("aiotcp.endpoint.icmp", error=str(exc), peer=self.peer)
         if self.peer is None:
             return
         if isinstance(exc, ConnectionRefusedError):
@@ -174,7 +174,7 @@ class UDPEndpoint:
                     try:
                         self._dispatch(source, event)
                     except Exception:
-                        logger.exception("aiotcp.endpoint.dispatch_error", event=repr(event))
+                        logger.exception("aiotcp.endpoint.dispatch_error", detail=repr(event))
             finally:
                 empty_list(events)
                 self._dispatching = False
@@ -266,11 +266,13 @@ class UDPEndpoint:
                     server._accept(self, conn)
             return
         if cls is StateChanged:
-            self._log.debug("aiotcp.conn.state", old=event.old._value_, new=event.new._value_, **_identity(source))
+            if debug_enabled():
+                self._log.debug("aiotcp.conn.state", old=event.old._value_, new=event.new._value_, **_identity(source))
             return
         if cls is Retransmission:
-            self._log.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
-                         **_identity(source))
+            if debug_enabled():
+                self._log.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
+                                **_identity(source))
             return
         transport = self.transports.get(source)
         if transport is not None:

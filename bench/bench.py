@@ -36,7 +36,6 @@ import struct
 import sys
 import time
 
-import structlog
 import uvloop
 
 import aiotcp
@@ -342,7 +341,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5,
                         help="interleaved aiotcp/kernel/bare-UDP sets per ping-pong figure in each run")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
     table = {}
     for kind in args.loops.split(","):
         runner = uvloop.run if kind == "uvloop" else asyncio.run

@@ -23,7 +23,6 @@ import socket
 import time
 from collections import Counter
 
-import structlog
 import uvloop
 
 import aiotcp
@@ -205,7 +204,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="runs per case (relay seeds 1..N), averaged")
     parser.add_argument("--loss", type=lambda s: [float(x) for x in s.split(",")], default=[0, 0.001, 0.01, 0.05])
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
     logging.getLogger("quic").setLevel(logging.WARNING)
     results, measured = uvloop.run(run(args))
     names = list(next(iter(results.values())))

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import sys
 
-import structlog
 
 import aiotcp
 
@@ -124,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=7000)
     parser.add_argument("--heartbeat", type=float, default=1.0)
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
     try:
         if args.mode == "server":
             asyncio.run(serve(args.host, args.port, args.heartbeat))

@@ -242,9 +242,7 @@ if __name__ == "__main__":
     scenario, size, d1, d2, seed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
     import logging
 
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
     if scenario.startswith("close-"):
         initiator = scenario.rsplit("-", 1)[1]
         topology = scenario[len("close-"):-(len(initiator) + 1)]

@@ -1,12 +1,12 @@
 """The demo's ladder diagram, the pcap writer and structlog events."""
 import asyncio
+import logging
 import shutil
 import subprocess
 import sys
 
 import dpkt
 import pytest
-import structlog
 
 import aiotcp
 from aiotcp import _fast
@@ -120,7 +120,11 @@ def test_pcap_opens_in_tshark_without_warnings(tmp_path):
     assert "bad checksum" not in lowered and "incorrect" not in lowered
 
 
-def test_structlog_events_carry_connection_identity():
+def _events(caplog, name):
+    return [r.aiotcp for r in caplog.records if r.name == "aiotcp" and r.aiotcp["event"] == name]
+
+
+def test_structlog_events_carry_connection_identity(caplog):
     async def main():
         server = await aiotcp.start_server(lambda r, w: w.transport.abort(), "127.0.0.1", 0)
         async with server:
@@ -129,23 +133,25 @@ def test_structlog_events_carry_connection_identity():
                 await reader.read()
             writer.close()
 
-    with structlog.testing.capture_logs() as logs:
-        asyncio.run(main())
-    resets = [e for e in logs if e["event"] == "aiotcp.conn.reset"]
+    caplog.set_level(logging.DEBUG, logger="aiotcp")
+    asyncio.run(main())
+    resets = _events(caplog, "aiotcp.conn.reset")
     assert resets and resets[0]["remote_port"] > 0 and "local_port" in resets[0]
+    record = next(r for r in caplog.records if r.aiotcp["event"] == "aiotcp.conn.reset")
+    assert record.levelno == logging.INFO and record.getMessage().startswith("aiotcp.conn.reset ")
 
 
-def test_state_changes_are_logged_under_aiotcp_names():
+def test_state_changes_are_logged_under_aiotcp_names(caplog):
     async def main():
         server = await aiotcp.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
         async with server:
             reader, writer = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
             await reader.read()
             writer.close()
-            await asyncio.sleep(0.05)
+            await writer.wait_closed()
 
-    with structlog.testing.capture_logs() as logs:
-        asyncio.run(main())
-    changes = [(e["old"], e["new"]) for e in logs if e["event"] == "aiotcp.conn.state"]
+    caplog.set_level(logging.DEBUG, logger="aiotcp")
+    asyncio.run(main())
+    changes = [(e["old"], e["new"]) for e in _events(caplog, "aiotcp.conn.state")]
     assert ("SYN_SENT", "ESTABLISHED") in changes and ("CLOSE_WAIT", "LAST_ACK") in changes
-    assert all("remote_port" in e for e in logs if e["event"].startswith("aiotcp.conn."))
+    assert all("remote_port" in r.aiotcp for r in caplog.records if r.aiotcp["event"].startswith("aiotcp.conn."))
