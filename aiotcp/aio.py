@@ -9,16 +9,20 @@ the server and the streams API are built on those, as asyncio's are.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import builtins
+import functools
 import socket
 import ssl as ssl_module
-from asyncio import sslproto
+from asyncio import sslproto, staggered
 
 from .config import DEFAULT, Config
-from .connection import ConnectionStateError
-from .events import Closed, Connected, DataReadable, PeerClosed, Writable
+from .connection import ConnectionStateError, State
+from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Writable
 from ._fast import monotonic
 from .log import debug_enabled, get_logger
-from .udp import TransportPath, UDPEndpoint, _identity
+from .tcpsocket import TCPSocket
+from .udp import TransportPath, UDPEndpoint, _identity, open_endpoints
 
 logger = get_logger()
 
@@ -27,25 +31,38 @@ class TCPTransport(asyncio.Transport):
 
     What it does per segment, ``write()`` and the delivery of received data,
     is its :class:`~aiotcp.udp.TransportPath` (``_path``), compiled; the
-    state both halves read lives there."""
+    state both halves read lives there.
+
+    Closing is kernel TCP's: ``close()`` returns at once and the connection
+    finishes on its own, but ``connection_lost()`` (and so the streams'
+    ``wait_closed()``) waits until everything written and the FIN are
+    acknowledged, the connection fails, or ``Config.linger`` runs out.
+    After both FINs the transport stays open until the application closes
+    it, as asyncio's does."""
 
     _start_tls_compatible = True
 
-    def __init__(self, endpoint: UDPEndpoint, conn, protocol: asyncio.BaseProtocol):
+    def __init__(self, endpoint: UDPEndpoint, conn, protocol: asyncio.BaseProtocol, server=None):
         super().__init__()
         self._endpoint = endpoint
         self._loop = endpoint.loop
         self._conn = conn
+        self._server = server
         self._path = path = TransportPath(self, endpoint, conn, protocol)
         # the compiled write itself, so that StreamWriter.write() runs no
         # Python frame of ours (the method below says the same for the class)
         self.write = path.write
         self._protocol_paused = False
+        self._lost_scheduled = False
+        self._socket = None
+        self._sockname = endpoint.sock.getsockname()  # the UDP socket may close first
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        path.pause_above = endpoint.config.send_buffer + self._high_water
+        path.pause_above = conn.config.send_buffer + self._high_water
         endpoint.transports[conn] = self
         endpoint.paths[conn] = path
+        if server is not None:
+            server._attach(self)
 
     @property
     def _log(self):
@@ -59,13 +76,16 @@ class TCPTransport(asyncio.Transport):
     # -- BaseTransport
     def get_extra_info(self, name, default=None):
         conn = self._conn
-        sock = self._endpoint.sock
         if name == "peername":
             return conn.remote_addr
         if name == "sockname":
-            return sock.getsockname()
+            return self._sockname
         if name == "socket":
-            return sock
+            if self._socket is None:
+                self._socket = TCPSocket(self)
+            return self._socket
+        if name == "udp_socket":
+            return self._endpoint.sock
         if name == "tcp_info":
             return conn.info()
         if name == "tcp_state":
@@ -78,20 +98,21 @@ class TCPTransport(asyncio.Transport):
         return self._path.closing
 
     def close(self) -> None:
-        """Graceful close: buffered data, then FIN (the core finishes the
-        teardown on its own, as the kernel does after close())."""
+        """Graceful close: buffered data, then FIN; the core finishes the
+        teardown on its own, as the kernel does after close().
+        ``connection_lost()`` follows once the FIN is acknowledged (see the
+        class docstring).  Unread received data makes it a reset instead,
+        as with kernel TCP."""
         path = self._path
         if path.closing:
             return
         path.closing = True
         conn = self._conn
-        conn.discard_input = True
-        try:
-            conn.close(monotonic())
-        except ConnectionStateError:
-            pass
-        self._endpoint._after()
-        self._loop.call_soon(self._call_connection_lost, None)
+        if not path.finished:
+            conn.release(monotonic())
+            self._endpoint._after()
+        if path.finished or conn.state in _FIN_ACKED_STATES:
+            self._lost_soon(None)
 
     def set_protocol(self, protocol):
         self._path.set_protocol(protocol)
@@ -124,7 +145,7 @@ class TCPTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
-        self._path.pause_above = self._endpoint.config.send_buffer + high
+        self._path.pause_above = self._conn.config.send_buffer + high
         self._maybe_pause_protocol()
 
     def get_write_buffer_limits(self):
@@ -133,7 +154,7 @@ class TCPTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         """Bytes written and not yet acknowledged by the peer beyond the
         connection's send buffer (the part a kernel would keep in user space)."""
-        return max(0, self._conn.send_buffered - self._endpoint.config.send_buffer)
+        return max(0, self._conn.send_buffered - self._conn.config.send_buffer)
 
     def write(self, data) -> None:
         """Queue ``data`` and send what the windows allow (each instance has
@@ -159,32 +180,56 @@ class TCPTransport(asyncio.Transport):
         return True
 
     def abort(self) -> None:
-        """Send a RST and drop everything."""
-        if self._path.lost:
+        """Send a RST and drop everything; connection_lost(None) follows."""
+        self._force_close(None)
+
+    def _force_close(self, exc) -> None:
+        path = self._path
+        if path.lost or self._lost_scheduled:
             return
-        self._path.closing = True
+        path.closing = True
+        self._lost_soon(exc)
         self._conn.abort(monotonic())
         self._endpoint._after()
-        self._loop.call_soon(self._call_connection_lost, None)
+
+    def _fatal_error(self, exc, message="Fatal error on transport") -> None:
+        """As asyncio's transports do with an error they cannot go on from
+        (a protocol callback that raised, among them): report it to the
+        loop's exception handler, then abort with connection_lost(exc)."""
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                self._log.debug("aiotcp.transport.fatal_error", message=message, error=repr(exc))
+        else:
+            self._loop.call_exception_handler({
+                "message": message, "exception": exc, "transport": self, "protocol": self._path.protocol})
+        self._force_close(exc)
 
     # -- flow control towards the protocol
     def _maybe_pause_protocol(self) -> None:
         if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._protocol_paused = True
-        self._conn.low_water = self._endpoint.config.send_buffer + self._low_water
+        self._conn.low_water = self._conn.config.send_buffer + self._low_water
         try:
             self._path.protocol.pause_writing()
-        except Exception:
-            self._log.exception("aiotcp.transport.pause_writing_error")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": "protocol.pause_writing() failed", "exception": exc,
+                "transport": self, "protocol": self._path.protocol})
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
             try:
                 self._path.protocol.resume_writing()
-            except Exception:
-                self._log.exception("aiotcp.transport.resume_writing_error")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    "message": "protocol.resume_writing() failed", "exception": exc,
+                    "transport": self, "protocol": self._path.protocol})
 
     # -- events from the core
     def _on_event(self, event) -> None:
@@ -197,6 +242,9 @@ class TCPTransport(asyncio.Transport):
         elif cls is PeerClosed:
             path.eof_pending = True
             path.deliver()
+        elif cls is FinAcked:
+            if path.closing:
+                self._lost_soon(None)  # all of it got there
         elif cls is Closed:
             error = event.error
             if error is not None:
@@ -206,13 +254,23 @@ class TCPTransport(asyncio.Transport):
             self._endpoint.paths.pop(self._conn, None)
             if self._endpoint.peer is not None:
                 self._endpoint.close_when_idle = True
-            if not path.closing:
+            path.deliver()  # what arrived before the end
+            if error is not None or path.closing:
                 path.closing = True
-                path.deliver()
-                self._call_connection_lost(error)
+                self._lost_soon(error)
+            else:
+                # both FINs are through: the transport stays open until the
+                # application closes it, as asyncio's does
+                path.finished = True
         elif cls is Connected:
             if debug_enabled():
                 self._log.debug("aiotcp.conn.established")
+
+    def _lost_soon(self, exc) -> None:
+        if self._lost_scheduled or self._path.lost:
+            return
+        self._lost_scheduled = True
+        self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc) -> None:
         path = self._path
@@ -223,50 +281,102 @@ class TCPTransport(asyncio.Transport):
             path.protocol.connection_lost(exc)
         finally:
             path.protocol = None
+            if self._server is not None:
+                self._server._detach(self)
+                self._server = None
+
+
+#: states in which everything we sent, the FIN included, is acknowledged
+_FIN_ACKED_STATES = (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED)
 
 
 # --------------------------------------------------------------------- server
 
 class Server(asyncio.AbstractServer):
-    """An aiotcp listener, behaving like ``asyncio.Server``."""
+    """An aiotcp listener, behaving like ``asyncio.Server`` (3.12 and later:
+    ``wait_closed()`` returns once the server is closed and every
+    connection it accepted is gone; ``close_clients()``, ``abort_clients()``)."""
 
-    def __init__(self, loop, endpoint: UDPEndpoint, listener, protocol_factory, ssl_context,
-                 ssl_handshake_timeout):
+    def __init__(self, loop, endpoint: UDPEndpoint, port: int, backlog: int, protocol_factory,
+                 ssl_context, ssl_handshake_timeout, ssl_shutdown_timeout=None, start_serving=True):
         self._loop = loop
         self._endpoint = endpoint
-        self._listener = listener
+        self._port = port
+        self._backlog = backlog
+        self._listener = None
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
-        self._serving = True
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
+        self._serving = False
+        self._closed = False
+        self._transports: set = set()
         self._waiters: list[asyncio.Future] = []
         self._serving_forever_fut = None
-        endpoint.servers[listener] = self
+        if start_serving:
+            self._start_serving()
 
     def __repr__(self):
         return f"<aiotcp.Server sockets={self.sockets!r}>"
+
+    def _start_serving(self) -> None:
+        if self._serving or self._closed:
+            return
+        self._serving = True
+        self._listener = self._endpoint.core.listen(self._port, self._backlog)
+        self._endpoint.servers[self._listener] = self
 
     def _accept(self, endpoint: UDPEndpoint, conn) -> None:
         if not self._serving:
             conn.abort(monotonic())
             return
-        protocol = self._protocol_factory()
-        if self._ssl_context is not None:
-            waiter = self._loop.create_future()
-            ssl_protocol = sslproto.SSLProtocol(self._loop, protocol, self._ssl_context, waiter,
-                                                server_side=True,
-                                                ssl_handshake_timeout=self._ssl_handshake_timeout)
-            transport = TCPTransport(endpoint, conn, ssl_protocol)
-            ssl_protocol.connection_made(transport)
-            waiter.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
-        else:
-            transport = TCPTransport(endpoint, conn, protocol)
-            protocol.connection_made(transport)
+        transport = None
+        try:
+            protocol = self._protocol_factory()
+            if self._ssl_context is not None:
+                waiter = self._loop.create_future()
+                ssl_protocol = sslproto.SSLProtocol(self._loop, protocol, self._ssl_context, waiter,
+                                                    server_side=True,
+                                                    ssl_handshake_timeout=self._ssl_handshake_timeout,
+                                                    ssl_shutdown_timeout=self._ssl_shutdown_timeout)
+                transport = TCPTransport(endpoint, conn, ssl_protocol, server=self)
+                ssl_protocol.connection_made(transport)
+                waiter.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+            else:
+                transport = TCPTransport(endpoint, conn, protocol, server=self)
+                protocol.connection_made(transport)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # as asyncio's _accept_connection2
+            self._loop.call_exception_handler({
+                "message": "Error on transport creation for incoming connection", "exception": exc})
+            if transport is not None:
+                transport.abort()
+            else:
+                conn.abort(monotonic())
+            return
         if conn.read_buffered:
             transport._path.deliver()
         if conn.fin_received:
             transport._path.eof_pending = True
             transport._path.deliver()
+
+    def _attach(self, transport) -> None:
+        self._transports.add(transport)
+
+    def _detach(self, transport) -> None:
+        self._transports.discard(transport)
+        self._wakeup_if_done()
+
+    def _wakeup_if_done(self) -> None:
+        if self._closed and not self._transports:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._endpoint.close_when_idle = True
+            self._endpoint._after()
 
     @property
     def sockets(self):
@@ -279,27 +389,30 @@ class Server(asyncio.AbstractServer):
         return self._serving
 
     def close(self) -> None:
-        if not self._serving:
+        """Stop listening (connections not yet accepted are reset); the
+        accepted ones go on until they end or close_clients()."""
+        if self._closed:
             return
+        self._closed = True
         self._serving = False
-        self._listener.close(monotonic())
-        self._endpoint.close_when_idle = True
+        if self._listener is not None:
+            self._listener.close(monotonic())
         self._endpoint._after()
         if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
             self._serving_forever_fut.cancel()
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
+            self._serving_forever_fut = None
+        self._wakeup_if_done()
 
     async def start_serving(self) -> None:
-        return None
+        self._start_serving()
+        await asyncio.sleep(0)
 
     async def serve_forever(self) -> None:
         if self._serving_forever_fut is not None:
             raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
-        if not self._serving:
+        if self._closed:
             raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
         self._serving_forever_fut = self._loop.create_future()
         try:
             await self._serving_forever_fut
@@ -313,18 +426,20 @@ class Server(asyncio.AbstractServer):
             self._serving_forever_fut = None
 
     async def wait_closed(self) -> None:
-        if not self._serving:
+        """Wait until the server is closed and every connection it accepted
+        is gone (asyncio 3.12's meaning)."""
+        if self._closed and not self._transports:
             return
         waiter = self._loop.create_future()
         self._waiters.append(waiter)
         await waiter
 
     def close_clients(self) -> None:
-        for transport in list(self._endpoint.transports.values()):
+        for transport in list(self._transports):
             transport.close()
 
     def abort_clients(self) -> None:
-        for transport in list(self._endpoint.transports.values()):
+        for transport in list(self._transports):
             transport.abort()
 
     async def __aenter__(self):
@@ -349,52 +464,69 @@ def _ssl_context(ssl, server_side: bool):
     return ssl
 
 
-async def _resolve(loop, host, port, family=0):
-    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+def _check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout):
+    """asyncio's own checks and messages."""
+    if server_hostname is not None and context is None:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if context is None and ssl_handshake_timeout is not None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if context is None and ssl_shutdown_timeout is not None:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+async def _resolve(loop, host, port, family=0, proto=0, flags=0):
+    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM, proto=proto,
+                                   flags=flags)
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
     return infos
 
 
-async def create_connection(protocol_factory, host=None, port=None, *, local_addr=None, ssl=None,
-                            server_hostname=None, ssl_handshake_timeout=None, config: Config | None = None,
-                            tracer=None, tcp_port: int | None = None):
-    """Open an aiotcp connection to the UDP address (host, port) and return
-    ``(transport, protocol)``.  The TCP port is ``port`` as WIRE.md's default
-    has it, or ``tcp_port`` when something between (a relay, a NAT) makes
-    the UDP port differ from the server's TCP port."""
-    loop = asyncio.get_running_loop()
-    config = config or DEFAULT
-    context = _ssl_context(ssl, server_side=False)
-    if server_hostname is not None and context is None:
-        raise ValueError("server_hostname is only meaningful with ssl")
-    if context is None and ssl_handshake_timeout is not None:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if host is None or port is None:
-        raise ValueError("host and port was not specified and no sock specified")
-    if context is not None and server_hostname is None:
-        server_hostname = host
-    infos = await _resolve(loop, host, port)
-    errors = []
-    for family, type_, proto, _, address in infos:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+def _interleave(infos, first_family_count=1):
+    """Alternate address families, the first one first (RFC 8305 section 4,
+    as asyncio's interleave)."""
+    by_family: dict = {}
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    lists = list(by_family.values())
+    ordered = [*lists[0][:first_family_count - 1]]
+    lists[0] = lists[0][first_family_count - 1:]
+    while any(lists):
+        for group in lists:
+            if group:
+                ordered.append(group.pop(0))
+    return ordered
+
+
+def _udp_socket(sock):
+    if sock.type != socket.SOCK_DGRAM:
+        raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+    return sock
+
+
+async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, local_addr=None, sock=None):
+    """One attempt: a UDP socket connected to ``peer_info``'s address and a
+    handshake over it; (endpoint, connection) once ESTABLISHED."""
+    if sock is None:
+        family, _, proto, _, address = peer_info
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
         try:
             sock.setblocking(False)
             if local_addr is not None:
                 sock.bind(local_addr)
             sock.connect(address)
-            peer = sock.getpeername()
-            endpoint = UDPEndpoint(loop, sock, config, peer=peer, tracer=tracer)
-        except OSError as exc:
+        except OSError:
             sock.close()
-            errors.append(exc)
-            continue
-        break
-    else:
-        raise errors[0] if len(errors) == 1 else OSError(f"Multiple exceptions: {errors}")
+            raise
+    try:
+        endpoint = UDPEndpoint(loop, sock, config, peer=sock.getpeername(), tracer=tracer)
+    except BaseException:
+        sock.close()
+        raise
+    endpoint.core.keep_time_wait = config.client_time_wait  # by default a client's TIME_WAIT holds no socket
+    _watch_loop_shutdown(loop)
     waiter = loop.create_future()
-    conn = endpoint.core.connect(peer, tcp_port if tcp_port is not None else port, endpoint.local_port,
-                                 monotonic())
+    conn = endpoint.core.connect(endpoint.peer, tcp_port, endpoint.local_port, monotonic())
     endpoint.pending_connects[conn] = waiter
     endpoint._after()
     try:
@@ -407,12 +539,96 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
         endpoint.close()
         raise
     endpoint.pending_connects.pop(conn, None)
+    return endpoint, conn
+
+
+async def create_connection(protocol_factory, host=None, port=None, *, ssl=None, family=0, proto=0, flags=0,
+                            sock=None, local_addr=None, server_hostname=None, ssl_handshake_timeout=None,
+                            ssl_shutdown_timeout=None, happy_eyeballs_delay=None, interleave=None,
+                            all_errors=False, config: Config | None = None, tracer=None,
+                            tcp_port: int | None = None):
+    """Open an aiotcp connection to the UDP address (host, port) and return
+    ``(transport, protocol)``, with ``loop.create_connection``'s arguments.
+
+    Every address ``host`` resolves to is tried in turn (with
+    ``happy_eyeballs_delay``, staggered, RFC 8305); when all fail, the error
+    is asyncio's (the one error, or an OSError naming them all, or with
+    ``all_errors`` an ExceptionGroup).  ``sock`` is a UDP socket to run on
+    (connected to the peer, or bound and given ``host`` and ``port``).  The
+    TCP port is ``port`` as WIRE.md's default has it, or ``tcp_port`` when
+    something between (a relay, a NAT) makes the UDP port differ from the
+    server's TCP port."""
+    loop = asyncio.get_running_loop()
+    config = config or DEFAULT
+    context = _ssl_context(ssl, server_side=False)
+    _check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if context is not None and server_hostname is None:
+        if not host:
+            raise ValueError("You must set server_hostname when using ssl without a host")
+        server_hostname = host
+    if happy_eyeballs_delay is not None and interleave is None:
+        interleave = 1  # as asyncio: the delay implies interleaving
+    if sock is not None:
+        _udp_socket(sock)
+        if local_addr is not None:
+            raise ValueError("local_addr and sock can not be specified at the same time")
+        try:
+            connected = sock.getpeername()
+        except OSError:
+            connected = None
+        if connected is not None and (host is not None or port is not None):
+            raise ValueError("host/port and sock can not be specified at the same time")
+        if connected is None:
+            if host is None or port is None:
+                raise ValueError("host and port was not specified and no sock specified")
+            infos = await _resolve(loop, host, port, family or sock.family, proto, flags)
+            sock.setblocking(False)
+            sock.connect(infos[0][4])
+        peer_port = sock.getpeername()[1]
+        endpoint, conn = await _open(loop, protocol_factory, None, tcp_port or peer_port, config, tracer,
+                                     sock=sock)
+    else:
+        if host is None or port is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        infos = await _resolve(loop, host, port, family, proto, flags)
+        if local_addr is not None:
+            local = await _resolve(loop, *local_addr, family, proto, flags)
+            infos = [info for info in infos if any(lo[0] == info[0] for lo in local)]
+            if not infos:
+                raise OSError(f"no matching local address with family={family} found")
+        if interleave:
+            infos = _interleave(infos, interleave)
+        tcp = tcp_port if tcp_port is not None else port
+        errors: list = []
+
+        async def attempt(info):
+            try:
+                return await _open(loop, protocol_factory, info, tcp, config, tracer, local_addr)
+            except OSError as exc:
+                errors.append(exc)
+                raise
+
+        result = None
+        if happy_eyeballs_delay is None:
+            for info in infos:
+                try:
+                    result = await attempt(info)
+                    break
+                except OSError:
+                    continue
+        else:
+            result, _, _ = await staggered.staggered_race(
+                [functools.partial(attempt, info) for info in infos], happy_eyeballs_delay)
+        if result is None:
+            _raise_combined(errors, all_errors)
+        endpoint, conn = result
     protocol = protocol_factory()
     if context is not None:
         handshake = loop.create_future()
         ssl_protocol = sslproto.SSLProtocol(loop, protocol, context, handshake, server_side=False,
                                             server_hostname=server_hostname,
-                                            ssl_handshake_timeout=ssl_handshake_timeout)
+                                            ssl_handshake_timeout=ssl_handshake_timeout,
+                                            ssl_shutdown_timeout=ssl_shutdown_timeout)
         transport = TCPTransport(endpoint, conn, ssl_protocol)
         ssl_protocol.connection_made(transport)
         if conn.read_buffered:
@@ -431,31 +647,98 @@ async def create_connection(protocol_factory, host=None, port=None, *, local_add
     return transport, protocol
 
 
-async def create_server(protocol_factory, host=None, port=None, *, backlog=100, ssl=None,
-                        ssl_handshake_timeout=None, reuse_port=None, reuse_address=None,
-                        config: Config | None = None, start_serving=True, tracer=None) -> Server:
-    """Listen on the UDP address (host, port); the TCP port is the bound UDP
-    port (so ``port=0`` picks one).  Returns an ``asyncio.Server``-like object."""
+def _raise_combined(errors: list, all_errors: bool):
+    """What asyncio's create_connection raises when every address failed."""
+    if not errors:
+        raise OSError("no address to connect to")
+    if all_errors:
+        raise builtins.ExceptionGroup("create_connection failed", errors)  # Python 3.11 and later
+    if len(errors) == 1:
+        raise errors[0]
+    model = str(errors[0])
+    if all(str(exc) == model for exc in errors):
+        raise errors[0]
+    raise OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in errors)))
+
+
+async def create_server(protocol_factory, host=None, port=None, *, family=socket.AF_UNSPEC,
+                        flags=socket.AI_PASSIVE, sock=None, backlog=100, ssl=None, reuse_address=None,
+                        reuse_port=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+                        start_serving=True, config: Config | None = None, tracer=None) -> Server:
+    """Listen on the UDP address (host, port), or on the bound UDP socket
+    ``sock``; the TCP port is the bound UDP port (so ``port=0`` picks one).
+    Returns an ``asyncio.Server``-like object; ``loop.create_server``'s
+    arguments otherwise."""
     loop = asyncio.get_running_loop()
     config = config or DEFAULT
     context = _ssl_context(ssl, server_side=True)
-    if context is None and ssl_handshake_timeout is not None:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    infos = await _resolve(loop, host if host is not None else "0.0.0.0", port or 0)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if reuse_address:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
+    _check_ssl_arguments(context, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if sock is not None:
+        if host is not None or port is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        _udp_socket(sock)
+    else:
+        infos = await _resolve(loop, host if host is not None else "0.0.0.0", port or 0, family, 0, flags)
+        family, _, proto, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        try:
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
     endpoint = UDPEndpoint(loop, sock, config, tracer=tracer)
-    listener = endpoint.core.listen(endpoint.local_port, backlog)
-    return Server(loop, endpoint, listener, protocol_factory, context, ssl_handshake_timeout)
+    _watch_loop_shutdown(loop)
+    return Server(loop, endpoint, endpoint.local_port, backlog, protocol_factory, context, ssl_handshake_timeout,
+                  ssl_shutdown_timeout, start_serving)
+
+
+class StreamWriter(asyncio.StreamWriter):
+    """asyncio's StreamWriter, whose ``start_tls`` works on every loop
+    (uvloop's ``loop.start_tls`` refuses transports that are not its own)."""
+
+    async def start_tls(self, sslcontext, *, server_hostname=None, ssl_handshake_timeout=None,
+                        ssl_shutdown_timeout=None):
+        server_side = self._protocol._client_connected_cb is not None
+        protocol = self._protocol
+        await self.drain()
+        new_transport = await start_tls(self._transport, protocol, sslcontext, server_side=server_side,
+                                        server_hostname=server_hostname,
+                                        ssl_handshake_timeout=ssl_handshake_timeout,
+                                        ssl_shutdown_timeout=ssl_shutdown_timeout)
+        self._transport = new_transport
+        protocol._replace_writer(self)
+
+
+async def start_tls(transport, protocol, sslcontext, *, server_side=False, server_hostname=None,
+                    ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+    """Upgrade an aiotcp connection to TLS (STARTTLS), as ``loop.start_tls``
+    does, on any loop; returns the new transport."""
+    if not isinstance(sslcontext, ssl_module.SSLContext):
+        raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}")
+    if not getattr(transport, "_start_tls_compatible", False):
+        raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    ssl_protocol = sslproto.SSLProtocol(loop, protocol, sslcontext, waiter, server_side, server_hostname,
+                                        ssl_handshake_timeout=ssl_handshake_timeout,
+                                        ssl_shutdown_timeout=ssl_shutdown_timeout,
+                                        call_connection_made=False)
+    transport.pause_reading()
+    transport.set_protocol(ssl_protocol)
+    made = loop.call_soon(ssl_protocol.connection_made, transport)
+    resumed = loop.call_soon(transport.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    return ssl_protocol._app_transport
 
 
 async def open_connection(host=None, port=None, *, limit=2 ** 16, **kwargs):
@@ -464,16 +747,64 @@ async def open_connection(host=None, port=None, *, limit=2 ** 16, **kwargs):
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(lambda: protocol, host, port, **kwargs)
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    writer = StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
 
 async def start_server(client_connected_cb, host=None, port=None, *, limit=2 ** 16, **kwargs) -> Server:
     """Like ``asyncio.start_server``, over aiotcp."""
     loop = asyncio.get_running_loop()
+    callback = _with_aiotcp_writer(client_connected_cb)
 
     def factory():
         reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, callback, loop=loop)
 
     return await create_server(factory, host, port, **kwargs)
+
+
+def _with_aiotcp_writer(client_connected_cb):
+    """The callback, handed aiotcp's StreamWriter (asyncio's class, whose
+    start_tls works on uvloop too) instead of asyncio's."""
+    def connected(reader, writer):
+        writer.__class__ = StreamWriter
+        return client_connected_cb(reader, writer)
+
+    return connected
+
+
+# ------------------------------------------------------- the loop's end
+
+#: the asynchronous generator per loop whose finalisation (asyncio.run()
+#: and uvloop.run() finalise them before closing the loop) resets what is
+#: still open on that loop's endpoints
+_shutdown_hooks: dict = {}
+
+
+def _watch_loop_shutdown(loop) -> None:
+    if loop in _shutdown_hooks:
+        return
+
+    async def hook():
+        try:
+            yield
+        finally:
+            _shutdown_hooks.pop(loop, None)
+            for endpoint in open_endpoints(loop):
+                endpoint.shutdown(True)
+
+    agen = hook()
+    _shutdown_hooks[loop] = agen
+    step = agen.__anext__()  # the loop's firstiter hook registers it now
+    try:
+        step.send(None)
+    except StopIteration:
+        pass
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    """At interpreter exit, connections still open on any loop get a RST
+    (their loop is gone: nothing else would ever tell their peers)."""
+    for endpoint in open_endpoints(None):
+        endpoint.shutdown(False)

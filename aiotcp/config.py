@@ -41,6 +41,23 @@ class Config:
     #: How long a connection the user fully closed may wait in FIN_WAIT_2
     #: for the peer's FIN before it is dropped (Linux tcp_fin_timeout).
     fin_timeout: float = 60.0
+    #: Keep TIME_WAIT on a client connection's own UDP socket (what
+    #: open_connection() and create_connection() make): the record re-ACKs
+    #: a FIN whose last ACK was lost, at the cost of the socket's descriptor
+    #: for ``time_wait`` seconds.  Off by default, so that a client's
+    #: TIME_WAIT costs no descriptor, as kernel TCP's does not: the socket
+    #: closes as TIME_WAIT begins and the record is not kept (what Linux
+    #: does past tcp_max_tw_buckets).  The 4-tuple is not reused early even
+    #: so: the next connection gets another UDP socket, and ISNs follow the
+    #: clock (RFC 6528).  Listeners always keep TIME_WAIT.
+    client_time_wait: bool = False
+    #: How long a connection the user closed (the transport's close()) may
+    #: take to have everything it sent, and its FIN, acknowledged.  Until
+    #: then the transport's connection_lost() (and so wait_closed()) waits;
+    #: past it the connection is reset and connection_lost() gets a
+    #: TimeoutError.  None: no bound but the retransmission limits (Linux
+    #: keeps an orphan's data for its retransmission budget, about as long).
+    linger: float | None = 60.0
     #: Most TIME_WAIT records an endpoint keeps (Linux tcp_max_tw_buckets).
     max_time_wait: int = 262_144
     #: RFC 6298 retransmission timeout: initial, floor (Linux 200 ms) and cap.
@@ -126,6 +143,8 @@ class Config:
             raise ValueError("receive_buffer must be at least 1024")
         if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
             raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        if self.linger is not None and self.linger < 0:
+            raise ValueError("linger must not be negative")
         if self.time_wait < 0 or self.delayed_ack < 0:
             raise ValueError("time_wait and delayed_ack must not be negative")
 

@@ -95,7 +95,7 @@ cdef class Connection:
     cdef public object _syn_sent_at
     cdef public long long _rtt_seq
     # deadlines, NEVER when the timer is not running
-    cdef public double _rto_at, _persist_at, _delack_at, _fin_wait_2_at
+    cdef public double _rto_at, _persist_at, _delack_at, _orphan_at
     cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at
     cdef public long long retries, _persist_backoff, keepalive_probes, rack_losses, tlp_probes
     cdef public long long _challenge_count

@@ -31,7 +31,7 @@ from . import _fast
 from ._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, empty_list, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
-from .events import Closed, Connected, DataReadable, PeerClosed, Retransmission, StateChanged, Writable
+from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
 
 MOD = 1 << 32
 MASK = MOD - 1
@@ -46,6 +46,7 @@ _CONNECTED = Connected()
 _WRITABLE = Writable()
 _DATA_READABLE = DataReadable()
 _PEER_CLOSED = PeerClosed()
+_FIN_ACKED = FinAcked()
 
 def seq_lt(a: int, b: int) -> bool:
     """a < b in sequence space (RFC 9293 section 3.4)."""
@@ -188,12 +189,18 @@ class TimeWait:
     while the record should live on."""
 
     __slots__ = ("local_port", "remote_port", "remote_addr", "snd_nxt", "rcv_nxt",
-                 "window", "deadline", "duration", "out", "stats", "timer", "tracer")
+                 "window", "deadline", "duration", "out", "stats", "timer", "tracer",
+                 "ts_offset", "ts_recent")
 
     state = TIME_WAIT
 
     def __init__(self, local_port, remote_port, remote_addr, snd_nxt, rcv_nxt, window,
-                 now, duration, out, stats, tracer=None):
+                 now, duration, out, stats, tracer=None, ts_offset=None, ts_recent=0):
+        #: ``ts_offset`` is the connection's timestamp clock offset when
+        #: timestamps were negotiated (None otherwise): RFC 7323 section 3.2
+        #: puts them on every segment but a RST, these ACKs included
+        self.ts_offset = ts_offset
+        self.ts_recent = ts_recent
         self.local_port = local_port
         self.remote_port = remote_port
         self.remote_addr = remote_addr
@@ -210,8 +217,12 @@ class TimeWait:
     def next_deadline(self):
         return self.deadline
 
-    def _ack(self):
-        datagram = _fast.encode(self.local_port, self.remote_port, self.snd_nxt, self.rcv_nxt, ACK, self.window)
+    def _ack(self, now):
+        ts = None
+        if self.ts_offset is not None:
+            ts = ((int(now * 1000) + self.ts_offset) & MASK, self.ts_recent)
+        datagram = _fast.encode(self.local_port, self.remote_port, self.snd_nxt, self.rcv_nxt, ACK, self.window,
+                                ts=ts)
         self.out.append((datagram, self.remote_addr))
         if self.tracer is not None:
             self.tracer.segment(self, "out", datagram, self.remote_addr)
@@ -230,8 +241,10 @@ class TimeWait:
         if flags & FIN:
             # a retransmitted FIN: acknowledge it and restart the 2MSL timer
             self.deadline = now + self.duration
+        if self.ts_offset is not None and seg.has_ts and seq_ge(seg.ts_val, self.ts_recent):
+            self.ts_recent = seg.ts_val
         self.stats["time_wait_acks"] += 1
-        self._ack()
+        self._ack(now)
         return True
 
     def handle_timer(self, now) -> bool:
@@ -366,7 +379,10 @@ class Connection:
         self._persist_at = NEVER
         self._persist_backoff = 0
         self._delack_at = NEVER
-        self._fin_wait_2_at = NEVER
+        # a connection the user released (see release()): until everything
+        # sent and the FIN are acknowledged, Config.linger; then, in
+        # FIN_WAIT_2, Config.fin_timeout
+        self._orphan_at = NEVER
         self._keepalive_at = NEVER
         self.keepalive_probes = 0
         self._user_timeout_at = NEVER
@@ -420,7 +436,7 @@ class Connection:
     rto_deadline = _optional("_rto_at", NEVER, "retransmission timer (RFC 6298)")
     persist_deadline = _optional("_persist_at", NEVER, "zero-window persist timer")
     delack_deadline = _optional("_delack_at", NEVER, "delayed ACK timer")
-    fin_wait_2_deadline = _optional("_fin_wait_2_at", NEVER, "orphaned FIN_WAIT_2 timer")
+    orphan_deadline = _optional("_orphan_at", NEVER, "a released connection's linger or FIN_WAIT_2 timer")
     keepalive_deadline = _optional("_keepalive_at", NEVER, "keepalive timer")
     user_timeout_deadline = _optional("_user_timeout_at", NEVER, "user timeout")
     pto_deadline = _optional("_pto_at", NEVER, "tail loss probe timer (RFC 8985)")
@@ -614,13 +630,65 @@ class Connection:
                     self._push(now)
         self._rearm()
 
+    def reconfigure(self, now: float, **changes) -> None:
+        """Change this connection's options alone (what a socket option does
+        to one kernel socket): ``changes`` are :class:`Config` fields, such
+        as ``nodelay``, ``keepalive``, ``keepalive_idle``, ``user_timeout``.
+        The timers that depend on them restart from ``now``."""
+        self._now = now
+        self.config = self._config.replace(**changes)
+        if self._keepalive:
+            self._heard_from_peer(now)
+        else:
+            self._keepalive_at = NEVER
+        if self._user_timeout < 0:
+            self._user_timeout_at = NEVER
+        elif self.snd_max != self.snd_una:
+            self._user_timeout_at = now + self._user_timeout
+        if "nodelay" in changes and self._synchronized:
+            self._push(now)  # what Nagle held goes now
+        self._rearm()
+
+    def release(self, now: float) -> None:
+        """The user is done with the connection both ways, as a socket's
+        ``close()`` (the asyncio transport's ``close()``): it will never
+        read again, and a FIN follows what it queued.
+
+        As Linux's tcp_close() (RFC 1122 section 4.2.2.13, RFC 9293 section
+        3.6.1): in-order data the user never read makes it a reset, not an
+        orderly close, so the peer learns its data was not taken (and data
+        that arrives afterwards draws a RST too, see
+        ``_process_text_and_fin``).  Otherwise the connection finishes on
+        its own; if what it sent and its FIN are still unacknowledged after
+        ``Config.linger`` seconds, it gives up with a RST."""
+        self._now = now
+        self.discard_input = True
+        if self._rcv_queued and self.state in (SYN_RCVD, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self.stats["resets_unread_data"] += 1
+            self._fold_held()
+            self._rcvbuf.clear()
+            self._rcv_queued = 0
+            self.abort(now)
+            return
+        self.close(now)
+        linger = self._config.linger
+        if linger is not None and self.state in (SYN_RCVD, FIN_WAIT_1, CLOSING, LAST_ACK):
+            self._orphan_at = now + linger
+            self._rearm()
+
     def abort(self, now: float) -> None:
         """Abort (RFC 9293 section 3.10.5): send a RST if synchronized and
         forget everything."""
-        if self.state is SYN_RCVD or (self.state in SYNCHRONIZED and self.state is not TIME_WAIT):
-            self._emit(RST | ACK, self.snd_max, self.rcv_nxt, window=0)
         self.closed_by_user = True
-        self._finish(now, None)
+        self._reset(now, self.snd_max, None)
+
+    def _reset(self, now: float, seq: int, error) -> None:
+        """Send a RST with sequence number ``seq`` if there is a peer to
+        tell, and close with ``error`` (None: the user's own doing)."""
+        if self.state is SYN_RCVD or (self.state in SYNCHRONIZED and self.state is not TIME_WAIT):
+            self._emit(RST | ACK, seq, self.rcv_nxt, window=0)
+            self.stats["rst_sent"] += 1
+        self._finish(now, error)
 
     def report_error(self, error: BaseException, now: float) -> None:
         """A hard error from below (an ICMP port unreachable on the UDP
@@ -638,7 +706,7 @@ class Connection:
         """:meth:`next_deadline` as a float, NEVER for none (a C double)."""
         if self.time_wait is not None:
             return self.time_wait.deadline
-        return min(self._rto_at, self._persist_at, self._delack_at, self._fin_wait_2_at,
+        return min(self._rto_at, self._persist_at, self._delack_at, self._orphan_at,
                    self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at)
 
     def info(self) -> dict:
@@ -685,14 +753,17 @@ class Connection:
             self.events.append((self, _CONNECTED))
             if self.endpoint is not None:
                 self.endpoint._on_established(self)
-        elif new is FIN_WAIT_2 and self.discard_input:
-            # the user will never read again: do not wait for the peer forever
-            self._fin_wait_2_at = now + self.config.fin_timeout
+        elif new is FIN_WAIT_2:
+            self.events.append((self, _FIN_ACKED))
+            if self.discard_input:
+                # the user will never read again: do not wait for the peer forever
+                self._orphan_at = now + self.config.fin_timeout
         elif new is TIME_WAIT:
             self._clear_timers()
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
-                                      self.config.time_wait, self.out, self.stats, self.tracer)
+                                      self.config.time_wait, self.out, self.stats, self.tracer,
+                                      self._ts_offset if self.ts_ok else None, self.ts_recent)
             self._report_closed(None)
             if self.endpoint is not None:
                 self.endpoint._on_time_wait(self)
@@ -705,7 +776,7 @@ class Connection:
 
     def _clear_timers(self) -> None:
         self._rto_at = self._persist_at = self._delack_at = NEVER
-        self._fin_wait_2_at = self._keepalive_at = self._user_timeout_at = NEVER
+        self._orphan_at = self._keepalive_at = self._user_timeout_at = NEVER
         self._pto_at = self._reo_at = NEVER
 
     def _report_closed(self, error) -> None:
@@ -775,7 +846,9 @@ class Connection:
             # a SYN offers each option; a SYN-ACK only answers an offer
             config = self._config
             mss = self.local_mss
-            wscale = self.rcv_wscale if config.window_scaling else -1
+            # RFC 7323 section 2.2: a SYN-ACK carries window scale only if
+            # the SYN did
+            wscale = self.rcv_wscale if config.window_scaling and (not flags & ACK or self._wscale_ok) else -1
             sack_permitted = config.sack and (not flags & ACK or self.sack_ok)
             has_ts = config.timestamps and (not flags & ACK or self.ts_ok)
         else:
@@ -948,11 +1021,21 @@ class Connection:
             return
         if self._keepalive_at != NEVER and now >= self._keepalive_at:
             self._on_keepalive(now)
-        if self._fin_wait_2_at != NEVER and now >= self._fin_wait_2_at:
-            # an orphan whose peer never sent its FIN (Linux tcp_fin_timeout)
+        if self._orphan_at != NEVER and now >= self._orphan_at:
+            self._on_orphan_timeout(now)
+        self._rearm()
+
+    def _on_orphan_timeout(self, now: float) -> None:
+        """A released connection ran out of time: in FIN_WAIT_2, its peer
+        never sent a FIN (Linux tcp_fin_timeout), which costs nothing; else
+        what it sent is still unacknowledged after Config.linger, and it
+        gives up with a RST so that the peer is not left waiting."""
+        if self.state is FIN_WAIT_2:
             self.stats["fin_wait_2_timeouts"] += 1
             self._finish(now, None)
-        self._rearm()
+            return
+        self.stats["linger_timeouts"] += 1
+        self._reset(now, self.snd_max, TimeoutError(110, "unacknowledged data at close: linger time exceeded"))
 
     def _arm_pto(self, now: float) -> None:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
@@ -1782,6 +1865,14 @@ class Connection:
             payload = payload[:max(room, 0)]
             fin = False
         length = len(payload)
+        if length and self.discard_input and state in (FIN_WAIT_1, FIN_WAIT_2):
+            # new data for a user who closed: Linux answers with a RST
+            # (LINUX_MIB_TCPABORTONDATA, RFC 1122 section 4.2.2.13) so the
+            # peer stops writing into nothing; its sequence number is the
+            # ACK the peer sent, which it is sure to accept
+            self.stats["resets_data_after_close"] += 1
+            self._reset(now, seg.ack if flags & ACK else self.snd_max, None)
+            return
         if seq == rcv_nxt:
             had_holes = bool(self._ooo)
             if length:

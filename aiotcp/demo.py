@@ -72,7 +72,7 @@ async def run(mode: str = "normal") -> str:
     loop = asyncio.get_running_loop()
     recorder = Recorder(clock=loop.time)
     # TIME_WAIT shortened so the demo can show it ending; the default is 60 s
-    config = Config(time_wait=0.5)
+    config = Config(time_wait=0.5, client_time_wait=True)
     out = []
 
     if mode == "refused":

@@ -15,7 +15,7 @@ cdef int ACK, FIN, RST, SYN
 cdef class Endpoint(DatagramSink):
     cdef public object config, stats, sequences  # tracer, _batch: DatagramSink's
     cdef public list _batch_list
-    cdef public bint ipv6
+    cdef public bint ipv6, keep_time_wait
     cdef public dict connections, listeners
     cdef public TimerWheel wheel
     cdef public list outbox, events

@@ -67,6 +67,10 @@ class Endpoint(DatagramSink):
         self.tracer = tracer
         self.coalesce = config.receive_coalescing
         self.time_wait_count = 0
+        #: keep TIME_WAIT records (False: a connection entering TIME_WAIT is
+        #: forgotten, as Linux does past tcp_max_tw_buckets; the asyncio
+        #: layer's client sockets do that so that TIME_WAIT holds no socket)
+        self.keep_time_wait = True
         #: connections owing an ACK at the end of the current receive batch
         #: (Config.ack_coalescing); None outside a batch
         self._batch: list | None = None
@@ -318,9 +322,9 @@ class Endpoint(DatagramSink):
     def _on_time_wait(self, conn: Connection) -> None:
         key = (conn.remote_addr, conn.local_port, conn.remote_port)
         record = conn.time_wait
-        if self.time_wait_count >= self.config.max_time_wait:
+        if not self.keep_time_wait or self.time_wait_count >= self.config.max_time_wait:
             # like Linux past tcp_max_tw_buckets: skip TIME_WAIT altogether
-            self.stats["time_wait_overflow"] += 1
+            self.stats["time_wait_overflow" if self.keep_time_wait else "time_wait_skipped"] += 1
             self._forget(key, conn)
             return
         self.wheel.cancel(conn.timer)

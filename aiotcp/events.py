@@ -37,6 +37,12 @@ class PeerClosed(Event):
     __slots__ = ()
 
 
+class FinAcked(Event):
+    """Everything we sent, our FIN included, is acknowledged (FIN_WAIT_2):
+    after a full close, nothing of ours is left to deliver."""
+    __slots__ = ()
+
+
 class Writable(Event):
     """Buffered outgoing data fell to the low-water mark the layer set."""
     __slots__ = ()

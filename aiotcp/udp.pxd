@@ -35,7 +35,7 @@ cdef class TransportPath:
     cdef public object transport, loop, protocol
     cdef public UDPEndpoint endpoint
     cdef public Connection conn
-    cdef public bint buffered, closing, eof_written, lost, reading_paused, eof_pending
+    cdef public bint buffered, closing, eof_written, lost, finished, reading_paused, eof_pending
     cdef public long long pause_above
 
     cpdef set_protocol(self, protocol)

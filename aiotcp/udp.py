@@ -25,15 +25,28 @@ import socket
 from ._dgram import DatagramSocket
 from ._fast import empty_list, monotonic
 from .config import Config
-from .connection import ConnectionStateError
+from .connection import ConnectionStateError, State
 from .endpoint import Endpoint
 from .events import Closed, Connected, DataReadable, Incoming, Retransmission, StateChanged
 from .log import debug_enabled, get_logger
 
 logger = get_logger()
 
+#: a connection in these states has nothing left to tell its peer
+_QUIET_STATES = (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED)
+
 _RECV_BATCH = 512
 _NEVER = float("inf")
+
+#: every UDPEndpoint whose socket is open, by loop
+_open: dict = {}
+
+
+def open_endpoints(loop) -> list:
+    """The open endpoints of ``loop`` (None: of every loop)."""
+    if loop is None:
+        return [endpoint for endpoints in _open.values() for endpoint in endpoints]
+    return list(_open.get(loop, ()))
 
 
 class UDPEndpoint:
@@ -70,6 +83,7 @@ class UDPEndpoint:
         sock.setblocking(False)
         _grow_buffers(sock, config)
         loop.add_reader(sock.fileno(), self._on_readable)
+        _open.setdefault(loop, set()).add(self)
 
     @property
     def local_port(self) -> int:
@@ -288,10 +302,42 @@ class UDPEndpoint:
                 if not waiter.done():
                     waiter.set_exception(event.error or ConnectionResetError("connection closed"))
 
+    def shutdown(self, dispatch: bool) -> None:
+        """The loop is ending: every connection that still has something to
+        deliver, or has not heard the peer's FIN, is reset (the RST goes
+        out now; nothing would ever retransmit after this), and the socket
+        closes.  ``dispatch``: the loop still runs, so the transports hear
+        of it; at interpreter exit it does not."""
+        if self._closed:
+            return
+        now = monotonic()
+        core = self.core
+        for conn in list(core.connections.values()):
+            if conn.state not in _QUIET_STATES:  # a TimeWait record says TIME_WAIT
+                core.stats["resets_at_shutdown"] += 1
+                conn.abort(now)
+        for listener in list(core.listeners.values()):
+            listener.close(now)
+        if dispatch:
+            self._after()
+        else:
+            empty_list(core.events)
+        try:
+            self._io.send(core.outbox, 0, self.peer is not None)
+        except OSError:
+            pass
+        empty_list(core.outbox)
+        self.close()
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        endpoints = _open.get(self.loop)
+        if endpoints is not None:
+            endpoints.discard(self)
+            if not endpoints:
+                del _open[self.loop]
         if self._timer is not None:
             self._timer.cancel()
         try:
@@ -317,6 +363,7 @@ class TransportPath:
         self.closing = False
         self.eof_written = False
         self.lost = False
+        self.finished = False  # both FINs are through; closing is the user's
         self.reading_paused = False
         self.eof_pending = False
         self.pause_above = 0  # pause_writing() once the connection holds more
@@ -350,16 +397,28 @@ class TransportPath:
             return
         conn = self.conn
         protocol = self.protocol
-        while conn._rcv_queued and not self.reading_paused:
-            data = conn.read(-1)
-            if self.buffered:
-                _feed_buffered(protocol, data)
-            else:
-                protocol.data_received(data)
+        try:
+            while conn._rcv_queued and not self.reading_paused and not self.lost:
+                data = conn.read(-1)
+                if self.buffered:
+                    _feed_buffered(protocol, data)
+                else:
+                    protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
         self.endpoint._after()
         if self.eof_pending and not conn._rcv_queued and not self.lost:
             self.eof_pending = False
-            keep_open = protocol.eof_received()
+            try:
+                keep_open = protocol.eof_received()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.transport._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+                return
             if not keep_open and not self.closing:
                 self.transport.close()
 

@@ -42,7 +42,7 @@ async def send(host: str, port: int, size: int) -> dict:
     data = random.Random(size).randbytes(size)
     reader, writer = await aiotcp.open_connection(host, port)
     # a send buffer smaller than the window, so that the queue below fills it
-    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    writer.get_extra_info("udp_socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
     for i in range(0, size, 1 << 16):
         writer.write(data[i:i + (1 << 16)])
         await writer.drain()

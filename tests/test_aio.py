@@ -48,7 +48,9 @@ async def test_echo_roundtrip_and_graceful_close():
         info = writer.get_extra_info("tcp_info")
         assert info["bytes_sent"] == 13 and info["rtt"] is not None
         assert writer.get_extra_info("peername") == ("127.0.0.1", port_of(server))
-        assert isinstance(writer.get_extra_info("socket"), socket.socket)
+        tcp_socket = writer.get_extra_info("socket")
+        assert tcp_socket.type == socket.SOCK_STREAM and tcp_socket.getpeername() == ("127.0.0.1", port_of(server))
+        assert isinstance(writer.get_extra_info("udp_socket"), socket.socket)
         writer.close()
         await writer.wait_closed()
 

@@ -1072,3 +1072,141 @@ def test_a_write_after_everything_is_acknowledged_reuses_the_send_buffer():
     s.timer(s.conn.rto_deadline)  # the RTO resends from the first unacknowledged byte
     (again,) = [x for x in s.sent() if x.seq == L + 1500]
     assert again.payload.tobytes() == b"b" * 1000
+
+
+# ------------------------------------------------------------- RFC rules an independent peer checks
+
+TS = CONFIG.replace(timestamps=True)
+
+
+def test_syn_ack_carries_window_scale_only_if_the_syn_did():
+    # RFC 7323 section 2.2
+    config = CONFIG.replace(window_scaling=True, receive_buffer=1 << 20)
+    s = Script(config)
+    s.conn.accept_syn(seg(SYN, PEER_ISS, 0, mss=1452), 0.0)  # no options but the MSS
+    (synack,) = s.sent()
+    assert synack.flags_str == "SA" and synack.wscale == -1 and not synack.has_ts
+    s = Script(config)
+    s.conn.accept_syn(seg(SYN, PEER_ISS, 0, mss=1452, wscale=7), 0.0)
+    (synack,) = s.sent()
+    assert synack.wscale == 5
+
+
+def established_with_timestamps():
+    s = Script(TS)
+    s.conn.connect(0.0)
+    s.recv(SYN | ACK, seq=PEER_ISS, ack=ISS + 1, mss=1460, ts=(1000, 0))
+    assert s.conn.ts_ok
+    s.sent()
+    return s
+
+
+def test_time_wait_reacks_carry_timestamps_after_an_active_close():
+    # RFC 7323 section 3.2: every segment but a RST, once negotiated
+    s = established_with_timestamps()
+    s.conn.close(1.0)
+    s.recv(FIN | ACK, ack=L + 1, ts=(1100, 0))
+    assert s.state_name == "TIME_WAIT"
+    s.sent()
+    record = s.conn.time_wait
+    s.at(2.0).recv(FIN | ACK, seq=P, ack=L + 1, ts=(1200, 0))  # our last ACK was lost
+    (ack,) = s.sent()
+    assert ack.flags_str == "A" and ack.has_ts and ack.ts_ecr == 1200
+    assert ack.ts_val == (2000 + s.conn._ts_offset) & 0xFFFFFFFF
+    assert record.ts_recent == 1200
+
+
+def test_time_wait_reacks_carry_timestamps_after_closing():
+    s = established_with_timestamps()
+    s.conn.close(1.0)
+    s.recv(FIN | ACK, ack=L, ts=(1100, 0))  # crossed FINs: CLOSING
+    s.recv(ACK, seq=P + 1, ack=L + 1, ts=(1110, 0))
+    assert s.state_name == "TIME_WAIT"
+    s.sent()
+    s.at(3.0).recv(FIN | ACK, seq=P, ack=L + 1, ts=(1300, 0))
+    (ack,) = s.sent()
+    assert ack.has_ts and ack.ts_ecr == 1300
+
+
+def test_time_wait_without_timestamps_sends_none():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L + 1)
+    s.sent()
+    s.recv(FIN | ACK, seq=P, ack=L + 1)
+    (ack,) = s.sent()
+    assert not ack.has_ts
+
+
+def test_release_with_unread_data_resets_the_peer():
+    # RFC 1122 section 4.2.2.13, Linux tcp_close(): not an orderly FIN
+    s = Script().established()
+    s.recv(ACK, payload=b"never read")
+    s.sent()
+    s.conn.release(1.0)
+    (rst,) = s.sent()
+    assert rst.flags_str == "RA" and rst.seq == L
+    assert s.state_name == "CLOSED" and s.conn.stats["resets_unread_data"] == 1
+
+
+def test_release_with_everything_read_is_an_orderly_close():
+    s = Script().established()
+    s.recv(ACK, payload=b"read")
+    assert s.conn.read() == b"read"
+    s.sent()
+    s.conn.release(1.0)
+    (fin,) = s.sent()
+    assert fin.flags_str == "FA" and s.state_name == "FIN_WAIT_1"
+
+
+@pytest.mark.parametrize("acked", [False, True], ids=["fin-wait-1", "fin-wait-2"])
+def test_data_after_release_draws_a_reset(acked):
+    s = Script().established()
+    s.conn.release(0.0)
+    s.sent()
+    if acked:
+        s.recv(ACK, ack=L + 1)
+        assert s.state_name == "FIN_WAIT_2"
+    s.recv(ACK, ack=L + 1 if acked else L, payload=b"more for a closed socket")
+    (rst,) = s.sent()
+    assert rst.flags_str == "RA" and rst.seq == (L + 1 if acked else L)
+    assert s.state_name == "CLOSED" and s.conn.stats["resets_data_after_close"] == 1
+
+
+def test_data_after_a_half_close_is_still_read():
+    s = Script().established()
+    s.conn.close(0.0)  # write_eof: the user still reads
+    s.sent()
+    s.recv(ACK, ack=L + 1, payload=b"reply")
+    assert s.conn.read() == b"reply" and s.state_name == "FIN_WAIT_2"
+
+
+def test_a_released_connection_lingers_then_resets():
+    s = Script(CONFIG.replace(linger=5.0, retries=100)).established()
+    s.conn.send(b"x" * 100, 0.0)
+    s.conn.release(0.0)
+    s.sent()
+    assert s.conn.orphan_deadline == 5.0
+    s.timer(5.0)  # the peer never acknowledged
+    assert s.state_name == "CLOSED" and s.conn.stats["linger_timeouts"] == 1
+    rst = [x for x in s.sent() if x.flags_str == "RA"]
+    assert rst and rst[-1].seq == L + 101
+    (closed,) = [e for _, e in s.conn.events if type(e).__name__ == "Closed"]
+    assert isinstance(closed.error, TimeoutError)
+
+
+def test_a_released_connection_acknowledged_in_time_has_fin_timeout_next():
+    s = Script(CONFIG.replace(linger=5.0)).established()
+    s.conn.release(0.0)
+    s.at(1.0).recv(ACK, ack=L + 1)
+    assert s.state_name == "FIN_WAIT_2" and s.conn.orphan_deadline == 61.0
+    assert [type(e).__name__ for _, e in s.conn.events].count("FinAcked") == 1
+
+
+def test_reconfigure_changes_one_connections_options():
+    s = Script().established()
+    assert s.conn.next_deadline() is None
+    s.conn.reconfigure(1.0, keepalive=True, keepalive_idle=30.0)
+    assert s.conn.keepalive_deadline == 31.0 and s.conn.config.keepalive
+    s.conn.reconfigure(2.0, keepalive=False)
+    assert s.conn.keepalive_deadline is None
