@@ -16,7 +16,10 @@ if _os.environ.get("AIOTCP_PURE_PYTHON") == "1":
     _prefer_sources(__name__, __path__[0])
 
 from . import _fast  # noqa: F401  (for COMPILED)
-from .aio import Server, TCPTransport, create_connection, create_server, open_connection, start_server
+from .aio import (
+    Server, StreamWriter, TCPTransport, create_connection, create_server, open_connection, start_server,
+    start_tls,
+)
 from .config import Config
 from .connection import State
 from . import congestion as _congestion, endpoint as _endpoint, udp as _udp  # noqa: F401  (for COMPILED)
@@ -32,6 +35,6 @@ COMPILED = all(
 )
 
 __all__ = [
-    "COMPILED", "Config", "Server", "State", "TCPTransport", "__version__",
-    "create_connection", "create_server", "open_connection", "start_server",
+    "COMPILED", "Config", "Server", "State", "StreamWriter", "TCPTransport", "__version__",
+    "create_connection", "create_server", "open_connection", "start_server", "start_tls",
 ]

@@ -605,8 +605,10 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
             try:
                 return await _open(loop, protocol_factory, info, tcp, config, tracer, local_addr)
             except OSError as exc:
+                if exc.errno is not None:  # named as asyncio's selector loop names it
+                    exc = _named(exc, f"Connect call failed {info[4]}")
                 errors.append(exc)
-                raise
+                raise exc
 
         result = None
         if happy_eyeballs_delay is None:
@@ -645,6 +647,12 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
         transport._path.eof_pending = conn.fin_received
         transport._path.deliver()
     return transport, protocol
+
+
+def _named(exc: OSError, message: str) -> OSError:
+    named = type(exc)(exc.errno, message)
+    named.__cause__ = exc.__cause__
+    return named
 
 
 def _raise_combined(errors: list, all_errors: bool):

@@ -1,15 +1,18 @@
 """Runs inside a network namespace made by test_interop.py: a TUN gateway,
 Linux's TCP on one side and aiotcp on the other, one scenario per run.
 Prints one JSON line with what each side saw."""
+import array
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
 import socket
 import struct
 import subprocess
-import time
 import sys
+import termios
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -76,6 +79,20 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
                 writer.transport.abort()
                 done.set_result(None)
                 return
+            if scenario.endswith("unread"):
+                # data received and not read at close(): a RST, not a FIN
+                writer.transport.pause_reading()
+                writer.write(b"?")  # now the client may send
+                await wait_for(lambda: unread_bytes(writer) > 0)
+                writer.close()
+                done.set_result(None)
+                return
+            if scenario.endswith("late"):
+                # the client goes on writing after our close(): a RST for it
+                await reader.readexactly(1)
+                writer.close()
+                done.set_result(None)
+                return
             await exchange(reader, writer, data_s, report, "server")
             info = writer.get_extra_info("tcp_info")
             if info:
@@ -135,6 +152,29 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
                 report["client_error"] = type(exc).__name__
             await done
             return report
+        if scenario.endswith("unread"):
+            await reader.readexactly(1)
+            writer.write(b"u" * 1000)
+            try:
+                await asyncio.wait_for(reader.read(), 10)
+                report["client_error"] = None
+            except Exception as exc:
+                report["client_error"] = type(exc).__name__
+            await done
+            return report
+        if scenario.endswith("late"):
+            writer.write(b"!")
+            report["client_eof"] = await asyncio.wait_for(reader.read(), 10) == b""
+            report["client_error"] = None
+            try:
+                for _ in range(500):  # Linux and aiotcp both answer the first of these with a RST
+                    writer.write(b"z" * 10_000)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+            except Exception as exc:
+                report["client_error"] = type(exc).__name__
+            await done
+            return report
         report["states_during"] = kernel_states(port)
         if kernel_is_server:
             conn = writer.get_extra_info("connection")
@@ -171,6 +211,16 @@ def kernel_counters() -> dict:
         if len(parts) >= 2 and parts[0] in names:
             counters[parts[0]] = int(parts[1])
     return counters
+
+
+def unread_bytes(writer) -> int:
+    """Bytes received on this connection that the application has not read."""
+    conn = writer.get_extra_info("connection")
+    if conn is not None:  # aiotcp
+        return conn.read_buffered
+    buf = array.array("i", [0])
+    fcntl.ioctl(writer.get_extra_info("socket").fileno(), termios.FIONREAD, buf)
+    return buf[0]
 
 
 async def wait_for(predicate, timeout=10.0):

@@ -4,8 +4,6 @@ import asyncio
 import hashlib
 import os
 import socket
-import ssl
-import subprocess
 
 import pytest
 import aiotcp
@@ -257,20 +255,6 @@ async def test_ipv6_loopback():
         reader, writer = await aiotcp.open_connection("::1", port_of(server))
         assert await reader.read() == b""
         writer.close()
-
-
-@pytest.fixture(scope="module")
-def tls_contexts(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(cert))
-    return server_ctx, client_ctx
 
 
 async def test_tls_over_aiotcp(tls_contexts):

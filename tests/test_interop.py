@@ -121,6 +121,22 @@ def test_abort_resets_the_peer_both_ways(netns, scenario):
     assert run(netns, scenario)["client_error"] == "ConnectionResetError"
 
 
+@pytest.mark.parametrize("scenario", ["aiotcp-client-unread", "linux-client-unread"])
+def test_closing_with_unread_data_resets_both_ways(netns, scenario):
+    """RFC 1122 4.2.2.13: the server closes with data it has not read; the
+    client's read fails with ECONNRESET instead of ending at an orderly EOF."""
+    assert run(netns, scenario)["client_error"] == "ConnectionResetError"
+
+
+@pytest.mark.parametrize("scenario", ["aiotcp-client-late", "linux-client-late"])
+def test_writing_after_the_peer_closed_draws_a_reset_both_ways(netns, scenario):
+    """RFC 9293 3.6.1: data arriving after the server's close() is answered
+    with a RST, so the client that goes on writing gets an error."""
+    report = run(netns, scenario)
+    assert report["client_eof"]
+    assert report["client_error"] in ("ConnectionResetError", "BrokenPipeError")
+
+
 def test_linux_sender_recovers_with_our_sacks(netns):
     """Linux sends into 1% loss; the SACK blocks in our ACKs drive its SACK
     recovery (its own counters say so), with few timeouts."""
