@@ -210,26 +210,23 @@ class TCPTransport(asyncio.Transport):
             return
         self._protocol_paused = True
         self._conn.low_water = self._conn.config.send_buffer + self._low_water
-        try:
-            self._path.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed", "exception": exc,
-                "transport": self, "protocol": self._path.protocol})
+        self._tell_protocol("pause_writing")
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
-            try:
-                self._path.protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "protocol.resume_writing() failed", "exception": exc,
-                    "transport": self, "protocol": self._path.protocol})
+            self._tell_protocol("resume_writing")
+
+    def _tell_protocol(self, method: str) -> None:
+        """pause_writing/resume_writing: a failure goes to the loop's handler, as asyncio's."""
+        try:
+            getattr(self._path.protocol, method)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": f"protocol.{method}() failed", "exception": exc,
+                "transport": self, "protocol": self._path.protocol})
 
     # -- events from the core
     def _on_event(self, event) -> None:

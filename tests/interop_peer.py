@@ -121,11 +121,7 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
             server.close()
             await server.wait_closed()
             started = time.monotonic()
-            try:
-                await asyncio.wait_for(opener(*target), 10)
-                report["client_error"] = None
-            except Exception as exc:
-                report["client_error"] = type(exc).__name__
+            report["client_error"] = await error_of(asyncio.wait_for(opener(*target), 10))
             report["seconds"] = time.monotonic() - started
             return report
         if scenario.endswith("refused"):
@@ -136,43 +132,27 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
                 # the aiotcp UDP endpoint stays, but no TCP port listens:
                 # it answers the SYN with a RST (WIRE.md "Ports")
                 server._endpoint.core.listeners.clear()
-            try:
-                await asyncio.wait_for(opener(*target), 10)
-                report["client_error"] = None
-            except Exception as exc:
-                report["client_error"] = type(exc).__name__
+            report["client_error"] = await error_of(asyncio.wait_for(opener(*target), 10))
             return report
         reader, writer = await asyncio.wait_for(opener(*target), 10)
-        if scenario.endswith("reset"):
-            writer.write(b"!")
-            try:
-                await asyncio.wait_for(reader.read(), 10)
-                report["client_error"] = None
-            except Exception as exc:
-                report["client_error"] = type(exc).__name__
-            await done
-            return report
-        if scenario.endswith("unread"):
-            await reader.readexactly(1)
-            writer.write(b"u" * 1000)
-            try:
-                await asyncio.wait_for(reader.read(), 10)
-                report["client_error"] = None
-            except Exception as exc:
-                report["client_error"] = type(exc).__name__
+        if scenario.endswith(("reset", "unread")):
+            if scenario.endswith("unread"):
+                await reader.readexactly(1)  # the server has paused reading
+            writer.write(b"!" * 1000)
+            report["client_error"] = await error_of(asyncio.wait_for(reader.read(), 10))
             await done
             return report
         if scenario.endswith("late"):
             writer.write(b"!")
             report["client_eof"] = await asyncio.wait_for(reader.read(), 10) == b""
-            report["client_error"] = None
-            try:
+
+            async def write_on():
                 for _ in range(500):  # Linux and aiotcp both answer the first of these with a RST
                     writer.write(b"z" * 10_000)
                     await writer.drain()
                     await asyncio.sleep(0.01)
-            except Exception as exc:
-                report["client_error"] = type(exc).__name__
+
+            report["client_error"] = await error_of(write_on())
             await done
             return report
         report["states_during"] = kernel_states(port)
@@ -211,6 +191,15 @@ def kernel_counters() -> dict:
         if len(parts) >= 2 and parts[0] in names:
             counters[parts[0]] = int(parts[1])
     return counters
+
+
+async def error_of(awaitable) -> str | None:
+    """The name of the exception awaiting raised, or None."""
+    try:
+        await awaitable
+    except Exception as exc:
+        return type(exc).__name__
+    return None
 
 
 def unread_bytes(writer) -> int:
