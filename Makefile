@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml setup.py
 	@$(PY) -m pip install -q --no-build-isolation -e '.[test]' $(QUIET)
 	@touch $@
 
-$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd aiotcp/_dgram.pyx aiotcp/_dgram.pxd aiotcp/connection.py aiotcp/connection.pxd aiotcp/endpoint.py aiotcp/endpoint.pxd aiotcp/congestion.py aiotcp/congestion.pxd aiotcp/udp.py aiotcp/udp.pxd setup.py
+$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd aiotcp/_dgram.pyx aiotcp/_dgram.pxd aiotcp/connection.py aiotcp/connection.pxd aiotcp/endpoint.py aiotcp/endpoint.pxd aiotcp/congestion.py aiotcp/congestion.pxd aiotcp/ranges.py aiotcp/ranges.pxd aiotcp/rtt.py aiotcp/rtt.pxd aiotcp/udp.py aiotcp/udp.pxd setup.py
 	@echo "building the compiled core (about a minute)"
 	@$(PY) setup.py -q build_ext --inplace $(QUIET)
 	@touch $@

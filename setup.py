@@ -20,7 +20,7 @@ extensions = [
     # (connection.pxd types connection.py for the compiler)
     *(Extension(f"aiotcp.{name}", [f"aiotcp/{name}.py"],
                 extra_compile_args=["-O0", "-g"] if debug else ["-O3"])
-      for name in ("connection", "endpoint", "congestion", "udp")),
+      for name in ("connection", "endpoint", "congestion", "ranges", "rtt", "udp")),
 ]
 setup(
     ext_modules=cythonize(

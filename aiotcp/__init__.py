@@ -22,14 +22,14 @@ from .aio import (
 )
 from .config import Config
 from .connection import State
-from . import congestion as _congestion, endpoint as _endpoint, udp as _udp  # noqa: F401  (for COMPILED)
+from . import congestion as _congestion, endpoint as _endpoint, ranges as _ranges, rtt as _rtt, udp as _udp  # noqa: F401  (for COMPILED)
 
 __version__ = "0.1.0"
 
 #: True when the compiled hot path is loaded: _fast and _dgram always (they have no
 #: pure-Python twins), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
 #: The test suite asserts this explicitly.
-COMPILED_MODULES = ("_fast", "_dgram", "connection", "endpoint", "congestion", "udp")
+COMPILED_MODULES = ("_fast", "_dgram", "connection", "endpoint", "congestion", "ranges", "rtt", "udp")
 COMPILED = all(
     _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
 )

@@ -4,7 +4,7 @@ read until it is empty and written in runs, from C.
 
 Theory of operation
 -------------------
-Every segment still travels in its own UDP datagram (WIRE.md); what this
+Every segment still travels in its own UDP datagram (docs/wire-format.md); what this
 module saves is the per-datagram cost in Python and in system calls.
 
 *Reading.*  :meth:`DatagramSocket.receive` calls ``recvmmsg`` until the

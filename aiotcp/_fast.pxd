@@ -71,6 +71,7 @@ cdef class DatagramSink:
     # (a list), or None between batches: the endpoint's, here so that a
     # connection reaches it with a C field access
     cdef public object _batch
+    cpdef bint defer_ack(self, object conn) except -1
     cpdef receive_datagram(self, data, addr, double now)
     cpdef receive_segment(self, Segment seg, addr, double now)
     # from C: decode the n bytes at p in place and pass the segment on

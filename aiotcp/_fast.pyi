@@ -5,7 +5,7 @@ Contract:
   being one) for any buffer; the returned ``Segment.payload`` is a view of the
   buffer passed in, valid as long as that buffer is unchanged.
 - ``encode`` returns a datagram that ``decode`` accepts and that carries the
-  WIRE.md checksum; it raises ``ValueError``/``OverflowError`` only for
+  docs/wire-format.md checksum; it raises ``ValueError``/``OverflowError`` only for
   arguments out of range (caller bugs, never peer input).
 - ``TimerWheel`` schedule/cancel are O(1); ``expire(now)`` returns timers whose
   deadline is <= now, in deadline order, at most one tick after the deadline.

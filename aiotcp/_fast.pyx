@@ -3,7 +3,7 @@
 
 Theory of operation
 -------------------
-*Segments* are laid out exactly as ``shared/WIRE.md`` says (RFC 9293 section
+*Segments* are laid out exactly as ``docs/wire-format.md`` says (RFC 9293 section
 3.1): one segment per UDP datagram, the checksum taken over a pseudo-header
 whose addresses are zero.  :func:`decode` parses a datagram into a
 :class:`Segment` whose ``payload`` is a memoryview of the caller's buffer (no
@@ -302,7 +302,7 @@ def flags_to_str(int flags):
 
 
 class MalformedSegment(ValueError):
-    """A datagram that is not a valid segment under WIRE.md.
+    """A datagram that is not a valid segment under docs/wire-format.md.
 
     ``reason`` is one of ``"short"`` (under 20 bytes), ``"data_offset"``
     (below 5 or past the end), ``"option"`` (an option length below 2 or past
@@ -315,7 +315,7 @@ class MalformedSegment(ValueError):
 
 
 class BadChecksum(MalformedSegment):
-    """The WIRE.md checksum did not verify."""
+    """The docs/wire-format.md checksum did not verify."""
 
     def __init__(self, detail=""):
         MalformedSegment.__init__(self, "checksum", detail)
@@ -326,7 +326,7 @@ cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept no
 
 
 cdef inline uint32_t _wire_sum(const uint8_t *p, Py_ssize_t n) noexcept nogil:
-    """The ones' complement sum of a datagram with WIRE.md's pseudo-header
+    """The ones' complement sum of a datagram with docs/wire-format.md's pseudo-header
     (zero addresses, protocol 6, the datagram's length): 0xFFFF for a
     datagram whose checksum is right; its complement is the checksum."""
     return aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF))
@@ -649,7 +649,7 @@ cpdef Segment decode(data, bint verify=True):
     """Decode one datagram into a :class:`Segment`.
 
     Raises :class:`MalformedSegment` (or its subclass :class:`BadChecksum`)
-    for anything WIRE.md calls malformed, and nothing else for any input
+    for anything docs/wire-format.md calls malformed, and nothing else for any input
     that supports the buffer protocol.  The payload is a view of ``data``.
     """
     cdef Py_buffer view
@@ -670,6 +670,14 @@ cdef class DatagramSink:
     cleanly (a malformed segment, or a tracer that wants the datagram) goes
     through :meth:`receive_datagram` instead, so that it is counted and seen
     exactly as before."""
+
+    cpdef bint defer_ack(self, object conn) except -1:
+        """Hold ``conn``'s owed ACK until the receive batch open now ends
+        (the endpoint's end_batch sends it); False when no batch is open."""
+        if self._batch is None:
+            return False
+        self._batch.append(conn)
+        return True
 
     cpdef receive_datagram(self, data, addr, double now):
         raise NotImplementedError
@@ -797,7 +805,7 @@ def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
            uint8_t flags, uint16_t window, payload=b"", int mss=-1,
            int wscale=-1, bint sack_permitted=False, sack_blocks=None,
            ts=None, uint16_t urgent=0):
-    """Build one datagram with the WIRE.md checksum filled in.
+    """Build one datagram with the docs/wire-format.md checksum filled in.
 
     ``ts`` is ``(ts_val, ts_ecr)`` or None; ``sack_blocks`` a sequence of
     ``(left, right)`` pairs.  Options are laid out as Linux lays them out

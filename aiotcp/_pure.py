@@ -10,7 +10,7 @@ import importlib.util
 import os
 import sys
 
-SOURCE_MODULES = ("connection", "endpoint", "congestion", "udp")
+SOURCE_MODULES = ("connection", "endpoint", "congestion", "ranges", "rtt", "udp")
 
 
 class _SourceFinder:

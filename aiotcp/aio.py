@@ -74,6 +74,12 @@ class TCPTransport(asyncio.Transport):
         return f"<aiotcp.TCPTransport {self._conn.state} {self._conn.remote_addr}>"
 
     # -- BaseTransport
+    @property
+    def endpoint(self) -> UDPEndpoint:
+        """The UDP endpoint this connection runs on (its ``core`` is the
+        sans-I/O endpoint)."""
+        return self._endpoint
+
     def get_extra_info(self, name, default=None):
         conn = self._conn
         if name == "peername":
@@ -110,7 +116,7 @@ class TCPTransport(asyncio.Transport):
         conn = self._conn
         if not path.finished:
             conn.release(monotonic())
-            self._endpoint._after()
+            self._endpoint.flush()
         if path.finished or conn.state in _FIN_ACKED_STATES:
             self._lost_soon(None)
 
@@ -146,7 +152,7 @@ class TCPTransport(asyncio.Transport):
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
         self._path.pause_above = self._conn.config.send_buffer + high
-        self._maybe_pause_protocol()
+        self.maybe_pause_protocol()
 
     def get_write_buffer_limits(self):
         return (self._low_water, self._high_water)
@@ -174,7 +180,7 @@ class TCPTransport(asyncio.Transport):
             self._conn.close(monotonic())
         except ConnectionStateError:
             pass
-        self._endpoint._after()
+        self._endpoint.flush()
 
     def can_write_eof(self) -> bool:
         return True
@@ -190,9 +196,9 @@ class TCPTransport(asyncio.Transport):
         path.closing = True
         self._lost_soon(exc)
         self._conn.abort(monotonic())
-        self._endpoint._after()
+        self._endpoint.flush()
 
-    def _fatal_error(self, exc, message="Fatal error on transport") -> None:
+    def fatal_error(self, exc, message="Fatal error on transport") -> None:
         """As asyncio's transports do with an error they cannot go on from
         (a protocol callback that raised, among them): report it to the
         loop's exception handler, then abort with connection_lost(exc)."""
@@ -205,7 +211,7 @@ class TCPTransport(asyncio.Transport):
         self._force_close(exc)
 
     # -- flow control towards the protocol
-    def _maybe_pause_protocol(self) -> None:
+    def maybe_pause_protocol(self) -> None:
         if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._protocol_paused = True
@@ -229,7 +235,7 @@ class TCPTransport(asyncio.Transport):
                 "transport": self, "protocol": self._path.protocol})
 
     # -- events from the core
-    def _on_event(self, event) -> None:
+    def handle_event(self, event) -> None:
         cls = event.__class__
         path = self._path
         if cls is DataReadable:
@@ -323,7 +329,7 @@ class Server(asyncio.AbstractServer):
         self._listener = self._endpoint.core.listen(self._port, self._backlog)
         self._endpoint.servers[self._listener] = self
 
-    def _accept(self, endpoint: UDPEndpoint, conn) -> None:
+    def accept_connection(self, endpoint: UDPEndpoint, conn) -> None:
         if not self._serving:
             conn.abort(monotonic())
             return
@@ -353,11 +359,7 @@ class Server(asyncio.AbstractServer):
             else:
                 conn.abort(monotonic())
             return
-        if conn.read_buffered:
-            transport._path.deliver()
-        if conn.fin_received:
-            transport._path.eof_pending = True
-            transport._path.deliver()
+        transport._path.catch_up()
 
     def _attach(self, transport) -> None:
         self._transports.add(transport)
@@ -373,11 +375,16 @@ class Server(asyncio.AbstractServer):
                 if not waiter.done():
                     waiter.set_result(None)
             self._endpoint.close_when_idle = True
-            self._endpoint._after()
+            self._endpoint.flush()
 
     @property
     def sockets(self):
-        return (self._endpoint.sock,) if not self._endpoint._closed else ()
+        return (self._endpoint.sock,) if not self._endpoint.closed else ()
+
+    @property
+    def endpoint(self) -> UDPEndpoint:
+        """The UDP endpoint the server listens on."""
+        return self._endpoint
 
     def get_loop(self):
         return self._loop
@@ -394,7 +401,7 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         if self._listener is not None:
             self._listener.close(monotonic())
-        self._endpoint._after()
+        self._endpoint.flush()
         if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
             self._serving_forever_fut.cancel()
             self._serving_forever_fut = None
@@ -525,7 +532,7 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
     waiter = loop.create_future()
     conn = endpoint.core.connect(endpoint.peer, tcp_port, endpoint.local_port, monotonic())
     endpoint.pending_connects[conn] = waiter
-    endpoint._after()
+    endpoint.flush()
     try:
         await waiter
     except BaseException:
@@ -552,7 +559,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
     is asyncio's (the one error, or an OSError naming them all, or with
     ``all_errors`` an ExceptionGroup).  ``sock`` is a UDP socket to run on
     (connected to the peer, or bound and given ``host`` and ``port``).  The
-    TCP port is ``port`` as WIRE.md's default has it, or ``tcp_port`` when
+    TCP port is ``port`` as docs/wire-format.md's default has it, or ``tcp_port`` when
     something between (a relay, a NAT) makes the UDP port differ from the
     server's TCP port."""
     loop = asyncio.get_running_loop()
@@ -630,8 +637,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
                                             ssl_shutdown_timeout=ssl_shutdown_timeout)
         transport = TCPTransport(endpoint, conn, ssl_protocol)
         ssl_protocol.connection_made(transport)
-        if conn.read_buffered:
-            transport._path.deliver()
+        transport._path.catch_up()
         try:
             await handshake
         except BaseException:
@@ -640,9 +646,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
         return ssl_protocol._app_transport, protocol
     transport = TCPTransport(endpoint, conn, protocol)
     protocol.connection_made(transport)
-    if conn.read_buffered or conn.fin_received:
-        transport._path.eof_pending = conn.fin_received
-        transport._path.deliver()
+    transport._path.catch_up()
     return transport, protocol
 
 

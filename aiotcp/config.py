@@ -11,7 +11,7 @@ class Config:
     endpoint.  Make a variant with :meth:`replace`."""
 
     #: Path MTU in bytes.  The advertised MSS is the MTU less the IP header,
-    #: the 8-byte UDP header and the 20-byte TCP header (WIRE.md "Sizes").
+    #: the 8-byte UDP header and the 20-byte TCP header (docs/wire-format.md "Sizes").
     mtu: int = 1500
     #: Explicit MSS to advertise, overriding the MTU rule (None: derive it).
     mss: int | None = None
@@ -84,7 +84,7 @@ class Config:
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel
     #: splits it back into exactly those datagrams (one segment in each, as
-    #: WIRE.md says).  Falls back to one call per datagram where the kernel
+    #: docs/wire-format.md says).  Falls back to one call per datagram where the kernel
     #: refuses it.  A capture on the loopback interface shows such a run
     #: unsplit, as it does for kernel TCP's TSO.
     udp_gso: bool = True
@@ -152,7 +152,7 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def local_mss(self, ipv6: bool = False) -> int:
-        """The MSS to advertise (WIRE.md: MTU - IP - UDP(8) - TCP(20))."""
+        """The MSS to advertise (docs/wire-format.md: MTU - IP - UDP(8) - TCP(20))."""
         if self.mss is not None:
             return self.mss
         return self.mtu - (40 if ipv6 else 20) - 8 - 20

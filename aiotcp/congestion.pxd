@@ -14,6 +14,13 @@ cdef class CongestionControl:
     cpdef on_ack(self, long long acked, long long flight, double now)
     cpdef on_fast_retransmit(self, long long flight, double now)
     cpdef on_rto(self, long long flight, double now)
+    cpdef set_mss(self, long long mss)
+    cpdef on_idle_restart(self)
+    cpdef on_recovery_start(self, long long flight, double now, bint sack)
+    cpdef on_dupack_in_recovery(self)
+    cpdef on_partial_ack(self, long long acked)
+    cpdef on_prr(self, long long pipe, long long sndcnt)
+    cpdef on_recovery_end(self, long long flight, bint sack)
 
 
 cdef class NewReno(CongestionControl):

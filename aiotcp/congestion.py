@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class CongestionControl:
-    """Base class.  ``cwnd`` and ``ssthresh`` are in bytes."""
+    """Base class.  ``cwnd`` and ``ssthresh`` are in bytes, and only the
+    controller writes them: the connection reads ``cwnd`` and tells the
+    controller what happened through the methods below.
+
+    A new algorithm overrides the three hooks, ``on_ack``,
+    ``on_fast_retransmit`` and ``on_rto``.  The other methods are the
+    window arithmetic the loss-recovery RFCs fix whatever the algorithm
+    (initial window, NewReno inflation and deflation, PRR, the end of
+    recovery); a subclass may override them too.
+    """
 
     name = "base"
 
@@ -21,12 +30,56 @@ class CongestionControl:
         #: smoothed RTT in seconds, kept up to date by the connection
         self.srtt: float | None = None
 
+    # -------------------------------------------- the algorithm's hooks
+
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         """New data acknowledged outside recovery."""
 
     def on_fast_retransmit(self, flight: int, now: float) -> None:
-        """Entering fast recovery: set ssthresh (the connection inflates cwnd)."""
+        """Entering fast recovery: set ssthresh (on_recovery_start sets cwnd)."""
         self.ssthresh = max(flight // 2, 2 * self.mss)
+
+    # ------------------------------- what the recovery RFCs fix for all
+
+    def set_mss(self, mss: int) -> None:
+        """The handshake settled the MSS: the initial window is 10 of it (RFC 6928)."""
+        self.mss = mss
+        self.cwnd = 10 * mss
+
+    def on_idle_restart(self) -> None:
+        """RFC 5681 section 4.1: after an idle RTO the window restarts from
+        at most the initial window."""
+        self.cwnd = min(self.cwnd, 10 * self.mss)
+
+    def on_recovery_start(self, flight: int, now: float, sack: bool) -> None:
+        """Fast retransmit: the algorithm sets ssthresh, then cwnd is
+        ssthresh (RFC 6675: no inflation with SACK) or ssthresh + 3 MSS
+        (RFC 6582 step 2, NewReno's inflation by the three duplicates)."""
+        self.on_fast_retransmit(flight, now)
+        self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.mss
+
+    def on_dupack_in_recovery(self) -> None:
+        """RFC 6582 step 4: each further duplicate ACK means a segment left
+        the network; inflate by one MSS."""
+        self.cwnd += self.mss
+
+    def on_partial_ack(self, acked: int) -> None:
+        """RFC 6582 step 5: deflate by what was acknowledged, add back one MSS."""
+        self.cwnd = max(self.cwnd - acked + self.mss, self.mss)
+
+    def on_prr(self, pipe: int, sndcnt: int) -> None:
+        """RFC 6937: the proportional rate reduction allows sndcnt bytes on
+        this ACK, applied as Linux does, as cwnd = pipe + sndcnt."""
+        self.cwnd = max(pipe + max(sndcnt, 0), self.mss)
+
+    def on_recovery_end(self, flight: int, sack: bool) -> None:
+        """Recovery is over.  With SACK (RFC 6675 section 5, RFC 6937) cwnd
+        is ssthresh; NewReno's full acknowledgment (RFC 6582 step 3 option 1)
+        takes min(ssthresh, flight + MSS), flight being what is still out."""
+        if sack:
+            self.cwnd = max(self.ssthresh, self.mss)
+        else:
+            self.cwnd = max(min(self.ssthresh, flight + self.mss), self.mss)
 
     def on_rto(self, flight: int, now: float) -> None:
         """A retransmission timeout (RFC 5681 section 3.1, equation 4)."""

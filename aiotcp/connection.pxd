@@ -12,6 +12,8 @@
 cimport cython
 from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, empty_list, encode_segment
 from aiotcp.congestion cimport CongestionControl
+from aiotcp.ranges cimport RangeSet
+from aiotcp.rtt cimport RttEstimator
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)
@@ -61,7 +63,7 @@ cdef class Connection:
     # copied from the (frozen) config by its setter, for the per-segment path
     cdef public long long _rcvbuf_size
     cdef public bint _nodelay, _ack_coalescing, _keepalive, _tlp, _ss_after_idle
-    cdef public double _delayed_ack, _user_timeout, _rto_min, _rto_max, _timer_tick
+    cdef public double _delayed_ack, _user_timeout, _timer_tick
     # send sequence space
     cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
@@ -73,8 +75,9 @@ cdef class Connection:
     cdef public long long irs, rcv_nxt, rcv_wscale, _rcv_adv
     cdef public bytearray _rcvbuf
     cdef public list _rcv_held
-    cdef public long long _rcv_queued
+    cdef public long long read_buffered
     cdef public list _ooo
+    cdef public RangeSet _ooo_ranges
     cdef public object _ooo_fin
     cdef public bint fin_received, _readable_pending, _wscale_ok, _ack_queued
     cdef public long long _ack_pending, _last_ack_sent, _quickack
@@ -84,14 +87,14 @@ cdef class Connection:
     cdef public long long ts_recent, _ts_offset
     # SACK, PRR
     cdef public bint sack_ok
-    cdef public list _sacked
-    cdef public long long sacked_bytes, _pipe_credit, sack_retransmits
+    cdef public RangeSet scoreboard
+    cdef public long long _pipe_credit, sack_retransmits
     cdef public object _last_ooo_seq, _dsack
     cdef public long long prr_delivered, prr_out, recover_fs, _delivered
     cdef public double _last_send
     # timers and RTT
-    cdef public double rto, rttvar, _rtt_time, _last_invalid_ack, _challenge_count_window
-    cdef public double _srtt, _min_rtt  # -1: no sample yet
+    cdef public RttEstimator rtt
+    cdef public double _rtt_time, _last_invalid_ack, _challenge_count_window
     cdef public object _syn_sent_at
     cdef public long long _rtt_seq
     # deadlines, NEVER when the timer is not running
@@ -118,6 +121,18 @@ cdef class Connection:
     cdef public long long rto_count, fast_retransmits
 
     cpdef receive(self, Segment seg, double now)
+    # the timers' operations (see the table in connection.py); they only
+    # assign C doubles, so they cannot raise (noexcept: no error check per call)
+    cdef void _start_rto(self, double now) noexcept
+    cdef void _stop_rto(self) noexcept
+    cdef void _start_persist(self, double now) noexcept
+    cdef void _stop_persist(self) noexcept
+    cdef void _stop_pto(self) noexcept
+    cdef void _stop_reo(self) noexcept
+    cdef void _start_delack(self, double now) noexcept
+    cdef void _stop_delack(self) noexcept
+    cdef void _start_user_timeout(self, double now) noexcept
+    cdef void _stop_user_timeout(self) noexcept
     @cython.locals(best=cython.double)
     cpdef next_deadline(self)
     cpdef double _deadline(self) except? -1
@@ -135,12 +150,12 @@ cdef class Connection:
     @cython.locals(held=list)
     cpdef _fold_held(self)
     cpdef bint _owe_ack(self) except -1
+    cpdef send_deferred_ack(self)
     cpdef long long _data_end(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self)
     @cython.locals(pto=cython.double, deadline=cython.double)
     cpdef _arm_pto(self, double now)
-    cpdef double _clamp_rto(self, double value)
     cpdef _heard_from_peer(self, double now)
     cpdef _on_fin(self, double now)
     cpdef _drain_ooo(self)

@@ -21,6 +21,20 @@ entry per connection at the earliest of them.
 TIME_WAIT is held in a compact :class:`TimeWait` record: a connection that
 enters TIME_WAIT delegates to one, and an endpoint swaps the connection for
 the record so that thousands of them cost little memory.
+
+Read these first
+----------------
+- RFC 9293: TCP itself; section 3.10 is the event processing this file follows.
+- RFC 5961: which RSTs, SYNs and ACKs to believe (challenge ACKs).
+- RFC 6298: the retransmission timer (rtt.py).
+- RFC 5681, RFC 6582: congestion control and NewReno fast recovery
+  (the window arithmetic is congestion.py's).
+- RFC 7323: window scaling, timestamps, PAWS.
+- RFC 2018, RFC 2883, RFC 6675, RFC 6937: SACK, D-SACK, SACK-based recovery, PRR.
+- RFC 8985: RACK-TLP, time-based loss detection and tail loss probes.
+- RFC 1122 section 4.2: the host requirements (delayed ACK, SWS avoidance,
+  keepalive, RST on close with unread data).
+- docs/wire-format.md: how a segment travels in a UDP datagram.
 """
 from __future__ import annotations
 
@@ -32,6 +46,8 @@ from ._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, empty_list, encode_segme
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
+from .ranges import RangeSet
+from .rtt import RttEstimator
 
 MOD = 1 << 32
 MASK = MOD - 1
@@ -272,6 +288,8 @@ class Connection:
                  remote_addr=None, iss: int = 0, now: float = 0.0, out: list | None = None,
                  events: list | None = None, stats: Counter | None = None,
                  ipv6: bool = False, endpoint=None, tracer=None):
+        #: RTT estimation and the RTO (RFC 6298), see rtt.py
+        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
         self.config = config
         self.local_port = local_port
         self.remote_port = remote_port
@@ -330,11 +348,12 @@ class Connection:
         # them): read() hands over a lone one as it is and joins several
         # once, so a reader that keeps up copies nothing twice; past
         # _RCV_HELD they are folded into _rcvbuf (the bytes objects' own
-        # overhead stays bounded); _rcv_queued counts it all
+        # overhead stays bounded); read_buffered counts it all
         self._rcvbuf = bytearray()
         self._rcv_held: list[bytes] = []
-        self._rcv_queued = 0
+        self.read_buffered = 0
         self._ooo: list[list] = []  # sorted, disjoint [start_seq, bytes]
+        self._ooo_ranges = RangeSet()  # what _ooo holds, as ranges above rcv_nxt
         self._ooo_fin: int | None = None  # sequence number of an out-of-order FIN
         self.fin_received = False
         self._readable_pending = False
@@ -354,8 +373,8 @@ class Connection:
 
         # SACK (RFC 2018, 2883, 6675)
         self.sack_ok = False
-        self._sacked: list[tuple[int, int]] = []  # peer's SACKed ranges above snd_una, sorted
-        self.sacked_bytes = 0
+        #: the SACK scoreboard (RFC 6675 section 3): what the peer holds above snd_una
+        self.scoreboard = RangeSet(iss)
         self._pipe_credit = 0  # flight - pipe during SACK recovery
         self._last_ooo_seq: int | None = None
         self._dsack: tuple[int, int] | None = None
@@ -367,10 +386,7 @@ class Connection:
         self._delivered = 0  # DeliveredData of the ACK being processed
         self._last_send = now
 
-        # timers and RTT estimation (RFC 6298)
-        self.rto = config.rto_initial
-        self._srtt = -1.0  # none yet (the srtt property shows None)
-        self.rttvar = 0.0
+        # timers
         self.retries = 0
         self._rtt_seq = -1  # the segment end being timed (RFC 6298), -1: none
         self._rtt_time = 0.0
@@ -404,7 +420,6 @@ class Connection:
         self._dsack_round = -1  # snd_max when the multiplier last rose, -1: none pending
         self.dsacks = 0  # D-SACK blocks received: spurious retransmissions or reordering
         self.lost_retransmits = 0  # retransmissions RACK found lost in turn
-        self._min_rtt = -1.0
         self.rack_losses = 0
         self.tlp_probes = 0
         self._tlp_outstanding = False  # one probe per tail until an ACK advances
@@ -441,8 +456,29 @@ class Connection:
     user_timeout_deadline = _optional("_user_timeout_at", NEVER, "user timeout")
     pto_deadline = _optional("_pto_at", NEVER, "tail loss probe timer (RFC 8985)")
     reo_deadline = _optional("_reo_at", NEVER, "RACK reordering timer (RFC 8985)")
-    srtt = _optional("_srtt", -1.0, "smoothed RTT in seconds (RFC 6298)", settable=True)
-    min_rtt = _optional("_min_rtt", -1.0, "lowest RTT sample in seconds", settable=True)
+    @property
+    def srtt(self) -> float | None:
+        """Smoothed RTT in seconds (RFC 6298), None before the first sample."""
+        return self.rtt.srtt
+
+    @property
+    def min_rtt(self) -> float | None:
+        """The lowest RTT sample in seconds, None before the first."""
+        return self.rtt.min_rtt
+
+    @property
+    def rto(self) -> float:
+        """The retransmission timeout in seconds (RFC 6298)."""
+        return self.rtt.rto
+
+    @property
+    def rttvar(self) -> float:
+        return self.rtt.variation
+
+    @property
+    def sacked_bytes(self) -> int:
+        """Bytes the peer's SACK blocks say it holds above snd_una."""
+        return self.scoreboard.total
 
     @property
     def config(self) -> Config:
@@ -461,9 +497,8 @@ class Connection:
         self._tlp = config.tail_loss_probe
         self._ss_after_idle = config.slow_start_after_idle
         self._user_timeout = -1.0 if config.user_timeout is None else config.user_timeout
-        self._rto_min = config.rto_min
-        self._rto_max = config.rto_max
         self._timer_tick = config.timer_tick
+        self.rtt.configure(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
 
     def __repr__(self):
         return (f"<Connection {self.local_port}->{self.remote_addr}:{self.remote_port} "
@@ -479,11 +514,6 @@ class Connection:
         """Bytes queued by the user and not yet acknowledged."""
         return len(self._sndbuf)
 
-    @property
-    def read_buffered(self) -> int:
-        """Bytes received in order and not yet read."""
-        return self._rcv_queued
-
     def _data_end(self) -> int:
         """Sequence number just past the last byte the user queued."""
         return (self._sndbuf_seq + len(self._sndbuf)) & MASK
@@ -496,7 +526,7 @@ class Connection:
         self._set_state(SYN_SENT, now)
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
         self._send_syn(now, ack=False)
-        self._rto_at = now + self.rto
+        self._start_rto(now)
         self._rearm()
 
     def accept_syn(self, seg, now: float) -> None:
@@ -508,7 +538,7 @@ class Connection:
         self._take_peer_syn(seg)
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
         self._send_syn(now, ack=True)
-        self._rto_at = now + self.rto
+        self._start_rto(now)
         self._rearm()
 
     def accept_cookie(self, seg, mss: int, now: float, options=None) -> None:
@@ -559,7 +589,7 @@ class Connection:
         at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
         held = self._rcv_held
         buf = self._rcvbuf
-        if not len(buf) and (limit < 0 or limit >= self._rcv_queued):
+        if not len(buf) and (limit < 0 or limit >= self.read_buffered):
             # all of it, all held whole: one payload as it is, or one join
             data = held[0] if len(held) == 1 else b"".join(held)
             empty_list(held)
@@ -571,7 +601,7 @@ class Connection:
             else:
                 data = bytes(buf[:limit])
                 del buf[:limit]
-        self._rcv_queued -= len(data)
+        self.read_buffered -= len(data)
         self._readable_pending = False
         if data and self._receiving:
             if self._window_update_due() and self._owe_ack():
@@ -584,16 +614,22 @@ class Connection:
         (Config.ack_coalescing), so that what else the batch brings, or a
         reply written before the batch ends, carries it; else at once.
         True when it was sent at once."""
-        batch = self.endpoint._batch if self.endpoint is not None else None
-        if batch is None or not self._ack_coalescing:
-            self._send_ack()
-            return True
+        if not self._ack_queued:
+            if not self._ack_coalescing or self.endpoint is None or not self.endpoint.defer_ack(self):
+                self._send_ack()
+                return True
+            self._ack_queued = True
         if not self._ack_pending:
             self._ack_pending = 1  # a window update owes an ACK too
-        if not self._ack_queued:
-            self._ack_queued = True
-            batch.append(self)
         return False
+
+    def send_deferred_ack(self) -> None:
+        """The receive batch ended (the endpoint calls this for each
+        connection whose ACK it deferred): send the ACK if still owed."""
+        self._ack_queued = False
+        if self._ack_pending and self.state is not CLOSED and self.time_wait is None:
+            self._send_ack()
+            self._rearm()
 
     def _queue_in_order(self, data) -> None:
         """Append ``data`` (in-order payload) to what the user will read."""
@@ -602,7 +638,7 @@ class Connection:
         if len(self._rcv_held) >= _RCV_HELD:
             self._fold_held()
         self._rcv_held.append(data)
-        self._rcv_queued += len(data)
+        self.read_buffered += len(data)
 
     def _fold_held(self) -> None:
         """Move the payloads held whole to the end of the receive buffer."""
@@ -642,9 +678,9 @@ class Connection:
         else:
             self._keepalive_at = NEVER
         if self._user_timeout < 0:
-            self._user_timeout_at = NEVER
+            self._stop_user_timeout()
         elif self.snd_max != self.snd_una:
-            self._user_timeout_at = now + self._user_timeout
+            self._start_user_timeout(now)
         if "nodelay" in changes and self._synchronized:
             self._push(now)  # what Nagle held goes now
         self._rearm()
@@ -663,11 +699,11 @@ class Connection:
         ``Config.linger`` seconds, it gives up with a RST."""
         self._now = now
         self.discard_input = True
-        if self._rcv_queued and self.state in (SYN_RCVD, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+        if self.read_buffered and self.state in (SYN_RCVD, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self.stats["resets_unread_data"] += 1
             self._fold_held()
             self._rcvbuf.clear()
-            self._rcv_queued = 0
+            self.read_buffered = 0
             self.abort(now)
             return
         self.close(now)
@@ -715,7 +751,7 @@ class Connection:
             "state": str(self.state),
             "rtt": self.srtt,
             "rttvar": self.rttvar,
-            "rto": self.rto,
+            "rto": self.rtt.rto,
             "mss": self.mss,
             "snd_una": self.snd_una, "snd_nxt": self.snd_nxt, "rcv_nxt": self.rcv_nxt,
             "snd_wnd": self.snd_wnd, "rcv_wnd": self.rcv_wnd,
@@ -729,9 +765,9 @@ class Connection:
             "bytes_retransmitted": self.bytes_retransmitted,
             "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
-            "sacked_bytes": self.sacked_bytes, "tail_loss_probes": self.tlp_probes,
+            "sacked_bytes": self.scoreboard.total, "tail_loss_probes": self.tlp_probes,
             "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "dsacks": self.dsacks, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
-            "send_buffered": len(self._sndbuf), "read_buffered": self._rcv_queued,
+            "send_buffered": len(self._sndbuf), "read_buffered": self.read_buffered,
         }
 
     # -------------------------------------------------------- state changes
@@ -752,7 +788,7 @@ class Connection:
             self._heard_from_peer(now)
             self.events.append((self, _CONNECTED))
             if self.endpoint is not None:
-                self.endpoint._on_established(self)
+                self.endpoint.on_established(self)
         elif new is FIN_WAIT_2:
             self.events.append((self, _FIN_ACKED))
             if self.discard_input:
@@ -766,15 +802,16 @@ class Connection:
                                       self._ts_offset if self.ts_ok else None, self.ts_recent)
             self._report_closed(None)
             if self.endpoint is not None:
-                self.endpoint._on_time_wait(self)
+                self.endpoint.on_time_wait(self)
         elif new is CLOSED:
             self._clear_timers()
             self.time_wait = None
             self._report_closed(self.error)
             if self.endpoint is not None:
-                self.endpoint._on_closed(self)
+                self.endpoint.on_closed(self)
 
     def _clear_timers(self) -> None:
+        """Stop every timer (TIME_WAIT and CLOSED: the record's own, or none)."""
         self._rto_at = self._persist_at = self._delack_at = NEVER
         self._orphan_at = self._keepalive_at = self._user_timeout_at = NEVER
         self._pto_at = self._reo_at = NEVER
@@ -816,7 +853,7 @@ class Connection:
         """The window to advertise, as the header field, with receiver-side
         silly window avoidance: the right edge never moves left and only moves
         right by at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        free = self._rcvbuf_size - self._rcv_queued
+        free = self._rcvbuf_size - self.read_buffered
         edge = (self.rcv_nxt + max(free, 0)) & MASK
         advance = seq_diff(edge, self._rcv_adv)
         if advance > 0 and (advance >= min(self._rcvbuf_size // 2, self.mss)
@@ -826,7 +863,7 @@ class Connection:
         return min(window >> self.rcv_wscale, 0xFFFF)
 
     def _window_update_due(self) -> bool:
-        free = self._rcvbuf_size - self._rcv_queued
+        free = self._rcvbuf_size - self.read_buffered
         edge = (self.rcv_nxt + free) & MASK
         return seq_diff(edge, self._rcv_adv) >= min(self._rcvbuf_size // 2, self.mss)
 
@@ -855,9 +892,11 @@ class Connection:
             if self.sack_ok and (self._ooo or self._dsack) and flags & ACK:
                 blocks = self._sack_blocks()
             has_ts = self.ts_ok and (blocks is not None or not flags & RST)
-        datagram = encode_segment(self.local_port, self.remote_port, seq, ack, flags, window,
-                                  payload, offset, length, mss, wscale, sack_permitted, blocks,
-                                  has_ts, self._ts_val() if has_ts else 0, self.ts_recent, 0)
+        datagram = encode_segment(
+            src_port=self.local_port, dst_port=self.remote_port, seq=seq, ack=ack, flags=flags,
+            window=window, payload=payload, offset=offset, length=length, mss=mss, wscale=wscale,
+            sack_permitted=sack_permitted, sack_blocks=blocks, has_ts=has_ts,
+            ts_val=self._ts_val() if has_ts else 0, ts_ecr=self.ts_recent, urgent=0)
         self.out.append((datagram, self.remote_addr))
         self.segments_sent += 1
         if self.tracer is not None:
@@ -873,20 +912,16 @@ class Connection:
         if self._dsack is not None:
             blocks.append(self._dsack)
             self._dsack = None
-        merged = []
-        for start, data in self._ooo:
-            end = (start + len(data)) & MASK
-            if merged and merged[-1][1] == start:
-                merged[-1][1] = end
-            else:
-                merged.append([start, end])
+        held = self._ooo_ranges
         recent = self._last_ooo_seq
-        first = [b for b in merged if recent is not None and seq_le(b[0], recent) and seq_lt(recent, b[1])]
-        rest = [b for b in reversed(merged) if b not in first]
-        for b in first + rest:
+        first = held.containing(recent) if recent is not None else None
+        if first is not None and len(blocks) < room:
+            blocks.append(first)  # the block holding the most recent arrival
+        for block in reversed(held.ranges()):
             if len(blocks) >= room:
                 break
-            blocks.append((b[0], b[1]))
+            if block != first:
+                blocks.append(block)
         return blocks
 
     def _ts_val(self) -> int:
@@ -904,7 +939,7 @@ class Connection:
 
     def _send_ack(self) -> None:
         self._ack_pending = 0
-        self._delack_at = NEVER
+        self._stop_delack()
         # snd_max, not snd_nxt: after a go-back-N retransmission snd_nxt is
         # behind what the peer has seen, and a pure ACK carrying an old
         # sequence number would fail its acceptability test (as in Linux,
@@ -927,7 +962,7 @@ class Connection:
         if self.sack_ok:
             self._rack_record(seq, end, now)
         self._ack_pending = 0
-        self._delack_at = NEVER
+        self._stop_delack()  # the ACK rides on the data
         if self._rtt_seq < 0 and not seq_lt(seq, self.snd_max):
             self._rtt_seq = end
             self._rtt_time = now
@@ -939,9 +974,9 @@ class Connection:
         if seq_gt(end, self.snd_max):
             self.snd_max = end
         if self._rto_at == NEVER:
-            self._rto_at = now + self.rto
-        if self._user_timeout >= 0 and self._user_timeout_at == NEVER:
-            self._user_timeout_at = now + self._user_timeout
+            self._start_rto(now)  # RFC 6298 (5.1)
+        if self._user_timeout_at == NEVER:
+            self._start_user_timeout(now)
 
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
@@ -951,9 +986,9 @@ class Connection:
         data_end = self._data_end()
         snd_max = self.snd_max
         if (self._ss_after_idle and self.snd_max == self.snd_una
-                and now - self._last_send > self.rto and self.cc.cwnd > 10 * self.mss):
+                and now - self._last_send > self.rtt.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
-            self.cc.cwnd = 10 * self.mss
+            self.cc.on_idle_restart()
             self.stats["restarts_after_idle"] += 1
         while True:
             snd_nxt = self.snd_nxt
@@ -982,48 +1017,105 @@ class Connection:
         # zero window: start the persist timer (RFC 9293 section 3.8.6.1)
         if (self.snd_wnd == 0 and seq_diff(data_end, self.snd_nxt) > 0
                 and self.snd_nxt == self.snd_una and self._persist_at == NEVER):
-            self._rto_at = NEVER
-            self._persist_backoff = 0
-            self._persist_at = now + self._clamp_rto(self.rto)
-
-    def _clamp_rto(self, value: float) -> float:
-        return min(max(value, self._rto_min), self._rto_max)
+            self._start_persist(now)
 
     # ------------------------------------------------------------- timers
+    #
+    # Each timer is one deadline field, NEVER while it is not running; the
+    # endpoint's timer wheel holds one entry per connection at the earliest
+    # (_deadline, _rearm).  Starting and stopping go through the methods
+    # below, which keep the exclusions:
+    #
+    # | timer | field | started by | stopped by | excludes |
+    # |---|---|---|---|---|
+    # | retransmission (RFC 6298) | _rto_at | a SYN or data sent with it stopped (5.1), an ACK of new data (5.3), its own expiry (5.6), a tail loss probe | everything acknowledged (5.2), the handshake done, the persist timer | runs beside the PTO, which fires first |
+    # | persist (RFC 9293 3.8.6.1) | _persist_at | a zero window with data waiting | the window opening | the RTO (stops it) |
+    # | tail loss probe (RFC 8985 7) | _pto_at | new data out, an ACK (_arm_pto, never beyond the RTO) | recovery, the probe, nothing outstanding | recovery |
+    # | RACK reordering (RFC 8985 6.3) | _reo_at | an ACK leaving a segment not yet lost | its expiry, nothing left to judge | - |
+    # | delayed ACK (RFC 1122 4.2.3.2) | _delack_at | in-order data owed an ACK | any segment carrying the ACK | - |
+    # | keepalive (RFC 1122 4.2.3.6) | _keepalive_at | anything heard from the peer | keepalive off | - |
+    # | user timeout (RFC 5482) | _user_timeout_at | data sent with it stopped, progress | everything acknowledged | - |
+    # | orphan (linger, FIN_WAIT_2) | _orphan_at | release(), FIN_WAIT_2 after release | - | - |
+    #
+    # All of them stop in TIME_WAIT and CLOSED (_clear_timers).
+
+    def _start_rto(self, now: float) -> None:
+        self._rto_at = now + self.rtt.rto
+
+    def _stop_rto(self) -> None:
+        self._rto_at = NEVER
+
+    def _start_persist(self, now: float) -> None:
+        """A zero window with data waiting: probe it, in place of the RTO."""
+        self._rto_at = NEVER
+        self._persist_backoff = 0
+        self._persist_at = now + self.rtt.bounded(self.rtt.rto)
+
+    def _stop_persist(self) -> None:
+        self._persist_at = NEVER
+
+    def _stop_pto(self) -> None:
+        self._pto_at = NEVER
+
+    def _stop_reo(self) -> None:
+        self._reo_at = NEVER
+
+    def _start_delack(self, now: float) -> None:
+        self._delack_at = now + self._delayed_ack
+
+    def _stop_delack(self) -> None:
+        self._delack_at = NEVER
+
+    def _start_user_timeout(self, now: float) -> None:
+        if self._user_timeout >= 0:
+            self._user_timeout_at = now + self._user_timeout
+
+    def _stop_user_timeout(self) -> None:
+        self._user_timeout_at = NEVER
 
     def handle_timer(self, now: float) -> None:
-        """Run whatever timers are due at ``now``."""
+        """Run whatever timers are due at ``now``, in this order: delayed
+        ACK, persist, RACK reordering, tail loss probe, retransmission, user
+        timeout, keepalive, orphan."""
         self._now = now
         if self.time_wait is not None:
             if not self.time_wait.handle_timer(now):
                 self._set_state(CLOSED, now)
             self._rearm()
             return
-        if self._delack_at != NEVER and now >= self._delack_at:
+        # a timer that is not running is NEVER, which no `now` reaches;
+        # a handler that ends the connection stops the timers after it
+        if now >= self._delack_at:
             self._send_ack()
-        if self._persist_at != NEVER and now >= self._persist_at:
+        if now >= self._persist_at:
             self._on_persist(now)
-        if self._reo_at != NEVER and now >= self._reo_at:
-            self._reo_at = NEVER
-            if self.sack_ok and self._xmit:
-                self._rack_detect(now)  # RFC 8985 section 6.3: the reordering timer
-                if self._lost_bytes:
-                    self._on_rack_loss(now)
-                self._push(now)
-        if self._pto_at != NEVER and now >= self._pto_at:
+        if now >= self._reo_at:
+            self._on_reordering_timeout(now)
+        if now >= self._pto_at:
             self._on_pto(now)
-        if self._rto_at != NEVER and now >= self._rto_at:
+        if now >= self._rto_at:
             self._on_rto(now)
-        if self._user_timeout_at != NEVER and now >= self._user_timeout_at:
-            self.stats["user_timeouts"] += 1
-            self._fail(now, TimeoutError("user timeout: data unacknowledged too long"))
-            self._rearm()
-            return
-        if self._keepalive_at != NEVER and now >= self._keepalive_at:
+        if now >= self._user_timeout_at:
+            self._on_user_timeout(now)
+        if now >= self._keepalive_at:
             self._on_keepalive(now)
-        if self._orphan_at != NEVER and now >= self._orphan_at:
+        if now >= self._orphan_at:
             self._on_orphan_timeout(now)
         self._rearm()
+
+    def _on_reordering_timeout(self, now: float) -> None:
+        """RFC 8985 section 6.3: the reordering window has passed; judge again."""
+        self._stop_reo()
+        if self.sack_ok and self._xmit:
+            self._rack_detect(now)
+            if self._lost_bytes:
+                self._on_rack_loss(now)
+            self._push(now)
+
+    def _on_user_timeout(self, now: float) -> None:
+        """RFC 5482 / Linux TCP_USER_TIMEOUT: data unacknowledged too long."""
+        self.stats["user_timeouts"] += 1
+        self._fail(now, TimeoutError("user timeout: data unacknowledged too long"))
 
     def _on_orphan_timeout(self, now: float) -> None:
         """A released connection ran out of time: in FIN_WAIT_2, its peer
@@ -1040,11 +1132,11 @@ class Connection:
     def _arm_pto(self, now: float) -> None:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
         ACK when a single segment is out), never beyond the RTO."""
-        if not (self.sack_ok and self._tlp) or self.in_recovery or self._srtt < 0 \
+        if not (self.sack_ok and self._tlp) or self.in_recovery or self.rtt.smoothed < 0 \
                 or self._tlp_outstanding or not self._synchronized or self.snd_max == self.snd_una:
-            self._pto_at = NEVER
+            self._stop_pto()
             return
-        pto = 2 * self._srtt
+        pto = 2 * self.rtt.smoothed
         if seq_diff(self.snd_max, self.snd_una) <= self.mss:
             pto += 0.2  # the peer may delay the ACK of a lone segment (WCDelAckT)
         pto = max(pto, 0.01)
@@ -1057,11 +1149,10 @@ class Connection:
     def _on_pto(self, now: float) -> None:
         """RFC 8985 section 7.3: send one new segment if the windows allow,
         else resend the last one; then wait for the RTO."""
-        self._pto_at = NEVER
+        self._stop_pto()
         if self.snd_max == self.snd_una or self.in_recovery:
             return
         self.tlp_probes += 1
-        self.stats["tail_loss_probes"] += 1
         self._tlp_outstanding = True  # RFC 8985 7.3: then the RTO, not another probe
         data_end = self._data_end()
         unsent = seq_diff(data_end, self.snd_nxt)
@@ -1074,7 +1165,7 @@ class Connection:
                 end = self.fin_seq  # the FIN is resent with the last data
             start = (end - min(seq_diff(end, self.snd_una), self.mss)) & MASK
             self._resend(start, seq_diff(end, start), now)
-        self._rto_at = now + self.rto
+        self._start_rto(now)
 
     def _on_keepalive(self, now: float) -> None:
         """RFC 1122 section 4.2.3.6, as Linux does it: a probe is an ACK one
@@ -1100,7 +1191,7 @@ class Connection:
     def _on_persist(self, now: float) -> None:
         data_end = self._data_end()
         if self.snd_wnd > 0 or seq_diff(data_end, self.snd_nxt) <= 0:
-            self._persist_at = NEVER
+            self._stop_persist()
             self._push(now)
             return
         self._persist_backoff += 1
@@ -1113,7 +1204,7 @@ class Connection:
         if seq_gt((self.snd_nxt + 1) & MASK, self.snd_max):
             self.snd_max = (self.snd_nxt + 1) & MASK
         self.stats["persist_probes"] += 1
-        self._persist_at = now + min(self._clamp_rto(self.rto) * (2 ** self._persist_backoff),
+        self._persist_at = now + min(self.rtt.bounded(self.rtt.rto) * (2 ** self._persist_backoff),
                                           self.config.rto_max)
 
     def _on_rto(self, now: float) -> None:
@@ -1127,11 +1218,11 @@ class Connection:
             self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions"))
             return
         self.rto_count += 1
-        self.rto = min(self.rto * 2, self._rto_max)  # RFC 6298 (5.5)
+        self.rtt.on_rto()  # RFC 6298 (5.5)
         self._rtt_seq = -1  # Karn's rule
-        self._rto_at = now + self.rto
+        self._start_rto(now)  # RFC 6298 (5.6)
         self.events.append((self, Retransmission("syn" if state in (SYN_SENT, SYN_RCVD) else "rto",
-                                                 self.snd_una, self.rto)))
+                                                 self.snd_una, self.rtt.rto)))
         if state is SYN_SENT:
             self.segments_retransmitted += 1
             self._send_syn(now, ack=False)
@@ -1142,11 +1233,12 @@ class Connection:
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_rto(flight, now)
-        self._pto_at = self._reo_at = NEVER
+        self._stop_pto()
+        self._stop_reo()
         self.in_recovery = False
         self._pipe_credit = 0
-        self._sacked = []  # RFC 6675 section 5.1: start over from the cumulative ACK
-        self.sacked_bytes = 0
+        # RFC 6675 section 5.1: start over from the cumulative ACK
+        self.scoreboard.clear(self.snd_una)
         for record in self._xmit:
             record.flags &= _RETRANS
         self._lost_bytes = self._sacked_count = 0
@@ -1154,9 +1246,8 @@ class Connection:
         self.recover = self.snd_max
         # go back N: resend from the first unacknowledged byte
         self.snd_nxt = self.snd_una
-        self._rto_at = NEVER
         self._resend(self.snd_una, self.mss, now)
-        self._rto_at = now + self.rto
+        self._start_rto(now)  # RFC 6298 (5.6)
 
     # ------------------------------------------------------------- receiving
 
@@ -1203,8 +1294,7 @@ class Connection:
         self.peer_mss = mss
         # RFC 6691: the options on every data segment come out of the MSS
         self.mss = max(min(self.local_mss, mss) - (12 if self.ts_ok else 0), 64)
-        self.cc.mss = self.mss
-        self.cc.cwnd = 10 * self.mss
+        self.cc.set_mss(self.mss)
 
     def _receive_syn_sent(self, seg, now: float) -> None:
         """RFC 9293 section 3.10.7.3."""
@@ -1243,26 +1333,16 @@ class Connection:
         if self.retries == 0 and self._syn_sent_at is not None:
             self._rtt_sample(now - self._syn_sent_at, now)
         else:
-            self.rto = self.config.rto_initial  # RFC 6298 (5.7)
+            self.rtt.restart()  # RFC 6298 (5.7)
         self.retries = 0
         self.snd_una = seg.ack
         if seq_gt(self.snd_una, self.snd_nxt):
             self.snd_nxt = self.snd_una
-        self._rto_at = NEVER
+        self._stop_rto()
 
     def _rtt_sample(self, rtt: float, now: float) -> None:
-        """RFC 6298 section 2."""
-        rtt = max(rtt, 0.0)
-        if self._min_rtt < 0 or rtt < self._min_rtt:
-            self._min_rtt = rtt
-        if self._srtt < 0:
-            self._srtt = rtt
-            self.rttvar = rtt / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self._srtt - rtt)
-            self._srtt = 0.875 * self._srtt + 0.125 * rtt
-        self.rto = self._clamp_rto(self._srtt + max(self._timer_tick, 4 * self.rttvar))
-        self.cc.srtt = self._srtt
+        self.rtt.sample(rtt)
+        self.cc.srtt = self.rtt.smoothed
 
     def _acceptable(self, seq: int, seg_len: int) -> bool:
         """The segment acceptability test of RFC 9293 section 3.10.7.4."""
@@ -1286,7 +1366,7 @@ class Connection:
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 sections 3.2 and 4.2, rate-limited as section 7 asks."""
-        if self.endpoint is not None and not self.endpoint._challenge_ack_allowed(now):
+        if self.endpoint is not None and not self.endpoint.challenge_ack_allowed(now):
             self.stats["challenge_acks_suppressed"] += 1
             return
         if self._rate_limited(now):
@@ -1378,7 +1458,7 @@ class Connection:
                 self._emit(RST, ack, 0, window=0)
                 self.stats["rst_sent"] += 1
                 return
-            if self.listener is not None and not self.listener._has_room():
+            if self.listener is not None and not self.listener.has_room():
                 self.stats["listen_overflows"] += 1
                 return  # Linux: drop the ACK while the accept queue is full
             self._ack_syn(seg, now)
@@ -1414,7 +1494,7 @@ class Connection:
             if self.snd_wnd > self.max_snd_wnd:
                 self.max_snd_wnd = self.snd_wnd
             if self.snd_wnd and not old and self._persist_at != NEVER:
-                self._persist_at = NEVER
+                self._stop_persist()  # the window opened
             return old != self.snd_wnd
         return False
 
@@ -1433,13 +1513,13 @@ class Connection:
             self._challenge_ack(now)
             return False
         window_changed = self._update_window(seg, seq, ack)
-        sacked_before = self.sacked_bytes
-        if self.sack_ok and (seg.sack_blocks or self._sacked):
+        sacked_before = self.scoreboard.total
+        if self.sack_ok and (seg.sack_blocks or self.scoreboard):
             self._update_scoreboard(seg.sack_blocks, ack)
         if self.sack_ok and self._xmit and seq_ge(ack, snd_una):
             self._rack_on_ack(seg, ack, now)
         # RFC 6937 DeliveredData: newly cumulatively acked plus newly SACKed
-        self._delivered = max(seq_diff(ack, snd_una), 0) + self.sacked_bytes - sacked_before
+        self._delivered = max(seq_diff(ack, snd_una), 0) + self.scoreboard.total - sacked_before
         if seq_gt(ack, snd_una):
             if self.ts_ok and seg.has_ts and seg.ts_ecr:
                 # RFC 7323 section 4: an RTT sample from every new ACK
@@ -1447,7 +1527,7 @@ class Connection:
                 self._rtt_seq = -1
             self._on_new_ack(ack, now)
         elif ack == snd_una and seq_gt(self.snd_max, snd_una) and (
-                self.sacked_bytes > sacked_before  # RFC 6675: SACKs new data
+                self.scoreboard.total > sacked_before  # RFC 6675: SACKs new data
                 or not paylen and not seg.flags & FIN and not window_changed):  # RFC 5681
             self._on_dupack(now)
         state = self.state
@@ -1469,10 +1549,9 @@ class Connection:
         """Merge SACK blocks into the scoreboard, kept as ranges above the
         cumulative ACK (RFC 6675 section 3).  D-SACK blocks (at or below the
         ACK) are counted and ignored; blocks beyond what was sent are bogus."""
+        scoreboard = self.scoreboard
+        scoreboard.advance(ack)
         span = seq_diff(self.snd_max, ack)
-        ranges = []
-        for left, right in self._sacked:
-            ranges.append((seq_diff(left, ack), seq_diff(right, ack)))
         for left, right in blocks:
             lo, hi = seq_diff(left, ack), seq_diff(right, ack)
             if hi <= 0:
@@ -1483,19 +1562,7 @@ class Connection:
             if lo >= hi or hi > span:
                 self.stats["sack_blocks_invalid"] += 1
                 continue
-            ranges.append((lo, hi))
-        ranges.sort()
-        merged: list[list[int]] = []
-        for lo, hi in ranges:
-            lo = max(lo, 0)
-            if hi <= lo:
-                continue
-            if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
-            else:
-                merged.append([lo, hi])
-        self._sacked = [((ack + lo) & MASK, (ack + hi) & MASK) for lo, hi in merged]
-        self.sacked_bytes = sum(hi - lo for lo, hi in merged)
+            scoreboard.add(left, right)
 
     # ------------------------------------------------ RACK (RFC 8985)
 
@@ -1584,7 +1651,7 @@ class Connection:
         if self._sacked_count or self._lost_bytes:
             self._rack_detect(now)
         else:
-            self._reo_at = NEVER
+            self._stop_reo()
 
     def _rack_delivered(self, record: Transmission, seg, now: float) -> None:
         """RACK's update for one newly delivered record (RFC 8985 section
@@ -1601,7 +1668,7 @@ class Connection:
                 ms = int(sent * 1000)
                 if seq_lt(seg.ts_ecr, (ms + self._ts_offset) & MASK):
                     return
-            elif self._min_rtt >= 0 and rtt < self._min_rtt:
+            elif self.rtt.lowest >= 0 and rtt < self.rtt.lowest:
                 return
         end = record.end
         order = record.order
@@ -1637,9 +1704,9 @@ class Connection:
         in recovery or has DupThresh segments SACKed (the RFC 6675 rule)."""
         if not self._reordering and (self.in_recovery or self._sacked_count >= 3):
             return 0.0
-        reo = (self._min_rtt if self._min_rtt > 0 else max(self._srtt, 0.0)) / 4 * self._reo_mult
-        if self._srtt >= 0 and reo > self._srtt:
-            reo = self._srtt
+        reo = (self.rtt.lowest if self.rtt.lowest > 0 else max(self.rtt.smoothed, 0.0)) / 4 * self._reo_mult
+        if self.rtt.smoothed >= 0 and reo > self.rtt.smoothed:
+            reo = self.rtt.smoothed
         return max(reo, self._timer_tick)
 
     def _rack_detect(self, now: float) -> None:
@@ -1679,7 +1746,7 @@ class Connection:
         allows, resend the lowest record marked lost (NextSeg rule 1); new
         data (rule 2) follows through _push, which sees the pipe credit."""
         flight = seq_diff(self.snd_max, self.snd_una)
-        pipe = flight - self.sacked_bytes - self._lost_bytes
+        pipe = flight - self.scoreboard.total - self._lost_bytes
         self._prr(pipe)
         pipe = self._resend_lost(pipe, now)
         # let _push count only the pipe, not everything outstanding
@@ -1708,9 +1775,9 @@ class Connection:
         if self.in_recovery:
             self._sack_recovery_send(now)
         elif self.recover is None or seq_gt(self.snd_una, self.recover):
-            self._enter_sack_recovery(now)
+            self._enter_recovery(now)
         else:
-            self._resend_lost(seq_diff(self.snd_max, self.snd_una) - self.sacked_bytes - self._lost_bytes, now)
+            self._resend_lost(seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total - self._lost_bytes, now)
 
     def _prr(self, pipe: int) -> None:
         """RFC 6937 section 3: how much may be sent on this ACK (sndcnt),
@@ -1727,7 +1794,7 @@ class Connection:
             sndcnt = min(ssthresh - pipe, limit)
         if self.prr_out == 0:
             sndcnt = max(sndcnt, mss)  # the fast retransmit always goes
-        self.cc.cwnd = max(pipe + max(sndcnt, 0), mss)
+        self.cc.on_prr(pipe, sndcnt)
         self._delivered = 0
 
     def _resend(self, seq: int, length: int, now: float) -> None:
@@ -1739,19 +1806,25 @@ class Connection:
         if length > 0 or fin:
             self._send_data(seq & MASK, max(length, 0), fin, now)
 
-    def _enter_sack_recovery(self, now: float) -> None:
+    def _enter_recovery(self, now: float) -> None:
+        """Fast retransmit, the one way into fast recovery: NewReno's (RFC
+        6582 section 3.2 step 2) without SACK, RFC 6675's with PRR (RFC
+        6937) with it.  Recovery lasts until everything now outstanding is
+        acknowledged (``recover``)."""
         flight = seq_diff(self.snd_max, self.snd_una)
-        self.cc.on_fast_retransmit(flight, now)
-        self.cc.cwnd = self.cc.ssthresh  # RFC 6675: no window inflation
+        self.cc.on_recovery_start(flight, now, self.sack_ok)
+        self.recover = self.snd_max
+        self.in_recovery = True
+        self.fast_retransmits += 1
+        self.events.append((self, Retransmission("fast", self.snd_una, self.rtt.rto)))
+        self._rtt_seq = -1  # Karn: no sample across a retransmission
+        if not self.sack_ok:
+            self._resend(self.snd_una, self.mss, now)
+            return
         self.prr_delivered = 0
         self.prr_out = 0
         self.recover_fs = flight
-        self.recover = self.snd_max
-        self.in_recovery = True
-        self._pto_at = NEVER
-        self.fast_retransmits += 1
-        self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
-        self._rtt_seq = -1
+        self._stop_pto()  # recovery repairs the tail itself
         if not self._lost_bytes and self._xmit and not self._xmit[0].flags & _SACKED:
             # entered on DupThresh duplicate ACKs: the first segment is lost
             record = self._xmit[0]
@@ -1782,18 +1855,18 @@ class Connection:
                 self.in_recovery = False  # RFC 6675 section 5: recovery ends
                 self._recovery_done()
                 self._pipe_credit = 0
-                self.cc.cwnd = max(self.cc.ssthresh, self.mss)
+                self.cc.on_recovery_end(seq_diff(self.snd_max, ack), True)
             else:
                 self._sack_recovery_send(now)
         elif self.in_recovery:
             if seq_ge(ack, self.recover):
                 # full acknowledgment (RFC 6582 section 3.2 step 3)
                 self.in_recovery = False
-                self.cc.cwnd = max(min(self.cc.ssthresh, flight_before - acked + self.mss), self.mss)
+                self.cc.on_recovery_end(flight_before - acked, False)
             else:
                 # partial acknowledgment: resend the next hole, deflate
                 self._resend(self.snd_una, self.mss, now)
-                self.cc.cwnd = max(self.cc.cwnd - acked + self.mss, self.mss)
+                self.cc.on_partial_ack(acked)
         else:
             self.cc.on_ack(acked, flight_before, now)
             if self.recover is not None and seq_ge(ack, self.recover):
@@ -1802,12 +1875,11 @@ class Connection:
                 self._on_rack_loss(now)  # RACK found a loss on a new ACK
         self.dupacks = 0
         if seq_gt(self.snd_max, self.snd_una):
-            self._rto_at = now + self.rto
-            if self._user_timeout >= 0:
-                self._user_timeout_at = now + self._user_timeout
+            self._start_rto(now)  # RFC 6298 (5.3)
+            self._start_user_timeout(now)  # progress: the count starts again
         else:
-            self._rto_at = NEVER
-            self._user_timeout_at = NEVER
+            self._stop_rto()  # RFC 6298 (5.2)
+            self._stop_user_timeout()
         self._arm_pto(now)
         if self.low_water is not None and len(self._sndbuf) <= self.low_water:
             self.low_water = None
@@ -1821,7 +1893,7 @@ class Connection:
             if self.sack_ok:
                 self._sack_recovery_send(now)
             else:
-                self.cc.cwnd += self.mss  # inflate for each segment that left
+                self.cc.on_dupack_in_recovery()
             return
         if self.sack_ok:
             # RACK decides what is lost (as in Linux, it replaces counting
@@ -1831,18 +1903,10 @@ class Connection:
                 self._on_rack_loss(now)
             elif self.dupacks >= 3 and not self._sacked_count and (
                     self.recover is None or seq_gt(self.snd_una, self.recover)):
-                self._enter_sack_recovery(now)
+                self._enter_recovery(now)
             return
         if self.dupacks == 3 and (self.recover is None or seq_gt(self.snd_una, self.recover)):
-            flight = seq_diff(self.snd_max, self.snd_una)
-            self.cc.on_fast_retransmit(flight, now)
-            self.recover = self.snd_max
-            self.in_recovery = True
-            self.fast_retransmits += 1
-            self.events.append((self, Retransmission("fast", self.snd_una, self.rto)))
-            self._rtt_seq = -1
-            self._resend(self.snd_una, self.mss, now)
-            self.cc.cwnd = self.cc.ssthresh + 3 * self.mss
+            self._enter_recovery(now)
 
     def _process_text_and_fin(self, seg, seq: int, now: float) -> None:
         """Steps six to eight: accept data in window, then the FIN."""
@@ -1884,7 +1948,7 @@ class Connection:
                 self._ooo_fin = (seq + length) & MASK
             if had_holes:
                 self._drain_ooo()
-            if length and not self._readable_pending and self._rcv_queued:
+            if length and not self._readable_pending and self.read_buffered:
                 self._readable_pending = True
                 self.events.append((self, _DATA_READABLE))
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
@@ -1899,7 +1963,7 @@ class Connection:
                 if self._ack_pending >= 2 or not self._delayed_ack:
                     self._owe_ack()
                 elif self._delack_at == NEVER:
-                    self._delack_at = now + self._delayed_ack
+                    self._start_delack(now)
         else:
             # out of order: keep it and send a duplicate ACK at once
             if length:
@@ -1939,6 +2003,8 @@ class Connection:
             break
         if data:
             ooo.insert(i, [seq, data])
+            self._ooo_ranges.advance(self.rcv_nxt)
+            self._ooo_ranges.add(seq, end)
 
     def _drain_ooo(self) -> None:
         ooo = self._ooo
@@ -1954,6 +2020,7 @@ class Connection:
                     self._queue_in_order(chunk)
                 self.bytes_received += len(chunk)
                 self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
+        self._ooo_ranges.advance(self.rcv_nxt)
 
     def _on_fin(self, now: float) -> None:
         """Step eight: the FIN is in order."""

@@ -119,8 +119,8 @@ async def run(mode: str = "normal") -> str:
     else:
         writer.close()
     await asyncio.wait_for(server_done, 5)
-    client_core = writer.transport._endpoint.core
-    server_core = server._endpoint.core
+    client_core = writer.transport.endpoint.core
+    server_core = server.endpoint.core
     for _ in range(400):
         if not client_core.connections and not server_core.connections:
             break

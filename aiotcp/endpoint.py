@@ -2,7 +2,7 @@
 
 An :class:`Endpoint` demultiplexes datagrams to connections by (remote UDP
 address, local TCP port, remote TCP port), hands SYNs to listeners, answers
-segments for nothing with a RST (WIRE.md "Ports"; RFC 9293 section
+segments for nothing with a RST (docs/wire-format.md "Ports"; RFC 9293 section
 3.10.7.1), swaps connections entering TIME_WAIT for compact records, and owns
 the timer wheel that holds one entry per connection.  Like the connection, it
 is driven by calls carrying ``now`` and never does I/O: datagrams to send
@@ -37,7 +37,7 @@ class Listener:
     def __repr__(self):
         return f"<Listener port={self.port} half_open={self.half_open} queued={len(self.accept_queue)}>"
 
-    def _has_room(self) -> bool:
+    def has_room(self) -> bool:
         return len(self.accept_queue) < self.backlog
 
     def accept(self) -> Connection | None:
@@ -81,7 +81,7 @@ class Endpoint(DatagramSink):
         # object and ports it came with (the datagram socket hands out the
         # same address object while the source stays the same): a stream of
         # segments skips the key tuple and the dict.  Any change to
-        # ``connections`` clears it (_uncache).
+        # ``connections`` clears it (_put and _remove).
         self._last_conn = None
         self._last_addr = None
         self._last_ports = -1
@@ -127,16 +127,17 @@ class Endpoint(DatagramSink):
         """Datagrams that follow, up to :meth:`end_batch`, arrived together."""
         self._batch = self._batch_list
 
+    def acks_deferred(self) -> bool:
+        """Connections of the batch open now owe ACKs that end_batch sends."""
+        return len(self._batch_list) > 0
+
     def end_batch(self) -> None:
         """Send the ACKs that in-order data in the batch made due."""
         batch = self._batch_list
         self._batch = None
         try:
             for conn in batch:
-                conn._ack_queued = False
-                if conn._ack_pending and conn.state is not CLOSED and conn.time_wait is None:
-                    conn._send_ack()
-                    conn._rearm()
+                conn.send_deferred_ack()
         finally:
             empty_list(batch)
 
@@ -211,7 +212,7 @@ class Endpoint(DatagramSink):
                 mss = self.sequences.check_cookie(addr, seg.dst_port, seg.src_port,
                                                   seq_add(seg.seq, -1), seq_add(seg.ack, -1), now)
                 if mss is not None:
-                    if not listener._has_room():
+                    if not listener.has_room():
                         stats["listen_overflows"] += 1
                         return
                     stats["syn_cookies_accepted"] += 1
@@ -225,7 +226,7 @@ class Endpoint(DatagramSink):
             return
         if not flags & SYN:
             return
-        if not listener._has_room():
+        if not listener.has_room():
             stats["listen_overflows"] += 1
             return  # Linux drops a SYN while the accept queue is full
         if listener.half_open >= min(self.config.syn_backlog, max(listener.backlog, 1) * 2):
@@ -288,15 +289,25 @@ class Endpoint(DatagramSink):
                           remote_addr=addr, iss=iss, now=now, out=self.outbox, events=self.events,
                           stats=self.stats, ipv6=self.ipv6, endpoint=self, tracer=self.tracer)
         conn.timer = Timer(conn)
-        self._uncache()
-        self.connections[(addr, local_port, remote_port)] = conn
+        self._put((addr, local_port, remote_port), conn)
         return conn
 
-    def _uncache(self) -> None:
-        """Forget the last datagram's connection (``connections`` changes)."""
+    # ``connections`` changes only through these two, which also forget the
+    # last datagram's connection (the cache receive_segment keeps)
+
+    def _put(self, key, record) -> None:
         self._last_conn = None
         self._last_addr = None
         self._last_ports = -1
+        self.connections[key] = record
+
+    def _remove(self, key, record) -> None:
+        """Remove ``key`` if it still holds ``record``."""
+        self._last_conn = None
+        self._last_addr = None
+        self._last_ports = -1
+        if self.connections.get(key) is record:
+            del self.connections[key]
 
     @staticmethod
     def _count_half_open(conn: Connection, listener: Listener) -> None:
@@ -310,7 +321,7 @@ class Endpoint(DatagramSink):
             conn.half_open = False
             conn.listener.half_open -= 1
 
-    def _on_established(self, conn: Connection) -> None:
+    def on_established(self, conn: Connection) -> None:
         listener = conn.listener
         if listener is not None:
             self._uncount_half_open(conn)
@@ -319,7 +330,7 @@ class Endpoint(DatagramSink):
             listener.accept_queue.append(conn)
             self.events.append((listener, Incoming()))
 
-    def _on_time_wait(self, conn: Connection) -> None:
+    def on_time_wait(self, conn: Connection) -> None:
         key = (conn.remote_addr, conn.local_port, conn.remote_port)
         record = conn.time_wait
         if not self.keep_time_wait or self.time_wait_count >= self.config.max_time_wait:
@@ -329,36 +340,31 @@ class Endpoint(DatagramSink):
             return
         self.wheel.cancel(conn.timer)
         record.timer = Timer(record)
-        self._uncache()
-        self.connections[key] = record
+        self._put(key, record)
         self.time_wait_count += 1
         self.wheel.schedule(record.timer, record.deadline)
         conn.timer = None  # the connection object is no longer driven
 
-    def _on_closed(self, conn: Connection) -> None:
+    def on_closed(self, conn: Connection) -> None:
         # a connection closed while in the accept queue stays there: the user
         # accepts it and sees it closed, as with kernel TCP
         key = (conn.remote_addr, conn.local_port, conn.remote_port)
         self._forget(key, conn)
 
     def _forget(self, key, conn) -> None:
-        self._uncache()
-        if self.connections.get(key) is conn:
-            del self.connections[key]
+        self._remove(key, conn)
         if conn.timer is not None:
             self.wheel.cancel(conn.timer)
         self._uncount_half_open(conn)
 
     def _drop(self, key, record) -> None:
-        self._uncache()
-        if self.connections.get(key) is record:
-            del self.connections[key]
+        self._remove(key, record)
         if type(record) is TimeWait:
             self.time_wait_count -= 1
         if record.timer is not None:
             self.wheel.cancel(record.timer)
 
-    def _challenge_ack_allowed(self, now: float) -> bool:
+    def challenge_ack_allowed(self, now: float) -> bool:
         second = int(now)
         if second != self._challenge_second:
             self._challenge_second = second

@@ -2,11 +2,11 @@
 
 The kernel side of a TUN device holds ``kernel_ip``; a route sends
 ``virtual_ip`` (the address aiotcp peers appear at) into the TUN.  IPv4 TCP
-packets the kernel sends there lose their IP header, get the WIRE.md checksum
+packets the kernel sends there lose their IP header, get the docs/wire-format.md checksum
 and leave as one UDP datagram to an aiotcp peer; datagrams from aiotcp peers
 are verified, wrapped in an IPv4 header with the TCP checksum for the real
 addresses, and written to the TUN.  The TUN's MTU is set so that every kernel
-segment fits one WIRE.md datagram.
+segment fits one docs/wire-format.md datagram.
 
 Which aiotcp peer a kernel packet goes to is decided by its destination TCP
 port: the UDP address a peer last sent from with that TCP source port (an
@@ -40,7 +40,7 @@ from .trace import ipv4_header, to_ip_packet
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
-#: IP + UDP headers in front of a WIRE.md datagram on a 1500-byte path
+#: IP + UDP headers in front of a docs/wire-format.md datagram on a 1500-byte path
 UDP_OVERHEAD = 20 + 8
 #: <linux/in.h> and <linux/errqueue.h>: the socket option that queues ICMP
 #: errors with the datagram that drew them, and their origin

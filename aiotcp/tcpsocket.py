@@ -42,11 +42,11 @@ class TCPSocket:
 
     @property
     def _conn(self):
-        return self._transport._conn
+        return self._transport.get_extra_info("connection")
 
     @property
     def family(self):
-        return self._transport._endpoint.sock.family
+        return self._transport.get_extra_info("udp_socket").family
 
     def __repr__(self):
         return (f"<aiotcp.TCPSocket family={self.family!r} laddr={self.getsockname()!r} "
@@ -84,7 +84,7 @@ class TCPSocket:
             value = int.from_bytes(bytes(value)[:4], "little") if value else 0
         change = self._change(level, option, value)
         self._conn.reconfigure(monotonic(), **change)
-        self._transport._endpoint._after()
+        self._transport.endpoint.flush()
 
     def _change(self, level, option, value) -> dict:
         if level == IPPROTO_TCP:

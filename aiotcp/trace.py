@@ -69,8 +69,8 @@ def ipv4_header(src, dst, protocol: int, payload_length: int, ident: int = 0) ->
 
 
 def to_ip_packet(segment: bytes, src_ip: str, dst_ip: str, ident: int = 0) -> bytes:
-    """Wrap a WIRE.md segment in an IPv4 or IPv6 header between the given
-    addresses, with the TCP checksum recomputed for them (WIRE.md: anything
+    """Wrap a docs/wire-format.md segment in an IPv4 or IPv6 header between the given
+    addresses, with the TCP checksum recomputed for them (docs/wire-format.md: anything
     that moves a segment to a real IP packet recomputes the checksum)."""
     src = ipaddress.ip_address(src_ip)
     dst = ipaddress.ip_address(dst_ip)

@@ -18,14 +18,14 @@ cdef class UDPEndpoint:
     cdef public double _timer_when
     cdef public long long _wheel_changes
     cdef public Endpoint core
-    cdef public DatagramSocket _io
+    cdef public DatagramSocket io
     cdef public dict transports, paths, servers, pending_connects
     cdef public int _fd
-    cdef public bint _closed, _dispatching, close_when_idle, _batch_open
+    cdef public bint closed, _dispatching, close_when_idle, _batch_open
 
     @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
-    cpdef _after(self)
     cpdef flush(self)
+    cpdef _send_outbox(self)
     cpdef bint _send(self, list datagrams) except -1
     @cython.locals(path=TransportPath)
     cpdef _dispatch(self, source, event)
@@ -36,8 +36,10 @@ cdef class TransportPath:
     cdef public UDPEndpoint endpoint
     cdef public Connection conn
     cdef public bint buffered, closing, eof_written, lost, finished, reading_paused, eof_pending
+    cdef public bint eof_delivered
     cdef public long long pause_above
 
     cpdef set_protocol(self, protocol)
     cpdef write(self, data)
+    cpdef catch_up(self)
     cpdef deliver(self)

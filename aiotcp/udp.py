@@ -67,12 +67,12 @@ class UDPEndpoint:
         self.servers: dict = {}
         self.pending_connects: dict = {}
         self._fd = sock.fileno()
-        self._io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
+        self.io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _NEVER  # when the loop timer fires (none: never)
-        self._wheel_changes = -1  # the wheel's change count when _after last looked
+        self._wheel_changes = -1  # the wheel's change count when flush last looked
         self._blocked: collections.deque = collections.deque()
-        self._closed = False
+        self.closed = False
         self._dispatching = False
         self._batch_open = False  # the receive batch's ACKs wait for _end_batch
         self._end_batch_soon = self._end_batch  # bound once (call_soon takes it per batch)
@@ -100,7 +100,7 @@ class UDPEndpoint:
         try:
             # until the socket is empty, in C (aiotcp._dgram)
             # the core is a DatagramSink: it takes each datagram from C
-            self._io.receive(core, now, self.peer, _RECV_BATCH)
+            self.io.receive(core, now, self.peer, _RECV_BATCH)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -114,8 +114,8 @@ class UDPEndpoint:
         # scheduled): a reply written at once carries them and no bare ACK
         # goes out.  Kernel TCP's ACK from recvmsg costs the peer nothing;
         # here each one is a datagram that wakes the peer's loop.
-        self._after()
-        if core._batch:
+        self.flush()
+        if core.acks_deferred():
             self._batch_open = True
             self.loop.call_soon(self._end_batch_soon, context=self._batch_context)
             return
@@ -134,8 +134,8 @@ class UDPEndpoint:
             self.core.end_batch()
         except Exception:
             logger.exception("aiotcp.endpoint.error")
-        if not self._closed:
-            self._after()
+        if not self.closed:
+            self.flush()
 
     def _socket_error(self, exc: OSError, now: float) -> None:
         """An ICMP error surfaced on the UDP socket (RFC 1122 section 4.2.3.9):
@@ -162,12 +162,14 @@ class UDPEndpoint:
             self.core.handle_timer(monotonic())
         except Exception:
             logger.exception("aiotcp.endpoint.error")
-        self._after()
+        self.flush()
 
     # ------------------------------------------------------------ output
 
-    def _after(self) -> None:
-        """After any call into the core: events, then datagrams, then timer.
+    def flush(self) -> None:
+        """Call after any call into the core (the one way to flush it): the
+        events it queued go to the transports, its datagrams to the socket,
+        and the loop timer moves to its next deadline.
 
         A protocol callback run from the event dispatch may call into the
         core again (write, close); that nested call returns at once and the
@@ -193,7 +195,7 @@ class UDPEndpoint:
                 empty_list(events)
                 self._dispatching = False
         if core.outbox:
-            self.flush()
+            self._send_outbox()
         wheel = core.wheel
         if wheel.changes != self._wheel_changes:  # else the next deadline is where it was
             self._wheel_changes = wheel.changes
@@ -203,7 +205,7 @@ class UDPEndpoint:
         if self.close_when_idle and not core.connections and not core.listeners:
             self.close()
 
-    def flush(self) -> None:
+    def _send_outbox(self) -> None:
         out = self.core.outbox
         if not out:
             return
@@ -214,7 +216,7 @@ class UDPEndpoint:
         sent = self._send(out)
         empty_list(out)
         if not sent:
-            self.loop.call_soon(self._after)  # dispatch what the error did
+            self.loop.call_soon(self.flush)  # dispatch what the error did
         elif self._blocked:
             self.loop.add_writer(self._fd, self._on_writable)
 
@@ -225,7 +227,7 @@ class UDPEndpoint:
         if self._blocked:
             return
         self.loop.remove_writer(self._fd)
-        self._after()
+        self.flush()
 
     def _send(self, datagrams: list) -> bool:
         """Send ``datagrams`` in order.  What the socket refuses while its
@@ -235,7 +237,7 @@ class UDPEndpoint:
         socket, and the datagrams that could not go are lost, as TCP sees
         any loss."""
         try:
-            sent = self._io.send(datagrams, 0, self.peer is not None)
+            sent = self.io.send(datagrams, 0, self.peer is not None)
         except OSError as exc:
             self._socket_error(exc, monotonic())
             return False
@@ -246,13 +248,13 @@ class UDPEndpoint:
 
     def _arm(self, when: float) -> None:
         """Move the one loop timer earlier, to the wheel's next deadline
-        ``when`` (_after calls this only for an earlier one).
+        ``when`` (flush calls this only for an earlier one).
 
         A deadline that moved later (the retransmission timer restarts on
         every ACK) leaves the armed timer alone: it fires early, finds nothing
         due, and re-arms.  That is one spare wakeup per timeout interval
         instead of a cancel and a call_at per segment."""
-        if self._closed:
+        if self.closed:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -277,7 +279,7 @@ class UDPEndpoint:
                 if server is None:
                     conn.abort(monotonic())
                 else:
-                    server._accept(self, conn)
+                    server.accept_connection(self, conn)
             return
         if cls is StateChanged:
             if debug_enabled():
@@ -290,7 +292,7 @@ class UDPEndpoint:
             return
         transport = self.transports.get(source)
         if transport is not None:
-            transport._on_event(event)
+            transport.handle_event(event)
             return
         waiter = self.pending_connects.get(source)
         if waiter is not None:
@@ -308,7 +310,7 @@ class UDPEndpoint:
         out now; nothing would ever retransmit after this), and the socket
         closes.  ``dispatch``: the loop still runs, so the transports hear
         of it; at interpreter exit it does not."""
-        if self._closed:
+        if self.closed:
             return
         now = monotonic()
         core = self.core
@@ -319,20 +321,20 @@ class UDPEndpoint:
         for listener in list(core.listeners.values()):
             listener.close(now)
         if dispatch:
-            self._after()
+            self.flush()
         else:
             empty_list(core.events)
         try:
-            self._io.send(core.outbox, 0, self.peer is not None)
+            self.io.send(core.outbox, 0, self.peer is not None)
         except OSError:
             pass
         empty_list(core.outbox)
         self.close()
 
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         endpoints = _open.get(self.loop)
         if endpoints is not None:
             endpoints.discard(self)
@@ -365,7 +367,8 @@ class TransportPath:
         self.lost = False
         self.finished = False  # both FINs are through; closing is the user's
         self.reading_paused = False
-        self.eof_pending = False
+        self.eof_pending = False  # the peer's FIN is in, to give the protocol after the data
+        self.eof_delivered = False  # eof_received() was called: never twice
         self.pause_above = 0  # pause_writing() once the connection holds more
 
     def set_protocol(self, protocol) -> None:
@@ -386,9 +389,17 @@ class TransportPath:
             conn.send(data, monotonic())
         except ConnectionStateError:
             return
-        self.endpoint._after()
-        if len(conn._sndbuf) > self.pause_above:
-            self.transport._maybe_pause_protocol()
+        self.endpoint.flush()
+        if conn.send_buffered > self.pause_above:
+            self.transport.maybe_pause_protocol()
+
+    def catch_up(self) -> None:
+        """Deliver what arrived before the protocol existed (its events went
+        to no transport): the data the connection holds, then the peer's FIN."""
+        if self.conn.fin_received:
+            self.eof_pending = True
+        if self.conn.read_buffered or self.eof_pending:
+            self.deliver()
 
     def deliver(self) -> None:
         """Hand the protocol what the connection has read, then the peer's
@@ -398,7 +409,7 @@ class TransportPath:
         conn = self.conn
         protocol = self.protocol
         try:
-            while conn._rcv_queued and not self.reading_paused and not self.lost:
+            while conn.read_buffered and not self.reading_paused and not self.lost:
                 data = conn.read(-1)
                 if self.buffered:
                     _feed_buffered(protocol, data)
@@ -407,17 +418,20 @@ class TransportPath:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            self.transport.fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
             return
-        self.endpoint._after()
-        if self.eof_pending and not conn._rcv_queued and not self.lost:
+        self.endpoint.flush()
+        if self.eof_pending and not conn.read_buffered and not self.lost:
             self.eof_pending = False
+            if self.eof_delivered:
+                return
+            self.eof_delivered = True
             try:
                 keep_open = protocol.eof_received()
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self.transport._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+                self.transport.fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
                 return
             if not keep_open and not self.closing:
                 self.transport.close()

@@ -2,7 +2,7 @@
 
 A 1452-byte message over aiotcp with timestamps on (Linux's default) is two
 segments, because the MSS on a 1500-byte MTU is 1440 once the 12 bytes of
-the timestamp option are taken off (WIRE.md, RFC 6691): aiotcp sends them as
+the timestamp option are taken off (docs/wire-format.md, RFC 6691): aiotcp sends them as
 one UDP GSO run (a 1472-byte datagram and a 44-byte one) and reads them
 back with one GRO read.  Kernel TCP on loopback (a 64 KiB MTU) sends the same
 message as one segment.  This script times, on loopback and with no event

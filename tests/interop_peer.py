@@ -130,8 +130,8 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
                 await server.wait_closed()
             else:
                 # the aiotcp UDP endpoint stays, but no TCP port listens:
-                # it answers the SYN with a RST (WIRE.md "Ports")
-                server._endpoint.core.listeners.clear()
+                # it answers the SYN with a RST (docs/wire-format.md "Ports")
+                server.endpoint.core.listeners.clear()
             report["client_error"] = await error_of(asyncio.wait_for(opener(*target), 10))
             return report
         reader, writer = await asyncio.wait_for(opener(*target), 10)

@@ -48,12 +48,12 @@ async def send(host: str, port: int, size: int) -> dict:
         await writer.drain()
     writer.write_eof()
     assert await asyncio.wait_for(reader.read(), 120) == b"ok"
-    endpoint = writer.transport._endpoint
+    endpoint = writer.transport.endpoint
     info = writer.get_extra_info("tcp_info")
     report = {"why": {k: info[k] for k in ("rto_count", "fast_retransmits", "tail_loss_probes", "rack_losses",
                                          "dsacks", "rtt", "min_rtt")},"sent": size, "sha": hashlib.sha256(data).hexdigest(),
               "send_blocked": endpoint.core.stats["send_blocked"],
-              "datagrams_out": endpoint._io.datagrams_out,
+              "datagrams_out": endpoint.io.datagrams_out,
               "retransmitted": writer.get_extra_info("tcp_info")["segments_retransmitted"]}
     writer.close()
     return report

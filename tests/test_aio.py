@@ -71,14 +71,14 @@ async def test_bulk_transfer_both_ways_is_byte_exact(offload):
         received = await reader.read(-1)
         await sender
         assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
-        io = writer.transport._endpoint._io
+        io = writer.transport.endpoint.io
         if offload:  # segments left in runs and arrived in runs
             assert io.gso and io.gro
             assert io.writes < io.datagrams_out / 4 and io.reads < io.datagrams_in / 4
         else:
             assert io.writes == io.datagrams_out and io.reads == io.datagrams_in
             # without GRO, the receiver of the bulk read it in batches (recvmmsg)
-            received_by = server._endpoint._io
+            received_by = server.endpoint.io
             assert received_by.calls < received_by.reads / 2
         writer.close()
 
@@ -96,7 +96,7 @@ async def test_connection_refused_by_rst_when_no_listener_on_the_tcp_port():
     # a UDP socket exists, but its endpoint listens on another TCP port
     server = await echo_server()
     async with server:
-        core = server._endpoint.core
+        core = server.endpoint.core
         core.listeners.pop(port_of(server)).closed = True
         with pytest.raises(ConnectionRefusedError):
             await asyncio.wait_for(aiotcp.open_connection("127.0.0.1", port_of(server)), 2.0)

@@ -1,4 +1,4 @@
-"""RFC 1071 checksum and the WIRE.md zero-address pseudo-header."""
+"""RFC 1071 checksum and the docs/wire-format.md zero-address pseudo-header."""
 import struct
 
 import pytest

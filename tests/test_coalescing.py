@@ -215,9 +215,9 @@ async def test_a_write_of_two_segments_arrives_joined_over_real_udp():
         writer.write(message[i * 1452:(i + 1) * 1452])
         await writer.drain()
     assert await got == message[:1452 * 3]
-    udp = server._endpoint
+    udp = server.endpoint
     assert writer.transport.get_extra_info("tcp_info")["mss"] == 1440  # two segments a write
-    if udp._io.gro and writer.transport._endpoint._io.gso:  # Linux 5.0 and later
+    if udp.io.gro and writer.transport.endpoint.io.gso:  # Linux 5.0 and later
         assert udp.core.segments_coalesced >= 1
     writer.close()
     server.close()

@@ -1,4 +1,4 @@
-"""Segment encode/decode against WIRE.md, with dpkt as an independent oracle."""
+"""Segment encode/decode against docs/wire-format.md, with dpkt as an independent oracle."""
 import array
 import socket
 import struct
@@ -87,7 +87,7 @@ def test_options_that_do_not_fit_are_refused():
 
 def zero_address_ip(tcp: dpkt.tcp.TCP) -> bytes:
     """dpkt computes the TCP checksum over the pseudo-header of the enclosing
-    IP packet; with 0.0.0.0 on both ends that is exactly WIRE.md's checksum."""
+    IP packet; with 0.0.0.0 on both ends that is exactly docs/wire-format.md's checksum."""
     ip = dpkt.ip.IP(src=ZERO, dst=ZERO, p=dpkt.ip.IP_PROTO_TCP, data=tcp)
     ip.len = 20 + len(bytes(tcp))
     return bytes(ip)[20:]
@@ -151,7 +151,7 @@ def test_our_segments_parse_identically_in_dpkt(segment):
     assert struct.unpack("!H", zero_address_ip(tcp)[16:18])[0] == ours
 
 
-# --- malformed input: every case WIRE.md lists --------------------------------
+# --- malformed input: every case docs/wire-format.md lists --------------------------------
 
 def raw_header(offset=5, options=b"", payload=b""):
     header = struct.pack("!HHIIBBHHH", 1, 2, 3, 4, offset << 4, 0x10, 5, 0, 0) + options

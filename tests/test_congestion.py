@@ -131,3 +131,55 @@ def test_a_controller_written_in_python_drives_a_connection(monkeypatch):
     cc = transfer.client_conn.cc
     assert type(cc) is Fixed and cc.acks > 10 and cc.cwnd == 4 * transfer.client_conn.mss
     assert transfer.client_conn.info()["congestion_control"] == "fixed"
+
+
+@pytest.mark.parametrize("algorithm", [NewReno, Cubic])
+def test_the_recovery_window_arithmetic_is_the_controllers(algorithm):
+    """What RFC 6582, RFC 6675 and RFC 6937 fix about cwnd whatever the
+    algorithm, as calls on the controller (the connection writes no window)."""
+    cc = algorithm(MSS, 0.0)
+    cc.set_mss(1200)
+    assert (cc.mss, cc.cwnd) == (1200, 12_000)  # RFC 6928 IW of the settled MSS
+    cc.set_mss(MSS)
+    cc.cwnd = 50 * MSS
+    cc.on_idle_restart()
+    assert cc.cwnd == 10 * MSS  # RFC 5681 section 4.1
+    cc.on_idle_restart()
+    assert cc.cwnd == 10 * MSS  # never grows
+    # NewReno: ssthresh + 3 MSS, one MSS per further duplicate, deflation
+    cc.cwnd = 40 * MSS
+    cc.on_recovery_start(40 * MSS, 0.0, False)
+    ssthresh = cc.ssthresh
+    assert ssthresh < 40 * MSS and cc.cwnd == ssthresh + 3 * MSS
+    cc.on_dupack_in_recovery()
+    assert cc.cwnd == ssthresh + 4 * MSS
+    cc.on_partial_ack(3 * MSS)
+    assert cc.cwnd == ssthresh + 2 * MSS  # less what was acknowledged, plus one MSS
+    cc.on_recovery_end(5 * MSS, False)
+    assert cc.cwnd == min(ssthresh, 6 * MSS)  # RFC 6582 step 3: min(ssthresh, flight + MSS)
+    # SACK: no inflation, PRR sets pipe + sndcnt, the end is ssthresh
+    cc.cwnd = 40 * MSS
+    cc.on_recovery_start(40 * MSS, 0.0, True)
+    assert cc.cwnd == cc.ssthresh
+    cc.on_prr(10 * MSS, 2 * MSS)
+    assert cc.cwnd == 12 * MSS
+    cc.on_prr(0, -5)
+    assert cc.cwnd == MSS  # never below one segment
+    cc.on_recovery_end(0, True)
+    assert cc.cwnd == cc.ssthresh
+
+
+def test_the_connection_writes_no_congestion_window():
+    """congestion.py's contract, checked in the source: only the controller
+    assigns cwnd and ssthresh."""
+    import pathlib
+    import re
+
+    import aiotcp
+
+    root = pathlib.Path(aiotcp.__file__).parent
+    for source in root.glob("*.py"):
+        if source.name == "congestion.py":
+            continue
+        writes = re.findall(r"\bcc\.(?:cwnd|ssthresh)\s*(?:[-+*/]?=)(?!=)", source.read_text())
+        assert not writes, f"{source.name} writes the congestion window: {writes}"

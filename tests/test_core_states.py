@@ -799,7 +799,7 @@ def test_tail_loss_probe_then_rack_repair_without_rto():
     at once, and SACK recovery repairs it; no RTO."""
     s = sack_established(peer_mss=1000)
     s.conn.config = s.conn.config.replace(tail_loss_probe=True)
-    s.conn.srtt, s.conn.min_rtt = 0.05, 0.05  # the handshake took no time: give it a real RTT
+    s.conn.rtt.set(0.05, 0.05)  # the handshake took no time: give it a real RTT
     s.conn.send(b"t" * 5000, 0.0)
     assert len(s.sent()) == 5
     s.at(0.05).recv(ACK, ack=L + 3000)  # segments 4 and 5 never arrive
@@ -822,7 +822,7 @@ def test_one_tail_loss_probe_per_tail_then_the_rto():
     another probe; the RTO follows until an ACK advances."""
     s = sack_established(peer_mss=1000)
     s.conn.config = s.conn.config.replace(tail_loss_probe=True)
-    s.conn.srtt, s.conn.min_rtt = 0.05, 0.05
+    s.conn.rtt.set(0.05, 0.05)
     s.conn.send(b"u" * 3000, 0.0)
     s.sent()
     s.at(0.05).recv(ACK, ack=L + 1000)
@@ -837,7 +837,7 @@ def test_rack_time_rule_repairs_a_hole_that_byte_counting_cannot():
     """One segment SACKed above a hole is not enough for RFC 6675's IsLost,
     but RACK's reordering window (min RTT / 4) is: recovery starts then."""
     s = sack_established(peer_mss=1000)
-    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.rtt.set(0.04, 0.04)
     s.conn.send(b"r" * 3000, 0.0)
     s.sent()
     s.at(0.04).recv(ACK, ack=L + 1000, sack_blocks=[(L + 2000, L + 3000)])
@@ -980,7 +980,7 @@ def test_rack_repairs_a_lost_retransmission_without_an_rto():
     data sent after the retransmission is SACKed a round trip later: by
     RACK's clock the retransmission is lost too, and it goes again."""
     s = sack_established(peer_mss=1000)
-    s.conn.srtt, s.conn.min_rtt = 0.05, 0.05
+    s.conn.rtt.set(0.05, 0.05)
     data = b"k" * 30_000
     s.conn.send(data, 0.0)
     first = s.sent()
@@ -996,7 +996,7 @@ def test_rack_without_dupthresh_sacks_waits_a_reordering_window():
     """Fewer than DupThresh segments SACKed above a hole: RACK waits
     min_rtt / 4 past the newest delivery before it calls the hole lost."""
     s = sack_established(peer_mss=1000)
-    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.rtt.set(0.04, 0.04)
     s.conn.send(b"w" * 3000, 0.0)
     s.sent()
     s.at(0.040).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 2000)])
@@ -1014,7 +1014,7 @@ def test_rack_reordering_seen_widens_the_window_in_recovery():
     already delivered is reordering, and from then on the reordering window
     stays min_rtt / 4 even with DupThresh segments SACKed."""
     s = sack_established(peer_mss=1000)
-    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.rtt.set(0.04, 0.04)
     s.conn.send(b"o" * 6000, 0.0)
     s.sent()
     s.at(0.040).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 2000)])
@@ -1033,7 +1033,7 @@ def test_dsack_widens_the_reordering_window_once_per_round_trip():
     spurious; the reordering window grows by min_rtt / 4 (at most once per
     round trip) and stays wide for 16 recoveries."""
     s = sack_established(peer_mss=1000)
-    s.conn.srtt, s.conn.min_rtt = 0.04, 0.04
+    s.conn.rtt.set(0.04, 0.04)
     s.conn.send(b"d" * 4000, 0.0)
     s.sent()
     assert s.conn._reo_wnd() == pytest.approx(0.01)

@@ -1,0 +1,27 @@
+# C-level declarations for ranges.py (an augmenting .pxd, as connection.pxd):
+# RangeSet becomes a final extension type; offsets and sequence numbers are
+# C long long, the range bounds live in two Python lists of ints.
+
+cimport cython
+
+cdef long long MASK, HALF
+
+cdef long long _offset(long long seq, long long base)
+
+
+@cython.final
+cdef class RangeSet:
+    cdef public long long base, total
+    cdef public list _lo, _hi
+    cpdef list ranges(self)
+    cpdef clear(self, long long base)
+    @cython.locals(lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t)
+    cdef Py_ssize_t _index(self, long long offset)
+    @cython.locals(lo=cython.longlong, hi=cython.longlong, i=cython.Py_ssize_t, j=cython.Py_ssize_t,
+                   covered=cython.longlong, added=cython.longlong)
+    cpdef long long add(self, long long start, long long end)
+    @cython.locals(shift=cython.longlong, dropped=cython.longlong, n=cython.Py_ssize_t, k=cython.Py_ssize_t)
+    cpdef advance(self, long long base)
+    @cython.locals(offset=cython.longlong, i=cython.Py_ssize_t)
+    cpdef containing(self, long long seq)
+    cpdef long long first_end(self)
