@@ -18,9 +18,10 @@ extensions = [
     ),
     # plain Python modules on the per-segment path, compiled as they are
     # (connection.pxd types connection.py for the compiler)
-    *(Extension(f"aiotcp.{name}", [f"aiotcp/{name}.py"],
+    *(Extension(f"aiotcp.{name}", [f"aiotcp/{name.replace('.', '/')}.py"],
                 extra_compile_args=["-O0", "-g"] if debug else ["-O3"])
-      for name in ("connection", "endpoint", "congestion", "ranges", "rtt", "udp")),
+      for name in ("core.connection", "core.endpoint", "core.congestion", "core.ranges", "core.rtt",
+                   "aio.udp")),
 ]
 setup(
     ext_modules=cythonize(

@@ -2,15 +2,27 @@
 
 The asyncio API mirrors asyncio's own: :func:`open_connection`,
 :func:`start_server`, :func:`create_connection`, :func:`create_server`.
-The sans-I/O core is in :mod:`aiotcp.connection` and :mod:`aiotcp.endpoint`.
+
+The tree is the architecture:
+
+- ``aiotcp.core``: the sans-I/O TCP core (connection, rtt, ranges,
+  congestion, endpoint, events, config, isn)
+- ``aiotcp._fast``, ``aiotcp._dgram``: the compiled edge (segment codec,
+  checksum, timer wheel, send buffer; batched datagram I/O)
+- ``aiotcp.aio``: the asyncio layer (the UDP endpoint, the transport and
+  server, the streams API, the TCP-like socket, logging)
+- ``aiotcp.tools``: demo, relay, gateway, trace, the in-memory test network
 """
 
+import importlib as _importlib
+import importlib.abc as _importlib_abc
+import importlib.util as _importlib_util
 import os as _os
 import sys as _sys
 
 if _os.environ.get("AIOTCP_PURE_PYTHON") == "1":
-    # run connection.py, endpoint.py and congestion.py as the Python they are
-    # (for debugging and for the test that checks both builds behave alike)
+    # run the compiled per-segment modules as the Python they are (for
+    # debugging and for the test that checks both builds behave alike)
     from ._pure import prefer_sources as _prefer_sources
 
     _prefer_sources(__name__, __path__[0])
@@ -20,19 +32,49 @@ from .aio import (
     Server, StreamWriter, TCPTransport, create_connection, create_server, open_connection, start_server,
     start_tls,
 )
-from .config import Config
-from .connection import State
-from . import congestion as _congestion, endpoint as _endpoint, ranges as _ranges, rtt as _rtt, udp as _udp  # noqa: F401  (for COMPILED)
+from .core.config import Config
+from .core.connection import State
+from .core import congestion as _congestion, endpoint as _endpoint, ranges as _ranges, rtt as _rtt  # noqa: F401
+from .aio import udp as _udp  # noqa: F401  (for COMPILED)
 
 __version__ = "0.1.0"
 
 #: True when the compiled hot path is loaded: _fast and _dgram always (they have no
 #: pure-Python twins), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
 #: The test suite asserts this explicitly.
-COMPILED_MODULES = ("_fast", "_dgram", "connection", "endpoint", "congestion", "ranges", "rtt", "udp")
+COMPILED_MODULES = ("_fast", "_dgram", "core.connection", "core.endpoint", "core.congestion", "core.ranges",
+                    "core.rtt", "aio.udp")
 COMPILED = all(
     _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
 )
+
+#: The module paths before the tree had its layers (aiotcp.connection is
+#: aiotcp.core.connection): they still import, as the same module objects.
+MOVED = {
+    **{name: f"core.{name}" for name in ("connection", "endpoint", "congestion", "ranges", "rtt", "events",
+                                         "config", "isn")},
+    **{name: f"aio.{name}" for name in ("udp", "tcpsocket", "log")},
+    **{name: f"tools.{name}" for name in ("demo", "relay", "gateway", "trace", "testing", "_udp")},
+}
+
+
+class _MovedModuleFinder(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or name not in MOVED:
+            return None
+        return _importlib_util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        module = _importlib.import_module(f"{__name__}.{MOVED[spec.name.rpartition('.')[2]]}")
+        spec.loader_state = module.__spec__  # importlib sets __spec__ to the alias's: undone below
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state  # imported already: keep its own spec
+
+
+_sys.meta_path.append(_MovedModuleFinder())
 
 __all__ = [
     "COMPILED", "Config", "Server", "State", "StreamWriter", "TCPTransport", "__version__",

@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     gateway.add_argument("--listen-port", type=int, default=7077)
     gateway.add_argument("--peer-host", default="127.0.0.1", help="UDP host of aiotcp servers")
     relay = commands.add_parser("relay", help="forward UDP both ways with seeded impairments")
-    from .relay import add_arguments
+    from .tools.relay import add_arguments
 
     add_arguments(relay)
     args = parser.parse_args(argv)
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
         import asyncio
         import signal
 
-        from .relay import run
+        from .tools.relay import run
 
         async def main():
             task = asyncio.ensure_future(run(args))
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     if args.command == "gateway":
         import asyncio
 
-        from .gateway import serve
+        from .tools.gateway import serve
 
         try:
             asyncio.run(serve(args))
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
             pass
         return 0
     if args.command == "demo":
-        from .demo import main as demo_main
+        from .tools.demo import main as demo_main
 
         mode = "simultaneous-close" if args.simultaneous_close else "refused" if args.refused else "normal"
         demo_main(mode)

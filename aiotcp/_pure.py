@@ -1,7 +1,8 @@
 """Load the per-segment modules from their .py sources, not the compiled
 extensions built from them (the AIOTCP_PURE_PYTHON=1 switch).
 
-connection.py, endpoint.py, congestion.py and udp.py are plain Python that
+core/connection.py, core/endpoint.py, core/congestion.py, core/ranges.py,
+core/rtt.py and aio/udp.py are plain Python that
 Cython compiles (their .pxd files add C types); this finder makes the interpreter
 run the sources instead, so the two builds can be tested against each other.
 """
@@ -10,12 +11,13 @@ import importlib.util
 import os
 import sys
 
-SOURCE_MODULES = ("connection", "endpoint", "congestion", "ranges", "rtt", "udp")
+SOURCE_MODULES = ("core.connection", "core.endpoint", "core.congestion", "core.ranges", "core.rtt", "aio.udp")
 
 
 class _SourceFinder:
     def __init__(self, package: str, directory: str):
-        self.names = {f"{package}.{name}": os.path.join(directory, f"{name}.py") for name in SOURCE_MODULES}
+        self.names = {f"{package}.{name}": os.path.join(directory, *name.split(".")) + ".py"
+                      for name in SOURCE_MODULES}
 
     def find_spec(self, fullname, path=None, target=None):
         source = self.names.get(fullname)

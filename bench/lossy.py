@@ -27,8 +27,8 @@ import uvloop
 
 import aiotcp
 from aiotcp import Config
-from aiotcp._udp import drain
-from aiotcp.relay import Impairment, Relay
+from aiotcp.tools._udp import drain
+from aiotcp.tools.relay import Impairment, Relay
 
 MSS = 1440  # with timestamps
 

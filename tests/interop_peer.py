@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import aiotcp  # noqa: E402
-from aiotcp.gateway import Gateway  # noqa: E402
+from aiotcp.tools.gateway import Gateway  # noqa: E402
 
 KERNEL_IP, VIRTUAL_IP = "10.77.0.1", "10.77.0.2"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiotcp import _fast
 from aiotcp._fast import ACK, FIN, RST, SYN
-from aiotcp.config import Config
-from aiotcp.connection import Connection, State
+from aiotcp.core.config import Config
+from aiotcp.core.connection import Connection, State
 
 LOCAL, REMOTE = 1000, 2000
 ISS = 100_000

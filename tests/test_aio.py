@@ -8,7 +8,7 @@ import socket
 import pytest
 import aiotcp
 from aiotcp import Config
-from aiotcp.connection import seq_diff
+from aiotcp.core.connection import seq_diff
 
 pytestmark = pytest.mark.asyncio
 
@@ -278,7 +278,7 @@ async def test_a_reply_written_at_once_carries_the_ack_two_segments_owe():
     with the opened window, and no bare ACK goes out (there were two per
     message: the batch's ACK, then a window update)."""
     from aiotcp._fast import ACK
-    from aiotcp.trace import Recorder
+    from aiotcp.tools.trace import Recorder
     size = 1452  # more than one MSS (1440 with timestamps): two segments
     recorder = Recorder()
 

@@ -22,7 +22,7 @@ def checkout(tmp_path):
     (copy / ".venv").symlink_to(ROOT / ".venv")
     # everything built, a minute ago (make compares modification times)
     past = os.stat(ROOT / ".venv" / ".installed").st_mtime + 1
-    for path in [*copy.glob("aiotcp/*.so"), *copy.glob("aiotcp/*.c"), copy / "aiotcp" / ".built"]:
+    for path in [*copy.glob("aiotcp/**/*.so"), *copy.glob("aiotcp/**/*.c"), copy / "aiotcp" / ".built"]:
         os.utime(path, (past, past))
     return copy
 
@@ -33,7 +33,7 @@ def make(checkout, target):
 
 
 def test_a_build_says_one_line_and_keeps_the_compiler_quiet(checkout):
-    (checkout / "aiotcp" / "udp.py").touch()  # a module no other cimports: one to compile
+    (checkout / "aiotcp" / "aio" / "udp.py").touch()  # a module no other cimports: one to compile
     result = make(checkout, "aiotcp/.built")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == "building the compiled core (about a minute)\n"
@@ -42,7 +42,7 @@ def test_a_build_says_one_line_and_keeps_the_compiler_quiet(checkout):
 
 
 def test_a_failed_build_names_its_log(checkout):
-    source = checkout / "aiotcp" / "udp.py"
+    source = checkout / "aiotcp" / "aio" / "udp.py"
     source.write_text(source.read_text() + "\ndef broken(:\n")
     result = make(checkout, "aiotcp/.built")
     assert result.returncode != 0

@@ -10,9 +10,9 @@ import pytest
 import aiotcp
 from aiotcp import _fast
 from aiotcp._fast import ACK, FIN, PSH, SYN
-from aiotcp.config import Config
-from aiotcp.endpoint import Endpoint
-from aiotcp.events import DataReadable
+from aiotcp.core.config import Config
+from aiotcp.core.endpoint import Endpoint
+from aiotcp.core.events import DataReadable
 
 PEER = ("198.51.100.7", 4000)
 TS = (500, 0)  # the client's TSval; its TSecr is filled in from the SYN-ACK

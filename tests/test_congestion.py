@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from aiotcp.congestion import Cubic, NewReno, create
+from aiotcp.core.congestion import Cubic, NewReno, create
 
 MSS = 1000
 
@@ -104,10 +104,10 @@ def test_a_controller_written_in_python_drives_a_connection(monkeypatch):
     """The controllers are compiled, but congestion control stays a Python
     class to swap: a subclass registered in ALGORITHMS is what the
     connection calls, overrides included."""
-    from aiotcp import congestion
-    from aiotcp.config import Config
-    from aiotcp.endpoint import Endpoint
-    from aiotcp.testing import BulkTransfer, Network
+    from aiotcp.core import congestion
+    from aiotcp.core.config import Config
+    from aiotcp.core.endpoint import Endpoint
+    from aiotcp.tools.testing import BulkTransfer, Network
 
     class Fixed(congestion.CongestionControl):
         name = "fixed"
@@ -178,7 +178,7 @@ def test_the_connection_writes_no_congestion_window():
     import aiotcp
 
     root = pathlib.Path(aiotcp.__file__).parent
-    for source in root.glob("*.py"):
+    for source in root.rglob("*.py"):
         if source.name == "congestion.py":
             continue
         writes = re.findall(r"\bcc\.(?:cwnd|ssthresh)\s*(?:[-+*/]?=)(?!=)", source.read_text())

@@ -5,10 +5,10 @@ import tracemalloc
 
 from aiotcp import _fast
 from aiotcp._fast import ACK, FIN, RST, SYN
-from aiotcp.connection import TimeWait
-from aiotcp.endpoint import Endpoint
-from aiotcp.isn import SequenceSource
-from aiotcp.testing import BulkTransfer, Network
+from aiotcp.core.connection import TimeWait
+from aiotcp.core.endpoint import Endpoint
+from aiotcp.core.isn import SequenceSource
+from aiotcp.tools.testing import BulkTransfer, Network
 from test_core_network import _rack_invariants
 
 PEER = ("198.51.100.7", 4000)
@@ -221,7 +221,7 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
 
 def _established_server():
     """A server endpoint with one ESTABLISHED connection from PEER (no options)."""
-    from aiotcp.config import Config
+    from aiotcp.core.config import Config
     ep = Endpoint(Config(timestamps=False, sack=False, window_scaling=False))
     listener = ep.listen(80)
     ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1000), PEER, 0.0)
@@ -300,7 +300,7 @@ def test_batch_ack_is_not_sent_for_data_that_a_reply_already_acked():
 
 def _cookie_server():
     """A server whose SYN queue is full, so every SYN is answered with a cookie."""
-    from aiotcp.config import Config
+    from aiotcp.core.config import Config
     server = Endpoint(Config(syn_backlog=1))
     listener = server.listen(80, backlog=1)
     server.receive_datagram(_fast.encode(9999, 80, 1, 0, SYN, 65535, b"", 1452), ("203.0.113.9", 9999), 0.0)

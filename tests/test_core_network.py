@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from aiotcp.config import Config
-from aiotcp.endpoint import Endpoint
-from aiotcp.testing import BulkTransfer, Impairment, Network
+from aiotcp.core.config import Config
+from aiotcp.core.endpoint import Endpoint
+from aiotcp.tools.testing import BulkTransfer, Impairment, Network
 
 MiB = 1 << 20
 
@@ -74,7 +74,7 @@ def test_random_seeds(seeded_rng):
 def _rack_invariants(conn):
     """The RACK bookkeeping agrees with itself: records in sequence order
     inside [snd_una, snd_max], and the lost and SACKed tallies match them."""
-    from aiotcp.connection import RACK_FLAGS, seq_diff, seq_le
+    from aiotcp.core.connection import RACK_FLAGS, seq_diff, seq_le
     _LOST, _SACKED = RACK_FLAGS["lost"], RACK_FLAGS["sacked"]
     records = conn._xmit
     lost = sum(seq_diff(r.end, r.start) for r in records if r.flags & _LOST)

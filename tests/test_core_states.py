@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from aiotcp.connection import State, TimeWait, seq_lt, seq_gt, seq_diff
+from aiotcp.core.connection import State, TimeWait, seq_lt, seq_gt, seq_diff
 from script import ACK, CONFIG, FIN, ISS, PEER_ISS, RST, SYN, Script, seg
 
 P = PEER_ISS + 1  # first data sequence number of the peer
@@ -899,7 +899,7 @@ def test_acked_bytes_leave_the_send_buffer_at_once_and_every_resend_carries_the_
 def test_small_writes_reuse_the_send_buffer_storage():
     # one-byte messages, each acknowledged before the next: each goes into
     # the storage the last one left, which is never shrunk and regrown
-    from aiotcp.connection import seq_diff
+    from aiotcp.core.connection import seq_diff
     s = Script().established()
     sizes = set()
     for i in range(300):

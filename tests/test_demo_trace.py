@@ -10,8 +10,8 @@ import pytest
 
 import aiotcp
 from aiotcp import _fast
-from aiotcp.demo import run
-from aiotcp.trace import PcapWriter, to_ip_packet
+from aiotcp.tools.demo import run
+from aiotcp.tools.trace import PcapWriter, to_ip_packet
 
 
 def arrows(ladder: str):

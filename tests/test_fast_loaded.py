@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import aiotcp
-from aiotcp import _fast, connection
+from aiotcp import _fast
+from aiotcp.core import connection
 
 
 def test_compiled_extension_is_loaded():
@@ -34,7 +35,7 @@ def test_pure_python_twin_passes_the_core_suite():
     env = dict(os.environ, AIOTCP_PURE_PYTHON="1")
     here = os.path.dirname(__file__)
     check = subprocess.run(
-        [sys.executable, "-c", "import aiotcp, aiotcp.connection as c, aiotcp.udp as u; "
+        [sys.executable, "-c", "import aiotcp, aiotcp.core.connection as c, aiotcp.aio.udp as u; "
          "assert not aiotcp.COMPILED and c.__file__.endswith('.py') and u.__file__.endswith('.py')"],
         env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -52,7 +53,7 @@ def test_the_transports_per_segment_half_is_compiled():
     # TCPTransport.write and data delivery are TransportPath's, an extension
     # type (udp.pxd); each transport carries its path's write as its own, so
     # that StreamWriter.write() runs no Python frame of aiotcp's
-    from aiotcp.udp import TransportPath
+    from aiotcp.aio.udp import TransportPath
     assert TransportPath.__dictoffset__ == 0  # C fields, no instance dict
     for name in ("write", "deliver"):
         assert type(getattr(TransportPath, name)).__name__ in {"method_descriptor", "cython_function_or_method"}

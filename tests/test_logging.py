@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 import aiotcp
-from aiotcp import log
+from aiotcp.aio import log
 
 APP = textwrap.dedent("""
     import asyncio, sys

@@ -39,7 +39,7 @@ def foreign_private_accesses(source: str) -> list:
 
 
 def test_no_module_reads_another_modules_private_names():
-    offenders = {path.name: found for path in sorted(ROOT.glob("*.py"))
+    offenders = {str(path.relative_to(ROOT)): found for path in sorted(ROOT.rglob("*.py"))
                  if (found := foreign_private_accesses(path.read_text()))}
     assert not offenders, offenders
 

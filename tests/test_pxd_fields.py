@@ -13,7 +13,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "aiotcp"
-MODULES = ["connection", "endpoint", "congestion", "ranges", "rtt", "udp"]
+MODULES = ["core/connection", "core/endpoint", "core/congestion", "core/ranges", "core/rtt", "aio/udp"]
 CDEF_CLASS = re.compile(r"^cdef class (\w+)(?:\((\w+)\))?:", re.M)
 
 
@@ -80,7 +80,7 @@ def settable_properties(cls: ast.ClassDef) -> set:
 def test_every_field_set_is_declared_in_the_pxd(module):
     source = (ROOT / f"{module}.py").read_text()
     classes = declared_fields((ROOT / f"{module}.pxd").read_text())
-    for pxd in sorted(ROOT.glob("*.pxd")):  # bases declared elsewhere (_fast.DatagramSink)
+    for pxd in sorted(ROOT.rglob("*.pxd")):  # bases declared elsewhere (_fast.DatagramSink)
         for name, declaration in declared_fields(pxd.read_text()).items():
             classes.setdefault(name, declaration)
     tree = ast.parse(source)

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from aiotcp.ranges import RangeSet
+from aiotcp.core.ranges import RangeSet
 
 TOP = 1 << 32
 

@@ -9,7 +9,7 @@ import pytest
 
 import aiotcp
 from aiotcp import Config
-from aiotcp.relay import Impairment, Relay
+from aiotcp.tools.relay import Impairment, Relay
 
 async def through_relay(size, up, down, seed=1, config=None):
     """Send ``size`` random bytes client -> server and back through a relay;

@@ -1,7 +1,7 @@
 """The RTT estimator (RFC 6298) on its own, against the RFC's formulas."""
 import pytest
 
-from aiotcp.rtt import RttEstimator
+from aiotcp.core.rtt import RttEstimator
 
 
 def estimator(**overrides):

@@ -11,9 +11,9 @@
 
 cimport cython
 from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, empty_list, encode_segment
-from aiotcp.congestion cimport CongestionControl
-from aiotcp.ranges cimport RangeSet
-from aiotcp.rtt cimport RttEstimator
+from aiotcp.core.congestion cimport CongestionControl
+from aiotcp.core.ranges cimport RangeSet
+from aiotcp.core.rtt cimport RttEstimator
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)

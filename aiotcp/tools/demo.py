@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from . import _fast
-from .aio import UDPEndpoint, open_connection, start_server
-from .config import Config
+from .. import _fast
+from ..aio import UDPEndpoint, open_connection, start_server
+from ..core.config import Config
 from .trace import Recorder
 
 WIDTH = 58

@@ -2,7 +2,7 @@
 layer, compiled with the core (udp.pxd makes its classes extension types).
 
 A :class:`UDPEndpoint` owns one UDP socket and one core
-:class:`~aiotcp.endpoint.Endpoint`.  On each readiness callback it reads the
+:class:`~aiotcp.core.endpoint.Endpoint`.  On each readiness callback it reads the
 socket until it is empty (aiotcp._dgram: recvmmsg, with UDP GRO) and feeds every
 datagram to the core as one batch; after every call into the core it
 dispatches the core's events to transports, servers and pending connects,
@@ -22,12 +22,12 @@ import collections
 import contextvars
 import socket
 
-from ._dgram import DatagramSocket
-from ._fast import empty_list, monotonic
-from .config import Config
-from .connection import ConnectionStateError, State
-from .endpoint import Endpoint
-from .events import Closed, Connected, DataReadable, Incoming, Retransmission, StateChanged
+from .._dgram import DatagramSocket
+from .._fast import empty_list, monotonic
+from ..core.config import Config
+from ..core.connection import ConnectionStateError, State
+from ..core.endpoint import Endpoint
+from ..core.events import Closed, Connected, DataReadable, Incoming, Retransmission, StateChanged
 from .log import debug_enabled, get_logger
 
 logger = get_logger()

@@ -5,7 +5,7 @@
 
 cimport cython
 from aiotcp._fast cimport DatagramSink, Segment, TimerWheel, decode, empty_list
-from aiotcp.connection cimport Connection
+from aiotcp.core.connection cimport Connection
 
 
 # the flags (imported from _fast) as C constants

@@ -33,7 +33,7 @@ import struct
 import subprocess
 from collections import Counter
 
-from . import _fast
+from .. import _fast
 from ._udp import drain
 from .trace import ipv4_header, to_ip_packet
 

@@ -20,7 +20,7 @@ import socket
 import struct
 import time
 
-from . import _fast
+from .. import _fast
 
 
 class Recorder:

@@ -4,7 +4,7 @@ that answers like the TCP socket a kernel-TCP transport would hand out.
 asyncio's own ``TransportSocket`` is the model: a narrow view of the socket
 that libraries poke at in ``connection_made`` (asyncssh and aiohttp set
 TCP_NODELAY, others read the addresses or TCP_INFO).  Here the options map
-onto the connection (:meth:`aiotcp.connection.Connection.reconfigure`);
+onto the connection (:meth:`aiotcp.core.connection.Connection.reconfigure`);
 options a kernel TCP socket has but aiotcp does not raise
 ``OSError(ENOPROTOOPT)``, as a kernel socket does for an option it does not
 know.  The UDP socket that carries the connection is
@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from ._fast import monotonic
+from .._fast import monotonic
 
 IPPROTO_TCP = socket.IPPROTO_TCP
 SOL_SOCKET = socket.SOL_SOCKET

@@ -1,6 +1,6 @@
 """The asyncio layer: it only adapts the sans-I/O core to an event loop.
 
-One :class:`~aiotcp.udp.UDPEndpoint` per UDP socket (in ``udp.py``, compiled
+One :class:`~aiotcp.aio.udp.UDPEndpoint` per UDP socket (in ``udp.py``, compiled
 with the core) moves datagrams, events and the timer between the socket, the
 loop and the core endpoint.  A :class:`TCPTransport` per connection
 implements the ``asyncio.Transport`` contract on top of a core connection;
@@ -16,10 +16,10 @@ import socket
 import ssl as ssl_module
 from asyncio import sslproto, staggered
 
-from .config import DEFAULT, Config
-from .connection import ConnectionStateError, State
-from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Writable
-from ._fast import monotonic
+from ..core.config import DEFAULT, Config
+from ..core.connection import ConnectionStateError, State
+from ..core.events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Writable
+from .._fast import monotonic
 from .log import debug_enabled, get_logger
 from .tcpsocket import TCPSocket
 from .udp import TransportPath, UDPEndpoint, _identity, open_endpoints
@@ -30,7 +30,7 @@ class TCPTransport(asyncio.Transport):
     """One aiotcp connection as an ``asyncio.Transport``.
 
     What it does per segment, ``write()`` and the delivery of received data,
-    is its :class:`~aiotcp.udp.TransportPath` (``_path``), compiled; the
+    is its :class:`~aiotcp.aio.udp.TransportPath` (``_path``), compiled; the
     state both halves read lives there.
 
     Closing is kernel TCP's: ``close()`` returns at once and the connection

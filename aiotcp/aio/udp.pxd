@@ -6,8 +6,8 @@
 cimport cython
 from aiotcp._dgram cimport DatagramSocket
 from aiotcp._fast cimport TimerWheel, empty_list, monotonic
-from aiotcp.endpoint cimport Endpoint
-from aiotcp.connection cimport Connection
+from aiotcp.core.endpoint cimport Endpoint
+from aiotcp.core.connection cimport Connection
 
 
 cdef class TransportPath

@@ -1,6 +1,6 @@
 """An in-memory, virtual-time network joining sans-I/O endpoints.
 
-:class:`Network` delivers datagrams between :class:`~aiotcp.endpoint.Endpoint`
+:class:`Network` delivers datagrams between :class:`~aiotcp.core.endpoint.Endpoint`
 objects with a seeded choice per datagram of deliver / drop / duplicate /
 reorder / delay / corrupt, and runs their timers in virtual time, so that a
 transfer of megabytes over a 40%-loss link with minute-long backoffs runs in
@@ -13,8 +13,8 @@ import heapq
 import random
 from dataclasses import dataclass
 
-from .endpoint import Endpoint
-from .events import Closed, Connected, DataReadable, Incoming, PeerClosed, Writable
+from ..core.endpoint import Endpoint
+from ..core.events import Closed, Connected, DataReadable, Incoming, PeerClosed, Writable
 
 
 @dataclass

@@ -130,7 +130,7 @@ class Config:
     challenge_ack_limit: int = 1000
     #: Timer wheel granularity in seconds.
     timer_tick: float = 0.001
-    #: Congestion control algorithm (see aiotcp.congestion): "cubic" (the
+    #: Congestion control algorithm (see aiotcp.core.congestion): "cubic" (the
     #: default, as Linux) or "newreno".
     congestion_control: str = "cubic"
 

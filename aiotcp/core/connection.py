@@ -41,8 +41,8 @@ from __future__ import annotations
 import enum
 from collections import Counter
 
-from . import _fast
-from ._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, empty_list, encode_segment
+from .. import _fast
+from .._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, empty_list, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
-from . import _fast
-from ._fast import ACK, FIN, RST, SYN, BadChecksum, DatagramSink, MalformedSegment, Timer, TimerWheel, decode, empty_list
+from .. import _fast
+from .._fast import ACK, FIN, RST, SYN, BadChecksum, DatagramSink, MalformedSegment, Timer, TimerWheel, decode, empty_list
 from .config import DEFAULT, Config
 from .connection import CLOSED, TIME_WAIT, Connection, TimeWait, seq_add, seq_gt, ts_offset
 from .events import Incoming
