@@ -34,7 +34,7 @@ from .aio import (
 )
 from .core.config import Config
 from .core.connection import State
-from .core import congestion as _congestion, endpoint as _endpoint, ranges as _ranges, rtt as _rtt  # noqa: F401
+from .core import congestion as _congestion, endpoint as _endpoint, ranges as _ranges, receive as _receive, rtt as _rtt  # noqa: F401
 from .aio import udp as _udp  # noqa: F401  (for COMPILED)
 
 __version__ = "0.1.0"
@@ -43,7 +43,7 @@ __version__ = "0.1.0"
 #: pure-Python twins), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
 #: The test suite asserts this explicitly.
 COMPILED_MODULES = ("_fast", "_dgram", "core.connection", "core.endpoint", "core.congestion", "core.ranges",
-                    "core.rtt", "aio.udp")
+                    "core.receive", "core.rtt", "aio.udp")
 COMPILED = all(
     _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
 )
@@ -51,7 +51,7 @@ COMPILED = all(
 #: The module paths before the tree had its layers (aiotcp.connection is
 #: aiotcp.core.connection): they still import, as the same module objects.
 MOVED = {
-    **{name: f"core.{name}" for name in ("connection", "endpoint", "congestion", "ranges", "rtt", "events",
+    **{name: f"core.{name}" for name in ("connection", "endpoint", "congestion", "ranges", "receive", "rtt", "events",
                                          "config", "isn")},
     **{name: f"aio.{name}" for name in ("udp", "tcpsocket", "log")},
     **{name: f"tools.{name}" for name in ("demo", "relay", "gateway", "trace", "testing", "_udp")},

@@ -11,7 +11,7 @@ import importlib.util
 import os
 import sys
 
-SOURCE_MODULES = ("core.connection", "core.endpoint", "core.congestion", "core.ranges", "core.rtt", "aio.udp")
+SOURCE_MODULES = ("core.connection", "core.endpoint", "core.congestion", "core.ranges", "core.receive", "core.rtt", "aio.udp")
 
 
 class _SourceFinder:

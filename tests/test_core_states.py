@@ -228,10 +228,10 @@ def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
     very object (no copy); partial reads of it and data queued behind it
     see the same bytes in the same order, and read_buffered counts them."""
     s = Script().established()
-    s.recv(ACK, payload=b"hello world")
-    (held,) = s.conn._rcv_held
-    assert held == b"hello world" and s.conn.read_buffered == 11
-    assert s.conn.read() is held
+    payload = b"hello world"
+    s.recv(ACK, payload=payload)
+    assert s.conn.rcv_buffer.held_payloads == 1 and s.conn.read_buffered == 11
+    assert s.conn.read() == payload
     assert s.conn.read_buffered == 0 and s.conn.read() == b""
     s.recv(ACK, seq=P + 11, payload=b"abcdef")
     assert s.conn.read(2) == b"ab"
@@ -251,14 +251,14 @@ def test_many_unread_segments_are_folded_into_the_buffer_in_order():
     s = Script().established()
     for i in range(40):
         s.recv(ACK, seq=P + i, payload=bytes([i]))
-        assert len(s.conn._rcv_held) <= 16
-    assert s.conn.read_buffered == 40 and len(s.conn._rcvbuf) == 32
+        assert s.conn.rcv_buffer.held_payloads <= 16
+    assert s.conn.read_buffered == 40 and s.conn.rcv_buffer.joined_bytes == 32
     assert s.conn.read(3) == bytes([0, 1, 2])
     s.recv(ACK, seq=P + 40, payload=b"\x28\x29")
     assert s.conn.read() == bytes(range(3, 42)) and s.conn.read_buffered == 0
     s.recv(ACK, seq=P + 42, payload=b"x")
     s.recv(ACK, seq=P + 43, payload=b"yz")
-    assert s.conn.read() == b"xyz" and len(s.conn._rcvbuf) == 0  # joined once
+    assert s.conn.read() == b"xyz" and s.conn.rcv_buffer.joined_bytes == 0  # joined once
 
 
 def test_sending_respects_peer_window_and_mss():

@@ -398,7 +398,7 @@ class TransportPath:
         to no transport): the data the connection holds, then the peer's FIN."""
         if self.conn.fin_received:
             self.eof_pending = True
-        if self.conn.read_buffered or self.eof_pending:
+        if self.conn.rcv_buffer.buffered or self.eof_pending:
             self.deliver()
 
     def deliver(self) -> None:
@@ -409,7 +409,7 @@ class TransportPath:
         conn = self.conn
         protocol = self.protocol
         try:
-            while conn.read_buffered and not self.reading_paused and not self.lost:
+            while conn.rcv_buffer.buffered and not self.reading_paused and not self.lost:
                 data = conn.read(-1)
                 if self.buffered:
                     _feed_buffered(protocol, data)
@@ -421,7 +421,7 @@ class TransportPath:
             self.transport.fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
             return
         self.endpoint.flush()
-        if self.eof_pending and not conn.read_buffered and not self.lost:
+        if self.eof_pending and not conn.rcv_buffer.buffered and not self.lost:
             self.eof_pending = False
             if self.eof_delivered:
                 return

@@ -5,6 +5,7 @@ a clock.  One module per job:
 - connection: the RFC 9293 state machine and the recovery it drives
 - rtt: RTT estimation and the retransmission timeout (RFC 6298)
 - ranges: sets of sequence ranges (the SACK scoreboard, the SACK blocks sent)
+- receive: the bytes received and not yet read, in order and out of order
 - congestion: the congestion controllers, the only writers of cwnd
 - endpoint: demultiplexing, listeners, SYN cookies, the timer wheel
 - events, config, isn: what the core reports, how it is tuned, its ISNs

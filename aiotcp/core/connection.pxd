@@ -13,6 +13,7 @@ cimport cython
 from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, empty_list, encode_segment
 from aiotcp.core.congestion cimport CongestionControl
 from aiotcp.core.ranges cimport RangeSet
+from aiotcp.core.receive cimport ReceiveBuffer
 from aiotcp.core.rtt cimport RttEstimator
 
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
@@ -23,7 +24,7 @@ cdef double NEVER
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK record flags
 cdef int _RETRANS, _SACKED, _LOST
-cdef long long _QUICKACKS, _RCV_HELD
+cdef long long _QUICKACKS
 
 cpdef long long seq_add(long long a, long long n)
 @cython.locals(x=cython.ulonglong)
@@ -73,11 +74,7 @@ cdef class Connection:
     cdef public object fin_seq, low_water
     # receive sequence space
     cdef public long long irs, rcv_nxt, rcv_wscale, _rcv_adv
-    cdef public bytearray _rcvbuf
-    cdef public list _rcv_held
-    cdef public long long read_buffered
-    cdef public list _ooo
-    cdef public RangeSet _ooo_ranges
+    cdef public ReceiveBuffer rcv_buffer
     cdef public object _ooo_fin
     cdef public bint fin_received, _readable_pending, _wscale_ok, _ack_queued
     cdef public long long _ack_pending, _last_ack_sent, _quickack
@@ -144,11 +141,7 @@ cdef class Connection:
     @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
     cpdef send(self, data, double now)
-    @cython.locals(buf=bytearray, held=list)
     cpdef bytes read(self, long long limit=*)
-    cpdef _queue_in_order(self, data)
-    @cython.locals(held=list)
-    cpdef _fold_held(self)
     cpdef bint _owe_ack(self) except -1
     cpdef send_deferred_ack(self)
     cpdef long long _data_end(self)
@@ -158,6 +151,7 @@ cdef class Connection:
     cpdef _arm_pto(self, double now)
     cpdef _heard_from_peer(self, double now)
     cpdef _on_fin(self, double now)
+    @cython.locals(receive=ReceiveBuffer)
     cpdef _drain_ooo(self)
     @cython.locals(mss=cython.int, wscale=cython.int, sack_permitted=cython.bint, has_ts=cython.bint)
     cpdef _emit(self, int flags, long long seq, long long ack, payload=*, long long window=*,

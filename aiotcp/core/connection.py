@@ -47,6 +47,7 @@ from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
 from .ranges import RangeSet
+from .receive import ReceiveBuffer
 from .rtt import RttEstimator
 
 MOD = 1 << 32
@@ -183,8 +184,6 @@ def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> 
 
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
-#: Received payloads kept whole until read (see Connection.__init__).
-_RCV_HELD = 16
 #: Quick ACK mode (as Linux's, TCP_MAX_QUICKACKS): after out-of-order data
 #: (something went missing) or a duplicate (our ACK went missing), this many
 #: in-order segments are each acknowledged at once, neither delayed nor left
@@ -343,17 +342,8 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_wscale = config.receive_wscale if config.window_scaling else 0
         self._rcv_adv = 0  # right edge of the window we advertised
-        # in-order data not yet read, in order: _rcvbuf, then the payloads
-        # in _rcv_held, kept whole as they arrived (at most _RCV_HELD of
-        # them): read() hands over a lone one as it is and joins several
-        # once, so a reader that keeps up copies nothing twice; past
-        # _RCV_HELD they are folded into _rcvbuf (the bytes objects' own
-        # overhead stays bounded); read_buffered counts it all
-        self._rcvbuf = bytearray()
-        self._rcv_held: list[bytes] = []
-        self.read_buffered = 0
-        self._ooo: list[list] = []  # sorted, disjoint [start_seq, bytes]
-        self._ooo_ranges = RangeSet()  # what _ooo holds, as ranges above rcv_nxt
+        #: the bytes received and not yet read, in order and out of order (receive.py)
+        self.rcv_buffer = ReceiveBuffer()
         self._ooo_fin: int | None = None  # sequence number of an out-of-order FIN
         self.fin_received = False
         self._readable_pending = False
@@ -476,6 +466,11 @@ class Connection:
         return self.rtt.variation
 
     @property
+    def read_buffered(self) -> int:
+        """Bytes received in order and not yet read."""
+        return self.rcv_buffer.buffered
+
+    @property
     def sacked_bytes(self) -> int:
         """Bytes the peer's SACK blocks say it holds above snd_una."""
         return self.scoreboard.total
@@ -587,21 +582,7 @@ class Connection:
         """Take up to ``limit`` bytes (all if negative) of in-order data.
         Reading opens the window; a window update is sent when it opened by
         at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        held = self._rcv_held
-        buf = self._rcvbuf
-        if not len(buf) and (limit < 0 or limit >= self.read_buffered):
-            # all of it, all held whole: one payload as it is, or one join
-            data = held[0] if len(held) == 1 else b"".join(held)
-            empty_list(held)
-        else:
-            self._fold_held()
-            if limit < 0 or limit >= len(buf):
-                data = bytes(buf)
-                buf.clear()
-            else:
-                data = bytes(buf[:limit])
-                del buf[:limit]
-        self.read_buffered -= len(data)
+        data = self.rcv_buffer.read(limit)
         self._readable_pending = False
         if data and self._receiving:
             if self._window_update_due() and self._owe_ack():
@@ -630,22 +611,6 @@ class Connection:
         if self._ack_pending and self.state is not CLOSED and self.time_wait is None:
             self._send_ack()
             self._rearm()
-
-    def _queue_in_order(self, data) -> None:
-        """Append ``data`` (in-order payload) to what the user will read."""
-        if type(data) is not bytes:
-            data = bytes(data)  # a view of a buffer the caller may reuse
-        if len(self._rcv_held) >= _RCV_HELD:
-            self._fold_held()
-        self._rcv_held.append(data)
-        self.read_buffered += len(data)
-
-    def _fold_held(self) -> None:
-        """Move the payloads held whole to the end of the receive buffer."""
-        held = self._rcv_held
-        for chunk in held:
-            self._rcvbuf += chunk
-        held.clear()
 
     def close(self, now: float) -> None:
         """Close our side (RFC 9293 section 3.10.4): a FIN follows the data
@@ -699,11 +664,9 @@ class Connection:
         ``Config.linger`` seconds, it gives up with a RST."""
         self._now = now
         self.discard_input = True
-        if self.read_buffered and self.state in (SYN_RCVD, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+        if self.rcv_buffer.buffered and self.state in (SYN_RCVD, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self.stats["resets_unread_data"] += 1
-            self._fold_held()
-            self._rcvbuf.clear()
-            self.read_buffered = 0
+            self.rcv_buffer.discard()
             self.abort(now)
             return
         self.close(now)
@@ -767,7 +730,7 @@ class Connection:
             "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
             "sacked_bytes": self.scoreboard.total, "tail_loss_probes": self.tlp_probes,
             "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "dsacks": self.dsacks, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
-            "send_buffered": len(self._sndbuf), "read_buffered": self.read_buffered,
+            "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
         }
 
     # -------------------------------------------------------- state changes
@@ -853,7 +816,7 @@ class Connection:
         """The window to advertise, as the header field, with receiver-side
         silly window avoidance: the right edge never moves left and only moves
         right by at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        free = self._rcvbuf_size - self.read_buffered
+        free = self._rcvbuf_size - self.rcv_buffer.buffered
         edge = (self.rcv_nxt + max(free, 0)) & MASK
         advance = seq_diff(edge, self._rcv_adv)
         if advance > 0 and (advance >= min(self._rcvbuf_size // 2, self.mss)
@@ -863,7 +826,7 @@ class Connection:
         return min(window >> self.rcv_wscale, 0xFFFF)
 
     def _window_update_due(self) -> bool:
-        free = self._rcvbuf_size - self.read_buffered
+        free = self._rcvbuf_size - self.rcv_buffer.buffered
         edge = (self.rcv_nxt + free) & MASK
         return seq_diff(edge, self._rcv_adv) >= min(self._rcvbuf_size // 2, self.mss)
 
@@ -889,7 +852,7 @@ class Connection:
             sack_permitted = config.sack and (not flags & ACK or self.sack_ok)
             has_ts = config.timestamps and (not flags & ACK or self.ts_ok)
         else:
-            if self.sack_ok and (self._ooo or self._dsack) and flags & ACK:
+            if self.sack_ok and (self._dsack is not None or self.rcv_buffer.has_holes()) and flags & ACK:
                 blocks = self._sack_blocks()
             has_ts = self.ts_ok and (blocks is not None or not flags & RST)
         datagram = encode_segment(
@@ -912,7 +875,7 @@ class Connection:
         if self._dsack is not None:
             blocks.append(self._dsack)
             self._dsack = None
-        held = self._ooo_ranges
+        held = self.rcv_buffer.held_ranges
         recent = self._last_ooo_seq
         first = held.containing(recent) if recent is not None else None
         if first is not None and len(blocks) < room:
@@ -1938,17 +1901,17 @@ class Connection:
             self._reset(now, seg.ack if flags & ACK else self.snd_max, None)
             return
         if seq == rcv_nxt:
-            had_holes = bool(self._ooo)
+            had_holes = self.rcv_buffer.has_holes()
             if length:
                 if not self.discard_input:
-                    self._queue_in_order(payload)
+                    self.rcv_buffer.append(payload)
                 self.bytes_received += length
                 self.rcv_nxt = (rcv_nxt + length) & MASK
             if fin:
                 self._ooo_fin = (seq + length) & MASK
             if had_holes:
                 self._drain_ooo()
-            if length and not self._readable_pending and self.read_buffered:
+            if length and not self._readable_pending and self.rcv_buffer.buffered:
                 self._readable_pending = True
                 self.events.append((self, _DATA_READABLE))
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
@@ -1967,7 +1930,7 @@ class Connection:
         else:
             # out of order: keep it and send a duplicate ACK at once
             if length:
-                self._store_ooo(seq, bytes(payload))
+                self.rcv_buffer.store(seq, payload, self.rcv_nxt)
                 self._last_ooo_seq = seq
             if fin:
                 self._ooo_fin = (seq + length) & MASK
@@ -1975,52 +1938,19 @@ class Connection:
             self._quickack = _QUICKACKS  # data went missing: the sender needs every ACK
             self._send_ack()
 
-    def _store_ooo(self, seq: int, data: bytes) -> None:
-        """Insert into the out-of-order queue, keeping it sorted and disjoint."""
-        ooo = self._ooo
-        end = (seq + len(data)) & MASK
-        i = 0
-        while i < len(ooo) and seq_lt(ooo[i][0], seq):
-            i += 1
-        # trim against the previous block
-        if i > 0:
-            prev_start, prev_data = ooo[i - 1]
-            prev_end = (prev_start + len(prev_data)) & MASK
-            overlap = seq_diff(prev_end, seq)
-            if overlap >= len(data):
-                return
-            if overlap > 0:
-                data = data[overlap:]
-                seq = prev_end
-        # drop or trim following blocks that the new one covers
-        while i < len(ooo) and seq_le(ooo[i][0], end):
-            nxt_start, nxt_data = ooo[i]
-            nxt_end = (nxt_start + len(nxt_data)) & MASK
-            if seq_le(nxt_end, end):
-                del ooo[i]
-                continue
-            data = data[:seq_diff(nxt_start, seq)]
-            break
-        if data:
-            ooo.insert(i, [seq, data])
-            self._ooo_ranges.advance(self.rcv_nxt)
-            self._ooo_ranges.add(seq, end)
-
     def _drain_ooo(self) -> None:
-        ooo = self._ooo
-        while ooo:
-            start, data = ooo[0]
-            offset = seq_diff(self.rcv_nxt, start)
-            if offset < 0:
+        """The hole before the out-of-order data filled: what now follows
+        rcv_nxt joins the in-order data."""
+        receive = self.rcv_buffer
+        while True:
+            chunk = receive.take_next(self.rcv_nxt)
+            if chunk is None:
                 break
-            del ooo[0]
-            if offset < len(data):
-                chunk = data[offset:]
+            if chunk:
                 if not self.discard_input:
-                    self._queue_in_order(chunk)
+                    receive.append(chunk)
                 self.bytes_received += len(chunk)
                 self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
-        self._ooo_ranges.advance(self.rcv_nxt)
 
     def _on_fin(self, now: float) -> None:
         """Step eight: the FIN is in order."""

@@ -6,7 +6,7 @@ cimport cython
 
 cdef long long MASK, HALF
 
-cdef long long _offset(long long seq, long long base)
+cpdef long long seq_offset(long long seq, long long base)
 
 
 @cython.final

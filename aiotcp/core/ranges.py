@@ -18,8 +18,8 @@ MASK = (1 << 32) - 1
 HALF = 1 << 31
 
 
-def _offset(seq: int, base: int) -> int:
-    """seq - base in [-2**31, 2**31)."""
+def seq_offset(seq: int, base: int) -> int:
+    """seq - base in [-2**31, 2**31): how far ``seq`` lies above ``base``."""
     d = (seq - base) & MASK
     return d - (1 << 32) if d >= HALF else d
 
@@ -70,8 +70,8 @@ class RangeSet:
     def add(self, start: int, end: int) -> int:
         """Add [start, end); the part below the base is left out.  Returns
         how many bytes were not covered before."""
-        lo = max(_offset(start, self.base), 0)
-        hi = _offset(end, self.base)
+        lo = max(seq_offset(start, self.base), 0)
+        hi = seq_offset(end, self.base)
         if hi <= lo:
             return 0
         los, his = self._lo, self._hi
@@ -97,7 +97,7 @@ class RangeSet:
         if not self._lo:
             self.base = base & MASK
             return
-        shift = _offset(base, self.base)
+        shift = seq_offset(base, self.base)
         if shift <= 0:
             return
         self.base = base & MASK
@@ -119,7 +119,7 @@ class RangeSet:
 
     def containing(self, seq: int):
         """The (start, end) range holding ``seq``, or None."""
-        offset = _offset(seq, self.base)
+        offset = seq_offset(seq, self.base)
         i = self._index(offset + 1)
         if i < len(self._lo) and self._lo[i] <= offset < self._hi[i]:
             base = self.base
