@@ -20,7 +20,7 @@ extensions = [
     # (connection.pxd types connection.py for the compiler)
     *(Extension(f"aiotcp.{name}", [f"aiotcp/{name.replace('.', '/')}.py"],
                 extra_compile_args=["-O0", "-g"] if debug else ["-O3"])
-      for name in ("core.connection", "core.endpoint", "core.congestion", "core.ranges", "core.receive", "core.rtt",
+      for name in ("core.connection", "core.endpoint", "core.congestion", "core.rack", "core.ranges", "core.receive", "core.recovery", "core.rtt",
                    "aio.udp")),
 ]
 setup(

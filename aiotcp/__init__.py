@@ -34,7 +34,10 @@ from .aio import (
 )
 from .core.config import Config
 from .core.connection import State
-from .core import congestion as _congestion, endpoint as _endpoint, ranges as _ranges, receive as _receive, rtt as _rtt  # noqa: F401
+from .core import (  # noqa: F401  (for COMPILED)
+    congestion as _congestion, endpoint as _endpoint, rack as _rack, ranges as _ranges, receive as _receive,
+    recovery as _recovery, rtt as _rtt,
+)
 from .aio import udp as _udp  # noqa: F401  (for COMPILED)
 
 __version__ = "0.1.0"
@@ -42,8 +45,8 @@ __version__ = "0.1.0"
 #: True when the compiled hot path is loaded: _fast and _dgram always (they have no
 #: pure-Python twins), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
 #: The test suite asserts this explicitly.
-COMPILED_MODULES = ("_fast", "_dgram", "core.connection", "core.endpoint", "core.congestion", "core.ranges",
-                    "core.receive", "core.rtt", "aio.udp")
+COMPILED_MODULES = ("_fast", "_dgram", "core.connection", "core.endpoint", "core.congestion", "core.rack",
+                    "core.ranges", "core.receive", "core.recovery", "core.rtt", "aio.udp")
 COMPILED = all(
     _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
 )

@@ -1,8 +1,8 @@
 """Load the per-segment modules from their .py sources, not the compiled
 extensions built from them (the AIOTCP_PURE_PYTHON=1 switch).
 
-core/connection.py, core/endpoint.py, core/congestion.py, core/ranges.py,
-core/rtt.py and aio/udp.py are plain Python that
+The modules of SOURCE_MODULES (core/connection.py, core/rack.py, ..., aio/udp.py)
+are plain Python that
 Cython compiles (their .pxd files add C types); this finder makes the interpreter
 run the sources instead, so the two builds can be tested against each other.
 """
@@ -11,7 +11,8 @@ import importlib.util
 import os
 import sys
 
-SOURCE_MODULES = ("core.connection", "core.endpoint", "core.congestion", "core.ranges", "core.receive", "core.rtt", "aio.udp")
+SOURCE_MODULES = ("core.connection", "core.endpoint", "core.congestion", "core.rack", "core.ranges", "core.receive",
+                  "core.recovery", "core.rtt", "aio.udp")
 
 
 class _SourceFinder:

@@ -74,12 +74,13 @@ def test_random_seeds(seeded_rng):
 def _rack_invariants(conn):
     """The RACK bookkeeping agrees with itself: records in sequence order
     inside [snd_una, snd_max], and the lost and SACKed tallies match them."""
-    from aiotcp.core.connection import RACK_FLAGS, seq_diff, seq_le
+    from aiotcp.core.connection import seq_diff, seq_le
+    from aiotcp.core.rack import RACK_FLAGS
     _LOST, _SACKED = RACK_FLAGS["lost"], RACK_FLAGS["sacked"]
-    records = conn._xmit
+    records = conn.rack.records
     lost = sum(seq_diff(r.end, r.start) for r in records if r.flags & _LOST)
-    assert lost == conn._lost_bytes
-    assert sum(1 for r in records if r.flags & _SACKED) == conn._sacked_count
+    assert lost == conn.rack.lost_bytes
+    assert sum(1 for r in records if r.flags & _SACKED) == conn.rack.sacked_count
     previous_end = conn.snd_una
     for r in records:
         assert seq_le(previous_end, r.start) and seq_diff(r.end, r.start) > 0
@@ -104,4 +105,4 @@ def test_rack_bookkeeping_stays_consistent_under_loss_and_reordering(seed):
             _rack_invariants(conn)
             checks += 1
     assert bt.received["server"].hexdigest() == hashlib.sha256(data).hexdigest(), f"seed {base}"
-    assert checks > 1000 and bt.client_conn.rack_losses > 0
+    assert checks > 1000 and bt.client_conn.rack.losses > 0

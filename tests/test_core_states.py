@@ -341,7 +341,7 @@ def test_fast_retransmit_after_three_duplicate_acks():
         s.recv(ACK, ack=L)
     (rexmit,) = s.sent()
     assert rexmit.seq == L and len(rexmit.payload) == 1000
-    assert s.conn.fast_retransmits == 1 and s.conn.in_recovery
+    assert s.conn.recovery.fast_retransmits == 1 and s.conn.recovery.active
 
 
 def test_zero_window_persist_probes_back_off_and_resume():
@@ -734,14 +734,14 @@ def test_sack_scoreboard_retransmits_the_lost_segment_before_three_dupacks():
     s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 4000)])
     (rexmit,) = s.sent()
     assert (rexmit.seq, len(rexmit.payload)) == (L, 1000)
-    assert s.conn.in_recovery and s.conn.sacked_bytes == 3000
+    assert s.conn.recovery.active and s.conn.sacked_bytes == 3000
     assert s.conn.cc.ssthresh == s.conn.cc.cwnd  # no inflation in RFC 6675
     # a later hole is repaired too once SACKs show it lost
     s.recv(ACK, ack=L + 4000, sack_blocks=[(L + 5000, L + 8000)])
     sent = s.sent()
     assert sent[0].seq == L + 4000
     s.recv(ACK, ack=L + 10_000)
-    assert not s.conn.in_recovery and s.conn.sacked_bytes == 0
+    assert not s.conn.recovery.active and s.conn.sacked_bytes == 0
 
 
 def test_dsack_and_bogus_sack_blocks_are_ignored():
@@ -771,11 +771,11 @@ def test_proportional_rate_reduction_spreads_the_reduction():
     for k in range(2, 16):  # segment 1 lost; segments 2..15 arrive one by one, 50 ms on
         s.at(0.05 + k * 0.001).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + k * 1000)])
         out = s.sent()
-        if s.conn.in_recovery:
+        if s.conn.recovery.active:
             sent_in_recovery.append(len(out))
-            ssthresh, fs = s.conn.cc.ssthresh, s.conn.recover_fs
-            assert s.conn.prr_out <= max(math.ceil(s.conn.prr_delivered * ssthresh / fs), 1000)
-    assert s.conn.recover_fs == 20_000 and s.conn.cc.ssthresh == 10_000
+            ssthresh, fs = s.conn.cc.ssthresh, s.conn.recovery.recover_fs
+            assert s.conn.recovery.prr_out <= max(math.ceil(s.conn.recovery.prr_delivered * ssthresh / fs), 1000)
+    assert s.conn.recovery.recover_fs == 20_000 and s.conn.cc.ssthresh == 10_000
     total = sum(sent_in_recovery)
     assert 4 <= total <= 8  # about half of the 12 to 14 segments delivered
     assert max(sent_in_recovery) <= 2  # spread out, no burst
@@ -814,7 +814,7 @@ def test_tail_loss_probe_then_rack_repair_without_rto():
     (repair,) = s.sent()
     assert (repair.seq, len(repair.payload)) == (L + 3000, 1000)
     s.recv(ACK, ack=L + 5000)
-    assert s.conn.rto_count == 0 and s.conn.tlp_probes == 1 and s.conn.rack_losses >= 1
+    assert s.conn.rto_count == 0 and s.conn.rack.probes == 1 and s.conn.rack.losses >= 1
 
 
 def test_one_tail_loss_probe_per_tail_then_the_rto():
@@ -829,7 +829,7 @@ def test_one_tail_loss_probe_per_tail_then_the_rto():
     s.conn.send(b"v" * 1000, 0.05)  # more data queued but held by nothing: sent at once
     s.sent()
     s.timer(s.conn.next_deadline())
-    assert s.conn.tlp_probes == 1 and len(s.sent()) == 1
+    assert s.conn.rack.probes == 1 and len(s.sent()) == 1
     assert s.conn.next_deadline() == s.conn.rto_deadline and s.conn.pto_deadline is None
 
 
@@ -844,7 +844,7 @@ def test_rack_time_rule_repairs_a_hole_that_byte_counting_cannot():
     assert s.sent() == [] and s.conn.next_deadline() == pytest.approx(0.05)
     s.timer(0.05)
     (repair,) = s.sent()
-    assert repair.seq == L + 1000 and s.conn.rack_losses == 1 and s.conn.rto_count == 0
+    assert repair.seq == L + 1000 and s.conn.rack.losses == 1 and s.conn.rto_count == 0
 
 
 def test_close_in_syn_sent_goes_to_closed():
@@ -988,8 +988,8 @@ def test_rack_repairs_a_lost_retransmission_without_an_rto():
     peer.run(0.0, first)
     assert s.conn.snd_una == L + len(data)
     assert peer.count[L] == 3  # original, lost retransmission, its repair
-    assert s.conn.lost_retransmits == 1 and s.conn.rto_count == 0
-    assert s.conn.fast_retransmits == 1  # one recovery episode, one window reduction
+    assert s.conn.rack.lost_retransmits == 1 and s.conn.rto_count == 0
+    assert s.conn.recovery.fast_retransmits == 1  # one recovery episode, one window reduction
 
 
 def test_rack_without_dupthresh_sacks_waits_a_reordering_window():
@@ -1006,7 +1006,7 @@ def test_rack_without_dupthresh_sacks_waits_a_reordering_window():
     assert s.sent() == [] and s.conn.reo_deadline == pytest.approx(0.055)
     s.timer(0.055)
     (repair,) = s.sent()
-    assert repair.seq == L and s.conn.rack_losses == 1
+    assert repair.seq == L and s.conn.rack.losses == 1
 
 
 def test_rack_reordering_seen_widens_the_window_in_recovery():
@@ -1019,10 +1019,10 @@ def test_rack_reordering_seen_widens_the_window_in_recovery():
     s.sent()
     s.at(0.040).recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 2000)])
     s.at(0.041).recv(ACK, ack=L + 2000)  # the first segment was only late
-    assert s.conn._reordering and s.sent() == []
+    assert s.conn.rack.reordering and s.sent() == []
     for k in (4, 5, 6):  # segment 3 missing, 3 segments SACKed above it
         s.at(0.040 + k * 0.001).recv(ACK, ack=L + 2000, sack_blocks=[(L + 3000, L + k * 1000)])
-    assert s.sent() == [] and s.conn._reo_wnd() == pytest.approx(0.01)
+    assert s.sent() == [] and s.conn.reo_wnd == pytest.approx(0.01)
     s.timer(s.conn.reo_deadline)
     (repair,) = s.sent()
     assert repair.seq == L + 2000
@@ -1036,19 +1036,19 @@ def test_dsack_widens_the_reordering_window_once_per_round_trip():
     s.conn.rtt.set(0.04, 0.04)
     s.conn.send(b"d" * 4000, 0.0)
     s.sent()
-    assert s.conn._reo_wnd() == pytest.approx(0.01)
+    assert s.conn.reo_wnd == pytest.approx(0.01)
     s.at(0.04).recv(ACK, ack=L + 2000, sack_blocks=[(L, L + 1000)])  # D-SACK: below the ACK
-    assert s.conn.dsacks == 1 and s.conn._reo_mult == 2
-    assert s.conn._reo_wnd() == pytest.approx(0.02)
+    assert s.conn.rack.dsacks == 1 and s.conn.rack.reo_mult == 2
+    assert s.conn.reo_wnd == pytest.approx(0.02)
     s.at(0.041).recv(ACK, ack=L + 3000, sack_blocks=[(L + 1000, L + 2000)])  # same round trip
-    assert s.conn.dsacks == 2 and s.conn._reo_mult == 2
+    assert s.conn.rack.dsacks == 2 and s.conn.rack.reo_mult == 2
     s.at(0.05).recv(ACK, ack=L + 4000)
     s.conn.send(b"e" * 1000, 0.05)
     s.at(0.09).recv(ACK, ack=L + 5000, sack_blocks=[(L + 4000, L + 5000)])  # the next round trip
-    assert s.conn._reo_mult == 3 and s.conn._reo_wnd() == pytest.approx(0.03)
+    assert s.conn.rack.reo_mult == 3 and s.conn.reo_wnd == pytest.approx(0.03)
     for _ in range(16):
-        s.conn._recovery_done()
-    assert s.conn._reo_mult == 1
+        s.conn.rack.on_recovery_end()
+    assert s.conn.rack.reo_mult == 1
 
 
 def test_a_write_after_everything_is_acknowledged_reuses_the_send_buffer():

@@ -2,8 +2,10 @@
 return datagrams to send and their next deadline, never touching a socket or
 a clock.  One module per job:
 
-- connection: the RFC 9293 state machine and the recovery it drives
+- connection: the RFC 9293 state machine; it calls the units below
 - rtt: RTT estimation and the retransmission timeout (RFC 6298)
+- recovery: NewReno and SACK fast recovery with PRR (RFC 6582, 6675, 6937)
+- rack: RACK-TLP loss detection and tail loss probes (RFC 8985)
 - ranges: sets of sequence ranges (the SACK scoreboard, the SACK blocks sent)
 - receive: the bytes received and not yet read, in order and out of order
 - congestion: the congestion controllers, the only writers of cwnd

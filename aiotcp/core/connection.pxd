@@ -10,9 +10,11 @@
 # are cpdef, so Python (the tests, the endpoint) still calls them.
 
 cimport cython
-from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, empty_list, encode_segment
+from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_segment
 from aiotcp.core.congestion cimport CongestionControl
+from aiotcp.core.rack cimport Rack, Transmission
 from aiotcp.core.ranges cimport RangeSet
+from aiotcp.core.recovery cimport Recovery
 from aiotcp.core.receive cimport ReceiveBuffer
 from aiotcp.core.rtt cimport RttEstimator
 
@@ -22,8 +24,8 @@ cdef long long MOD, MASK, HALF
 cdef double NEVER
 # the flags (imported from _fast), as C constants
 cdef int ACK, FIN, PSH, RST, SYN
-# RACK record flags
-cdef int _RETRANS, _SACKED, _LOST
+# RACK's lost mark, and the recovery unit's actions, as C constants
+cdef int _LOST, END, ENTER, INFLATE, PARTIAL, REPAIR, RESEND
 cdef long long _QUICKACKS
 
 cpdef long long seq_add(long long a, long long n)
@@ -35,18 +37,6 @@ cpdef bint seq_gt(long long a, long long b)
 cpdef bint seq_ge(long long a, long long b)
 @cython.locals(d=cython.longlong)
 cpdef long long seq_diff(long long a, long long b)
-
-
-@cython.final
-cdef class Transmission:
-    # RACK's record of one outstanding data segment (see connection.py)
-    cdef public long long start, end, order
-    cdef public double sent
-    cdef public int flags
-
-
-@cython.locals(record=Transmission)
-cdef Transmission _transmission(long long start, long long end, double sent, int flags, long long order)
 
 
 cdef class Connection:
@@ -85,9 +75,7 @@ cdef class Connection:
     # SACK, PRR
     cdef public bint sack_ok
     cdef public RangeSet scoreboard
-    cdef public long long _pipe_credit, sack_retransmits
     cdef public object _last_ooo_seq, _dsack
-    cdef public long long prr_delivered, prr_out, recover_fs, _delivered
     cdef public double _last_send
     # timers and RTT
     cdef public RttEstimator rtt
@@ -97,25 +85,16 @@ cdef class Connection:
     # deadlines, NEVER when the timer is not running
     cdef public double _rto_at, _persist_at, _delack_at, _orphan_at
     cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at
-    cdef public long long retries, _persist_backoff, keepalive_probes, rack_losses, tlp_probes
+    cdef public long long retries, _persist_backoff, keepalive_probes
     cdef public long long _challenge_count
-    cdef public bint _tlp_outstanding
-    # RACK
-    cdef public list _xmit
-    cdef public long long _lost_bytes, _sacked_count, _rack_fack, lost_retransmits
-    cdef public long long _xmit_order, _rack_order
-    cdef public double _rack_xmit, _rack_rtt
-    cdef public bint _reordering
-    cdef public long long _reo_mult, _reo_persist, _dsack_round, dsacks
-    # congestion control
+    # loss detection and recovery, congestion control
+    cdef public Rack rack
+    cdef public Recovery recovery
     cdef public CongestionControl cc
-    cdef public object recover
-    cdef public long long dupacks
-    cdef public bint in_recovery
     # counters
     cdef public long long segments_sent, segments_received, bytes_sent, bytes_received
     cdef public long long bytes_acked, segments_retransmitted, bytes_retransmitted
-    cdef public long long rto_count, fast_retransmits
+    cdef public long long rto_count
 
     cpdef receive(self, Segment seg, double now)
     # the timers' operations (see the table in connection.py); they only
@@ -175,27 +154,17 @@ cdef class Connection:
     cpdef bint _process_ack(self, Segment seg, long long seq, long long ack, long long paylen,
                             double now)
     @cython.locals(acked=cython.longlong, flight_before=cython.longlong,
-                   data_acked=cython.longlong)
+                   data_acked=cython.longlong, recovery=Recovery, action=cython.int)
     cpdef _on_new_ack(self, long long ack, double now)
     @cython.locals(rcv_nxt=cython.longlong, offset=cython.longlong, room=cython.longlong,
                    length=cython.longlong, fin=cython.bint, had_holes=cython.bint)
     cpdef _process_text_and_fin(self, Segment seg, long long seq, double now)
-    @cython.locals(xmit=list, record=Transmission, snd_max=cython.longlong, lo=cython.Py_ssize_t,
-                   hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, flags=cython.longlong)
-    cpdef _rack_record(self, long long seq, long long end, double now)
-    @cython.locals(xmit=list, record=Transmission, n=cython.Py_ssize_t,
-                   lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
-                   left=cython.longlong, right=cython.longlong)
+    @cython.locals(ts_ecr=cython.longlong)
     cpdef _rack_on_ack(self, Segment seg, long long ack, double now)
-    @cython.locals(sent=cython.double, flags=cython.longlong, rtt=cython.double, ms=cython.longlong,
-                   end=cython.longlong, order=cython.longlong)
-    cpdef _rack_delivered(self, Transmission record, Segment seg, double now)
-    @cython.locals(xmit=list, i=cython.Py_ssize_t, record=Transmission, flags=cython.longlong, sent=cython.double, rack_xmit=cython.double,
-                   rack_order=cython.longlong, wait=cython.double, timeout=cython.double,
-                   remaining=cython.double)
+    @cython.locals(timeout=cython.double)
     cpdef _rack_detect(self, double now)
-    @cython.locals(flight=cython.longlong, pipe=cython.longlong, mss=cython.longlong,
-                   record=Transmission, length=cython.longlong)
+    cpdef _recover(self, int action, double now)
+    @cython.locals(flight=cython.longlong, pipe=cython.longlong)
     cpdef _sack_recovery_send(self, double now)
-    @cython.locals(mss=cython.longlong, record=Transmission, length=cython.longlong)
+    @cython.locals(mss=cython.longlong, rack=Rack, record=Transmission, length=cython.longlong)
     cpdef long long _resend_lost(self, long long pipe, double now)

@@ -42,11 +42,13 @@ import enum
 from collections import Counter
 
 from .. import _fast
-from .._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, empty_list, encode_segment
+from .._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
+from .rack import RACK_FLAGS, Rack
 from .ranges import RangeSet
+from .recovery import ACTIONS, Recovery
 from .receive import ReceiveBuffer
 from .rtt import RttEstimator
 
@@ -143,43 +145,11 @@ RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 #: States in which the user may still queue data.
 SENDING = frozenset({SYN_SENT, SYN_RCVD, ESTABLISHED, CLOSE_WAIT})
 
-#: Flags of a RACK transmission record (C constants when compiled).
-_RETRANS = 1
-_SACKED = 2
-_LOST = 4
-#: The same flags by name, for Python (tests, inspection).
-RACK_FLAGS = {"retransmitted": _RETRANS, "sacked": _SACKED, "lost": _LOST}
-
-
-
-class Transmission:
-    """RACK's record of one outstanding data segment (RFC 8985 section
-    6.1): [start, end), when it was last sent, its flags (_RETRANS, _SACKED,
-    _LOST) and ``order``, which counts transmissions, so that of two sent at
-    the same ``now`` the later one is known.  Compiled, an extension type
-    with C fields (connection.pxd), changed in place."""
-
-    def __init__(self, start: int, end: int, sent: float, flags: int, order: int):
-        self.start = start
-        self.end = end
-        self.sent = sent
-        self.flags = flags
-        self.order = order
-
-    def __repr__(self):
-        return f"Transmission({self.start}, {self.end}, {self.sent}, {self.flags}, {self.order})"
-
-
-def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> Transmission:
-    """A new record, without the Python-level call of __init__ (compiled,
-    C arguments into C fields)."""
-    record = Transmission.__new__(Transmission)
-    record.start = start
-    record.end = end
-    record.sent = sent
-    record.flags = flags
-    record.order = order
-    return record
+#: a RACK record's lost mark (a C constant when compiled)
+_LOST = RACK_FLAGS["lost"]
+#: the recovery unit's actions (C constants when compiled)
+END, ENTER, INFLATE = ACTIONS["end"], ACTIONS["enter"], ACTIONS["inflate"]
+PARTIAL, REPAIR, RESEND = ACTIONS["partial"], ACTIONS["repair"], ACTIONS["resend"]
 
 
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
@@ -365,15 +335,8 @@ class Connection:
         self.sack_ok = False
         #: the SACK scoreboard (RFC 6675 section 3): what the peer holds above snd_una
         self.scoreboard = RangeSet(iss)
-        self._pipe_credit = 0  # flight - pipe during SACK recovery
         self._last_ooo_seq: int | None = None
         self._dsack: tuple[int, int] | None = None
-        self.sack_retransmits = 0
-        # proportional rate reduction (RFC 6937) during SACK recovery
-        self.prr_delivered = 0
-        self.prr_out = 0
-        self.recover_fs = 0
-        self._delivered = 0  # DeliveredData of the ACK being processed
         self._last_send = now
 
         # timers
@@ -394,34 +357,16 @@ class Connection:
         self._user_timeout_at = NEVER
         self._pto_at = NEVER  # tail loss probe (RFC 8985)
         self._reo_at = NEVER  # RACK reordering window timer
-        # RACK (RFC 8985): one Transmission per data segment outstanding,
-        # in sequence order
-        self._xmit: list[Transmission] = []
-        self._xmit_order = 0
-        self._lost_bytes = 0  # in records marked lost and not yet resent
-        self._sacked_count = 0  # records SACKed
-        self._rack_xmit = -1.0  # RACK.xmit_ts: latest send time of delivered data
-        self._rack_order = 0  # transmission order of RACK.segment (instead of RACK.end_seq)
-        self._rack_rtt = 0.0  # RACK.rtt
-        self._rack_fack = 0  # RACK.fack: highest sequence delivered
-        self._reordering = False  # RACK.reord: reordering has been seen
-        self._reo_mult = 1  # RACK.reo_wnd_mult, raised by D-SACKs
-        self._reo_persist = 0  # recoveries left before the multiplier resets
-        self._dsack_round = -1  # snd_max when the multiplier last rose, -1: none pending
-        self.dsacks = 0  # D-SACK blocks received: spurious retransmissions or reordering
-        self.lost_retransmits = 0  # retransmissions RACK found lost in turn
-        self.rack_losses = 0
-        self.tlp_probes = 0
-        self._tlp_outstanding = False  # one probe per tail until an ACK advances
+        #: RACK-TLP (RFC 8985): the transmission records and loss marks (rack.py)
+        self.rack = Rack()
         self._last_invalid_ack = -1e18
         self._challenge_count_window = -1e18
         self._challenge_count = 0
 
         # congestion control and loss recovery (RFC 5681, RFC 6582)
         self.cc = create_congestion_control(config.congestion_control, self.mss, now)
-        self.dupacks = 0
-        self.in_recovery = False
-        self.recover: int | None = None  # RFC 6582 "recover", None when passed
+        #: NewReno and SACK recovery with PRR (recovery.py)
+        self.recovery = Recovery()
 
         # counters for the TCP-info snapshot
         self.segments_sent = 0
@@ -432,7 +377,6 @@ class Connection:
         self.segments_retransmitted = 0
         self.bytes_retransmitted = 0
         self.rto_count = 0
-        self.fast_retransmits = 0
 
     # ------------------------------------------------------------------ API
 
@@ -469,6 +413,11 @@ class Connection:
     def read_buffered(self) -> int:
         """Bytes received in order and not yet read."""
         return self.rcv_buffer.buffered
+
+    @property
+    def reo_wnd(self) -> float:
+        """RACK's reordering window now, in seconds (RFC 8985 section 6.2)."""
+        return self.rack.reo_wnd(self.rtt.lowest, self.rtt.smoothed, self.recovery.active, self._timer_tick)
 
     @property
     def sacked_bytes(self) -> int:
@@ -554,7 +503,7 @@ class Connection:
             self.ts_ok = True
             self.ts_recent = seg.ts_val
             self._ts_recent_stamp = now
-            self.sack_ok = sack and config.sack
+            self.sack_ok = self.recovery.sack = sack and config.sack
             if wscale >= 0 and config.window_scaling:
                 self._wscale_ok = True
                 self.snd_wscale = min(wscale, 14)
@@ -726,10 +675,12 @@ class Connection:
             "segments_sent": self.segments_sent, "segments_received": self.segments_received,
             "segments_retransmitted": self.segments_retransmitted,
             "bytes_retransmitted": self.bytes_retransmitted,
-            "rto_count": self.rto_count, "fast_retransmits": self.fast_retransmits,
-            "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.sack_retransmits,
-            "sacked_bytes": self.scoreboard.total, "tail_loss_probes": self.tlp_probes,
-            "rack_losses": self.rack_losses, "lost_retransmits": self.lost_retransmits, "dsacks": self.dsacks, "min_rtt": self.min_rtt, "prr_delivered": self.prr_delivered, "prr_out": self.prr_out,
+            "rto_count": self.rto_count, "fast_retransmits": self.recovery.fast_retransmits,
+            "sack_ok": self.sack_ok, "ts_ok": self.ts_ok, "sack_retransmits": self.recovery.sack_retransmits,
+            "sacked_bytes": self.scoreboard.total, "tail_loss_probes": self.rack.probes,
+            "rack_losses": self.rack.losses, "lost_retransmits": self.rack.lost_retransmits,
+            "dsacks": self.rack.dsacks, "min_rtt": self.min_rtt,
+            "prr_delivered": self.recovery.prr_delivered, "prr_out": self.recovery.prr_out,
             "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
         }
 
@@ -923,14 +874,13 @@ class Connection:
             self.bytes_sent += length
         self._emit(flags, seq, self.rcv_nxt, self._sndbuf, -1, False, start, length)
         if self.sack_ok:
-            self._rack_record(seq, end, now)
+            self.rack.on_transmit(seq, end, self.snd_max, now)
         self._ack_pending = 0
         self._stop_delack()  # the ACK rides on the data
         if self._rtt_seq < 0 and not seq_lt(seq, self.snd_max):
             self._rtt_seq = end
             self._rtt_time = now
-        if self.in_recovery:
-            self.prr_out += length
+        self.recovery.on_sent(length)
         self._last_send = now
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
@@ -959,7 +909,7 @@ class Connection:
             if unsent <= 0:
                 break
             flight = seq_diff(snd_nxt, self.snd_una)
-            window = min(self.snd_wnd, self.cc.cwnd + (self._pipe_credit if self.in_recovery else 0))
+            window = min(self.snd_wnd, self.cc.cwnd + self.recovery.window_credit())
             usable = window - flight
             length = min(unsent, usable, self.mss)
             if length <= 0:
@@ -1069,10 +1019,10 @@ class Connection:
     def _on_reordering_timeout(self, now: float) -> None:
         """RFC 8985 section 6.3: the reordering window has passed; judge again."""
         self._stop_reo()
-        if self.sack_ok and self._xmit:
+        if self.sack_ok and self.rack.records:
             self._rack_detect(now)
-            if self._lost_bytes:
-                self._on_rack_loss(now)
+            if self.rack.lost_bytes:
+                self._recover(self.recovery.on_loss(self.snd_una), now)
             self._push(now)
 
     def _on_user_timeout(self, now: float) -> None:
@@ -1095,15 +1045,11 @@ class Connection:
     def _arm_pto(self, now: float) -> None:
         """RFC 8985 section 7.2: PTO = 2 SRTT (plus the worst-case delayed
         ACK when a single segment is out), never beyond the RTO."""
-        if not (self.sack_ok and self._tlp) or self.in_recovery or self.rtt.smoothed < 0 \
-                or self._tlp_outstanding or not self._synchronized or self.snd_max == self.snd_una:
+        if not (self.sack_ok and self._tlp) or self.recovery.active or self.rtt.smoothed < 0 \
+                or self.rack.probe_outstanding or not self._synchronized or self.snd_max == self.snd_una:
             self._stop_pto()
             return
-        pto = 2 * self.rtt.smoothed
-        if seq_diff(self.snd_max, self.snd_una) <= self.mss:
-            pto += 0.2  # the peer may delay the ACK of a lone segment (WCDelAckT)
-        pto = max(pto, 0.01)
-        deadline = now + pto
+        deadline = now + self.rack.probe_timeout(self.rtt.smoothed, seq_diff(self.snd_max, self.snd_una), self.mss)
         if self._rto_at != NEVER and deadline >= self._rto_at:
             self._pto_at = NEVER
             return
@@ -1113,10 +1059,9 @@ class Connection:
         """RFC 8985 section 7.3: send one new segment if the windows allow,
         else resend the last one; then wait for the RTO."""
         self._stop_pto()
-        if self.snd_max == self.snd_una or self.in_recovery:
+        if self.snd_max == self.snd_una or self.recovery.active:
             return
-        self.tlp_probes += 1
-        self._tlp_outstanding = True  # RFC 8985 7.3: then the RTO, not another probe
+        self.rack.on_probe()
         data_end = self._data_end()
         unsent = seq_diff(data_end, self.snd_nxt)
         usable = self.snd_wnd - seq_diff(self.snd_nxt, self.snd_una)
@@ -1198,15 +1143,10 @@ class Connection:
         self.cc.on_rto(flight, now)
         self._stop_pto()
         self._stop_reo()
-        self.in_recovery = False
-        self._pipe_credit = 0
+        self.recovery.on_rto(self.snd_max)
         # RFC 6675 section 5.1: start over from the cumulative ACK
         self.scoreboard.clear(self.snd_una)
-        for record in self._xmit:
-            record.flags &= _RETRANS
-        self._lost_bytes = self._sacked_count = 0
-        self.dupacks = 0
-        self.recover = self.snd_max
+        self.rack.on_rto()
         # go back N: resend from the first unacknowledged byte
         self.snd_nxt = self.snd_una
         self._resend(self.snd_una, self.mss, now)
@@ -1237,7 +1177,7 @@ class Connection:
         self.rcv_nxt = (seg.seq + 1) & MASK
         # the window our SYN (or the SYN-ACK to come) offers, unscaled
         self._rcv_adv = (self.rcv_nxt + min(self._rcvbuf_size, 0xFFFF)) & MASK
-        self.sack_ok = seg.sack_permitted and self.config.sack
+        self.sack_ok = self.recovery.sack = seg.sack_permitted and self.config.sack
         if seg.has_ts and self.config.timestamps:
             self.ts_ok = True
             self.ts_recent = seg.ts_val
@@ -1479,10 +1419,10 @@ class Connection:
         sacked_before = self.scoreboard.total
         if self.sack_ok and (seg.sack_blocks or self.scoreboard):
             self._update_scoreboard(seg.sack_blocks, ack)
-        if self.sack_ok and self._xmit and seq_ge(ack, snd_una):
+        if self.sack_ok and self.rack.records and seq_ge(ack, snd_una):
             self._rack_on_ack(seg, ack, now)
         # RFC 6937 DeliveredData: newly cumulatively acked plus newly SACKed
-        self._delivered = max(seq_diff(ack, snd_una), 0) + self.scoreboard.total - sacked_before
+        self.recovery.delivered = max(seq_diff(ack, snd_una), 0) + self.scoreboard.total - sacked_before
         if seq_gt(ack, snd_una):
             if self.ts_ok and seg.has_ts and seg.ts_ecr:
                 # RFC 7323 section 4: an RTT sample from every new ACK
@@ -1519,201 +1459,69 @@ class Connection:
             lo, hi = seq_diff(left, ack), seq_diff(right, ack)
             if hi <= 0:
                 self.stats["dsack_received"] += 1
-                self.dsacks += 1
-                self._on_dsack()
+                self.rack.on_dsack(self.snd_una, self.snd_max)
                 continue
             if lo >= hi or hi > span:
                 self.stats["sack_blocks_invalid"] += 1
                 continue
             scoreboard.add(left, right)
 
-    # ------------------------------------------------ RACK (RFC 8985)
-
-    def _rack_record(self, seq: int, end: int, now: float) -> None:
-        """Record a transmission of [seq, end): new data gets a record;
-        a retransmission restamps the records it covers and clears their
-        lost mark (RFC 8985 section 6.1, per-segment transmit times)."""
-        xmit = self._xmit
-        snd_max = self.snd_max
-        if seq_lt(seq, snd_max):
-            # binary search for the first record ending after seq
-            lo, hi = 0, len(xmit)
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                record = xmit[mid]
-                if seq_diff(record.end, seq) <= 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            while lo < len(xmit):
-                record = xmit[lo]
-                if seq_diff(record.start, end) >= 0:
-                    break
-                flags = record.flags
-                if flags & _LOST:
-                    self._lost_bytes -= seq_diff(record.end, record.start)
-                self._xmit_order += 1
-                record.sent = now
-                record.flags = (flags | _RETRANS) & ~_LOST
-                record.order = self._xmit_order
-                lo += 1
-        if seq_gt(end, snd_max):
-            self._xmit_order += 1
-            xmit.append(_transmission(snd_max if seq_lt(seq, snd_max) else seq, end, now, 0, self._xmit_order))
+    # ------------------------------------------- RACK (RFC 8985), rack.py
 
     def _rack_on_ack(self, seg, ack: int, now: float) -> None:
-        """RFC 8985 section 6.2 on every ACK: drop cumulatively acknowledged
-        records, mark newly SACKed ones, advance RACK.xmit_ts and RACK.rtt
-        (and the transmission order) from the most recently sent of the newly
-        delivered, note reordering, then detect losses."""
-        xmit = self._xmit
-        n = 0
-        while n < len(xmit):
-            record = xmit[n]
-            if seq_diff(record.end, ack) > 0:
-                break
-            if record.flags & _SACKED:
-                self._sacked_count -= 1
-            else:
-                if record.flags & _LOST:
-                    self._lost_bytes -= seq_diff(record.end, record.start)
-                self._rack_delivered(record, seg, now)
-            n += 1
-        if n == len(xmit):
-            empty_list(xmit)  # everything acknowledged
-        elif n:
-            del xmit[:n]
-        if xmit:
-            record = xmit[0]
-            if seq_lt(record.start, ack):  # partly acknowledged
-                if record.flags & _LOST:
-                    self._lost_bytes -= seq_diff(ack, record.start)
-                record.start = ack
-        for left, right in seg.sack_blocks:
-            if seq_diff(right, ack) <= 0 or seq_gt(right, self.snd_max) or not seq_lt(left, right):
-                continue  # D-SACK or bogus: the scoreboard counted it
-            lo, hi = 0, len(xmit)
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                record = xmit[mid]
-                if seq_diff(record.start, left) < 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            while lo < len(xmit):
-                record = xmit[lo]
-                if seq_diff(record.end, right) > 0:
-                    break
-                if not record.flags & _SACKED:
-                    if record.flags & _LOST:
-                        self._lost_bytes -= seq_diff(record.end, record.start)
-                    record.flags = (record.flags | _SACKED) & ~_LOST
-                    self._sacked_count += 1
-                    self._rack_delivered(record, seg, now)
-                lo += 1
-        if self._sacked_count or self._lost_bytes:
+        """RFC 8985 section 6.2 on every ACK: the records this ACK delivers,
+        then losses, or no reordering timer when there is nothing to judge."""
+        ts_ecr = seg.ts_ecr if self.ts_ok and seg.has_ts else 0
+        if self.rack.on_ack(ack, seg.sack_blocks, self.snd_max, ts_ecr, self._ts_offset, self.rtt.lowest, now):
             self._rack_detect(now)
         else:
             self._stop_reo()
 
-    def _rack_delivered(self, record: Transmission, seg, now: float) -> None:
-        """RACK's update for one newly delivered record (RFC 8985 section
-        6.2 steps 2 and 3), in the order they were delivered: cumulatively
-        acknowledged ones first, in sequence order, then the newly SACKed."""
-        sent = record.sent
-        flags = record.flags
-        rtt = now - sent
-        if flags & _RETRANS:
-            # step 2: an ACK that may be for the original, not this
-            # retransmission, says nothing about when it was sent: the echoed
-            # timestamp predates it, or the RTT is too short
-            if self.ts_ok and seg.has_ts and seg.ts_ecr:
-                ms = int(sent * 1000)
-                if seq_lt(seg.ts_ecr, (ms + self._ts_offset) & MASK):
-                    return
-            elif self.rtt.lowest >= 0 and rtt < self.rtt.lowest:
-                return
-        end = record.end
-        order = record.order
-        if not flags & _RETRANS and seq_lt(end, self._rack_fack):
-            self._reordering = True  # step 3: delivered below what was already delivered
-        if sent > self._rack_xmit or (sent == self._rack_xmit and order > self._rack_order):
-            self._rack_xmit, self._rack_rtt, self._rack_order = sent, rtt, order
-        if seq_gt(end, self._rack_fack):
-            self._rack_fack = end
-
-    def _on_dsack(self) -> None:
-        """RFC 8985 section 6.2 step 4: a D-SACK means a retransmission was
-        not needed, so the reordering window was too small: widen it by
-        min_rtt / 4, at most once per round trip, and keep it wide for the
-        next 16 recoveries."""
-        if self._dsack_round >= 0 and seq_lt(self.snd_una, self._dsack_round):
-            return  # already widened in this round trip
-        self._dsack_round = self.snd_max
-        self._reo_mult += 1
-        self._reo_persist = 16
-        self._reordering = True
-
-    def _recovery_done(self) -> None:
-        """A loss recovery ended: count down towards the normal window."""
-        if self._reo_persist > 0:
-            self._reo_persist -= 1
-            if self._reo_persist == 0:
-                self._reo_mult = 1
-
-    def _reo_wnd(self) -> float:
-        """RFC 8985 section 6.2 step 4: a quarter of the minimum RTT, capped
-        at the SRTT; zero while no reordering has been seen and the sender is
-        in recovery or has DupThresh segments SACKed (the RFC 6675 rule)."""
-        if not self._reordering and (self.in_recovery or self._sacked_count >= 3):
-            return 0.0
-        reo = (self.rtt.lowest if self.rtt.lowest > 0 else max(self.rtt.smoothed, 0.0)) / 4 * self._reo_mult
-        if self.rtt.smoothed >= 0 and reo > self.rtt.smoothed:
-            reo = self.rtt.smoothed
-        return max(reo, self._timer_tick)
-
     def _rack_detect(self, now: float) -> None:
-        """RFC 8985 section 6.2 step 5: a record sent before RACK.segment
-        is lost once RACK.rtt + reo_wnd have passed since it was sent;
-        otherwise the reordering timer waits for the earliest such moment.
-        Retransmissions are records like any other, so a lost
-        retransmission is found the same way."""
-        rack_xmit = self._rack_xmit
-        if rack_xmit < 0:
-            return
-        rack_order = self._rack_order
-        wait = self._rack_rtt + self._reo_wnd()
-        timeout = -1.0
-        xmit = self._xmit
-        for i in range(len(xmit)):
-            record = xmit[i]
-            flags = record.flags
-            if flags & (_SACKED | _LOST):
-                continue
-            sent = record.sent
-            if sent > rack_xmit or (sent == rack_xmit and record.order >= rack_order):
-                continue  # not sent before RACK.segment
-            remaining = sent + wait - now
-            if remaining <= 0:
-                record.flags = flags | _LOST
-                self._lost_bytes += seq_diff(record.end, record.start)
-                self.rack_losses += 1
-                if flags & _RETRANS:
-                    self.lost_retransmits += 1
-            elif timeout < 0 or remaining < timeout:
-                timeout = remaining
+        """Let RACK mark losses; the reordering timer waits for the next."""
+        timeout = self.rack.detect(now, self.rtt.lowest, self.rtt.smoothed, self.recovery.active, self._timer_tick)
         self._reo_at = now + timeout if timeout >= 0 else NEVER
 
-    def _sack_recovery_send(self, now: float) -> None:
-        """RFC 6675 section 5 with RACK's loss marks: while cwnd - pipe
-        allows, resend the lowest record marked lost (NextSeg rule 1); new
-        data (rule 2) follows through _push, which sees the pipe credit."""
+    # --------------------------- loss recovery (RFC 6582, 6675, 6937), recovery.py
+
+    def _recover(self, action: int, now: float) -> None:
+        """Carry out what the recovery unit decided (recovery.py's table);
+        END and PARTIAL, which need the ACK, are _on_new_ack's."""
+        if action == REPAIR:
+            self._sack_recovery_send(now)
+        elif action == ENTER:
+            self._enter_recovery(now)
+        elif action == RESEND:
+            self._resend_lost(seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total - self.rack.lost_bytes, now)
+        elif action == INFLATE:
+            self.cc.on_dupack_in_recovery()
+
+    def _enter_recovery(self, now: float) -> None:
+        """Fast retransmit, the one way into fast recovery: NewReno's (RFC
+        6582 section 3.2 step 2) without SACK, RFC 6675's with PRR (RFC
+        6937) with it.  Recovery lasts until everything now outstanding is
+        acknowledged (``recovery.recover``)."""
         flight = seq_diff(self.snd_max, self.snd_una)
-        pipe = flight - self.scoreboard.total - self._lost_bytes
-        self._prr(pipe)
-        pipe = self._resend_lost(pipe, now)
-        # let _push count only the pipe, not everything outstanding
-        self._pipe_credit = max(flight - pipe, 0)
+        self.cc.on_recovery_start(flight, now, self.sack_ok)
+        self.recovery.start(self.snd_max, flight)
+        self.events.append((self, Retransmission("fast", self.snd_una, self.rtt.rto)))
+        self._rtt_seq = -1  # Karn: no sample across a retransmission
+        if not self.sack_ok:
+            self._resend(self.snd_una, self.mss, now)
+            return
+        self._stop_pto()  # recovery repairs the tail itself
+        self.rack.mark_first_lost()
+        self._sack_recovery_send(now)
+
+    def _sack_recovery_send(self, now: float) -> None:
+        """RFC 6675 section 5 with RACK's loss marks: PRR sets cwnd for this
+        ACK; while cwnd - pipe allows, resend the lowest record marked lost
+        (NextSeg rule 1); new data (rule 2) follows through _push, which
+        sees the pipe credit."""
+        flight = seq_diff(self.snd_max, self.snd_una)
+        pipe = flight - self.scoreboard.total - self.rack.lost_bytes
+        self.cc.on_prr(pipe, self.recovery.prr(pipe, self.mss, self.cc.ssthresh))
+        self.recovery.set_pipe(flight, self._resend_lost(pipe, now))
 
     def _resend_lost(self, pipe: int, now: float) -> int:
         """Resend records marked lost, lowest first, while cwnd - pipe
@@ -1722,43 +1530,16 @@ class Connection:
         point, as after an RTO) this runs on cwnd alone, with no second
         window reduction, like Linux in its Loss state."""
         mss = self.mss
-        for record in self._xmit:
-            if self._lost_bytes <= 0 or self.cc.cwnd - pipe < mss:
+        rack = self.rack
+        for record in rack.records:
+            if rack.lost_bytes <= 0 or self.cc.cwnd - pipe < mss:
                 break
             if record.flags & _LOST:
                 length = seq_diff(record.end, record.start)
-                self._resend(record.start, length, now)
-                self.sack_retransmits += 1
+                self._resend(record.start, length, now)  # clears the mark
+                self.recovery.sack_retransmits += 1
                 pipe += length
         return pipe
-
-    def _on_rack_loss(self, now: float) -> None:
-        """RACK marked losses: start fast recovery, or resend within the
-        current episode when its recovery point is not yet passed."""
-        if self.in_recovery:
-            self._sack_recovery_send(now)
-        elif self.recover is None or seq_gt(self.snd_una, self.recover):
-            self._enter_recovery(now)
-        else:
-            self._resend_lost(seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total - self._lost_bytes, now)
-
-    def _prr(self, pipe: int) -> None:
-        """RFC 6937 section 3: how much may be sent on this ACK (sndcnt),
-        applied as Linux does, by setting cwnd = pipe + sndcnt."""
-        mss = self.mss
-        ssthresh = self.cc.ssthresh
-        self.prr_delivered += self._delivered
-        if pipe > ssthresh:
-            # proportional: spread the reduction over the recovery
-            sndcnt = -(-self.prr_delivered * ssthresh // max(self.recover_fs, 1)) - self.prr_out
-        else:
-            # slow start reduction bound (PRR-SSRB)
-            limit = max(self.prr_delivered - self.prr_out, self._delivered) + mss
-            sndcnt = min(ssthresh - pipe, limit)
-        if self.prr_out == 0:
-            sndcnt = max(sndcnt, mss)  # the fast retransmit always goes
-        self.cc.on_prr(pipe, sndcnt)
-        self._delivered = 0
 
     def _resend(self, seq: int, length: int, now: float) -> None:
         """Resend up to ``length`` bytes from ``seq``, with the FIN if they
@@ -1768,32 +1549,6 @@ class Connection:
         fin = self.fin_seq is not None and seq_diff(data_end, seq) == length
         if length > 0 or fin:
             self._send_data(seq & MASK, max(length, 0), fin, now)
-
-    def _enter_recovery(self, now: float) -> None:
-        """Fast retransmit, the one way into fast recovery: NewReno's (RFC
-        6582 section 3.2 step 2) without SACK, RFC 6675's with PRR (RFC
-        6937) with it.  Recovery lasts until everything now outstanding is
-        acknowledged (``recover``)."""
-        flight = seq_diff(self.snd_max, self.snd_una)
-        self.cc.on_recovery_start(flight, now, self.sack_ok)
-        self.recover = self.snd_max
-        self.in_recovery = True
-        self.fast_retransmits += 1
-        self.events.append((self, Retransmission("fast", self.snd_una, self.rtt.rto)))
-        self._rtt_seq = -1  # Karn: no sample across a retransmission
-        if not self.sack_ok:
-            self._resend(self.snd_una, self.mss, now)
-            return
-        self.prr_delivered = 0
-        self.prr_out = 0
-        self.recover_fs = flight
-        self._stop_pto()  # recovery repairs the tail itself
-        if not self._lost_bytes and self._xmit and not self._xmit[0].flags & _SACKED:
-            # entered on DupThresh duplicate ACKs: the first segment is lost
-            record = self._xmit[0]
-            record.flags |= _LOST
-            self._lost_bytes += seq_diff(record.end, record.start)
-        self._sack_recovery_send(now)
 
     def _on_new_ack(self, ack: int, now: float) -> None:
         acked = seq_diff(ack, self.snd_una)
@@ -1812,31 +1567,23 @@ class Connection:
             self._rtt_seq = -1
         self.retries = 0
         self._persist_backoff = 0
-        self._tlp_outstanding = False
-        if self.in_recovery and self.sack_ok:
-            if seq_ge(ack, self.recover):
-                self.in_recovery = False  # RFC 6675 section 5: recovery ends
-                self._recovery_done()
-                self._pipe_credit = 0
+        self.rack.probe_outstanding = False
+        recovery = self.recovery
+        if not recovery.active:
+            self.cc.on_ack(acked, flight_before, now)
+        action = recovery.on_new_ack(ack, self.rack.lost_bytes)
+        if action == END:
+            if self.sack_ok:
+                self.rack.on_recovery_end()
                 self.cc.on_recovery_end(seq_diff(self.snd_max, ack), True)
             else:
-                self._sack_recovery_send(now)
-        elif self.in_recovery:
-            if seq_ge(ack, self.recover):
-                # full acknowledgment (RFC 6582 section 3.2 step 3)
-                self.in_recovery = False
-                self.cc.on_recovery_end(flight_before - acked, False)
-            else:
-                # partial acknowledgment: resend the next hole, deflate
-                self._resend(self.snd_una, self.mss, now)
-                self.cc.on_partial_ack(acked)
+                self.cc.on_recovery_end(flight_before - acked, False)  # RFC 6582 3.2 step 3
+        elif action == PARTIAL:
+            # partial acknowledgment: resend the next hole, deflate
+            self._resend(self.snd_una, self.mss, now)
+            self.cc.on_partial_ack(acked)
         else:
-            self.cc.on_ack(acked, flight_before, now)
-            if self.recover is not None and seq_ge(ack, self.recover):
-                self.recover = None
-            if self.sack_ok and self._lost_bytes:
-                self._on_rack_loss(now)  # RACK found a loss on a new ACK
-        self.dupacks = 0
+            self._recover(action, now)
         if seq_gt(self.snd_max, self.snd_una):
             self._start_rto(now)  # RFC 6298 (5.3)
             self._start_user_timeout(now)  # progress: the count starts again
@@ -1849,27 +1596,10 @@ class Connection:
             self.events.append((self, _WRITABLE))
 
     def _on_dupack(self, now: float) -> None:
-        """Fast retransmit and NewReno fast recovery (RFC 5681, RFC 6582)."""
-        self.dupacks += 1
+        """A duplicate ACK: fast retransmit and recovery (RFC 5681, RFC
+        6582, RFC 6675), as the recovery unit decides."""
         self.stats["dupacks"] += 1
-        if self.in_recovery:
-            if self.sack_ok:
-                self._sack_recovery_send(now)
-            else:
-                self.cc.on_dupack_in_recovery()
-            return
-        if self.sack_ok:
-            # RACK decides what is lost (as in Linux, it replaces counting
-            # duplicate ACKs); DupThresh remains for a peer that negotiated
-            # SACK but sends no blocks
-            if self._lost_bytes:
-                self._on_rack_loss(now)
-            elif self.dupacks >= 3 and not self._sacked_count and (
-                    self.recover is None or seq_gt(self.snd_una, self.recover)):
-                self._enter_recovery(now)
-            return
-        if self.dupacks == 3 and (self.recover is None or seq_gt(self.snd_una, self.recover)):
-            self._enter_recovery(now)
+        self._recover(self.recovery.on_dupack(self.snd_una, self.rack.lost_bytes, self.rack.sacked_count), now)
 
     def _process_text_and_fin(self, seg, seq: int, now: float) -> None:
         """Steps six to eight: accept data in window, then the FIN."""

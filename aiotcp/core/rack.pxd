@@ -1,0 +1,57 @@
+# C-level declarations for rack.py (an augmenting .pxd, as connection.pxd):
+# Transmission and Rack are final extension types with C fields; the
+# connection calls Rack's methods in C.  Times are C doubles (-1: none),
+# sequence numbers and byte counts C long long.
+
+cimport cython
+from aiotcp._fast cimport empty_list
+from aiotcp.core.ranges cimport seq_offset
+
+cdef long long MASK
+cdef int _RETRANS, _SACKED, _LOST
+
+
+@cython.final
+cdef class Transmission:
+    cdef public long long start, end, order
+    cdef public double sent
+    cdef public int flags
+
+
+@cython.locals(record=Transmission)
+cdef Transmission _transmission(long long start, long long end, double sent, int flags, long long order)
+
+
+@cython.final
+cdef class Rack:
+    cdef public list records
+    cdef public long long order, lost_bytes, sacked_count, segment_order, fack
+    cdef public double xmit_ts, rack_rtt
+    cdef public bint reordering, probe_outstanding
+    cdef public long long reo_mult, reo_persist, dsack_round, dsacks, losses, lost_retransmits, probes
+    @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, hi=cython.Py_ssize_t,
+                   mid=cython.Py_ssize_t, flags=cython.int)
+    cpdef on_transmit(self, long long seq, long long end, long long snd_max, double now)
+    @cython.locals(records=list, record=Transmission, n=cython.Py_ssize_t, lo=cython.Py_ssize_t,
+                   hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, left=cython.longlong, right=cython.longlong)
+    cpdef bint on_ack(self, long long ack, blocks, long long snd_max, long long ts_ecr, long long ts_offset,
+                      double min_rtt, double now) except -1
+    @cython.locals(sent=cython.double, flags=cython.int, rtt=cython.double, ms=cython.longlong,
+                   end=cython.longlong, order=cython.longlong)
+    cdef void _delivered(self, Transmission record, long long ts_ecr, long long ts_offset, double min_rtt,
+                         double now) noexcept
+    cpdef on_dsack(self, long long snd_una, long long snd_max)
+    cpdef on_recovery_end(self)
+    @cython.locals(reo=cython.double)
+    cpdef double reo_wnd(self, double min_rtt, double srtt, bint in_recovery, double tick)
+    @cython.locals(records=list, i=cython.Py_ssize_t, record=Transmission, flags=cython.int,
+                   sent=cython.double, xmit_ts=cython.double, segment_order=cython.longlong,
+                   wait=cython.double, timeout=cython.double, remaining=cython.double)
+    cpdef double detect(self, double now, double min_rtt, double srtt, bint in_recovery, double tick) except? -2
+    @cython.locals(record=Transmission)
+    cpdef mark_first_lost(self)
+    @cython.locals(record=Transmission)
+    cpdef on_rto(self)
+    @cython.locals(pto=cython.double)
+    cpdef double probe_timeout(self, double srtt, long long flight, long long mss)
+    cpdef on_probe(self)

@@ -1,0 +1,181 @@
+"""RACK-TLP (RFC 8985) on its own: transmission records, delivery, the
+reordering window, D-SACK, loss detection and the probe timeout, with the
+connection nowhere in sight."""
+import random
+
+import pytest
+
+from aiotcp.core.rack import RACK_FLAGS, Rack
+
+LOST, SACKED, RETRANS = RACK_FLAGS["lost"], RACK_FLAGS["sacked"], RACK_FLAGS["retransmitted"]
+TOP = 1 << 32
+NO_TS = 0  # no echoed timestamp
+NO_MIN = -1.0  # no RTT sample yet
+
+
+def sent(rack, start, count, mss=1000, now=0.0, step=0.0):
+    """Send ``count`` new segments from ``start``, ``step`` seconds apart;
+    returns snd_max."""
+    snd_max = start
+    for i in range(count):
+        end = (snd_max + mss) % TOP
+        rack.on_transmit(snd_max, end, snd_max, now + i * step)
+        snd_max = end
+    return snd_max
+
+
+def spans(rack):
+    return [(r.start, r.end) for r in rack.records]
+
+
+def test_new_data_gets_records_in_order_and_a_retransmission_restamps_them():
+    rack = Rack()
+    snd_max = sent(rack, 0, 3)
+    assert spans(rack) == [(0, 1000), (1000, 2000), (2000, 3000)]
+    assert [r.order for r in rack.records] == [1, 2, 3]
+    rack.on_transmit(1000, 2000, snd_max, 0.5)  # resent
+    record = rack.records[1]
+    assert record.sent == 0.5 and record.flags == RETRANS and record.order == 4
+    assert len(rack.records) == 3
+
+
+def test_a_cumulative_ack_drops_records_and_trims_a_partly_acknowledged_one():
+    rack = Rack()
+    snd_max = sent(rack, 0, 3)
+    assert not rack.on_ack(1500, [], snd_max, NO_TS, 0, NO_MIN, 0.05)
+    assert spans(rack) == [(1500, 2000), (2000, 3000)]
+    assert rack.xmit_ts == 0.0 and rack.rack_rtt == pytest.approx(0.05) and rack.fack == 1000
+    rack.on_ack(3000, [], snd_max, NO_TS, 0, NO_MIN, 0.06)
+    assert rack.records == []
+
+
+def test_a_segment_sent_before_a_delivered_one_is_lost_after_rtt_plus_the_window():
+    """Section 6.2: segment 1 is lost once RACK.rtt + reo_wnd have passed
+    since it was sent; until then the reordering timer waits."""
+    rack = Rack()
+    snd_max = sent(rack, 0, 4, step=0.001)
+    # segments 2..4 SACKed at 50 ms; RACK.rtt is 50 - 3 = 47 ms
+    assert rack.on_ack(0, [(1000, 4000)], snd_max, NO_TS, 0, 0.04, 0.050)
+    assert rack.sacked_count == 3 and rack.rack_rtt == pytest.approx(0.047)
+    # no reordering seen, DupThresh SACKed: the window is zero
+    assert rack.reo_wnd(0.04, 0.05, False, 0.001) == 0.0
+    assert rack.detect(0.050, 0.04, 0.05, False, 0.001) == -1.0
+    assert rack.records[0].flags == LOST and rack.lost_bytes == 1000 and rack.losses == 1
+
+
+def test_with_reordering_seen_the_window_delays_the_verdict():
+    rack = Rack()
+    snd_max = sent(rack, 0, 3, step=0.001)
+    rack.on_ack(0, [(1000, 2000)], snd_max, NO_TS, 0, 0.04, 0.041)
+    rack.on_ack(2000, [], snd_max, NO_TS, 0, 0.04, 0.042)  # segment 1 was only late
+    assert rack.reordering
+    rack.on_ack(2000, [(2000, 2000)], snd_max, NO_TS, 0, 0.04, 0.043)  # an empty block is ignored
+    assert rack.reo_wnd(0.04, 0.05, False, 0.001) == pytest.approx(0.01)  # min_rtt / 4
+
+
+def test_the_window_is_capped_at_the_srtt_and_floored_at_a_tick():
+    rack = Rack()
+    rack.reordering = True
+    rack.reo_mult = 100
+    assert rack.reo_wnd(0.04, 0.05, False, 0.001) == pytest.approx(0.05)
+    rack.reo_mult = 1
+    assert rack.reo_wnd(0.001, 0.05, False, 0.004) == pytest.approx(0.004)
+    assert rack.reo_wnd(NO_MIN, 0.08, False, 0.001) == pytest.approx(0.02)  # no min yet: the SRTT
+
+
+def test_a_retransmission_whose_ack_may_be_the_originals_does_not_advance_rack():
+    """Section 6.2 step 2: an ACK sooner than min_rtt after a
+    retransmission, or echoing a timestamp older than it, says nothing
+    about when it was sent."""
+    rack = Rack()
+    snd_max = sent(rack, 0, 2)
+    rack.on_transmit(0, 1000, snd_max, 0.100)
+    rack.on_ack(1000, [], snd_max, NO_TS, 0, 0.04, 0.110)  # 10 ms < min_rtt
+    assert rack.xmit_ts == -1.0
+    rack.on_transmit(1000, 2000, snd_max, 0.200)
+    rack.on_ack(2000, [], snd_max, 150, 0, 0.04, 0.300)  # echoes 150 ms < 200 ms sent
+    assert rack.xmit_ts == -1.0
+    snd_max = sent(rack, 2000, 1, now=0.3)
+    rack.on_transmit(2000, 3000, snd_max, 0.400)
+    rack.on_ack(3000, [], snd_max, 400, 0, 0.04, 0.45)  # echoes the retransmission
+    assert rack.xmit_ts == 0.4 and rack.rack_rtt == pytest.approx(0.05)
+
+
+def test_a_dsack_widens_the_window_once_per_round_trip_for_16_recoveries():
+    rack = Rack()
+    rack.on_dsack(snd_una=0, snd_max=5000)
+    assert rack.dsacks == 1 and rack.reo_mult == 2 and rack.reordering
+    rack.on_dsack(snd_una=1000, snd_max=6000)  # same round trip (below 5000)
+    assert rack.dsacks == 2 and rack.reo_mult == 2
+    rack.on_dsack(snd_una=5000, snd_max=7000)
+    assert rack.reo_mult == 3
+    for _ in range(15):
+        rack.on_recovery_end()
+    assert rack.reo_mult == 3
+    rack.on_recovery_end()
+    assert rack.reo_mult == 1
+
+
+def test_a_lost_retransmission_is_found_like_any_other():
+    rack = Rack()
+    snd_max = sent(rack, 0, 3, step=0.001)
+    rack.on_ack(0, [(1000, 3000)], snd_max, NO_TS, 0, 0.04, 0.05)
+    rack.detect(0.05, 0.04, 0.05, True, 0.001)
+    rack.on_transmit(0, 1000, snd_max, 0.05)  # resent: the mark goes
+    assert rack.lost_bytes == 0 and rack.records[0].flags == RETRANS
+    snd_max = sent(rack, snd_max, 1, now=0.06)
+    rack.on_ack(0, [(3000, 4000)], snd_max, NO_TS, 0, 0.04, 0.11)
+    rack.detect(0.2, 0.04, 0.05, True, 0.001)
+    assert rack.lost_retransmits == 1 and rack.records[0].flags == RETRANS | LOST
+
+
+def test_mark_first_lost_and_on_rto():
+    rack = Rack()
+    snd_max = sent(rack, 0, 3)
+    rack.mark_first_lost()
+    assert rack.records[0].flags == LOST and rack.lost_bytes == 1000
+    rack.mark_first_lost()  # something is marked already
+    assert rack.lost_bytes == 1000
+    rack.on_ack(0, [(1000, 2000)], snd_max, NO_TS, 0, NO_MIN, 0.05)
+    rack.on_transmit(0, 1000, snd_max, 0.06)
+    rack.on_rto()
+    assert [r.flags for r in rack.records] == [RETRANS, 0, 0]
+    assert rack.lost_bytes == rack.sacked_count == 0
+
+
+def test_the_probe_timeout():
+    rack = Rack()
+    assert rack.probe_timeout(0.05, flight=3000, mss=1000) == pytest.approx(0.1)
+    assert rack.probe_timeout(0.05, flight=1000, mss=1000) == pytest.approx(0.3)  # WCDelAckT
+    assert rack.probe_timeout(0.001, flight=3000, mss=1000) == pytest.approx(0.01)
+    rack.on_probe()
+    assert rack.probes == 1 and rack.probe_outstanding
+
+
+def test_random_acks_keep_the_tallies_and_work_across_the_wrap():
+    """Random SACKs and ACKs on records that cross 2**32: the lost and
+    SACKed tallies always match the records' flags."""
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    rng = random.Random(seed)
+    rack = Rack()
+    base = TOP - 20_000
+    snd_max = sent(rack, base, 40, step=0.001)
+    una = base
+    now = 0.05
+    for _ in range(200):
+        now += 0.002
+        off = rng.randrange(0, 40) * 1000
+        left = (base + off) % TOP
+        right = (left + rng.randrange(1, 4) * 1000) % TOP
+        if rng.random() < 0.2:
+            una = (una + 1000) % TOP if (snd_max - una) % TOP > 1000 else una
+        if rack.on_ack(una, [(left, right)], snd_max, NO_TS, 0, 0.04, now):
+            rack.detect(now, 0.04, 0.05, False, 0.001)
+        if rack.records and rng.random() < 0.3:
+            r = rng.choice(rack.records)
+            rack.on_transmit(r.start, r.end, snd_max, now)
+        lost = sum((r.end - r.start) % TOP for r in rack.records if r.flags & LOST)
+        assert lost == rack.lost_bytes, f"seed {seed}"
+        assert sum(1 for r in rack.records if r.flags & SACKED) == rack.sacked_count, f"seed {seed}"
+        assert all((r.start - una) % TOP < (1 << 31) for r in rack.records), f"seed {seed}"
