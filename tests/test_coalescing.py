@@ -13,13 +13,14 @@ from aiotcp._fast import ACK, FIN, PSH, SYN
 from aiotcp.core.config import Config
 from aiotcp.core.endpoint import Endpoint
 from aiotcp.core.events import DataReadable
+from aiotcp.tools.testing import drain
 
 PEER = ("198.51.100.7", 4000)
 TS = (500, 0)  # the client's TSval; its TSecr is filled in from the SYN-ACK
 
 
 def sent(ep):
-    return [_fast.decode(d) for d, _ in ep.datagrams_to_send()]
+    return [_fast.decode(d) for d, _ in drain(ep.outbox)]
 
 
 def established(timestamps=True, coalesce=True):
@@ -60,7 +61,7 @@ def test_an_in_order_run_is_one_segment_with_the_data_of_all(timestamps):
     assert ep.receive_run(run, size, PEER, 0.1) == 4
     assert ep.segments_coalesced == 3
     assert conn.segments_received == before + 4  # one segment, counted as the four it joins
-    readable = [e for _, e in ep.take_events() if type(e) is DataReadable]
+    readable = [e for _, e in drain(ep.events) if type(e) is DataReadable]
     assert len(readable) == 1
     assert conn.read() == b"".join(chunks)
     assert sent(ep) == []
@@ -190,7 +191,7 @@ def test_random_runs_deliver_the_same_bytes_with_and_without_coalescing(seeded_r
                 ep.receive_run(b"".join(wire[i] for i in indexes), len(wire[indexes[0]]), PEER, 0.1)
                 ep.end_batch()
                 got += conn.read()
-            ep.datagrams_to_send()
+            drain(ep.outbox)
             outcomes.append((got, conn.rcv_nxt, ep.stats["bad_checksum"]))
         assert outcomes[0] == outcomes[1]
         assert outcomes[0][0] == stream[:len(outcomes[0][0])]

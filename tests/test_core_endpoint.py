@@ -8,14 +8,14 @@ from aiotcp._fast import ACK, FIN, RST, SYN
 from aiotcp.core.connection import TimeWait
 from aiotcp.core.endpoint import Endpoint
 from aiotcp.core.isn import SequenceSource
-from aiotcp.tools.testing import BulkTransfer, Network
+from aiotcp.tools.testing import BulkTransfer, Network, drain
 from test_core_network import _rack_invariants
 
 PEER = ("198.51.100.7", 4000)
 
 
 def sent(ep):
-    return [(_fast.decode(d), a) for d, a in ep.datagrams_to_send()]
+    return [(_fast.decode(d), a) for d, a in drain(ep.outbox)]
 
 
 def test_segment_to_nothing_draws_rst_per_rfc_9293_3_10_7_1():
@@ -64,7 +64,7 @@ def test_syn_flood_keeps_memory_bounded_and_a_client_still_connects():
     for port in range(10_000):
         server.receive_datagram(_fast.encode(port + 1024, 80, port * 7919, 0, SYN, 65535, b"", 1452),
                                 ("203.0.113.9", port + 1024), 0.0)
-        server.datagrams_to_send()
+        drain(server.outbox)
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert listener.half_open <= server.config.syn_backlog
@@ -205,8 +205,8 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
                                 rng.choice([ACK, SYN, RST, FIN | ACK, SYN | ACK, RST | ACK, 0xFF, 0]),
                                 rng.randrange(65536), rng.randbytes(rng.randrange(0, 100)))
         a.receive_datagram(data, ("b", 1), net.now)
-        a.datagrams_to_send()
-        a.take_events()
+        drain(a.outbox)
+        drain(a.events)
         if i % 1000 == 0:
             net.step()
         if i % 100 == 0 and conn.sack_ok and conn.time_wait is None and str(conn.state) != "CLOSED":
@@ -304,7 +304,7 @@ def _cookie_server():
     server = Endpoint(Config(syn_backlog=1))
     listener = server.listen(80, backlog=1)
     server.receive_datagram(_fast.encode(9999, 80, 1, 0, SYN, 65535, b"", 1452), ("203.0.113.9", 9999), 0.0)
-    server.datagrams_to_send()
+    drain(server.outbox)
     return server, listener
 
 

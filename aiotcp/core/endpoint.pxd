@@ -24,8 +24,6 @@ cdef class Endpoint(DatagramSink):
     cdef public object _last_addr
     cdef public long _last_ports
 
-    cpdef list take_events(self)
-    cpdef list datagrams_to_send(self)
     cpdef begin_batch(self)
     cpdef bint acks_deferred(self)
     @cython.locals(conn=Connection)

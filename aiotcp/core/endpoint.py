@@ -5,9 +5,15 @@ address, local TCP port, remote TCP port), hands SYNs to listeners, answers
 segments for nothing with a RST (docs/wire-format.md "Ports"; RFC 9293 section
 3.10.7.1), swaps connections entering TIME_WAIT for compact records, and owns
 the timer wheel that holds one entry per connection.  Like the connection, it
-is driven by calls carrying ``now`` and never does I/O: datagrams to send
-accumulate in ``outbox`` as ``(bytes, addr)`` pairs, events in ``events`` as
-``(connection_or_listener, event)`` pairs.
+is driven by calls carrying ``now`` and never does I/O.
+
+Its output is two lists, the one way to drain it: datagrams to send
+accumulate in ``outbox`` as ``(bytes, addr)`` pairs and events in ``events``
+as ``(connection_or_listener, event)`` pairs.  The connections append to
+these very lists, so the caller reads them and empties them in place
+(``list.clear()``; aiotcp.tools.testing.drain does both), never replaces
+them.  An event handler that calls back into the core appends to the list
+being read, which the caller's pass then reaches.
 """
 from __future__ import annotations
 
@@ -110,16 +116,6 @@ class Endpoint(DatagramSink):
 
     def next_deadline(self) -> float | None:
         return self.wheel.next_deadline()
-
-    def datagrams_to_send(self) -> list:
-        out = self.outbox[:]
-        self.outbox.clear()
-        return out
-
-    def take_events(self) -> list:
-        events = self.events[:]
-        self.events.clear()
-        return events
 
     # --------------------------------------------------------- input
 

@@ -17,6 +17,14 @@ from ..core.endpoint import Endpoint
 from ..core.events import Closed, Connected, DataReadable, Incoming, PeerClosed, Writable
 
 
+def drain(items: list) -> list:
+    """What a core output list (Endpoint.outbox, Endpoint.events) holds,
+    emptied in place as the core's contract asks."""
+    taken = items[:]
+    items.clear()
+    return taken
+
+
 @dataclass
 class Impairment:
     drop: float = 0.0
@@ -55,7 +63,7 @@ class Network:
         endpoint = self.endpoints[src]
         imp = self.impairment
         rng = self.rng
-        for data, dst in endpoint.datagrams_to_send():
+        for data, dst in drain(endpoint.outbox):
             if rng.random() < imp.drop:
                 self.dropped += 1
                 continue
@@ -76,7 +84,7 @@ class Network:
         endpoint = self.endpoints[addr]
         handler = self.handlers.get(addr)
         while endpoint.events:
-            events = endpoint.take_events()
+            events = drain(endpoint.events)
             if handler is not None:
                 for source, event in events:
                     handler(source, event, self.now)
