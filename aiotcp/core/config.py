@@ -110,6 +110,25 @@ class Config:
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
     keepalive_count: int = 9
+    #: NAT keepalive: NAT bindings for UDP die after 30-120 s of silence
+    #: (Linux conntrack: 30 s for a one-way flow, 120 s for one seen both
+    #: ways), long before ``keepalive_idle``.  A connection this side opened
+    #: (an active open, including a hole punch) that has sent nothing for
+    #: this many seconds sends a keepalive-style probe (an ACK one below
+    #: snd_una, which the peer answers), so the binding of every NAT on the
+    #: path sees traffic both ways.  It never fails a connection (that is
+    #: ``keepalive``'s job).  None: off.  Connections accepted by a listener
+    #: do not send it (a server behind no NAT has no binding to keep).
+    nat_keepalive: float | None = 25.0
+    #: Path migration (NAT rebinding): a segment from a new UDP address that
+    #: is unmistakably an existing connection's (its ports, an acceptable
+    #: sequence number and ACK, and with timestamps an echo of a TSval sent
+    #: within ``migration_echo_age`` seconds) makes the connection
+    #: challenge the new address; when the answer echoes the challenge, the
+    #: connection moves there.  False: segments from other addresses are
+    #: dropped (and counted), never answered with a RST.
+    migration: bool = True
+    migration_echo_age: float = 120.0
     #: User timeout (RFC 5482 semantics, like Linux TCP_USER_TIMEOUT): fail
     #: the connection when sent data stays unacknowledged this long.  None:
     #: only the retry limits apply.
@@ -147,6 +166,8 @@ class Config:
             raise ValueError("linger must not be negative")
         if self.time_wait < 0 or self.delayed_ack < 0:
             raise ValueError("time_wait and delayed_ack must not be negative")
+        if self.nat_keepalive is not None and self.nat_keepalive <= 0:
+            raise ValueError("nat_keepalive must be positive (None: off)")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -84,7 +84,11 @@ cdef class Connection:
     cdef public long long _rtt_seq
     # deadlines, NEVER when the timer is not running
     cdef public double _rto_at, _persist_at, _delack_at, _orphan_at
-    cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at
+    cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at, _nat_at, _last_out
+    cdef public double _nat_keepalive, _path_sent_at
+    cdef public object _path_addr
+    cdef public long long _path_ts, migrations, nat_keepalives
+    cdef public bint punching
     cdef public long long retries, _persist_backoff, keepalive_probes
     cdef public long long _challenge_count
     # loss detection and recovery, congestion control
@@ -134,7 +138,7 @@ cdef class Connection:
     cpdef _drain_ooo(self)
     @cython.locals(mss=cython.int, wscale=cython.int, sack_permitted=cython.bint, has_ts=cython.bint)
     cpdef _emit(self, int flags, long long seq, long long ack, payload=*, long long window=*,
-                bint syn_options=*, Py_ssize_t offset=*, Py_ssize_t length=*)
+                bint syn_options=*, Py_ssize_t offset=*, Py_ssize_t length=*, to=*)
     cpdef _send_ack(self)
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now)

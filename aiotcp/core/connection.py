@@ -357,6 +357,18 @@ class Connection:
         self._user_timeout_at = NEVER
         self._pto_at = NEVER  # tail loss probe (RFC 8985)
         self._reo_at = NEVER  # RACK reordering window timer
+        self._nat_at = NEVER  # NAT keepalive (Config.nat_keepalive)
+        self._last_out = now  # when the last segment went out
+        self.nat_keepalives = 0
+        # path migration (Config.migration): the new address being
+        # validated, the TSval of its challenge, when it was sent
+        self._path_addr = None
+        self._path_ts = 0
+        self._path_sent_at = -1e18
+        self.migrations = 0
+        #: a hole-punching attempt (set before connect()): in SYN_SENT a
+        #: RST or an ICMP error does not end it, the SYNs go on
+        self.punching = False
         #: RACK-TLP (RFC 8985): the transmission records and loss marks (rack.py)
         self.rack = Rack()
         self._last_invalid_ack = -1e18
@@ -390,6 +402,7 @@ class Connection:
     user_timeout_deadline = _optional("_user_timeout_at", NEVER, "user timeout")
     pto_deadline = _optional("_pto_at", NEVER, "tail loss probe timer (RFC 8985)")
     reo_deadline = _optional("_reo_at", NEVER, "RACK reordering timer (RFC 8985)")
+    nat_keepalive_deadline = _optional("_nat_at", NEVER, "NAT keepalive timer (Config.nat_keepalive)")
     @property
     def srtt(self) -> float | None:
         """Smoothed RTT in seconds (RFC 6298), None before the first sample."""
@@ -420,6 +433,11 @@ class Connection:
         return self.rack.reo_wnd(self.rtt.lowest, self.rtt.smoothed, self.recovery.active, self._timer_tick)
 
     @property
+    def synchronized(self) -> bool:
+        """In a state where our SYN is acknowledged (RFC 9293's synchronized states)."""
+        return self._synchronized
+
+    @property
     def sacked_bytes(self) -> int:
         """Bytes the peer's SACK blocks say it holds above snd_una."""
         return self.scoreboard.total
@@ -441,6 +459,7 @@ class Connection:
         self._tlp = config.tail_loss_probe
         self._ss_after_idle = config.slow_start_after_idle
         self._user_timeout = -1.0 if config.user_timeout is None else config.user_timeout
+        self._nat_keepalive = -1.0 if config.nat_keepalive is None else config.nat_keepalive
         self._timer_tick = config.timer_tick
         self.rtt.configure(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
 
@@ -643,6 +662,9 @@ class Connection:
         socket, RFC 1122 section 4.2.3.9): the connection fails with it."""
         if self.state in (CLOSED, TIME_WAIT):
             return
+        if self.punching and self.state is SYN_SENT:
+            self.stats["icmp_while_punching"] += 1  # no mapping at the peer's NAT yet
+            return
         self._fail(now, error)
 
     def next_deadline(self) -> float | None:
@@ -655,7 +677,7 @@ class Connection:
         if self.time_wait is not None:
             return self.time_wait.deadline
         return min(self._rto_at, self._persist_at, self._delack_at, self._orphan_at,
-                   self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at)
+                   self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at, self._nat_at)
 
     def info(self) -> dict:
         """A TCP-info snapshot (like Linux's struct tcp_info)."""
@@ -681,6 +703,7 @@ class Connection:
             "rack_losses": self.rack.losses, "lost_retransmits": self.rack.lost_retransmits,
             "dsacks": self.rack.dsacks, "min_rtt": self.min_rtt,
             "prr_delivered": self.recovery.prr_delivered, "prr_out": self.recovery.prr_out,
+            "migrations": self.migrations, "nat_keepalives": self.nat_keepalives,
             "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
         }
 
@@ -700,6 +723,7 @@ class Connection:
             self.tracer.state(self, old, new, now)
         if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
             self._heard_from_peer(now)
+            self._start_nat_keepalive(now)
             self.events.append((self, _CONNECTED))
             if self.endpoint is not None:
                 self.endpoint.on_established(self)
@@ -728,7 +752,7 @@ class Connection:
         """Stop every timer (TIME_WAIT and CLOSED: the record's own, or none)."""
         self._rto_at = self._persist_at = self._delack_at = NEVER
         self._orphan_at = self._keepalive_at = self._user_timeout_at = NEVER
-        self._pto_at = self._reo_at = NEVER
+        self._pto_at = self._reo_at = self._nat_at = NEVER
 
     def _report_closed(self, error) -> None:
         if not self._closed_reported:
@@ -782,9 +806,10 @@ class Connection:
         return seq_diff(edge, self._rcv_adv) >= min(self._rcvbuf_size // 2, self.mss)
 
     def _emit(self, flags: int, seq: int, ack: int, payload=b"", window: int = -1,
-              syn_options: bool = False, offset: int = 0, length: int = -1) -> None:
+              syn_options: bool = False, offset: int = 0, length: int = -1, to=None) -> None:
         """Queue one segment; ``window`` -1 means the current receive window.
-        The payload is ``payload[offset:offset + length]`` (-1: to its end)."""
+        The payload is ``payload[offset:offset + length]`` (-1: to its end).
+        It goes to ``remote_addr``, or to ``to`` (a path being validated)."""
         if window < 0:
             window = self._window_field()
         if flags & ACK:
@@ -811,10 +836,13 @@ class Connection:
             window=window, payload=payload, offset=offset, length=length, mss=mss, wscale=wscale,
             sack_permitted=sack_permitted, sack_blocks=blocks, has_ts=has_ts,
             ts_val=self._ts_val() if has_ts else 0, ts_ecr=self.ts_recent, urgent=0)
-        self.out.append((datagram, self.remote_addr))
+        if to is None:
+            to = self.remote_addr
+        self.out.append((datagram, to))
         self.segments_sent += 1
+        self._last_out = self._now
         if self.tracer is not None:
-            self.tracer.segment(self, "out", datagram, self.remote_addr)
+            self.tracer.segment(self, "out", datagram, to)
 
     def _sack_blocks(self) -> list:
         """SACK blocks for an ACK (RFC 2018 section 4): a D-SACK block first
@@ -949,6 +977,7 @@ class Connection:
     # | keepalive (RFC 1122 4.2.3.6) | _keepalive_at | anything heard from the peer | keepalive off | - |
     # | user timeout (RFC 5482) | _user_timeout_at | data sent with it stopped, progress | everything acknowledged | - |
     # | orphan (linger, FIN_WAIT_2) | _orphan_at | release(), FIN_WAIT_2 after release | - | - |
+    # | NAT keepalive | _nat_at | ESTABLISHED after an active open, its own expiry (from the last segment sent) | nat_keepalive off | - |
     #
     # All of them stop in TIME_WAIT and CLOSED (_clear_timers).
 
@@ -986,10 +1015,14 @@ class Connection:
     def _stop_user_timeout(self) -> None:
         self._user_timeout_at = NEVER
 
+    def _start_nat_keepalive(self, now: float) -> None:
+        if self._nat_keepalive > 0 and not self.passive:
+            self._nat_at = now + self._nat_keepalive
+
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now``, in this order: delayed
         ACK, persist, RACK reordering, tail loss probe, retransmission, user
-        timeout, keepalive, orphan."""
+        timeout, keepalive, orphan, NAT keepalive."""
         self._now = now
         if self.time_wait is not None:
             if not self.time_wait.handle_timer(now):
@@ -1014,6 +1047,8 @@ class Connection:
             self._on_keepalive(now)
         if now >= self._orphan_at:
             self._on_orphan_timeout(now)
+        if now >= self._nat_at:
+            self._on_nat_keepalive(now)
         self._rearm()
 
     def _on_reordering_timeout(self, now: float) -> None:
@@ -1091,6 +1126,22 @@ class Connection:
         self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
         self._keepalive_at = now + config.keepalive_interval
 
+    def _on_nat_keepalive(self, now: float) -> None:
+        """Config.nat_keepalive: nothing went out for that long, so every
+        NAT on the path may be about to forget this flow.  The probe is
+        keepalive's (an ACK one below snd_una), which the peer answers, so
+        the binding sees traffic both ways; it never fails the connection."""
+        interval = self._nat_keepalive
+        due = self._last_out + interval
+        if due > now + self._timer_tick:
+            self._nat_at = due  # something went out since: wait from there
+            return
+        if self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self.nat_keepalives += 1
+            self.stats["nat_keepalives"] += 1
+            self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
+        self._nat_at = now + interval
+
     def _heard_from_peer(self, now: float) -> None:
         if self._keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self._keepalive_at = now + self.config.keepalive_idle
@@ -1123,7 +1174,8 @@ class Connection:
         if self.retries > limit:
             if state is SYN_RCVD and self.passive:
                 self.stats["synack_timeouts"] += 1
-            self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions"))
+            heard = "segments from the peer arrived" if self.segments_received else "nothing ever came back"
+            self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions ({heard})"))
             return
         self.rto_count += 1
         self.rtt.on_rto()  # RFC 6298 (5.5)
@@ -1172,6 +1224,87 @@ class Connection:
                 self._heard_from_peer(now)
         self._rearm()
 
+    # --------------------------------------------- path migration (NAT rebinding)
+
+    def receive_from_new_path(self, seg, addr, now: float) -> bool:
+        """A segment with this connection's ports came from ``addr``, not
+        ``remote_addr`` (the endpoint asks only when these ports belong to
+        no other connection): a NAT may have moved the peer.  It moves the
+        connection only when it is unmistakably this connection's, and
+        only once the new address has answered a challenge, as QUIC
+        validates a path (RFC 9000 section 8.2):
+
+        1. ``_from_peer``: no SYN or RST, an acceptable sequence number and
+           ACK, and with timestamps a TSecr echoing one of our recent TSvals
+           (what an off-path attacker cannot know);
+        2. the challenge, at most once per RTO: an ACK carrying a fresh
+           TSval at the sequence number the peer last acknowledged (so the
+           peer keeps it as TS.Recent), then a keepalive-style probe, which
+           the peer must answer, echoing it;
+        3. a segment from ``addr`` that passes (1) and echoes the challenge's
+           TSval (without timestamps: any that passes (1) after the
+           challenge) is the answer: True, and the endpoint moves the
+           connection (:meth:`migrate`) and delivers the segment.
+
+        Until then nothing is sent to ``addr`` but the challenge, and the
+        segments from it are dropped (counted): TCP's recovery repairs them."""
+        self._now = now
+        stats = self.stats
+        if not self._synchronized or self.time_wait is not None or not self.config.migration:
+            stats["new_path_dropped"] += 1
+            return False
+        if not self._from_peer(seg, now):
+            stats["new_path_rejected"] += 1
+            return False
+        if addr == self._path_addr and (not self.ts_ok or seq_ge(seg.ts_ecr, self._path_ts)):
+            return True
+        if addr != self._path_addr or now - self._path_sent_at >= self.rtt.rto:
+            if self.endpoint is not None and not self.endpoint.challenge_ack_allowed(now):
+                return False
+            self._path_addr = addr
+            self._path_sent_at = now
+            self._path_ts = self._ts_val()
+            stats["path_challenges"] += 1
+            self._emit(ACK, seg.ack, self.rcv_nxt, to=addr)
+            self._emit(ACK, (seg.ack - 1) & MASK, self.rcv_nxt, to=addr)
+            self._rearm()
+        stats["new_path_dropped"] += 1
+        return False
+
+    def _from_peer(self, seg, now: float) -> bool:
+        """Step 1 of :meth:`receive_from_new_path`."""
+        flags = seg.flags
+        if flags & (SYN | RST) or not flags & ACK:
+            return False
+        seq = seg.seq
+        seg_len = len(seg.payload) + (1 if flags & FIN else 0)
+        if not self._acceptable(seq, seg_len) and not (
+                seg_len == 0 and seq == (self.rcv_nxt - 1) & MASK):  # a keepalive probe
+            return False
+        ack = seg.ack
+        if seq_gt(ack, self.snd_max) or seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
+            return False
+        if self.ts_ok:
+            if not seg.has_ts:
+                return False
+            age = (self._ts_val() - seg.ts_ecr) & MASK  # milliseconds since we sent it
+            if age >= HALF or age > self.config.migration_echo_age * 1000:
+                return False
+        return True
+
+    def migrate(self, addr, now: float) -> None:
+        """Move to the validated path ``addr`` (the endpoint re-keys the
+        connection first).  The congestion state stays: a NAT rebinding
+        changes the address, not the path."""
+        self._now = now
+        self.remote_addr = addr
+        self._path_addr = None
+        self._path_sent_at = -1e18
+        self.migrations += 1
+        self.stats["migrations"] += 1
+        if self.time_wait is not None:
+            self.time_wait.remote_addr = addr
+
     def _take_peer_syn(self, seg) -> None:
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
@@ -1211,6 +1344,11 @@ class Connection:
                 return
         if flags & RST:
             if flags & ACK:
+                if self.punching:
+                    # the peer's side is not punching yet (or its NAT lets
+                    # SYNs through before it connects): the SYNs go on
+                    self.stats["rst_while_punching"] += 1
+                    return
                 self.stats["connections_refused"] += 1
                 self._fail(now, ConnectionRefusedError(111, "Connection refused"))
             return

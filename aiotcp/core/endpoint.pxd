@@ -16,7 +16,7 @@ cdef class Endpoint(DatagramSink):
     cdef public object config, stats, sequences  # tracer, _batch: DatagramSink's
     cdef public list _batch_list
     cdef public bint ipv6, keep_time_wait
-    cdef public dict connections, listeners
+    cdef public dict connections, listeners, _by_ports
     cdef public TimerWheel wheel
     cdef public list outbox, events
     cdef public long long time_wait_count, _challenge_second, _challenge_count

@@ -91,6 +91,9 @@ class Endpoint(DatagramSink):
         self._last_conn = None
         self._last_addr = None
         self._last_ports = -1
+        #: the keys of ``connections`` by their ports (local << 16 | remote),
+        #: for a segment from an address no connection has (a NAT rebinding)
+        self._by_ports: dict[int, dict] = {}
 
     # ----------------------------------------------------------- user API
 
@@ -101,18 +104,46 @@ class Endpoint(DatagramSink):
         self.listeners[port] = listener
         return listener
 
-    def connect(self, remote_addr, remote_port: int, local_port: int, now: float) -> Connection:
-        """Active open towards ``remote_addr`` (a UDP address)."""
+    def connect(self, remote_addr, remote_port: int, local_port: int, now: float,
+                punching: bool = False) -> Connection:
+        """Active open towards ``remote_addr`` (a UDP address); ``punching``:
+        a hole-punching attempt (see Connection.punching)."""
         key = (remote_addr, local_port, remote_port)
         existing = self.connections.get(key)
         if existing is not None:
             if isinstance(existing, TimeWait):
                 self._drop(key, existing)
             else:
-                raise OSError(99, "a connection with that address and ports exists")
+                raise OSError(98, f"a connection from TCP port {local_port} to {remote_addr} TCP port "
+                                  f"{remote_port} exists already")
         conn = self._new_connection(remote_addr, local_port, remote_port, now)
+        conn.punching = punching
         conn.connect(now)
         return conn
+
+    def free_port(self, remote_addr, remote_port: int, preferred: int) -> int:
+        """A local TCP port for a new connection to (``remote_addr``,
+        ``remote_port``): ``preferred`` (the UDP port, which a hole-punching
+        peer knows) unless a connection to that peer already uses it, else
+        the first free one of the ephemeral range (Linux's 32768-60999)
+        from a point the peer's address picks."""
+        connections = self.connections
+        if (remote_addr, preferred, remote_port) not in connections:
+            return preferred
+        start = 32768 + hash((remote_addr, remote_port)) % 28232
+        for i in range(28232):
+            port = 32768 + (start - 32768 + i) % 28232
+            if (remote_addr, port, remote_port) not in connections:
+                return port
+        raise OSError(99, f"no free TCP port towards {remote_addr} port {remote_port}")
+
+    def drop_time_wait(self) -> int:
+        """Forget every TIME_WAIT record (the socket is closing: nothing
+        would answer for them anyway); returns how many."""
+        records = [(key, record) for key, record in self.connections.items() if type(record) is TimeWait]
+        for key, record in records:
+            self._drop(key, record)
+        return len(records)
 
     def next_deadline(self) -> float | None:
         return self.wheel.next_deadline()
@@ -175,12 +206,46 @@ class Endpoint(DatagramSink):
                 self._last_conn, self._last_addr, self._last_ports = connection, addr, ports
                 connection.receive(seg, now)
                 return
+        if not seg.flags & SYN and ports in self._by_ports:
+            if self._new_path(seg, addr, ports, now):
+                return
+            # these ports are in use: whatever else it is, never a RST
+            listener = self.listeners.get(seg.dst_port)
+            if listener is not None:
+                self._listen_receive(listener, seg, addr, now, quiet=True)
+            else:
+                self.stats["new_path_dropped"] += 1
+            return
         listener = self.listeners.get(seg.dst_port)
         if listener is not None:
             self._listen_receive(listener, seg, addr, now)
         else:
             self.stats["no_connection"] += 1
             self._reset(seg, addr)
+
+    def _new_path(self, seg, addr, ports: int, now: float) -> bool:
+        """A segment from an address none of our connections has, with the
+        ports of one of them: perhaps a NAT rebinding.  It is never
+        answered with a RST (that would reset the connection the peer still
+        has).  When these ports name exactly one synchronized connection,
+        that connection judges it (Connection.receive_from_new_path) and
+        may move here: True.  False: not for a connection (ambiguous, or
+        only a half-open one or a TIME_WAIT record has these ports); a
+        listener may still take it (a SYN-cookie ACK), quietly."""
+        keys = self._by_ports[ports]
+        if len(keys) != 1:
+            self.stats["new_path_ambiguous"] += 1
+            return False
+        key = next(iter(keys))
+        conn = self.connections[key]
+        if type(conn) is TimeWait or not conn.synchronized:
+            return False
+        if conn.receive_from_new_path(seg, addr, now):
+            self._remove(key, conn)
+            self._put((addr, seg.dst_port, seg.src_port), conn)
+            conn.migrate(addr, now)
+            conn.receive(seg, now)
+        return True
 
     def handle_timer(self, now: float) -> None:
         for timer in self.wheel.expire(now):
@@ -197,8 +262,10 @@ class Endpoint(DatagramSink):
 
     # ----------------------------------------------------- LISTEN state
 
-    def _listen_receive(self, listener: Listener, seg, addr, now: float) -> None:
-        """RFC 9293 section 3.10.7.2, with SYN cookies (RFC 4987)."""
+    def _listen_receive(self, listener: Listener, seg, addr, now: float, quiet: bool = False) -> None:
+        """RFC 9293 section 3.10.7.2, with SYN cookies (RFC 4987).  ``quiet``:
+        an ACK that is not a valid cookie is dropped, not reset (its ports
+        belong to a connection, see _new_path)."""
         flags = seg.flags
         stats = self.stats
         if flags & RST:
@@ -218,6 +285,9 @@ class Endpoint(DatagramSink):
                     conn.accept_cookie(seg, mss, now, _cookie_options(seg.ts_ecr) if seg.has_ts else None)
                     return
                 stats["syn_cookies_rejected"] += 1
+            if quiet:
+                stats["new_path_dropped"] += 1
+                return
             self._reset(seg, addr)
             return
         if not flags & SYN:
@@ -296,6 +366,7 @@ class Endpoint(DatagramSink):
         self._last_addr = None
         self._last_ports = -1
         self.connections[key] = record
+        self._by_ports.setdefault(key[1] << 16 | key[2], {})[key] = None
 
     def _remove(self, key, record) -> None:
         """Remove ``key`` if it still holds ``record``."""
@@ -304,6 +375,11 @@ class Endpoint(DatagramSink):
         self._last_ports = -1
         if self.connections.get(key) is record:
             del self.connections[key]
+            ports = key[1] << 16 | key[2]
+            keys = self._by_ports[ports]
+            del keys[key]
+            if not keys:
+                del self._by_ports[ports]
 
     @staticmethod
     def _count_half_open(conn: Connection, listener: Listener) -> None:
