@@ -29,8 +29,8 @@ if _os.environ.get("AIOTCP_PURE_PYTHON") == "1":
 
 from . import _fast  # noqa: F401  (for COMPILED)
 from .aio import (
-    Server, StreamWriter, TCPTransport, create_connection, create_server, open_connection, start_server,
-    start_tls,
+    Endpoint, Server, StreamWriter, TCPTransport, create_connection, create_endpoint, create_server,
+    open_connection, start_server, start_tls,
 )
 from .core.config import Config
 from .core.connection import State
@@ -80,6 +80,6 @@ class _MovedModuleFinder(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
 _sys.meta_path.append(_MovedModuleFinder())
 
 __all__ = [
-    "COMPILED", "Config", "Server", "State", "StreamWriter", "TCPTransport", "__version__",
-    "create_connection", "create_server", "open_connection", "start_server", "start_tls",
+    "COMPILED", "Config", "Endpoint", "Server", "State", "StreamWriter", "TCPTransport", "__version__",
+    "create_connection", "create_endpoint", "create_server", "open_connection", "start_server", "start_tls",
 ]

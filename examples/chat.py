@@ -5,9 +5,12 @@
 
 Every line a client types goes to everyone as "NAME: line".  Joins and
 leaves are announced; "/who" lists who is here; "/quit" leaves gracefully.
-Clients send a heartbeat every second, so the server notices a client that
-vanished (killed, unplugged) within a few seconds, without waiting for TCP's
-retransmission timeout.
+There are no application heartbeats: TCP keepalive on the server
+(``--keepalive`` seconds of silence, then three probes that far apart)
+notices a client that vanished (killed, unplugged), and the clients' NAT
+keepalive (Config.nat_keepalive, on by default for connections that a
+client opens) keeps the binding of any NAT in between alive while nobody
+types.
 """
 from __future__ import annotations
 
@@ -19,13 +22,10 @@ import sys
 
 import aiotcp
 
-HEARTBEAT = "\x00hb"
-
 
 class ChatServer:
-    def __init__(self, heartbeat: float):
+    def __init__(self):
         self.users: dict[str, asyncio.StreamWriter] = {}
-        self.timeout = 3 * heartbeat
 
     def broadcast(self, text: str, skip: str | None = None) -> None:
         data = (text + "\n").encode()
@@ -38,7 +38,7 @@ class ChatServer:
         name = None
         reason = "left"
         try:
-            line = await asyncio.wait_for(reader.readline(), self.timeout)
+            line = await reader.readline()
             name = line.decode(errors="replace").strip()
             if not name or name in self.users:
                 writer.write(b"* name taken or empty, bye\n")
@@ -47,17 +47,8 @@ class ChatServer:
             self.users[name] = writer
             writer.write(f"* welcome {name}; here: {', '.join(sorted(self.users))}\n".encode())
             self.broadcast(f"* {name} joined", skip=name)
-            while True:
-                try:
-                    line = await asyncio.wait_for(reader.readline(), self.timeout)
-                except asyncio.TimeoutError:
-                    reason = "vanished (no heartbeat)"
-                    break
-                if not line:
-                    break
+            while line := await reader.readline():
                 text = line.decode(errors="replace").rstrip("\r\n")
-                if text == HEARTBEAT:
-                    continue
                 if text == "/quit":
                     writer.write(b"* bye\n")
                     break
@@ -65,8 +56,8 @@ class ChatServer:
                     writer.write(f"* here: {', '.join(sorted(self.users))}\n".encode())
                     continue
                 self.broadcast(f"{name}: {text}")
-        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
-            reason = "vanished"
+        except (ConnectionError, TimeoutError):
+            reason = "vanished"  # keepalive: the client stopped answering
         finally:
             if name is not None:
                 self.users.pop(name, None)
@@ -74,25 +65,22 @@ class ChatServer:
             writer.close()
 
 
-async def serve(host: str, port: int, heartbeat: float) -> None:
-    chat = ChatServer(heartbeat)
-    server = await aiotcp.start_server(chat.handle, host, port)
+async def serve(host: str, port: int, keepalive: float) -> None:
+    chat = ChatServer()
+    config = aiotcp.Config(keepalive=True, keepalive_idle=keepalive, keepalive_interval=keepalive,
+                           keepalive_count=3)
+    server = await aiotcp.start_server(chat.handle, host, port, config=config)
     print(f"* chat server on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
-async def client(name: str, host: str, port: int, heartbeat: float) -> None:
+async def client(name: str, host: str, port: int) -> None:
     reader, writer = await aiotcp.open_connection(host, port)
     writer.write(f"{name}\n".encode())
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    async def beat():
-        while not writer.is_closing():
-            writer.write(f"{HEARTBEAT}\n".encode())
-            await asyncio.sleep(heartbeat)
 
     async def typed():
         while line := await stdin.readline():
@@ -102,7 +90,6 @@ async def client(name: str, host: str, port: int, heartbeat: float) -> None:
                 return
         writer.write(b"/quit\n")
 
-    beating = asyncio.ensure_future(beat())
     typing = asyncio.ensure_future(typed())
     try:
         while line := await reader.readline():
@@ -110,7 +97,6 @@ async def client(name: str, host: str, port: int, heartbeat: float) -> None:
             if line == b"* bye\n":
                 break
     finally:
-        beating.cancel()
         typing.cancel()
         writer.close()
 
@@ -121,16 +107,17 @@ def main(argv=None) -> int:
     parser.add_argument("name", nargs="?")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7000)
-    parser.add_argument("--heartbeat", type=float, default=1.0)
+    parser.add_argument("--keepalive", type=float, default=10.0,
+                        help="server: seconds of silence before a client is probed (then 3 probes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         if args.mode == "server":
-            asyncio.run(serve(args.host, args.port, args.heartbeat))
+            asyncio.run(serve(args.host, args.port, args.keepalive))
         else:
             if not args.name:
                 parser.error("client needs a NAME")
-            asyncio.run(client(args.name, args.host, args.port, args.heartbeat))
+            asyncio.run(client(args.name, args.host, args.port))
     except KeyboardInterrupt:
         pass
     return 0

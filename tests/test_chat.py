@@ -12,7 +12,7 @@ CHAT = str(Path(__file__).resolve().parent.parent / "examples" / "chat.py")
 
 async def spawn(*args):
     return await asyncio.create_subprocess_exec(
-        sys.executable, CHAT, *args, "--heartbeat", "0.3",
+        sys.executable, CHAT, *args, "--keepalive", "0.3",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 

@@ -96,6 +96,8 @@ class TCPTransport(asyncio.Transport):
             return conn.info()
         if name == "tcp_state":
             return str(conn.state)
+        if name == "tcp_ports":
+            return (conn.local_port, conn.remote_port)
         if name == "connection":
             return conn
         return default
@@ -301,9 +303,13 @@ class Server(asyncio.AbstractServer):
     connection it accepted is gone; ``close_clients()``, ``abort_clients()``)."""
 
     def __init__(self, loop, endpoint: UDPEndpoint, port: int, backlog: int, protocol_factory,
-                 ssl_context, ssl_handshake_timeout, ssl_shutdown_timeout=None, start_serving=True):
+                 ssl_context, ssl_handshake_timeout, ssl_shutdown_timeout=None, start_serving=True,
+                 owns_endpoint=True):
         self._loop = loop
         self._endpoint = endpoint
+        #: the server's own UDP socket, which closes with it (False: an
+        #: aiotcp.Endpoint's, shared with other servers and connections)
+        self._owns_endpoint = owns_endpoint
         self._port = port
         self._backlog = backlog
         self._listener = None
@@ -374,8 +380,9 @@ class Server(asyncio.AbstractServer):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
-            self._endpoint.close_when_idle = True
-            self._endpoint.flush()
+            if self._owns_endpoint:
+                self._endpoint.close_when_idle = True
+                self._endpoint.flush()
 
     @property
     def sockets(self):
@@ -456,7 +463,7 @@ class Server(asyncio.AbstractServer):
 
 # ------------------------------------------------------------------ public API
 
-def _ssl_context(ssl, server_side: bool):
+def ssl_context_for(ssl, server_side: bool):
     if ssl is True:
         context = ssl_module.create_default_context(
             ssl_module.Purpose.CLIENT_AUTH if server_side else ssl_module.Purpose.SERVER_AUTH)
@@ -468,7 +475,7 @@ def _ssl_context(ssl, server_side: bool):
     return ssl
 
 
-def _check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout):
+def check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout):
     """asyncio's own checks and messages."""
     if server_hostname is not None and context is None:
         raise ValueError("server_hostname is only meaningful with ssl")
@@ -478,7 +485,7 @@ def _check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_sh
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
-async def _resolve(loop, host, port, family=0, proto=0, flags=0):
+async def resolve(loop, host, port, family=0, proto=0, flags=0):
     infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM, proto=proto,
                                    flags=flags)
     if not infos:
@@ -502,7 +509,7 @@ def _interleave(infos, first_family_count=1):
     return ordered
 
 
-def _udp_socket(sock):
+def check_udp_socket(sock):
     if sock.type != socket.SOCK_DGRAM:
         raise ValueError(f"A UDP Socket was expected, got {sock!r}")
     return sock
@@ -528,22 +535,58 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
         sock.close()
         raise
     endpoint.core.keep_time_wait = config.client_time_wait  # by default a client's TIME_WAIT holds no socket
-    _watch_loop_shutdown(loop)
+    watch_loop_shutdown(loop)
+    try:
+        conn = await handshake(endpoint, endpoint.peer, tcp_port, endpoint.local_port)
+    except BaseException:
+        endpoint.close()
+        raise
+    return endpoint, conn
+
+
+async def handshake(endpoint: UDPEndpoint, addr, tcp_port: int, local_port: int, *, punch: bool = False,
+                    timeout: float | None = None):
+    """An active open over ``endpoint`` towards the UDP address ``addr``,
+    TCP port ``tcp_port`` from ``local_port``; the core connection once
+    ESTABLISHED.  ``punch``: a hole-punching attempt, which a RST or an ICMP
+    error does not end (the SYNs go on until the other side's NAT opens or
+    the time runs out).  ``timeout``: seconds for the whole attempt (None:
+    the SYN retries of Config.syn_retries, about two minutes)."""
+    loop = endpoint.loop
     waiter = loop.create_future()
-    conn = endpoint.core.connect(endpoint.peer, tcp_port, endpoint.local_port, monotonic())
+    conn = endpoint.core.connect(addr, tcp_port, local_port, monotonic(), punching=punch)
     endpoint.pending_connects[conn] = waiter
     endpoint.flush()
     try:
-        await waiter
+        if timeout is None:
+            await waiter
+        else:
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(_attempt_failed(conn, addr, tcp_port, timeout, punch)) from None
     except BaseException:
         endpoint.pending_connects.pop(conn, None)
-        if str(conn.state) != "CLOSED":
+        if conn.state is not State.CLOSED:
             conn.abort(monotonic())
             endpoint.flush()
-        endpoint.close()
+        if not waiter.done():
+            waiter.cancel()
         raise
     endpoint.pending_connects.pop(conn, None)
-    return endpoint, conn
+    return conn
+
+
+def _attempt_failed(conn, addr, tcp_port, timeout, punch) -> str:
+    what = "hole punching to" if punch else "connecting to"
+    if conn.segments_received:
+        why = "segments from the peer arrived, but the handshake did not complete"
+    else:
+        why = "no segment from the peer ever arrived"
+        if punch:
+            why += (" (is the peer punching towards this address at the same time? A NAT that maps"
+                    " each destination to a new port, a symmetric NAT, cannot be crossed without a relay)")
+    return f"{what} {addr} TCP port {tcp_port}: no connection after {timeout} s: {why}"
 
 
 async def create_connection(protocol_factory, host=None, port=None, *, ssl=None, family=0, proto=0, flags=0,
@@ -564,8 +607,8 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
     server's TCP port."""
     loop = asyncio.get_running_loop()
     config = config or DEFAULT
-    context = _ssl_context(ssl, server_side=False)
-    _check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+    context = ssl_context_for(ssl, server_side=False)
+    check_ssl_arguments(context, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
     if context is not None and server_hostname is None:
         if not host:
             raise ValueError("You must set server_hostname when using ssl without a host")
@@ -573,7 +616,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
     if happy_eyeballs_delay is not None and interleave is None:
         interleave = 1  # as asyncio: the delay implies interleaving
     if sock is not None:
-        _udp_socket(sock)
+        check_udp_socket(sock)
         if local_addr is not None:
             raise ValueError("local_addr and sock can not be specified at the same time")
         try:
@@ -585,7 +628,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
         if connected is None:
             if host is None or port is None:
                 raise ValueError("host and port was not specified and no sock specified")
-            infos = await _resolve(loop, host, port, family or sock.family, proto, flags)
+            infos = await resolve(loop, host, port, family or sock.family, proto, flags)
             sock.setblocking(False)
             sock.connect(infos[0][4])
         peer_port = sock.getpeername()[1]
@@ -594,9 +637,9 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
     else:
         if host is None or port is None:
             raise ValueError("host and port was not specified and no sock specified")
-        infos = await _resolve(loop, host, port, family, proto, flags)
+        infos = await resolve(loop, host, port, family, proto, flags)
         if local_addr is not None:
-            local = await _resolve(loop, *local_addr, family, proto, flags)
+            local = await resolve(loop, *local_addr, family, proto, flags)
             infos = [info for info in infos if any(lo[0] == info[0] for lo in local)]
             if not infos:
                 raise OSError(f"no matching local address with family={family} found")
@@ -628,10 +671,19 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
         if result is None:
             _raise_combined(errors, all_errors)
         endpoint, conn = result
+    return await transport_for(endpoint, conn, protocol_factory, context, server_hostname,
+                               ssl_handshake_timeout, ssl_shutdown_timeout)
+
+
+async def transport_for(endpoint: UDPEndpoint, conn, protocol_factory, context=None, server_hostname=None,
+                        ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+    """(transport, protocol) for an established client connection, with
+    TLS over it when ``context`` is given."""
+    loop = endpoint.loop
     protocol = protocol_factory()
     if context is not None:
-        handshake = loop.create_future()
-        ssl_protocol = sslproto.SSLProtocol(loop, protocol, context, handshake, server_side=False,
+        done = loop.create_future()
+        ssl_protocol = sslproto.SSLProtocol(loop, protocol, context, done, server_side=False,
                                             server_hostname=server_hostname,
                                             ssl_handshake_timeout=ssl_handshake_timeout,
                                             ssl_shutdown_timeout=ssl_shutdown_timeout)
@@ -639,7 +691,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
         ssl_protocol.connection_made(transport)
         transport._path.catch_up()
         try:
-            await handshake
+            await done
         except BaseException:
             transport.abort()
             raise
@@ -680,14 +732,14 @@ async def create_server(protocol_factory, host=None, port=None, *, family=socket
     arguments otherwise."""
     loop = asyncio.get_running_loop()
     config = config or DEFAULT
-    context = _ssl_context(ssl, server_side=True)
-    _check_ssl_arguments(context, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+    context = ssl_context_for(ssl, server_side=True)
+    check_ssl_arguments(context, None, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
         if host is not None or port is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
-        _udp_socket(sock)
+        check_udp_socket(sock)
     else:
-        infos = await _resolve(loop, host if host is not None else "0.0.0.0", port or 0, family, 0, flags)
+        infos = await resolve(loop, host if host is not None else "0.0.0.0", port or 0, family, 0, flags)
         family, _, proto, _, address = infos[0]
         sock = socket.socket(family, socket.SOCK_DGRAM, proto)
         try:
@@ -700,7 +752,7 @@ async def create_server(protocol_factory, host=None, port=None, *, family=socket
             sock.close()
             raise
     endpoint = UDPEndpoint(loop, sock, config, tracer=tracer)
-    _watch_loop_shutdown(loop)
+    watch_loop_shutdown(loop)
     return Server(loop, endpoint, endpoint.local_port, backlog, protocol_factory, context, ssl_handshake_timeout,
                   ssl_shutdown_timeout, start_serving)
 
@@ -763,7 +815,7 @@ async def open_connection(host=None, port=None, *, limit=2 ** 16, **kwargs):
 async def start_server(client_connected_cb, host=None, port=None, *, limit=2 ** 16, **kwargs) -> Server:
     """Like ``asyncio.start_server``, over aiotcp."""
     loop = asyncio.get_running_loop()
-    callback = _with_aiotcp_writer(client_connected_cb)
+    callback = with_aiotcp_writer(client_connected_cb)
 
     def factory():
         reader = asyncio.StreamReader(limit=limit, loop=loop)
@@ -772,7 +824,7 @@ async def start_server(client_connected_cb, host=None, port=None, *, limit=2 ** 
     return await create_server(factory, host, port, **kwargs)
 
 
-def _with_aiotcp_writer(client_connected_cb):
+def with_aiotcp_writer(client_connected_cb):
     """The callback, handed aiotcp's StreamWriter (asyncio's class, whose
     start_tls works on uvloop too) instead of asyncio's."""
     def connected(reader, writer):
@@ -790,7 +842,7 @@ def _with_aiotcp_writer(client_connected_cb):
 _shutdown_hooks: dict = {}
 
 
-def _watch_loop_shutdown(loop) -> None:
+def watch_loop_shutdown(loop) -> None:
     if loop in _shutdown_hooks:
         return
 

@@ -20,6 +20,7 @@ cdef class UDPEndpoint:
     cdef public Endpoint core
     cdef public DatagramSocket io
     cdef public dict transports, paths, servers, pending_connects
+    cdef public list close_callbacks
     cdef public int _fd
     cdef public bint closed, _dispatching, close_when_idle, _batch_open
 

@@ -80,6 +80,8 @@ class UDPEndpoint:
         # copies it now): call_soon would otherwise copy the context per batch
         self._batch_context = contextvars.copy_context()
         self.close_when_idle = False
+        #: called with no argument once the socket has closed
+        self.close_callbacks: list = []
         sock.setblocking(False)
         _grow_buffers(sock, config)
         loop.add_reader(sock.fileno(), self._on_readable)
@@ -349,6 +351,12 @@ class UDPEndpoint:
         except (ValueError, RuntimeError):
             pass
         self.sock.close()
+        callbacks, self.close_callbacks = self.close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("aiotcp.endpoint.close_callback_error")
 
 
 class TransportPath:
