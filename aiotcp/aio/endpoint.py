@@ -27,7 +27,8 @@ import socket
 from .._fast import monotonic
 from ..core.config import DEFAULT, Config
 from .transport import (
-    Server, StreamWriter, check_ssl_arguments, check_udp_socket, handshake, resolve, ssl_context_for,
+    Server, StreamWriter, bound_udp_socket, check_ssl_arguments, check_udp_socket, handshake, resolve,
+    ssl_context_for,
     transport_for, watch_loop_shutdown, with_aiotcp_writer,
 )
 from .udp import UDPEndpoint
@@ -146,12 +147,7 @@ class Endpoint:
         going."""
         if self._closing:
             return
-        self._closing = True
-        udp = self._udp
-        for server in list(self._servers):
-            server.close()
-        for conn in list(udp.pending_connects):
-            conn.abort(monotonic())
+        udp = self._stop_listening_and_attempts()
         for transport in list(udp.transports.values()):
             transport.close()
         udp.core.keep_time_wait = False
@@ -161,12 +157,7 @@ class Endpoint:
 
     def abort(self) -> None:
         """Reset every connection and close the socket now."""
-        udp = self._udp
-        self._closing = True
-        for server in list(self._servers):
-            server.close()
-        for conn in list(udp.pending_connects):
-            conn.abort(monotonic())
+        udp = self._stop_listening_and_attempts()
         for transport in list(udp.transports.values()):
             transport.abort()
         for conn in list(udp.core.connections.values()):
@@ -174,6 +165,16 @@ class Endpoint:
                 conn.abort(monotonic())
         udp.flush()
         udp.close()
+
+    def _stop_listening_and_attempts(self) -> UDPEndpoint:
+        """Closing begins: the servers stop, connection attempts fail."""
+        self._closing = True
+        udp = self._udp
+        for server in list(self._servers):
+            server.close()
+        for conn in list(udp.pending_connects):
+            conn.abort(monotonic())
+        return udp
 
     async def wait_closed(self) -> None:
         """Wait until the socket has closed (after :meth:`close`, when the
@@ -214,16 +215,7 @@ async def create_endpoint(local_addr=None, *, sock=None, family: int = 0, reuse_
             sock.bind(("::", 0) if sock.family == socket.AF_INET6 else ("0.0.0.0", 0))
     else:
         host, port = local_addr if local_addr is not None else ("0.0.0.0", 0)
-        infos = await resolve(loop, host, port, family, socket.IPPROTO_UDP, socket.AI_PASSIVE)
-        family, _, proto, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
-        try:
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(address)
-        except OSError:
-            sock.close()
-            raise
+        sock = await bound_udp_socket(loop, host, port, family, reuse_port=reuse_port)
     udp = UDPEndpoint(loop, sock, config, tracer=tracer)
     watch_loop_shutdown(loop)
     return Endpoint(udp)

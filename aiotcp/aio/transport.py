@@ -509,6 +509,24 @@ def _interleave(infos, first_family_count=1):
     return ordered
 
 
+async def bound_udp_socket(loop, host, port, family=0, flags=socket.AI_PASSIVE, reuse_port=None,
+                           reuse_address=None) -> socket.socket:
+    """A UDP socket bound to the first address (host, port) resolves to."""
+    infos = await resolve(loop, host, port, family, socket.IPPROTO_UDP, flags)
+    family, _, proto, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def check_udp_socket(sock):
     if sock.type != socket.SOCK_DGRAM:
         raise ValueError(f"A UDP Socket was expected, got {sock!r}")
@@ -739,18 +757,8 @@ async def create_server(protocol_factory, host=None, port=None, *, family=socket
             raise ValueError("host/port and sock can not be specified at the same time")
         check_udp_socket(sock)
     else:
-        infos = await resolve(loop, host if host is not None else "0.0.0.0", port or 0, family, 0, flags)
-        family, _, proto, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
-        try:
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if reuse_address:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-        except OSError:
-            sock.close()
-            raise
+        sock = await bound_udp_socket(loop, host if host is not None else "0.0.0.0", port or 0, family, flags,
+                                      reuse_port, reuse_address)
     endpoint = UDPEndpoint(loop, sock, config, tracer=tracer)
     watch_loop_shutdown(loop)
     return Server(loop, endpoint, endpoint.local_port, backlog, protocol_factory, context, ssl_handshake_timeout,
