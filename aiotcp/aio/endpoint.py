@@ -160,11 +160,9 @@ class Endpoint:
         udp = self._stop_listening_and_attempts()
         for transport in list(udp.transports.values()):
             transport.abort()
-        for conn in list(udp.core.connections.values()):
-            if hasattr(conn, "abort"):
-                conn.abort(monotonic())
-        udp.flush()
-        udp.close()
+        # then as at the loop's end: the rest with something left to tell
+        # the peer is reset, the RSTs go out, the socket closes
+        udp.shutdown(True)
 
     def _stop_listening_and_attempts(self) -> UDPEndpoint:
         """Closing begins: the servers stop, connection attempts fail."""

@@ -1123,8 +1123,13 @@ class Connection:
             return
         self.keepalive_probes += 1
         self.stats["keepalive_probes"] += 1
-        self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
+        self._send_probe()
         self._keepalive_at = now + config.keepalive_interval
+
+    def _send_probe(self) -> None:
+        """Keepalive's probe (RFC 1122 section 4.2.3.6, as Linux sends it):
+        an ACK one below snd_una with no data, which the peer must answer."""
+        self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
 
     def _on_nat_keepalive(self, now: float) -> None:
         """Config.nat_keepalive: nothing went out for that long, so every
@@ -1139,7 +1144,7 @@ class Connection:
         if self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self.nat_keepalives += 1
             self.stats["nat_keepalives"] += 1
-            self._emit(ACK, (self.snd_una - 1) & MASK, self.rcv_nxt)
+            self._send_probe()
         self._nat_at = now + interval
 
     def _heard_from_peer(self, now: float) -> None:
