@@ -97,6 +97,84 @@ def test_the_connection_follows_every_rebinding_of_a_transfer():
     assert path.server.stats["path_challenges"] == 8 and path.server.stats["rst_sent"] == 0
 
 
+def rebound_between_two_writes(config=Config()):
+    """The server writes, the client reads and ACKs, everything goes
+    quiet; then the NAT gives the client a new address and the server
+    writes again, to the old one: lost, and the client, which has nothing
+    to send, hears nothing."""
+    path = Path(config)
+    first = bytes(range(256)) * 400
+    path.peer.send(first, path.now)
+    path.run()
+    got = path.conn.read()
+    for _ in range(6):
+        path.later(0.05)
+    path.rebind()
+    path.later(0.05)
+    path.peer.send(first, path.now)
+    path.run()
+    assert path.lost_to_old > 0
+    return path, got, 2 * len(first)
+
+
+def read_until(path, got, size, seconds):
+    for _ in range(int(seconds / 0.05)):
+        if len(got) >= size:
+            break
+        path.later(0.05)
+        got += path.conn.read()
+    return got
+
+
+def test_a_stream_that_stops_after_a_rebinding_is_probed_within_a_second():
+    """The client heard in-order data and then a silence: one probe after
+    max(1 s, 2 RTO), from its new address, lets the server validate the
+    path and move, instead of waiting for the 25 s NAT keepalive."""
+    path, got, size = rebound_between_two_writes()
+    start = path.now
+    got = read_until(path, got, size, 5.0)
+    assert len(got) == size and path.now - start <= 1.5, path.now - start  # simulated seconds
+    assert path.conn.nat_keepalives == 1 and path.peer.migrations == 1 and path.peer.remote_addr == REBOUND
+    # one probe per pause of the stream (this one ended after the
+    # migration), answered by a pure ACK; then only the 25 s ones
+    end, probes, times = path.now, path.conn.nat_keepalives, []
+    for _ in range(120):
+        path.later(0.5)
+        if path.conn.nat_keepalives > probes:
+            probes = path.conn.nat_keepalives
+            times.append(path.now - end)
+    assert len(times) == 3 and times[0] <= 2.0 and all(24.5 <= b - a <= 26.0 for a, b in zip(times, times[1:])), times
+
+
+def test_without_nat_keepalive_the_stopped_stream_waits_for_the_client():
+    """The control: the same rebinding with nat_keepalive off, and nothing
+    arrives until the client speaks."""
+    path, got, size = rebound_between_two_writes(Config(nat_keepalive=None))
+    got = read_until(path, got, size, 10.0)
+    assert len(got) < size and path.peer.migrations == 0
+    path.conn.send(b"?", path.now)
+    got = read_until(path, got, size, 60.0)
+    assert len(got) == size and path.peer.migrations == 1
+
+
+def test_a_migration_ends_the_backoff_and_resends_at_once():
+    """The server backed off while its retransmissions went to the dead
+    address; when the path it validated takes it elsewhere, the peer is
+    plainly alive: the retry count and the backoff start over and the
+    first unacknowledged segment goes to the new address at once."""
+    path, got, size = rebound_between_two_writes(Config(nat_keepalive=None))
+    for _ in range(60):  # 3 s of retransmissions into the old address
+        path.later(0.05)
+    assert path.peer.retries >= 3 and path.peer.rtt.rto >= 1.6
+    before = len(got) + path.conn.read_buffered
+    path.conn.send(b"?", path.now)
+    path.run()  # no time passes
+    assert path.peer.migrations == 1 and path.peer.retries == 0 and path.peer.rtt.rto < 1.0
+    assert len(got) + path.conn.read_buffered > before  # resent at once, not after the backed-off RTO
+    got = read_until(path, got + path.conn.read(), size, 5.0)
+    assert len(got) == size
+
+
 def forged(path, seq_offset=0, ack_offset=0, ts_ecr=None, ts_ahead=0, has_ts=True, flags=ACK, payload=b"x"):
     """A segment with the connection's ports, as an attacker would write it."""
     peer = path.peer

@@ -57,3 +57,15 @@ def test_configure_changes_the_bounds_not_the_rto():
     rtt = estimator()
     rtt.configure(1.0, 0.5, 4.0, 0.001)
     assert rtt.rto == 1.0 and rtt.bounded(0.1) == 0.5 and rtt.bounded(10.0) == 4.0
+
+
+def test_unback_returns_to_what_the_estimate_gives():
+    rtt = estimator()
+    rtt.on_rto()
+    rtt.unback()
+    assert rtt.rto == 1.0  # no sample yet: the initial RTO
+    rtt.sample(0.1)
+    for _ in range(4):
+        rtt.on_rto()
+    rtt.unback()
+    assert rtt.rto == rtt.bounded(0.1 + 4 * 0.05)  # SRTT + 4 RTTVAR (2.2), not the backed-off one

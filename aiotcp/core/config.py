@@ -119,6 +119,10 @@ class Config:
     #: path sees traffic both ways.  It never fails a connection (that is
     #: ``keepalive``'s job).  None: off.  Connections accepted by a listener
     #: do not send it (a server behind no NAT has no binding to keep).
+    #: When a stream from the peer stops, one probe goes sooner, after
+    #: max(1 s, 2 RTO) of silence both ways: if a NAT moved us meanwhile,
+    #: the peer's segments are going to our old address and only something
+    #: from us tells it the new one (one probe per pause of incoming data).
     nat_keepalive: float | None = 25.0
     #: Path migration (NAT rebinding): a segment from a new UDP address that
     #: is unmistakably an existing connection's (its ports, an acceptable

@@ -21,7 +21,7 @@ from aiotcp.core.rtt cimport RttEstimator
 # 2**32, 2**32 - 1, 2**31: C constants, so that `x & MASK` is C arithmetic
 # (not visible from Python: use seq_add and seq_diff)
 cdef long long MOD, MASK, HALF
-cdef double NEVER
+cdef double NEVER, NAT_STALL
 # the flags (imported from _fast), as C constants
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK's lost mark, and the recovery unit's actions, as C constants
@@ -85,7 +85,7 @@ cdef class Connection:
     # deadlines, NEVER when the timer is not running
     cdef public double _rto_at, _persist_at, _delack_at, _orphan_at
     cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at, _nat_at, _last_out
-    cdef public double _nat_keepalive, _path_sent_at
+    cdef public double _nat_keepalive, _path_sent_at, _data_in_at, _nat_probed_at, _nat_quick
     cdef public object _path_addr
     cdef public long long _path_ts, migrations, nat_keepalives
     cdef public bint punching

@@ -58,6 +58,9 @@ HALF = 1 << 31
 #: a timer that is not running (deadlines are floats, so that the compiled
 #: connection keeps them as C doubles)
 NEVER = float("inf")
+#: seconds: a stream from the peer silent this long (or 2 RTO) is probed once,
+#: by a connection that sends NAT keepalives (_on_nat_keepalive)
+NAT_STALL = 1.0
 
 
 # the events without fields carry nothing but their class: one instance each
@@ -360,6 +363,9 @@ class Connection:
         self._nat_at = NEVER  # NAT keepalive (Config.nat_keepalive)
         self._last_out = now  # when the last segment went out
         self.nat_keepalives = 0
+        # when in-order data last came, when the last NAT probe went out
+        self._data_in_at = -1e18
+        self._nat_probed_at = -1e18
         # path migration (Config.migration): the new address being
         # validated, the TSval of its challenge, when it was sent
         self._path_addr = None
@@ -460,6 +466,7 @@ class Connection:
         self._ss_after_idle = config.slow_start_after_idle
         self._user_timeout = -1.0 if config.user_timeout is None else config.user_timeout
         self._nat_keepalive = -1.0 if config.nat_keepalive is None else config.nat_keepalive
+        self._nat_quick = min(self._nat_keepalive, NAT_STALL)
         self._timer_tick = config.timer_tick
         self.rtt.configure(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
 
@@ -977,7 +984,7 @@ class Connection:
     # | keepalive (RFC 1122 4.2.3.6) | _keepalive_at | anything heard from the peer | keepalive off | - |
     # | user timeout (RFC 5482) | _user_timeout_at | data sent with it stopped, progress | everything acknowledged | - |
     # | orphan (linger, FIN_WAIT_2) | _orphan_at | release(), FIN_WAIT_2 after release | - | - |
-    # | NAT keepalive | _nat_at | ESTABLISHED after an active open, its own expiry (from the last segment sent) | nat_keepalive off | - |
+    # | NAT keepalive | _nat_at | ESTABLISHED after an active open, its own expiry (from the last segment sent), in-order data (sooner: a stall probe) | nat_keepalive off | - |
     #
     # All of them stop in TIME_WAIT and CLOSED (_clear_timers).
 
@@ -1135,15 +1142,27 @@ class Connection:
         """Config.nat_keepalive: nothing went out for that long, so every
         NAT on the path may be about to forget this flow.  The probe is
         keepalive's (an ACK one below snd_una), which the peer answers, so
-        the binding sees traffic both ways; it never fails the connection."""
+        the binding sees traffic both ways; it never fails the connection.
+
+        A stream from the peer that stops is probed sooner, once: after
+        max(NAT_STALL, 2 RTO) of silence both ways since in-order data last
+        came.  If a NAT gave us a new address, the peer's segments are
+        going to the old one and we would hear nothing until the next
+        probe; this one reaches the peer from the new address, which it
+        validates and moves to (receive_from_new_path).  One probe per
+        pause of incoming data, answered by a pure ACK, which starts no
+        other."""
         interval = self._nat_keepalive
         due = self._last_out + interval
+        if self._data_in_at > self._nat_probed_at:  # the peer was sending since our last probe
+            due = min(due, self._last_out + max(self._nat_quick, 2 * self.rtt.rto))
         if due > now + self._timer_tick:
             self._nat_at = due  # something went out since: wait from there
             return
         if self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self.nat_keepalives += 1
             self.stats["nat_keepalives"] += 1
+            self._nat_probed_at = now
             self._send_probe()
         self._nat_at = now + interval
 
@@ -1300,7 +1319,11 @@ class Connection:
     def migrate(self, addr, now: float) -> None:
         """Move to the validated path ``addr`` (the endpoint re-keys the
         connection first).  The congestion state stays: a NAT rebinding
-        changes the address, not the path."""
+        changes the address, not the path.  Retransmission timeouts since
+        the rebinding went to the old address, not into a dead peer: the
+        peer just answered, so the backoff and the retry count start over
+        and the first unacknowledged segment goes out again at once, to
+        the new address."""
         self._now = now
         self.remote_addr = addr
         self._path_addr = None
@@ -1309,6 +1332,12 @@ class Connection:
         self.stats["migrations"] += 1
         if self.time_wait is not None:
             self.time_wait.remote_addr = addr
+        elif self.retries and self._rto_at != NEVER and seq_gt(self.snd_max, self.snd_una):
+            self.retries = 0
+            self.rtt.unback()
+            self._resend(self.snd_una, self.mss, now)
+            self._start_rto(now)
+            self._rearm()
 
     def _take_peer_syn(self, seg) -> None:
         self.irs = seg.seq
@@ -1780,6 +1809,10 @@ class Connection:
                     self.rcv_buffer.append(payload)
                 self.bytes_received += length
                 self.rcv_nxt = (rcv_nxt + length) & MASK
+                self._data_in_at = now
+                nat_at = self._nat_at
+                if nat_at != NEVER and nat_at > now + self._nat_quick:
+                    self._nat_at = now + self._nat_quick  # a stall of this stream probes sooner
             if fin:
                 self._ooo_fin = (seq + length) & MASK
             if had_holes:

@@ -16,4 +16,5 @@ cdef class RttEstimator:
     cpdef double bounded(self, double value)
     cpdef sample(self, double rtt)
     cpdef double on_rto(self)
+    cpdef unback(self)
     cpdef restart(self)

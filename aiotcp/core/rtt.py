@@ -76,6 +76,14 @@ class RttEstimator:
         self.rto = min(self.rto * 2, self.rto_max)
         return self.rto
 
+    def unback(self) -> None:
+        """Undo the backoff of (5.5): the RTO the estimate gives (the
+        initial one without a sample); the peer was not lost after all."""
+        if self.smoothed == NO_SAMPLE:
+            self.rto = self.rto_initial
+        else:
+            self.rto = self.bounded(self.smoothed + max(self.granularity, 4 * self.variation))
+
     def restart(self) -> None:
         """(5.7): the SYN or SYN-ACK was retransmitted and the handshake
         gave no sample; data starts from the initial RTO again."""
