@@ -11,7 +11,8 @@ The tree is the architecture:
   checksum, timer wheel, send buffer; batched datagram I/O)
 - ``aiotcp.aio``: the asyncio layer (the UDP endpoint, the transport and
   server, the streams API, the TCP-like socket, logging)
-- ``aiotcp.tools``: demo, relay, gateway, trace, the in-memory test network
+- ``aiotcp.tools``: demo, relay, gateway, forward (the tunnel), trace, the in-memory
+  test network
 """
 
 import importlib as _importlib
@@ -52,12 +53,13 @@ COMPILED = all(
 )
 
 #: The module paths before the tree had its layers (aiotcp.connection is
-#: aiotcp.core.connection): they still import, as the same module objects.
+#: aiotcp.core.connection): they still import, as the same module objects;
+#: and the tunnel's library API, aiotcp.forward (aiotcp.tools.forward).
 MOVED = {
     **{name: f"core.{name}" for name in ("connection", "endpoint", "congestion", "ranges", "receive", "rtt", "events",
                                          "config", "isn")},
     **{name: f"aio.{name}" for name in ("udp", "tcpsocket", "log")},
-    **{name: f"tools.{name}" for name in ("demo", "relay", "gateway", "trace", "testing", "_udp")},
+    **{name: f"tools.{name}" for name in ("demo", "relay", "gateway", "trace", "testing", "_udp", "forward")},
 }
 
 

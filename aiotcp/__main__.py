@@ -1,5 +1,6 @@
-"""Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]`` and
-``python -m aiotcp gateway`` and ``python -m aiotcp relay``."""
+"""Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]``,
+``python -m aiotcp forward server|client``, ``python -m aiotcp gateway`` and
+``python -m aiotcp relay``."""
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,19 @@ def main(argv=None) -> int:
     gateway.add_argument("--listen-host", default="127.0.0.1")
     gateway.add_argument("--listen-port", type=int, default=7077)
     gateway.add_argument("--peer-host", default="127.0.0.1", help="UDP host of aiotcp servers")
+    forward = commands.add_parser("forward", help="the tunnel: kernel TCP carried over aiotcp (server and client)")
+    from .tools.forward import add_arguments as forward_arguments
+
+    forward_arguments(forward)
     relay = commands.add_parser("relay", help="forward UDP both ways with seeded impairments")
     from .tools.relay import add_arguments
 
     add_arguments(relay)
     args = parser.parse_args(argv)
+    if args.command == "forward":
+        from .tools.forward import main as forward_main
+
+        return forward_main(args)
     if args.command == "relay":
         import asyncio
         import signal

@@ -29,13 +29,21 @@ def pytest_asyncio_loop_factories(config, item):
 
 
 @pytest.fixture(scope="session")
-def tls_contexts(tmp_path_factory):
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for localhost and 127.0.0.1 (its own CA)
+    and its key: (cert path, key path)."""
     directory = tmp_path_factory.mktemp("tls")
     key, cert = directory / "key.pem", directory / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
                     "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                    check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.fixture(scope="session")
+def tls_contexts(tls_files):
+    cert, key = tls_files
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     client_ctx = ssl.create_default_context(cafile=str(cert))
