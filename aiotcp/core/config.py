@@ -5,38 +5,64 @@ import dataclasses
 from dataclasses import dataclass
 
 
+#: The Linux TCP sysctl (``net.ipv4.<name>``) each field mirrors, for
+#: ``python -m aiotcp demo --sysctl``; each field's documentation names it.
+SYSCTLS = {
+    "receive_buffer": "tcp_rmem", "send_buffer": "tcp_wmem", "window_scaling": "tcp_window_scaling",
+    "timestamps": "tcp_timestamps", "sack": "tcp_sack", "tail_loss_probe": "tcp_early_retrans",
+    "fin_timeout": "tcp_fin_timeout", "max_time_wait": "tcp_max_tw_buckets", "syn_retries": "tcp_syn_retries",
+    "synack_retries": "tcp_synack_retries", "retries": "tcp_retries2", "keepalive_idle": "tcp_keepalive_time",
+    "keepalive_interval": "tcp_keepalive_intvl", "keepalive_count": "tcp_keepalive_probes",
+    "slow_start_after_idle": "tcp_slow_start_after_idle", "syn_cookies": "tcp_syncookies",
+    "syn_backlog": "tcp_max_syn_backlog", "abort_on_overflow": "tcp_abort_on_overflow",
+    "invalid_ratelimit": "tcp_invalid_ratelimit", "challenge_ack_limit": "tcp_challenge_ack_limit",
+    "congestion_control": "tcp_congestion_control",
+}
+
+
+def sysctl_table() -> list[tuple[str, object, str]]:
+    """(field, default, sysctl) for every field that mirrors a sysctl."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    return [(name, defaults[name], f"net.ipv4.{sysctl}") for name, sysctl in SYSCTLS.items()]
+
+
 @dataclass(frozen=True)
 class Config:
     """One frozen, documented set of knobs, shared by every connection of an
     endpoint.  Make a variant with :meth:`replace`."""
 
-    #: Path MTU in bytes.  The advertised MSS is the MTU less the IP header,
+    #: Path MTU in bytes (the interface's MTU for Linux; no sysctl).  The
+    #: advertised MSS is the MTU less the IP header,
     #: the 8-byte UDP header and the 20-byte TCP header (docs/wire-format.md "Sizes").
     mtu: int = 1500
     #: Explicit MSS to advertise, overriding the MTU rule (None: derive it).
     mss: int | None = None
     #: Receive buffer per connection: bounds the advertised window and the
-    #: memory one connection's unread and out-of-order data may take.
+    #: memory one connection's unread and out-of-order data may take (Linux
+    #: tcp_rmem, SO_RCVBUF).
     receive_buffer: int = 1 << 20
     #: Send buffer per connection (like SO_SNDBUF): data the transport hands
     #: to TCP at once; beyond it, the transport's write buffer fills and
-    #: drain() applies backpressure.
+    #: drain() applies backpressure (Linux tcp_wmem).
     send_buffer: int = 1 << 20
-    #: Advertise window scaling (RFC 7323 section 2).
+    #: Advertise window scaling (RFC 7323 section 2; Linux tcp_window_scaling).
     window_scaling: bool = True
     #: Timestamps (RFC 7323 sections 3 to 5): RTT measured on every ACK and
     #: PAWS.  They cost 12 bytes of every segment (the MSS shrinks by 12).
+    #: (Linux tcp_timestamps.)
     timestamps: bool = True
     #: Selective acknowledgments (RFC 2018) with D-SACK (RFC 2883), and
     #: SACK-based loss recovery (RFC 6675) when the peer agrees, with RACK
-    #: (RFC 8985) deciding what is lost from per-segment send times.
+    #: (RFC 8985) deciding what is lost from per-segment send times (Linux
+    #: tcp_sack, tcp_dsack, tcp_recovery).
     sack: bool = True
     #: Tail loss probes (RFC 8985 section 7), used with SACK: when ACKs
     #: stop for about two RTTs, probe with one segment so that a loss at the
     #: tail of a flight is repaired by RACK and SACK recovery instead of an
     #: RTO.  On, as in Linux (tcp_early_retrans = 3).
     tail_loss_probe: bool = True
-    #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s).
+    #: 2 x MSL: how long TIME_WAIT lasts (Linux: 60 s, TCP_TIMEWAIT_LEN, fixed
+    #: at build time there; no sysctl).
     time_wait: float = 60.0
     #: How long a connection the user fully closed may wait in FIN_WAIT_2
     #: for the peer's FIN before it is dropped (Linux tcp_fin_timeout).
@@ -60,7 +86,8 @@ class Config:
     linger: float | None = 60.0
     #: Most TIME_WAIT records an endpoint keeps (Linux tcp_max_tw_buckets).
     max_time_wait: int = 262_144
-    #: RFC 6298 retransmission timeout: initial, floor (Linux 200 ms) and cap.
+    #: RFC 6298 retransmission timeout: initial, floor (Linux 200 ms,
+    #: TCP_RTO_MIN, or ``ip route ... rto_min``) and cap (TCP_RTO_MAX).
     rto_initial: float = 1.0
     rto_min: float = 0.2
     rto_max: float = 60.0
@@ -69,7 +96,8 @@ class Config:
     syn_retries: int = 6
     synack_retries: int = 5
     retries: int = 15
-    #: Delayed ACK timeout in seconds (0 acknowledges every segment at once).
+    #: Delayed ACK timeout in seconds (0 acknowledges every segment at once;
+    #: Linux TCP_DELACK_MIN 40 ms, or ``ip route ... quickack``).
     delayed_ack: float = 0.04
     #: Within one batch of datagrams read from the socket, acknowledge
     #: in-order data once, at the end of the batch, rather than every second
@@ -100,12 +128,14 @@ class Config:
     #: segments owe.
     receive_coalescing: bool = True
     #: Disable Nagle's algorithm.  asyncio sets TCP_NODELAY on every TCP
-    #: transport, so aiotcp does the same by default.
+    #: transport, so aiotcp does the same by default (no sysctl: the
+    #: TCP_NODELAY socket option).
     nodelay: bool = True
     #: Keepalive (RFC 1122 section 4.2.3.6), off by default as in Linux:
     #: after ``keepalive_idle`` seconds without hearing from the peer, send
     #: up to ``keepalive_count`` probes ``keepalive_interval`` apart, then
-    #: fail the connection with TimeoutError (Linux: 7200 s, 75 s, 9).
+    #: fail the connection with TimeoutError (Linux: 7200 s, 75 s, 9:
+    #: tcp_keepalive_time, tcp_keepalive_intvl, tcp_keepalive_probes).
     keepalive: bool = False
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
@@ -135,26 +165,32 @@ class Config:
     migration_echo_age: float = 120.0
     #: User timeout (RFC 5482 semantics, like Linux TCP_USER_TIMEOUT): fail
     #: the connection when sent data stays unacknowledged this long.  None:
-    #: only the retry limits apply.
+    #: only the retry limits apply.  (A socket option; no sysctl.)
     user_timeout: float | None = None
     #: Restart after idle (RFC 5681 section 4.1, Linux
     #: tcp_slow_start_after_idle): after more than an RTO without sending,
     #: the congestion window falls back to the initial window.
     slow_start_after_idle: bool = True
-    #: Answer a full SYN queue with SYN cookies (RFC 4987) instead of dropping.
+    #: Answer a full SYN queue with SYN cookies (RFC 4987) instead of dropping
+    #: (Linux tcp_syncookies = 1).
     syn_cookies: bool = True
     #: Half-open (SYN_RCVD) connections a listener holds (Linux
     #: tcp_max_syn_backlog); the accept queue is bounded by the backlog.
     syn_backlog: int = 256
+    #: When the final ACK of a handshake finds the accept queue full: False
+    #: drops it, so the SYN-ACK is retransmitted and the client's next ACK
+    #: may find room (Linux's default); True answers it with a RST (Linux
+    #: tcp_abort_on_overflow = 1).
+    abort_on_overflow: bool = False
     #: At most one challenge ACK or out-of-window ACK per connection per this
     #: many seconds (RFC 5961 section 7; Linux tcp_invalid_ratelimit 500 ms).
     invalid_ratelimit: float = 0.5
     #: Endpoint-wide challenge ACKs per second (Linux tcp_challenge_ack_limit).
     challenge_ack_limit: int = 1000
-    #: Timer wheel granularity in seconds.
+    #: Timer wheel granularity in seconds (Linux: HZ, a build-time constant).
     timer_tick: float = 0.001
     #: Congestion control algorithm (see aiotcp.core.congestion): "cubic" (the
-    #: default, as Linux) or "newreno".
+    #: default, as Linux) or "newreno" (Linux tcp_congestion_control).
     congestion_control: str = "cubic"
 
     def __post_init__(self):

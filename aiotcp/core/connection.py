@@ -962,8 +962,12 @@ class Connection:
             self._send_data(data_end, 0, True, now)
         if self.snd_max != snd_max and self.sack_ok:
             self._arm_pto(now)  # new data went out: a new tail to watch
-        # zero window: start the persist timer (RFC 9293 section 3.8.6.1)
-        if (self.snd_wnd == 0 and seq_diff(data_end, self.snd_nxt) > 0
+        # nothing in flight and the peer's window holds back what waits (zero,
+        # or too small for silly window avoidance): the persist timer
+        # (RFC 9293 section 3.8.6.1; RFC 1122 section 4.2.3.4's override
+        # timeout), as Linux arms its probe timer
+        unsent = seq_diff(data_end, self.snd_nxt)
+        if (unsent > 0 and self.snd_wnd < min(unsent, self.mss)
                 and self.snd_nxt == self.snd_una and self._persist_at == NEVER):
             self._start_persist(now)
 
@@ -977,7 +981,7 @@ class Connection:
     # | timer | field | started by | stopped by | excludes |
     # |---|---|---|---|---|
     # | retransmission (RFC 6298) | _rto_at | a SYN or data sent with it stopped (5.1), an ACK of new data (5.3), its own expiry (5.6), a tail loss probe | everything acknowledged (5.2), the handshake done, the persist timer | runs beside the PTO, which fires first |
-    # | persist (RFC 9293 3.8.6.1) | _persist_at | a zero window with data waiting | the window opening | the RTO (stops it) |
+    # | persist (RFC 9293 3.8.6.1) | _persist_at | nothing in flight, data waiting, and a window too small for it (zero, or below silly window avoidance's bar: then it fills the window when it fires) | the window opening | the RTO (stops it) |
     # | tail loss probe (RFC 8985 7) | _pto_at | new data out, an ACK (_arm_pto, never beyond the RTO) | recovery, the probe, nothing outstanding | recovery |
     # | RACK reordering (RFC 8985 6.3) | _reo_at | an ACK leaving a segment not yet lost | its expiry, nothing left to judge | - |
     # | delayed ACK (RFC 1122 4.2.3.2) | _delack_at | in-order data owed an ACK | any segment carrying the ACK | - |
@@ -1173,9 +1177,17 @@ class Connection:
 
     def _on_persist(self, now: float) -> None:
         data_end = self._data_end()
-        if self.snd_wnd > 0 or seq_diff(data_end, self.snd_nxt) <= 0:
+        unsent = seq_diff(data_end, self.snd_nxt)
+        if unsent <= 0 or self.snd_nxt != self.snd_una:
             self._stop_persist()
             self._push(now)
+            return
+        if self.snd_wnd > 0:
+            # a window too small for a full segment: fill it (the override
+            # timeout of sender-side silly window avoidance)
+            self._stop_persist()
+            length = min(unsent, self.snd_wnd, self.mss)
+            self._send_data(self.snd_nxt, length, self._fin_queued and length == unsent, now)
             return
         self._persist_backoff += 1
         if self._persist_backoff > self.config.retries:
@@ -1535,6 +1547,8 @@ class Connection:
                 return
             if self.listener is not None and not self.listener.has_room():
                 self.stats["listen_overflows"] += 1
+                if self.config.abort_on_overflow:
+                    self._reset(now, ack, None)  # Linux tcp_abort_on_overflow = 1
                 return  # Linux: drop the ACK while the accept queue is full
             self._ack_syn(seg, now)
             self._update_window(seg, seq, ack)
@@ -1568,8 +1582,8 @@ class Connection:
             self.snd_wl2 = ack
             if self.snd_wnd > self.max_snd_wnd:
                 self.max_snd_wnd = self.snd_wnd
-            if self.snd_wnd and not old and self._persist_at != NEVER:
-                self._stop_persist()  # the window opened
+            if self.snd_wnd > old and self._persist_at != NEVER:
+                self._stop_persist()  # the window opened (_push starts it again if still too small)
             return old != self.snd_wnd
         return False
 
@@ -1871,4 +1885,9 @@ class Connection:
             self._set_state(TIME_WAIT if self._fin_acked() else CLOSING, now)
         elif state is FIN_WAIT_2:
             self._set_state(TIME_WAIT, now)
-        self._send_ack()
+        if self.state is CLOSE_WAIT:
+            # at the end of the batch, as Linux delays it: an application
+            # that closes on reading EOF sends its FIN with this ACK on it
+            self._owe_ack()
+        else:
+            self._send_ack()

@@ -39,6 +39,7 @@ class Listener:
         self.half_open = 0
         self.accept_queue: deque[Connection] = deque()
         self.closed = False
+        self.holding = False
 
     def __repr__(self):
         return f"<Listener port={self.port} half_open={self.half_open} queued={len(self.accept_queue)}>"
@@ -47,8 +48,20 @@ class Listener:
         return len(self.accept_queue) < self.backlog
 
     def accept(self) -> Connection | None:
-        """The next established connection, or None."""
-        return self.accept_queue.popleft() if self.accept_queue else None
+        """The next established connection, or None (always while held)."""
+        return self.accept_queue.popleft() if self.accept_queue and not self.holding else None
+
+    def hold(self) -> None:
+        """Hand out no connection until :meth:`release`, as an application
+        that has not called accept() yet: the queue fills up to the backlog
+        (what the demo's backlog scenarios show)."""
+        self.holding = True
+
+    def release(self) -> None:
+        """Hand out connections again; the queued ones are announced."""
+        self.holding = False
+        if self.accept_queue:
+            self.endpoint.events.append((self, Incoming()))
 
     def close(self, now: float) -> None:
         """Stop listening; connections not yet accepted are reset."""
