@@ -1,4 +1,4 @@
-"""Command line: ``python -m aiotcp demo [--simultaneous-close | --refused]``,
+"""Command line: ``python -m aiotcp demo [--scenario NAME] [--lang zh] [--html F] [--pcap F]``,
 ``python -m aiotcp forward server|client``, ``python -m aiotcp gateway`` and
 ``python -m aiotcp relay``."""
 from __future__ import annotations
@@ -11,9 +11,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aiotcp", description="TCP over UDP for asyncio")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="draw a real connection's life as a ladder diagram")
+    from .tools.demo import SCENARIOS
+
     group = demo.add_mutually_exclusive_group()
-    group.add_argument("--simultaneous-close", action="store_true", help="both sides close at once (CLOSING)")
-    group.add_argument("--refused", action="store_true", help="connect where nothing listens (RST)")
+    group.add_argument("--scenario", choices=SCENARIOS, default=None, help="which path to draw (default normal)")
+    group.add_argument("--simultaneous-close", action="store_true", help="the same as --scenario simultaneous-close")
+    group.add_argument("--refused", action="store_true", help="the same as --scenario refused")
+    group.add_argument("--list", action="store_true", help="list the scenarios")
+    group.add_argument("--sysctl", action="store_true",
+                       help="print the table of aiotcp.Config fields and the Linux sysctls they mirror")
+    demo.add_argument("--lang", choices=("en", "zh"), default="en", help="step names and explanation language")
+    demo.add_argument("--html", metavar="FILE", help="also write a self-contained page (SVG ladder, table)")
+    demo.add_argument("--pcap", metavar="FILE", help="also write the segments as a capture for Wireshark")
     gateway = commands.add_parser("gateway", help="a TUN gateway between kernel TCP and aiotcp peers (root)")
     gateway.add_argument("--kernel-ip", default="10.77.0.1")
     gateway.add_argument("--virtual-ip", default="10.77.0.2")
@@ -62,10 +71,19 @@ def main(argv=None) -> int:
             pass
         return 0
     if args.command == "demo":
+        from .tools.demo import TITLES, sysctl_text
         from .tools.demo import main as demo_main
 
-        mode = "simultaneous-close" if args.simultaneous_close else "refused" if args.refused else "normal"
-        demo_main(mode)
+        if args.sysctl:
+            print(sysctl_text())
+            return 0
+        if args.list:
+            for name, title in TITLES[args.lang].items():
+                print(f"{name:24} {title}")
+            return 0
+        scenario = args.scenario or ("simultaneous-close" if args.simultaneous_close else
+                                     "refused" if args.refused else "normal")
+        demo_main(scenario, args.lang, args.html, args.pcap)
     return 0
 
 

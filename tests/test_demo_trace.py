@@ -3,66 +3,13 @@ import asyncio
 import logging
 import shutil
 import subprocess
-import sys
 
 import dpkt
 import pytest
 
 import aiotcp
 from aiotcp import _fast
-from aiotcp.tools.demo import run
 from aiotcp.tools.trace import PcapWriter, to_ip_packet
-
-
-def arrows(ladder: str):
-    out = []
-    for line in ladder.splitlines():
-        for name in ("SYN,ACK", "SYN", "FIN,ACK", "RST,ACK", "PSH,ACK", "ACK"):
-            if f" {name} seq=" in line:
-                out.append(("->" if line.rstrip().endswith(">") else "<-", name))
-                break
-    return out
-
-
-def states(ladder: str, side: str):
-    names = {"SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
-             "LAST_ACK", "TIME_WAIT", "CLOSED"}
-    found = []
-    for line in ladder.splitlines()[3:]:
-        words = line.split()
-        if len(words) == 2 and words[1] in names:
-            right = line.index(words[1]) > 30  # the server's column is on the right
-            if (side == "server") == right:
-                found.append(words[1])
-    return found
-
-
-def test_demo_draws_handshake_and_teardown_as_they_happened():
-    ladder = asyncio.run(run("normal"))
-    seq = arrows(ladder)
-    assert seq[:3] == [("->", "SYN"), ("<-", "SYN,ACK"), ("->", "ACK")]
-    assert ("->", "FIN,ACK") in seq and ("<-", "FIN,ACK") in seq
-    assert states(ladder, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSED"]
-    assert states(ladder, "server") == ["SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
-    assert "got b'echo: bye\\n'" in ladder
-
-
-def test_demo_simultaneous_close_goes_through_closing_on_both_sides():
-    ladder = asyncio.run(run("simultaneous-close"))
-    for side in ("client", "server"):
-        assert states(ladder, side)[-4:] == ["FIN_WAIT_1", "CLOSING", "TIME_WAIT", "CLOSED"], side
-
-
-def test_demo_refused():
-    ladder = asyncio.run(run("refused"))
-    assert arrows(ladder) == [("->", "SYN"), ("<-", "RST,ACK")]
-    assert "ConnectionRefusedError" in ladder
-
-
-def test_demo_command_line():
-    result = subprocess.run([sys.executable, "-m", "aiotcp", "demo"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "SYN,ACK" in result.stdout and "TIME_WAIT" in result.stdout
 
 
 def test_ip_packet_checksum_is_valid_for_the_real_addresses():

@@ -34,6 +34,7 @@ class Impairment:
     rate: float = 0.0            # bytes per second, 0 = unlimited
     queue: int = 256 * 1024      # bytes the rate limiter may hold
     blackouts: list = field(default_factory=list)  # [(start, duration)] from relay start
+    drop: object = None          # a function of the datagram: True drops it (the demo's chosen segment)
 
 
 class _Direction:
@@ -54,6 +55,9 @@ class _Direction:
         elapsed = now - self.start
         if any(s <= elapsed < s + d for s, d in imp.blackouts):
             stats[f"{name}_blackout_dropped"] += 1
+            return
+        if imp.drop is not None and imp.drop(data):
+            stats[f"{name}_dropped"] += 1
             return
         if imp.loss and rng.random() < imp.loss:
             stats[f"{name}_lost"] += 1
@@ -175,6 +179,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     for f in fields(Impairment):
+        if f.name == "drop":
+            continue  # a function: for programs, not the command line
         if f.name == "blackouts":
             kind, help_ = str, "START:DURATION seconds from the relay's start (repeatable)"
         else:
@@ -192,6 +198,8 @@ def impairments_from(args) -> tuple[Impairment, Impairment]:
     for direction in ("up", "down"):
         values = {}
         for f in fields(Impairment):
+            if f.name == "drop":
+                continue
             both = getattr(args, f.name)
             own = getattr(args, f"{f.name}_{direction}")
             value = own if own is not None else both
