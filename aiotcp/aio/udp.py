@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import errno
 import socket
 
 from .._dgram import DatagramSocket
@@ -84,6 +85,8 @@ class UDPEndpoint:
         self.close_callbacks: list = []
         sock.setblocking(False)
         _grow_buffers(sock, config)
+        if config.pmtu_discovery:
+            _dont_fragment(sock)
         loop.add_reader(sock.fileno(), self._on_readable)
         _open.setdefault(loop, set()).add(self)
 
@@ -106,7 +109,14 @@ class UDPEndpoint:
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
-            self._socket_error(exc, now)
+            if exc.errno == errno.EMSGSIZE and self.config.pmtu_discovery:
+                self._too_big([])  # the ICMP itself, reported on a connected socket
+                # uvloop stops polling a socket whose poll reported an error:
+                # the connection lives on, so reading must too
+                self.loop.remove_reader(self._fd)
+                self.loop.add_reader(self._fd, self._on_readable)
+            else:
+                self._socket_error(exc, now)
         except Exception:  # never raise into the event loop
             logger.exception("aiotcp.endpoint.error")
         # The protocols see the data before the batch's ACKs go: reading it
@@ -241,12 +251,36 @@ class UDPEndpoint:
         try:
             sent = self.io.send(datagrams, 0, self.peer is not None)
         except OSError as exc:
+            if exc.errno == errno.EMSGSIZE and self.config.pmtu_discovery:
+                self._too_big(datagrams)
+                return False
             self._socket_error(exc, monotonic())
             return False
         if sent < len(datagrams):
             self.core.stats["send_blocked"] += 1
             self._blocked.extend(datagrams[sent:])
         return True
+
+    def _too_big(self, datagrams: list) -> None:
+        """EMSGSIZE, on a send or reported on a connected socket's receive:
+        the kernel learned a smaller path MTU (an ICMP "fragmentation
+        needed" / "packet too big" for DF datagrams, which it checks names
+        this socket's addresses and ports).  The
+        connections that sent to that path shrink their segments and send
+        again; nothing reaches the application, and what was refused is a
+        loss TCP repairs."""
+        now = monotonic()
+        self.core.stats["emsgsize"] += 1
+        size = _path_segment(self.sock) if self.peer is not None else 0
+        largest = max((len(data) for data, _ in datagrams), default=65536)
+        if not 0 < size < largest:
+            size = 0  # unknown: the connections fall to the base size
+        to = {addr for _, addr in datagrams}
+        for conn in list(self.core.connections.values()):
+            if hasattr(conn, "path_too_big") and (self.peer is not None or conn.remote_addr in to):
+                conn.path_too_big(size, now)
+        if debug_enabled():
+            logger.debug("aiotcp.endpoint.pmtu", segment=size or "base", peer=self.peer)
 
     def _arm(self, when: float) -> None:
         """Move the one loop timer earlier, to the wheel's next deadline
@@ -460,6 +494,35 @@ def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
 def _identity(conn) -> dict:
     """The fields that name a connection in every aiotcp.conn.* event."""
     return {"local_port": conn.local_port, "remote": conn.remote_addr, "remote_port": conn.remote_port}
+
+
+#: <linux/in.h>, <linux/in6.h>: Don't Fragment, the path MTU from the route
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_MTU = 23, 2, 24
+
+
+def _dont_fragment(sock: socket.socket) -> None:
+    """Every datagram with DF set (Config.pmtu_discovery): the path, not
+    local fragmentation, decides, and the kernel refuses with EMSGSIZE what
+    exceeds the path MTU it learned (best effort where not Linux)."""
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+    except OSError:
+        pass
+
+
+def _path_segment(sock: socket.socket) -> int:
+    """The largest UDP payload the kernel's path MTU allows a connected
+    socket (0 when it cannot tell: then the base size is tried)."""
+    try:
+        if sock.family == socket.AF_INET6:
+            return sock.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU) - 48
+        return sock.getsockopt(socket.IPPROTO_IP, IP_MTU) - 28
+    except OSError:
+        return 0
 
 
 def _grow_buffers(sock: socket.socket, config: Config) -> None:

@@ -16,7 +16,7 @@ SYSCTLS = {
     "slow_start_after_idle": "tcp_slow_start_after_idle", "syn_cookies": "tcp_syncookies",
     "syn_backlog": "tcp_max_syn_backlog", "abort_on_overflow": "tcp_abort_on_overflow",
     "invalid_ratelimit": "tcp_invalid_ratelimit", "challenge_ack_limit": "tcp_challenge_ack_limit",
-    "congestion_control": "tcp_congestion_control",
+    "congestion_control": "tcp_congestion_control", "pmtu_discovery": "tcp_mtu_probing",
 }
 
 
@@ -35,6 +35,19 @@ class Config:
     #: advertised MSS is the MTU less the IP header,
     #: the 8-byte UDP header and the 20-byte TCP header (docs/wire-format.md "Sizes").
     mtu: int = 1500
+    #: Path MTU discovery (RFC 4821, RFC 8899's rules for datagrams): every
+    #: datagram leaves with Don't Fragment set (IP_MTU_DISCOVER =
+    #: IP_PMTUDISC_DO, IPV6_MTU_DISCOVER likewise), so the path decides.
+    #: ``mtu`` above is then the upper bound: a datagram the socket refuses
+    #: (EMSGSIZE: the kernel learned a smaller path MTU from an ICMP
+    #: "fragmentation needed" / "packet too big") shrinks the segments to
+    #: what the path carries and goes again, never reaching the
+    #: application; three retransmission timeouts in a row with full-sized
+    #: segments out fall back to a 1200-byte segment (a black hole, where
+    #: the ICMP is filtered; Linux tcp_mtu_probing = 1 judges it so), and
+    #: 600 s after a lowering the full size is tried again.  False: the
+    #: kernel's default for UDP (fragment locally) and a fixed size.
+    pmtu_discovery: bool = True
     #: Explicit MSS to advertise, overriding the MTU rule (None: derive it).
     mss: int | None = None
     #: Receive buffer per connection: bounds the advertised window and the

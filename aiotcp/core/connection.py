@@ -157,6 +157,13 @@ PARTIAL, REPAIR, RESEND = ACTIONS["partial"], ACTIONS["repair"], ACTIONS["resend
 
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
+#: The path MTU search's floor (RFC 8899 BASE_PLPMTU): a segment of this
+#: many bytes (TCP header included: the UDP payload) crosses any path UDP
+#: crosses in practice, as QUIC assumes.
+BASE_SEGMENT = 1200
+#: How long a lowered path MTU stands before the configured one is tried
+#: again (RFC 8899 PMTU_RAISE_TIMER, Linux's ip_rt_mtu_expires: 600 s).
+PMTU_RAISE = 600.0
 #: Quick ACK mode (as Linux's, TCP_MAX_QUICKACKS): after out-of-order data
 #: (something went missing) or a duplicate (our ACK went missing), this many
 #: in-order segments are each acknowledged at once, neither delayed nor left
@@ -301,6 +308,11 @@ class Connection:
         self.local_mss = config.local_mss(ipv6)
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
+        self._seg_limit = self._seg_max = self.local_mss + 20
+        self._pmtu_discovery = config.pmtu_discovery
+        self._pmtu_at = 0.0
+        self.pmtu_lowered = 0
+        self.pmtu_black_holes = 0
         self._sndbuf = SendBuffer()
         # _sndbuf[0] holds sequence number _sndbuf_seq, the oldest
         # unacknowledged byte: acknowledged bytes leave it at once (a C
@@ -711,6 +723,10 @@ class Connection:
             "dsacks": self.rack.dsacks, "min_rtt": self.min_rtt,
             "prr_delivered": self.recovery.prr_delivered, "prr_out": self.recovery.prr_out,
             "migrations": self.migrations, "nat_keepalives": self.nat_keepalives,
+            # the path MTU in IP bytes, and the segment (UDP payload) it leaves
+            "pmtu": self._seg_max + 8 + (40 if self.remote_addr and ":" in str(self.remote_addr[0]) else 20),
+            "pmtu_segment": self._seg_max, "pmtu_lowered": self.pmtu_lowered,
+            "pmtu_black_holes": self.pmtu_black_holes,
             "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
         }
 
@@ -933,6 +949,8 @@ class Connection:
             return
         data_end = self._data_end()
         snd_max = self.snd_max
+        if self._seg_max < self._seg_limit:
+            self._maybe_raise_path(now)
         if (self._ss_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rtt.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
@@ -1228,6 +1246,7 @@ class Connection:
             self._send_syn(now, ack=True)
             return
         flight = seq_diff(self.snd_max, self.snd_una)
+        self._black_hole_check(now)
         self.cc.on_rto(flight, now)
         self._stop_pto()
         self._stop_reo()
@@ -1341,6 +1360,9 @@ class Connection:
         self._path_addr = None
         self._path_sent_at = -1e18
         self.migrations += 1
+        if self._seg_max < self._seg_limit:
+            self._seg_max = self._seg_limit  # a new path: its own size, found again if smaller
+            self._size_segments()
         self.stats["migrations"] += 1
         if self.time_wait is not None:
             self.time_wait.remote_addr = addr
@@ -1374,9 +1396,57 @@ class Connection:
 
     def _set_peer_mss(self, mss: int) -> None:
         self.peer_mss = mss
-        # RFC 6691: the options on every data segment come out of the MSS
-        self.mss = max(min(self.local_mss, mss) - (12 if self.ts_ok else 0), 64)
+        self._size_segments()
+
+    def _size_segments(self) -> None:
+        # RFC 6691: the options on every data segment come out of the MSS;
+        # the path's size caps it (a segment is the UDP payload)
+        self.mss = max(min(self.local_mss, self.peer_mss, self._seg_max - 20) - (12 if self.ts_ok else 0), 64)
         self.cc.set_mss(self.mss)
+
+    # ------------------------------------------------------------ path MTU
+
+    def path_too_big(self, segment: int, now: float) -> bool:
+        """The path carries segments (UDP payloads) of at most ``segment``
+        bytes: the socket refused a larger datagram (EMSGSIZE, the kernel
+        having learned the path MTU from an ICMP "fragmentation needed").
+        Segments shrink at once, never below BASE_SEGMENT, and the first
+        unacknowledged one goes again.  True if the size fell."""
+        if not self._pmtu_discovery:
+            return False
+        segment = max(segment, BASE_SEGMENT)
+        if segment >= self._seg_max:
+            return False
+        self._lower_path(segment, now)
+        if self.state in SYNCHRONIZED and seq_gt(self.snd_max, self.snd_una):
+            self._resend(self.snd_una, self.mss, now)
+        return True
+
+    def _lower_path(self, segment: int, now: float) -> None:
+        self._seg_max = segment
+        self._pmtu_at = now
+        self.pmtu_lowered += 1
+        self.stats["pmtu_lowered"] += 1
+        self._size_segments()
+
+    def _black_hole_check(self, now: float) -> None:
+        """Called on an RTO: three in a row (Linux's tcp_retries1, which its
+        tcp_mtu_probing=1 waits for) while a full-sized segment is out and
+        the size is above the base mean big segments vanish where small
+        ones would not (RFC 4821 section 7.7): fall back to the base size.
+        Fewer would mistake a NAT rebinding's silence for a black hole."""
+        if (self._pmtu_discovery and self.retries >= 3 and self._seg_max > BASE_SEGMENT
+                and seq_diff(self.snd_max, self.snd_una) > BASE_SEGMENT):
+            self.pmtu_black_holes += 1
+            self.stats["pmtu_black_holes"] += 1
+            self._lower_path(BASE_SEGMENT, now)
+
+    def _maybe_raise_path(self, now: float) -> None:
+        """PMTU_RAISE after a lowering, try the configured size again."""
+        if self._seg_max < self._seg_limit and now - self._pmtu_at > PMTU_RAISE:
+            self._seg_max = self._seg_limit
+            self._pmtu_at = now
+            self._size_segments()
 
     def _receive_syn_sent(self, seg, now: float) -> None:
         """RFC 9293 section 3.10.7.3."""
@@ -1729,10 +1799,16 @@ class Connection:
 
     def _resend(self, seq: int, length: int, now: float) -> None:
         """Resend up to ``length`` bytes from ``seq``, with the FIN if they
-        reach it (or the FIN alone)."""
+        reach it (or the FIN alone), in segments of today's MSS (a path
+        that shrank re-segments what was sent before)."""
         data_end = self._data_end()
         length = min(length, seq_diff(data_end, seq))
         fin = self.fin_seq is not None and seq_diff(data_end, seq) == length
+        mss = self.mss
+        while length > mss:
+            self._send_data(seq & MASK, mss, False, now)
+            seq += mss
+            length -= mss
         if length > 0 or fin:
             self._send_data(seq & MASK, max(length, 0), fin, now)
 

@@ -35,6 +35,7 @@ class Impairment:
     queue: int = 256 * 1024      # bytes the rate limiter may hold
     blackouts: list = field(default_factory=list)  # [(start, duration)] from relay start
     drop: object = None          # a function of the datagram: True drops it (the demo's chosen segment)
+    mtu: int = 0                 # drop datagrams of more UDP payload bytes than this, silently (0: no limit)
 
 
 class _Direction:
@@ -55,6 +56,9 @@ class _Direction:
         elapsed = now - self.start
         if any(s <= elapsed < s + d for s, d in imp.blackouts):
             stats[f"{name}_blackout_dropped"] += 1
+            return
+        if imp.mtu and len(data) > imp.mtu:
+            stats[f"{name}_too_big"] += 1  # a path narrower than the datagram, its ICMP filtered
             return
         if imp.drop is not None and imp.drop(data):
             stats[f"{name}_dropped"] += 1
