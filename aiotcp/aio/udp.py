@@ -111,12 +111,14 @@ class UDPEndpoint:
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE and self.config.pmtu_discovery:
                 self._too_big([])  # the ICMP itself, reported on a connected socket
-                # uvloop stops polling a socket whose poll reported an error:
-                # the connection lives on, so reading must too
-                self.loop.remove_reader(self._fd)
-                self.loop.add_reader(self._fd, self._on_readable)
             else:
                 self._socket_error(exc, now)
+            if not self.closed:
+                # uvloop stops polling a socket whose poll reported an error;
+                # what survives the error (a connection that shrank its
+                # segments, a hole punch ignoring an ICMP) must go on reading
+                self.loop.remove_reader(self._fd)
+                self.loop.add_reader(self._fd, self._on_readable)
         except Exception:  # never raise into the event loop
             logger.exception("aiotcp.endpoint.error")
         # The protocols see the data before the batch's ACKs go: reading it

@@ -58,8 +58,9 @@ cdef class Connection:
     # send sequence space
     cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
-    # path MTU (pmtu.py's rules): the largest segment the path carries now
-    # and at most, lowerings and black holes, when it was last lowered
+    # path MTU (Connection.path_too_big and what follows it): the largest
+    # segment the path carries now and at most, lowerings and black holes,
+    # when it was last lowered
     cdef public long long _seg_max, _seg_limit, pmtu_lowered, pmtu_black_holes
     cdef public double _pmtu_at
     cdef public bint _pmtu_discovery

@@ -949,8 +949,8 @@ class Connection:
             return
         data_end = self._data_end()
         snd_max = self.snd_max
-        if self._seg_max < self._seg_limit:
-            self._maybe_raise_path(now)
+        if self._seg_max < self._seg_limit and now - self._pmtu_at > PMTU_RAISE:
+            self._restore_path(now)  # PMTU_RAISE after a lowering: the configured size again
         if (self._ss_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rtt.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
@@ -1361,8 +1361,7 @@ class Connection:
         self._path_sent_at = -1e18
         self.migrations += 1
         if self._seg_max < self._seg_limit:
-            self._seg_max = self._seg_limit  # a new path: its own size, found again if smaller
-            self._size_segments()
+            self._restore_path(now)  # a new path: its own size, found again if smaller
         self.stats["migrations"] += 1
         if self.time_wait is not None:
             self.time_wait.remote_addr = addr
@@ -1441,12 +1440,11 @@ class Connection:
             self.stats["pmtu_black_holes"] += 1
             self._lower_path(BASE_SEGMENT, now)
 
-    def _maybe_raise_path(self, now: float) -> None:
-        """PMTU_RAISE after a lowering, try the configured size again."""
-        if self._seg_max < self._seg_limit and now - self._pmtu_at > PMTU_RAISE:
-            self._seg_max = self._seg_limit
-            self._pmtu_at = now
-            self._size_segments()
+    def _restore_path(self, now: float) -> None:
+        """Segments of the configured size again."""
+        self._seg_max = self._seg_limit
+        self._pmtu_at = now
+        self._size_segments()
 
     def _receive_syn_sent(self, seg, now: float) -> None:
         """RFC 9293 section 3.10.7.3."""

@@ -110,13 +110,13 @@ class _SideTracer:
 def name_steps(steps: list[Step]) -> None:
     """Name each segment as the tutorials do: the handshake's three steps,
     the teardown's four waves, retransmissions, duplicate ACKs, windows."""
-    first_syn = {}      # side -> its SYN's seq
+    syn_sent = set()    # the sides that sent a SYN
     synack_seen = set()
     handshake_done = set()
     fins = []           # [(side, seq of the FIN)] in order sent
     acked_fins = set()
     sent = set()
-    last_ack = {}       # side -> (ack, window) of its last segment
+    last_ack = {}       # side -> the ACK of its last segment
     zero = {"left": False, "right": False}  # the side advertised a zero window
     dupacks = 0
     for step in steps:
@@ -125,6 +125,8 @@ def name_steps(steps: list[Step]) -> None:
         seg, side = step.seg, step.side
         other = "right" if side == "left" else "left"
         flags, length = seg.flags, len(seg.payload)
+        # the FINs of the other side this segment acknowledges
+        acked = [q for s, q in fins if s == other and seg.ack == (q + 1) & 0xFFFFFFFF]
         key = (side, flags & (_fast.SYN | _fast.FIN | _fast.RST | (_fast.ACK if flags & _fast.SYN else 0)),
                seg.seq, length)
         again = key in sent and (length or flags & (_fast.SYN | _fast.FIN))
@@ -134,7 +136,7 @@ def name_steps(steps: list[Step]) -> None:
         elif flags & _fast.SYN and not flags & _fast.ACK:
             if again:
                 step.name = "retx_syn"
-            elif other in first_syn:
+            elif other in syn_sent:
                 step.name = "sim_syn"
                 for earlier in steps:  # the other's SYN was simultaneous too
                     if earlier.name == "hs1":
@@ -142,30 +144,26 @@ def name_steps(steps: list[Step]) -> None:
                 handshake_done.update(("left", "right"))  # no third step in a simultaneous open
             else:
                 step.name = "hs1"
-            first_syn.setdefault(side, seg.seq)
+            syn_sent.add(side)
         elif flags & _fast.SYN:
-            step.name = "retx_synack" if again else ("sim_synack" if side in first_syn else "hs2")
+            step.name = "retx_synack" if again else ("sim_synack" if side in syn_sent else "hs2")
             synack_seen.add(side)
         elif flags & _fast.FIN:
-            fin_of_other = [s for s, _ in fins if s == other]
-            acks_other = fin_of_other and any(s == other and seg.ack == (q + 1) & 0xFFFFFFFF
-                                              for s, q in fins) and other not in acked_fins
             if again:
                 step.name = "retx_fin"
             elif not fins:
                 step.name = "fin1"
-            elif acks_other:
+            elif acked and other not in acked_fins:
                 step.name = "fin23"
                 acked_fins.add(other)
-            elif fin_of_other and other not in acked_fins:
+            elif any(s == other for s, _ in fins) and other not in acked_fins:
                 step.name = "fin_sim"
             else:
                 step.name = "fin3"
             if not again:
                 fins.append((side, seg.seq + length))
         else:
-            acked = [(s, q) for s, q in fins if s == other and seg.ack == (q + 1) & 0xFFFFFFFF]
-            if other in synack_seen and side not in handshake_done and side in first_syn and not length \
+            if other in synack_seen and side not in handshake_done and side in syn_sent and not length \
                     and not fins:
                 step.name = "hs3"
                 handshake_done.add(side)
@@ -184,7 +182,7 @@ def name_steps(steps: list[Step]) -> None:
                 step.name = "zero_window"
             elif zero[side]:
                 step.name = "window_update"
-            elif last_ack.get(side, (None,))[0] == seg.ack and seg.sack_blocks:
+            elif last_ack.get(side) == seg.ack and seg.sack_blocks:
                 step.name = "dupack"
                 dupacks += 1
             elif not length and zero[other]:
@@ -194,28 +192,21 @@ def name_steps(steps: list[Step]) -> None:
             if seg.window == 0 and length == 0:
                 step.name = "zero_window"
         zero[side] = seg.window == 0 if not flags & _fast.RST else zero[side]
-        last_ack[side] = (seg.ack, seg.window)
+        last_ack[side] = seg.ack
 
 
 # -------------------------------------------------------------- drawing
 
-def _isns(steps) -> dict:
-    isn = {}
+def _from_syns(steps) -> tuple[dict, dict]:
+    """From each port's first SYN: its ISN, and its window scale when both
+    SYNs offered one (RFC 7323; else no scaling)."""
+    isn, offered = {}, {}
     for step in steps:
         if step.kind == "segment" and step.seg.flags & _fast.SYN:
             isn.setdefault(step.local_port, step.seg.seq)
-    return isn
-
-
-def _scales(steps) -> dict:
-    """Each port's window scale, when both SYNs offered one (RFC 7323)."""
-    offered = {}
-    for step in steps:
-        if step.kind == "segment" and step.seg.flags & _fast.SYN:
             offered.setdefault(step.local_port, step.seg.wscale)
-    if len(offered) >= 2 and all(v >= 0 for v in offered.values()):
-        return offered
-    return {}
+    scales = offered if len(offered) >= 2 and all(v >= 0 for v in offered.values()) else {}
+    return isn, scales
 
 
 def describe(step: Step, isn: dict, scales: dict) -> str:
@@ -266,7 +257,7 @@ def render(result: Result, lang: str = "en") -> str:
     """The ladder as text, the notes, then the explanation."""
     ui, names = UI[lang], STEP_NAMES[lang]
     steps = result.steps
-    isn, scales = _isns(steps), _scales(steps)
+    isn, scales = _from_syns(steps)
     left, right = result.left, result.right
     lines = [f"aiotcp demo: {TITLES[lang][result.scenario]}",
              ui["subtitle"].format(port=result.port), "",
@@ -310,7 +301,7 @@ def render_html(result: Result, lang: str = "en") -> str:
     segment table.  No script, no network."""
     ui, names = UI[lang], STEP_NAMES[lang]
     steps = result.steps
-    isn, scales = _isns(steps), _scales(steps)
+    isn, scales = _from_syns(steps)
     x_left, x_right, row, top = 170, 730, 30, 90
     height = top + row * (len(steps) + 2) + 40
     esc = html.escape
@@ -407,8 +398,8 @@ class Stage:
 
     async def relay(self, port, up=None, down=None):
         """A relay towards UDP ``port``: ``up``/``down`` are predicates on
-        a decoded segment (with a count of the ones seen) saying which one
-        to drop, once."""
+        a decoded segment, True for a segment to drop (see :func:`once`);
+        each drop is marked lost in the ladder."""
         def dropper(predicate):
             if predicate is None:
                 return None
@@ -416,8 +407,8 @@ class Stage:
             def drop(data: bytes) -> bool:
                 try:
                     seg = _fast.decode(data)
-                except Exception:  # noqa: BLE001 - not a segment: pass it on
-                    return False
+                except _fast.MalformedSegment:
+                    return False  # not a segment: pass it on
                 if predicate(seg):
                     self.ladder.lost(data)
                     return True
@@ -453,6 +444,9 @@ def once(predicate):
             return True
         return False
     return match
+
+
+UI_NOTE_TIME_WAIT = "TIME_WAIT lasted 0.5 s here (Config(time_wait=0.5)); the default is 60 s, 2 x MSL as Linux."
 
 
 async def _echo_exchange(stage, reader, writer) -> None:
@@ -509,9 +503,6 @@ async def _teardown_scenario(stage: Stage, mode: str) -> int:
     await stage.settle()
     stage.notes.append(UI_NOTE_TIME_WAIT)
     return port
-
-
-UI_NOTE_TIME_WAIT = "TIME_WAIT lasted 0.5 s here (Config(time_wait=0.5)); the default is 60 s, 2 x MSL as Linux."
 
 
 async def _refused(stage: Stage) -> int:

@@ -335,15 +335,22 @@ class Pair:
 
 # ------------------------------------------------------------ the two sides
 
+#: what a failed TLS handshake or pre-shared-key exchange raises
+AUTH_ERRORS = (AuthenticationError, asyncio.IncompleteReadError, asyncio.TimeoutError, _ssl.SSLError, *RESET_ERRORS)
+
+
 class Forwarder:
-    """What both sides share: the endpoint, the open pairs, the counters,
-    the graceful shutdown."""
+    """What both sides share: the endpoint, the authentication, the open
+    pairs, the counters, the graceful shutdown."""
 
     side = ""
 
-    def __init__(self, endpoint, config: Config):
+    def __init__(self, endpoint, config: Config, ssl=None, psk=None, connect_timeout: float = 30.0):
         self.endpoint = endpoint
         self.config = config
+        self.ssl = ssl
+        self.psk = psk
+        self.connect_timeout = connect_timeout
         self.close_timeout = 30.0
         self._pairs: dict[asyncio.Task, Pair] = {}
         self._counters: Counter = Counter()
@@ -385,6 +392,31 @@ class Forwarder:
         counters = self.counters()
         log.info("aiotcp.forward.counters", side=self.side, **counters)
         return counters
+
+    # authentication -----------------------------------------------------
+    async def _authenticate(self, tunnel: tuple, kernel_writer=None, server_hostname=None, **where):
+        """TLS (``self.ssl``) and then the pre-shared key (``self.psk``) on
+        the aiotcp stream ``tunnel`` (reader, writer), within
+        connect_timeout.  The stream to use from then on, or None when it
+        failed: counted, logged with ``where``, the aiotcp connection (and
+        ``kernel_writer``'s, if given) reset."""
+        server_side = self.side == "server"
+        try:
+            if self.ssl is not None:
+                stream = TLSStream(*tunnel, self.ssl, server_side=server_side, server_hostname=server_hostname)
+                tunnel = (stream, stream)
+                await asyncio.wait_for(stream.handshake(), self.connect_timeout)
+            if self.psk is not None:
+                exchange = self.psk.server if server_side else self.psk.client
+                await asyncio.wait_for(exchange(*tunnel), self.connect_timeout)
+        except AUTH_ERRORS as exc:
+            self._counters["auth_failures"] += 1
+            log.warning("aiotcp.forward.auth_failed", why=repr(exc), **where)
+            _reset(tunnel[1])
+            if kernel_writer is not None:
+                _reset(kernel_writer)
+            return None
+        return tunnel
 
     # pairs ------------------------------------------------------------
     def _start(self, kernel, tunnel) -> None:
@@ -440,11 +472,8 @@ class ForwardServer(Forwarder):
     side = "server"
 
     def __init__(self, endpoint, config, targets: dict, ssl=None, psk=None, connect_timeout: float = 10.0):
-        super().__init__(endpoint, config)
+        super().__init__(endpoint, config, ssl, psk, connect_timeout)
         self.targets = dict(targets)
-        self.ssl = ssl
-        self.psk = psk
-        self.connect_timeout = connect_timeout
         self.servers = []
 
     @property
@@ -467,17 +496,8 @@ class ForwardServer(Forwarder):
         if not self._accepting:
             _reset(writer)
             return
-        try:
-            if self.ssl is not None:
-                reader = writer = TLSStream(reader, writer, self.ssl, server_side=True)
-                await asyncio.wait_for(reader.handshake(), self.connect_timeout)
-            if self.psk is not None:
-                await asyncio.wait_for(self.psk.server(reader, writer), self.connect_timeout)
-        except (AuthenticationError, asyncio.IncompleteReadError, asyncio.TimeoutError, _ssl.SSLError,
-                *RESET_ERRORS) as exc:
-            self._counters["auth_failures"] += 1
-            log.warning("aiotcp.forward.auth_failed", peer=writer.get_extra_info("peername"), why=repr(exc))
-            _reset(writer)
+        tunnel = await self._authenticate((reader, writer), peer=writer.get_extra_info("peername"))
+        if tunnel is None:
             return
         host, tport = self.targets[port]
         try:
@@ -485,9 +505,9 @@ class ForwardServer(Forwarder):
         except (OSError, asyncio.TimeoutError) as exc:
             self._counters["refused"] += 1
             log.info("aiotcp.forward.target_failed", target=f"{host}:{tport}", why=repr(exc))
-            _reset(writer)  # the client's kernel connection is reset, not left hanging
+            _reset(tunnel[1])  # the client's kernel connection is reset, not left hanging
             return
-        self._start(target, (reader, writer))
+        self._start(target, tunnel)
 
 
 class ForwardClient(Forwarder):
@@ -497,13 +517,10 @@ class ForwardClient(Forwarder):
 
     def __init__(self, endpoint, config, server: tuple, mappings: list, ssl=None, server_hostname=None,
                  psk=None, connect_timeout: float = 30.0):
-        super().__init__(endpoint, config)
+        super().__init__(endpoint, config, ssl, psk, connect_timeout)
         self.server = server
         self.mappings = list(mappings)
-        self.ssl = ssl
         self.server_hostname = server_hostname
-        self.psk = psk
-        self.connect_timeout = connect_timeout
         self.listeners = []
 
     @property
@@ -535,26 +552,9 @@ class ForwardClient(Forwarder):
             log.info("aiotcp.forward.tunnel_failed", server=f"{host}:{port}", tcp_port=tcp_port, why=repr(exc))
             _reset(writer)
             return
-        if self.ssl is not None:
-            stream = TLSStream(*tunnel, self.ssl, server_side=False, server_hostname=self.server_hostname)
-            tunnel = (stream, stream)
-            try:
-                await asyncio.wait_for(stream.handshake(), self.connect_timeout)
-            except (asyncio.IncompleteReadError, asyncio.TimeoutError, _ssl.SSLError, *RESET_ERRORS) as exc:
-                self._counters["auth_failures"] += 1
-                log.warning("aiotcp.forward.auth_failed", server=f"{host}:{port}", why=repr(exc))
-                _reset(stream)
-                _reset(writer)
-                return
-        if self.psk is not None:
-            try:
-                await asyncio.wait_for(self.psk.client(*tunnel), self.connect_timeout)
-            except (AuthenticationError, asyncio.IncompleteReadError, asyncio.TimeoutError, *RESET_ERRORS) as exc:
-                self._counters["auth_failures"] += 1
-                log.warning("aiotcp.forward.auth_failed", server=f"{host}:{port}", why=repr(exc))
-                _reset(tunnel[1])
-                _reset(writer)
-                return
+        tunnel = await self._authenticate(tunnel, writer, self.server_hostname, server=f"{host}:{port}")
+        if tunnel is None:
+            return
         self._start((reader, writer), tunnel)
 
 
