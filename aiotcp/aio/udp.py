@@ -439,10 +439,14 @@ class TransportPath:
 
     def catch_up(self) -> None:
         """Deliver what arrived before the protocol existed (its events went
-        to no transport): the data the connection holds, then the peer's FIN."""
-        if self.conn.fin_received:
+        to no transport): the data the connection holds, the peer's FIN,
+        and the end, if it already came (a RST right after the handshake)."""
+        conn = self.conn
+        if conn.fin_received:
             self.eof_pending = True
-        if self.conn.rcv_buffer.buffered or self.eof_pending:
+        if conn.state is State.CLOSED:
+            self.transport.handle_event(Closed(conn.error))  # delivers the data first
+        elif conn.rcv_buffer.buffered or self.eof_pending:
             self.deliver()
 
     def deliver(self) -> None:
