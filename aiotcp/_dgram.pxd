@@ -75,6 +75,9 @@ cdef class DatagramSocket:
     cdef readonly int segment
     cdef bint _sticky
     cdef Py_ssize_t _last_run
+    # the index of the datagram a send() error stopped at (what came before
+    # it went out)
+    cdef readonly Py_ssize_t failed_at
     cdef int _lone
 
     cpdef Py_ssize_t receive(self, callback, double now, object peer=*, int limit=*) except -1

@@ -351,8 +351,14 @@ cdef class DatagramSocket:
         builds every datagram of a socket with a segment size set in pages,
         about 0.07 us more).  If the kernel refuses a send while a size is
         set (a route whose MTU is smaller, a device that cannot checksum),
-        the socket clears it for good and tries again."""
+        the socket clears it for good and tries again.  If it refuses a
+        run (its segment size above the route's MTU, or no offload), that
+        run goes again one datagram at a time; only when those all pass is
+        segmentation offload off for good.  An error raised says in
+        ``failed_at`` which datagram it stopped at."""
         cdef Py_ssize_t i = start, j, k, n = len(datagrams), total, size, nsize, off
+        cdef Py_ssize_t single_until = -1  # datagrams before it go one by one
+        cdef bint suspect = False  # a run was refused: offload, or a size?
         cdef iovec iov[_MAX_SEGMENTS]
         cdef msghdr msg
         cdef char control[_CONTROL]
@@ -375,7 +381,10 @@ cdef class DatagramSocket:
             iov[0].iov_len = size
             j = i + 1
             total = size
-            if self.gso and size > 0:
+            if self.gso and size > 0 and i >= single_until:
+                if suspect:  # the run refused went through one by one: offload is what failed
+                    self.gso = suspect = False
+                    continue
                 # the run: same address, same size (a shorter one ends it)
                 while j < n and j - i < _MAX_SEGMENTS:
                     nxt = datagrams[j]
@@ -439,6 +448,8 @@ cdef class DatagramSocket:
                 if err == EINTR:
                     continue
                 if err == EAGAIN:  # EWOULDBLOCK on Linux
+                    if suspect and i < single_until:
+                        suspect = False  # not judged: offload stays
                     return i
                 if err == EIO or err == EINVAL or err == ENOPROTOOPT or err == EOPNOTSUPP or err == EMSGSIZE:
                     if self.segment:
@@ -448,12 +459,15 @@ cdef class DatagramSocket:
                         if self.segment == 0:
                             continue
                     elif j - i > 1:
-                        self.gso = False  # no segmentation offload here: one by one from now on
+                        single_until, suspect = j, True  # this run one by one: then judge
                         continue
+                self.failed_at = i
                 raise OSError(err, _os.strerror(err))
             self.writes += 1
             self.datagrams_out += j - i
             i = j
+        if suspect:
+            self.gso = False
         return n
 
     cdef bint _segment_to(self, int size):

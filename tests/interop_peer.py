@@ -159,7 +159,7 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
         if kernel_is_server:
             conn = writer.get_extra_info("connection")
             report["handshake"] = {"aiotcp_rcv_wscale": conn.rcv_wscale, "aiotcp_snd_wscale": conn.snd_wscale,
-                                   "mss": conn.mss, "ts_ok": conn.ts_ok, "sack_ok": conn.sack_ok,
+                                   "mss": conn.info()["mss_max"], "ts_ok": conn.ts_ok, "sack_ok": conn.sack_ok,
                                    "srtt": conn.srtt}
         else:
             report["kernel_tcp_info"] = subprocess.run(["ss", "-Htin", f"( dport = :{port} )"],

@@ -15,6 +15,7 @@ cdef class TransportPath
 
 cdef class UDPEndpoint:
     cdef public object loop, sock, config, peer, _log, _timer, _blocked, _end_batch_soon, _batch_context
+    cdef public object _watch_read, _watch_write
     cdef public double _timer_when
     cdef public long long _wheel_changes
     cdef public Endpoint core
@@ -22,7 +23,7 @@ cdef class UDPEndpoint:
     cdef public dict transports, paths, servers, pending_connects
     cdef public list close_callbacks
     cdef public int _fd
-    cdef public bint closed, _dispatching, close_when_idle, _batch_open
+    cdef public bint closed, _dispatching, close_when_idle, _batch_open, _recverr
 
     @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
     cpdef flush(self)

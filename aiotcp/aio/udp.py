@@ -18,10 +18,13 @@ data to the protocol, with the state they read, as C calls and fields.
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import collections
 import contextvars
 import errno
+import select
 import socket
+import struct
 
 from .._dgram import DatagramSocket
 from .._fast import empty_list, monotonic
@@ -85,9 +88,10 @@ class UDPEndpoint:
         self.close_callbacks: list = []
         sock.setblocking(False)
         _grow_buffers(sock, config)
-        if config.pmtu_discovery:
-            _dont_fragment(sock)
-        loop.add_reader(sock.fileno(), self._on_readable)
+        self._recverr = config.pmtu_discovery and _dont_fragment(sock)
+        self._watch_read = _Watch(loop, self._fd, False)
+        self._watch_write = None  # made when the socket first blocks a send
+        self._watch_read.add(self._on_readable)
         _open.setdefault(loop, set()).add(self)
 
     @property
@@ -105,20 +109,19 @@ class UDPEndpoint:
         try:
             # until the socket is empty, in C (aiotcp._dgram)
             # the core is a DatagramSink: it takes each datagram from C
-            self.io.receive(core, now, self.peer, _RECV_BATCH)
+            if not self.io.receive(core, now, self.peer, _RECV_BATCH) and self._recverr:
+                self._read_errors(now)  # woken for nothing to read: the error queue
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
-            if exc.errno == errno.EMSGSIZE and self.config.pmtu_discovery:
-                self._too_big([])  # the ICMP itself, reported on a connected socket
-            else:
+            if self._recverr:
+                self._read_errors(now)  # the ICMP behind the error, checked
+            if exc.errno != errno.EMSGSIZE or not self.config.pmtu_discovery:
                 self._socket_error(exc, now)
+            elif not self._recverr:
+                self._too_big([])  # the ICMP itself, reported on a connected socket
             if not self.closed:
-                # uvloop stops polling a socket whose poll reported an error;
-                # what survives the error (a connection that shrank its
-                # segments, a hole punch ignoring an ICMP) must go on reading
-                self.loop.remove_reader(self._fd)
-                self.loop.add_reader(self._fd, self._on_readable)
+                self._watch_read.rearm(self._on_readable)
         except Exception:  # never raise into the event loop
             logger.exception("aiotcp.endpoint.error")
         # The protocols see the data before the batch's ACKs go: reading it
@@ -232,7 +235,9 @@ class UDPEndpoint:
         if not sent:
             self.loop.call_soon(self.flush)  # dispatch what the error did
         elif self._blocked:
-            self.loop.add_writer(self._fd, self._on_writable)
+            if self._watch_write is None:
+                self._watch_write = _Watch(self.loop, self._fd, True)
+            self._watch_write.add(self._on_writable)
 
     def _on_writable(self) -> None:
         pending = list(self._blocked)
@@ -240,7 +245,7 @@ class UDPEndpoint:
         self._send(pending)
         if self._blocked:
             return
-        self.loop.remove_writer(self._fd)
+        self._watch_write.remove()
         self.flush()
 
     def _send(self, datagrams: list) -> bool:
@@ -249,30 +254,47 @@ class UDPEndpoint:
         until the loop says it is writable.  False when a socket error ended
         the sending: an ICMP error also surfaces on send for a connected
         socket, and the datagrams that could not go are lost, as TCP sees
-        any loss."""
-        try:
-            sent = self.io.send(datagrams, 0, self.peer is not None)
-        except OSError as exc:
-            if exc.errno == errno.EMSGSIZE and self.config.pmtu_discovery:
-                self._too_big(datagrams)
-                return False
-            self._socket_error(exc, monotonic())
-            return False
+        any loss.
+
+        With the error queue on, a send also fails with the error of an ICMP
+        that arrived before it (the kernel hands a socket's pending error to
+        its next call): the queue tells which.  Only EMSGSIZE with the local
+        kernel's report of it is this send's own; any other goes on, from
+        the datagram it stopped at, once (a connected socket's refusal
+        still reaches its connections)."""
+        start, retried = 0, False
+        while True:
+            try:
+                sent = self.io.send(datagrams, start, self.peer is not None)
+                break
+            except OSError as exc:
+                local = self._read_errors(monotonic()) if self._recverr else None
+                if exc.errno == errno.EMSGSIZE and self.config.pmtu_discovery and (local or not self._recverr):
+                    self._too_big(datagrams, local)
+                    return False
+                if local is None or retried or (self.peer is not None and exc.errno != errno.EMSGSIZE):
+                    if exc.errno != errno.EMSGSIZE:
+                        self._socket_error(exc, monotonic())
+                    return False
+                self.core.stats["send_pending_error"] += 1
+                start, retried = self.io.failed_at, True
         if sent < len(datagrams):
             self.core.stats["send_blocked"] += 1
             self._blocked.extend(datagrams[sent:])
         return True
 
-    def _too_big(self, datagrams: list) -> None:
-        """EMSGSIZE, on a send or reported on a connected socket's receive:
-        the kernel learned a smaller path MTU (an ICMP "fragmentation
-        needed" / "packet too big" for DF datagrams, which it checks names
-        this socket's addresses and ports).  The
-        connections that sent to that path shrink their segments and send
-        again; nothing reaches the application, and what was refused is a
-        loss TCP repairs."""
+    def _too_big(self, datagrams: list, local: dict | None = None) -> None:
+        """EMSGSIZE on a send: the datagram is larger than the local link
+        allows (with IP_RECVERR the error queue says how large may go), or
+        than the path MTU the kernel learned (without it, or where
+        IP_PMTUDISC_PROBE is unknown), or a connected socket's receive
+        reported the ICMP.  The connections that sent to that path shrink
+        their segments and send again; nothing reaches the application,
+        and what was refused is a loss TCP repairs."""
         now = monotonic()
         self.core.stats["emsgsize"] += 1
+        if local is None:
+            local = self._read_errors(now) if self._recverr else {}
         size = _path_segment(self.sock) if self.peer is not None else 0
         largest = max((len(data) for data, _ in datagrams), default=65536)
         if not 0 < size < largest:
@@ -280,9 +302,37 @@ class UDPEndpoint:
         to = {addr for _, addr in datagrams}
         for conn in list(self.core.connections.values()):
             if hasattr(conn, "path_too_big") and (self.peer is not None or conn.remote_addr in to):
-                conn.path_too_big(size, now)
+                conn.path_too_big(local.get(conn.remote_addr, size), now)
         if debug_enabled():
-            logger.debug("aiotcp.endpoint.pmtu", segment=size or "base", peer=self.peer)
+            logger.debug("aiotcp.endpoint.pmtu", segment=size or "base", local=local, peer=self.peer)
+
+    def _read_errors(self, now: float) -> dict:
+        """Empty the socket's error queue (IP_RECVERR / IPV6_RECVERR): ICMP
+        "fragmentation needed" / "packet too big" goes to the core, which
+        believes it only if the datagram it quotes is plausibly one of ours
+        (Endpoint.icmp_too_big); other ICMP errors are counted (a connected
+        socket also reports them on its receive).  Returns the local
+        kernel's own EMSGSIZE reports, segment size by destination."""
+        local: dict = {}
+        sock, core = self.sock, self.core
+        for _ in range(_RECV_BATCH):
+            try:
+                quote, ancdata, _flags, addr = sock.recvmsg(_QUOTE, 256, socket.MSG_ERRQUEUE)
+            except OSError:  # empty (EAGAIN), or nothing to tell
+                break
+            for level, kind, cdata in ancdata:
+                if (level, kind) not in _RECVERR or len(cdata) < 16:
+                    continue
+                error, origin, icmp_type, code, _pad, info, _data = struct.unpack_from("=IBBBBII", cdata)
+                if origin == _ORIGIN_LOCAL and error == errno.EMSGSIZE:
+                    local[addr] = info - (48 if _v6(addr) else 28)
+                elif ((origin == _ORIGIN_ICMP and icmp_type == 3 and code == 4)
+                      or (origin == _ORIGIN_ICMP6 and icmp_type == 2)):
+                    core.stats["icmp_too_big"] += 1
+                    core.icmp_too_big(addr, quote, info - (48 if origin == _ORIGIN_ICMP6 else 28), now)
+                else:
+                    core.stats["icmp_errors_queued"] += 1
+        return local
 
     def _arm(self, when: float) -> None:
         """Move the one loop timer earlier, to the wheel's next deadline
@@ -380,12 +430,9 @@ class UDPEndpoint:
                 del _open[self.loop]
         if self._timer is not None:
             self._timer.cancel()
-        try:
-            self.loop.remove_reader(self.sock.fileno())
-            if self._blocked:
-                self.loop.remove_writer(self.sock.fileno())
-        except (ValueError, RuntimeError):
-            pass
+        self._watch_read.close()
+        if self._watch_write is not None:
+            self._watch_write.close()
         self.sock.close()
         callbacks, self.close_callbacks = self.close_callbacks, []
         for callback in callbacks:
@@ -497,27 +544,114 @@ def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
         view = view[n:]
 
 
+_HAS_EPOLL = hasattr(select, "epoll")
+
+
+class _Watch:
+    """One readiness callback for the UDP socket on the loop, for reading
+    or for writing.  A selector loop (asyncio's own) watches the socket
+    itself.  Another (uvloop: libuv) stops watching a socket for good the
+    first time its poll reports an error, which an ICMP in the error queue
+    does, and says so only to the loop's exception handler: there the
+    socket is watched through an epoll instance of its own, whose
+    descriptor is readable while the socket is ready and never reports
+    the socket's errors (level-triggered; nothing is read from the epoll
+    itself)."""
+
+    def __init__(self, loop, fd: int, writing: bool):
+        self.loop = loop
+        self.fd = fd
+        self.writing = writing
+        self.epoll = None
+        self.active = False
+        if _HAS_EPOLL and not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            self.epoll = select.epoll()
+            self.epoll.register(fd, select.EPOLLOUT if writing else select.EPOLLIN)
+            self.fd = self.epoll.fileno()
+            self.writing = False  # the epoll's descriptor is read
+
+    def add(self, callback) -> None:
+        if self.writing:
+            self.loop.add_writer(self.fd, callback)
+        else:
+            self.loop.add_reader(self.fd, callback)
+        self.active = True
+
+    def remove(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        try:
+            if self.writing:
+                self.loop.remove_writer(self.fd)
+            else:
+                self.loop.remove_reader(self.fd)
+        except (ValueError, RuntimeError):
+            pass
+
+    def rearm(self, callback) -> None:
+        """After an error the socket survived: watched again where the
+        loop may have given it up."""
+        if self.epoll is None and not isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
+            self.remove()
+            self.add(callback)
+
+    def close(self) -> None:
+        self.remove()
+        if self.epoll is not None:
+            self.epoll.close()
+            self.epoll = None
+
+
 def _identity(conn) -> dict:
     """The fields that name a connection in every aiotcp.conn.* event."""
     return {"local_port": conn.local_port, "remote": conn.remote_addr, "remote_port": conn.remote_port}
 
 
 #: <linux/in.h>, <linux/in6.h>: Don't Fragment, the path MTU from the route
-IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
-IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_MTU = 23, 2, 24
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_MTU, IP_RECVERR = 10, 2, 3, 14, 11
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_PROBE, IPV6_MTU, IPV6_RECVERR = 23, 2, 3, 24, 25
+#: <linux/errqueue.h>: who reported an error-queue entry
+_ORIGIN_LOCAL, _ORIGIN_ICMP, _ORIGIN_ICMP6 = 1, 2, 3
+_RECVERR = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
+#: how much of a quoted datagram is read (ICMPv4 quotes at most 548 bytes of
+#: it, ICMPv6 up to 1232): the header is what the check needs
+_QUOTE = 1280
 
 
-def _dont_fragment(sock: socket.socket) -> None:
-    """Every datagram with DF set (Config.pmtu_discovery): the path, not
-    local fragmentation, decides, and the kernel refuses with EMSGSIZE what
-    exceeds the path MTU it learned (best effort where not Linux)."""
+def _v6(addr) -> bool:
+    return isinstance(addr, tuple) and len(addr) == 4
+
+
+def _dont_fragment(sock: socket.socket) -> bool:
+    """Every datagram with DF set (Config.pmtu_discovery), and the ICMP
+    errors it brings read by us: IP_PMTUDISC_PROBE sets DF but leaves the
+    size to us (the kernel neither fragments nor caps datagrams at a path
+    MTU it learned from an ICMP it cannot check), IP_RECVERR queues each
+    ICMP with the datagram it quotes.  Where PROBE is unknown, DO (the
+    kernel caps at its path MTU, EMSGSIZE says so).  True if the error
+    queue is on (best effort where not Linux)."""
+    v6 = sock.family == socket.AF_INET6
+    level, option, recverr = ((socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_RECVERR) if v6
+                              else (socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_RECVERR))
     try:
-        if sock.family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        sock.setsockopt(level, option, IPV6_PMTUDISC_PROBE if v6 else IP_PMTUDISC_PROBE)
     except OSError:
-        pass
+        try:
+            sock.setsockopt(level, option, IPV6_PMTUDISC_DO if v6 else IP_PMTUDISC_DO)
+        except OSError:
+            return False
+        return False
+    try:
+        sock.setsockopt(level, recverr, 1)
+        if v6:  # IPv4 through a dual-stack socket reports through IP_RECVERR
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            except OSError:
+                pass
+    except OSError:
+        return False
+    return True
 
 
 def _path_segment(sock: socket.socket) -> int:

@@ -35,18 +35,17 @@ class Config:
     #: advertised MSS is the MTU less the IP header,
     #: the 8-byte UDP header and the 20-byte TCP header (docs/wire-format.md "Sizes").
     mtu: int = 1500
-    #: Path MTU discovery (RFC 4821, RFC 8899's rules for datagrams): every
-    #: datagram leaves with Don't Fragment set (IP_MTU_DISCOVER =
-    #: IP_PMTUDISC_DO, IPV6_MTU_DISCOVER likewise), so the path decides.
-    #: ``mtu`` above is then the upper bound: a datagram the socket refuses
-    #: (EMSGSIZE: the kernel learned a smaller path MTU from an ICMP
-    #: "fragmentation needed" / "packet too big") shrinks the segments to
-    #: what the path carries and goes again, never reaching the
-    #: application; three retransmission timeouts in a row with full-sized
-    #: segments out fall back to a 1200-byte segment (a black hole, where
-    #: the ICMP is filtered; Linux tcp_mtu_probing = 1 judges it so), and
-    #: 600 s after a lowering the full size is tried again.  False: the
-    #: kernel's default for UDP (fragment locally) and a fixed size.
+    #: Path MTU discovery (RFC 4821, RFC 8899's rules for datagrams; the
+    #: search is core/pmtu.py): every datagram leaves with Don't Fragment
+    #: set (IP_PMTUDISC_PROBE), and ``mtu`` above is the upper bound.
+    #: Segments start at the 1200-byte base and probes with real data find
+    #: the largest size the path carries (a lost probe is repaired, never
+    #: a congestion signal); a checked ICMP "packet too big" from the
+    #: socket's error queue, or EMSGSIZE, lowers the size at once; three
+    #: retransmission timeouts in a row with big segments out (a black
+    #: hole) fall back to the base and search again; 600 s later a larger
+    #: size is tried again.  False: the kernel's default for UDP (fragment
+    #: locally) and a fixed size.  (Linux: tcp_mtu_probing = 2, always.)
     pmtu_discovery: bool = True
     #: Explicit MSS to advertise, overriding the MTU rule (None: derive it).
     mss: int | None = None

@@ -42,9 +42,14 @@ class CongestionControl:
     # ------------------------------- what the recovery RFCs fix for all
 
     def set_mss(self, mss: int) -> None:
-        """The handshake settled the MSS: the initial window is 10 of it (RFC 6928)."""
+        """The MSS changed (the handshake settled it, the path's size moved):
+        the window keeps its number of segments, so the initial window is
+        10 of the new size (RFC 6928) and a window grown since is neither
+        lost nor inflated in bytes."""
+        if mss == self.mss:
+            return
+        self.cwnd = max(self.cwnd * mss // self.mss, mss)
         self.mss = mss
-        self.cwnd = 10 * mss
 
     def on_idle_restart(self) -> None:
         """RFC 5681 section 4.1: after an idle RTO the window restarts from

@@ -25,7 +25,7 @@ cdef double NEVER, NAT_STALL
 # the flags (imported from _fast), as C constants
 cdef int ACK, FIN, PSH, RST, SYN
 # RACK's lost mark, and the recovery unit's actions, as C constants
-cdef int _LOST, END, ENTER, INFLATE, PARTIAL, REPAIR, RESEND
+cdef int _LOST, _SACKED, END, ENTER, INFLATE, PARTIAL, REPAIR, RESEND
 cdef long long _QUICKACKS
 
 cpdef long long seq_add(long long a, long long n)
@@ -58,12 +58,10 @@ cdef class Connection:
     # send sequence space
     cdef public long long iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
-    # path MTU (Connection.path_too_big and what follows it): the largest
-    # segment the path carries now and at most, lowerings and black holes,
-    # when it was last lowered
-    cdef public long long _seg_max, _seg_limit, pmtu_lowered, pmtu_black_holes
-    cdef public double _pmtu_at
-    cdef public bint _pmtu_discovery
+    # path MTU (pmtu.py's search): the largest segment the path carries
+    # now and at most; the probe due (its payload) and the one in flight
+    cdef public object pmtu
+    cdef public long long _seg_max, _seg_limit, _probe_len, _probe_seq, _probe_end, _probe_size
     cdef public SendBuffer _sndbuf
     cdef public long long _sndbuf_seq
     cdef public bint _fin_queued

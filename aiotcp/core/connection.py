@@ -46,6 +46,7 @@ from .._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
+from .pmtu import PathSearch
 from .rack import RACK_FLAGS, Rack
 from .ranges import RangeSet
 from .recovery import ACTIONS, Recovery
@@ -149,7 +150,7 @@ RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 SENDING = frozenset({SYN_SENT, SYN_RCVD, ESTABLISHED, CLOSE_WAIT})
 
 #: a RACK record's lost mark (a C constant when compiled)
-_LOST = RACK_FLAGS["lost"]
+_LOST, _SACKED = RACK_FLAGS["lost"], RACK_FLAGS["sacked"]
 #: the recovery unit's actions (C constants when compiled)
 END, ENTER, INFLATE = ACTIONS["end"], ACTIONS["enter"], ACTIONS["inflate"]
 PARTIAL, REPAIR, RESEND = ACTIONS["partial"], ACTIONS["repair"], ACTIONS["resend"]
@@ -161,9 +162,6 @@ DEFAULT_PEER_MSS = 536
 #: many bytes (TCP header included: the UDP payload) crosses any path UDP
 #: crosses in practice, as QUIC assumes.
 BASE_SEGMENT = 1200
-#: How long a lowered path MTU stands before the configured one is tried
-#: again (RFC 8899 PMTU_RAISE_TIMER, Linux's ip_rt_mtu_expires: 600 s).
-PMTU_RAISE = 600.0
 #: Quick ACK mode (as Linux's, TCP_MAX_QUICKACKS): after out-of-order data
 #: (something went missing) or a duplicate (our ACK went missing), this many
 #: in-order segments are each acknowledged at once, neither delayed nor left
@@ -308,11 +306,14 @@ class Connection:
         self.local_mss = config.local_mss(ipv6)
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(self.local_mss, DEFAULT_PEER_MSS)
-        self._seg_limit = self._seg_max = self.local_mss + 20
-        self._pmtu_discovery = config.pmtu_discovery
-        self._pmtu_at = 0.0
-        self.pmtu_lowered = 0
-        self.pmtu_black_holes = 0
+        #: the path MTU search (pmtu.py): the largest segment (UDP payload)
+        #: the path carries, _seg_max, between its base and _seg_limit
+        self._seg_limit = self.local_mss + 20
+        self.pmtu = PathSearch(self._seg_limit, config.pmtu_discovery, BASE_SEGMENT, 48 if ipv6 else 28)
+        self._seg_max = self.pmtu.size
+        self._probe_len = 0  # payload of the probe the search wants next (0: none)
+        self._probe_seq = self._probe_end = -1  # the probe in flight (-1: none)
+        self._probe_size = 0
         self._sndbuf = SendBuffer()
         # _sndbuf[0] holds sequence number _sndbuf_seq, the oldest
         # unacknowledged byte: acknowledged bytes leave it at once (a C
@@ -705,7 +706,8 @@ class Connection:
             "rtt": self.srtt,
             "rttvar": self.rttvar,
             "rto": self.rtt.rto,
-            "mss": self.mss,
+            "mss": self.mss,  # today's, within the path's size (Linux tcpi_snd_mss)
+            "mss_max": min(self.local_mss, self.peer_mss) - (12 if self.ts_ok else 0),  # the handshake's
             "snd_una": self.snd_una, "snd_nxt": self.snd_nxt, "rcv_nxt": self.rcv_nxt,
             "snd_wnd": self.snd_wnd, "rcv_wnd": self.rcv_wnd,
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
@@ -725,8 +727,9 @@ class Connection:
             "migrations": self.migrations, "nat_keepalives": self.nat_keepalives,
             # the path MTU in IP bytes, and the segment (UDP payload) it leaves
             "pmtu": self._seg_max + 8 + (40 if self.remote_addr and ":" in str(self.remote_addr[0]) else 20),
-            "pmtu_segment": self._seg_max, "pmtu_lowered": self.pmtu_lowered,
-            "pmtu_black_holes": self.pmtu_black_holes,
+            "pmtu_segment": self._seg_max, "pmtu_lowered": self.pmtu.lowered,
+            "pmtu_black_holes": self.pmtu.black_holes, "pmtu_probes": self.pmtu.probes,
+            "pmtu_probe_losses": self.pmtu.probe_losses, "pmtu_searching": self.pmtu.probe > 0,
             "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
         }
 
@@ -853,6 +856,12 @@ class Connection:
         else:
             if self.sack_ok and (self._dsack is not None or self.rcv_buffer.has_holes()) and flags & ACK:
                 blocks = self._sack_blocks()
+                if length > 0:
+                    # a data segment never outgrows the path: the blocks that
+                    # do not fit beside the payload stay off (pure ACKs carry them)
+                    room = (self._seg_max - 20 - (12 if self.ts_ok else 0) - length - 4) // 8
+                    if room < len(blocks):
+                        blocks = blocks[:room] if room > 0 else None
             has_ts = self.ts_ok and (blocks is not None or not flags & RST)
         datagram = encode_segment(
             src_port=self.local_port, dst_port=self.remote_port, seq=seq, ack=ack, flags=flags,
@@ -949,8 +958,9 @@ class Connection:
             return
         data_end = self._data_end()
         snd_max = self.snd_max
-        if self._seg_max < self._seg_limit and now - self._pmtu_at > PMTU_RAISE:
-            self._restore_path(now)  # PMTU_RAISE after a lowering: the configured size again
+        if not self._probe_len and self._probe_seq < 0 and self._seg_max < self._seg_limit \
+                and self.pmtu.raise_due(now):
+            self._pmtu_follow(now)  # PMTU_RAISE_TIMER: a larger size is tried again
         if (self._ss_after_idle and self.snd_max == self.snd_una
                 and now - self._last_send > self.rtt.rto and self.cc.cwnd > 10 * self.mss):
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
@@ -967,6 +977,10 @@ class Connection:
             length = min(unsent, usable, self.mss)
             if length <= 0:
                 break
+            if self._probe_len and self._probe_seq < 0 and snd_nxt == self.snd_max \
+                    and self._may_probe(unsent, usable):
+                self._send_pmtu_probe(snd_nxt, now)
+                continue
             if length < self.mss and length < unsent:
                 # a small segment that is not the last of the data: only when
                 # at least half the largest window the peer offered is usable
@@ -1085,6 +1099,8 @@ class Connection:
         self._stop_reo()
         if self.sack_ok and self.rack.records:
             self._rack_detect(now)
+            if self._probe_seq >= 0:
+                self._probe_check(now)
             if self.rack.lost_bytes:
                 self._recover(self.recovery.on_loss(self.snd_una), now)
             self._push(now)
@@ -1246,6 +1262,10 @@ class Connection:
             self._send_syn(now, ack=True)
             return
         flight = seq_diff(self.snd_max, self.snd_una)
+        if self._probe_seq >= 0:
+            self._probe_seq = self._probe_end = -1  # lost with the rest: sent again below
+            self.pmtu.probe_lost(self._probe_size, now)
+            self._pmtu_follow(now)
         self._black_hole_check(now)
         self.cc.on_rto(flight, now)
         self._stop_pto()
@@ -1360,8 +1380,10 @@ class Connection:
         self._path_addr = None
         self._path_sent_at = -1e18
         self.migrations += 1
-        if self._seg_max < self._seg_limit:
-            self._restore_path(now)  # a new path: its own size, found again if smaller
+        if self._probe_seq >= 0:
+            self._probe_seq = self._probe_end = -1  # its fate on the old path tells nothing
+        self.pmtu.restart(now)  # a new path: its size is found again
+        self._pmtu_follow(now)
         self.stats["migrations"] += 1
         if self.time_wait is not None:
             self.time_wait.remote_addr = addr
@@ -1395,7 +1417,9 @@ class Connection:
 
     def _set_peer_mss(self, mss: int) -> None:
         self.peer_mss = mss
-        self._size_segments()
+        self._seg_limit = min(self.local_mss, mss) + 20
+        self.pmtu.set_limit(self._seg_limit, self._now)
+        self._pmtu_follow(self._now)
 
     def _size_segments(self) -> None:
         # RFC 6691: the options on every data segment come out of the MSS;
@@ -1407,44 +1431,119 @@ class Connection:
 
     def path_too_big(self, segment: int, now: float) -> bool:
         """The path carries segments (UDP payloads) of at most ``segment``
-        bytes: the socket refused a larger datagram (EMSGSIZE, the kernel
-        having learned the path MTU from an ICMP "fragmentation needed").
-        Segments shrink at once, never below BASE_SEGMENT, and the first
-        unacknowledged one goes again.  True if the size fell."""
-        if not self._pmtu_discovery:
+        bytes (0: unknown): the socket refused a larger datagram (EMSGSIZE)
+        or a checked ICMP said so (:meth:`icmp_too_big`).  Segments shrink
+        at once, never below the base, and the first unacknowledged one
+        goes again; a probe it concerns failed.  True if the size fell."""
+        if not self.pmtu.enabled:
             return False
-        segment = max(segment, BASE_SEGMENT)
-        if segment >= self._seg_max:
-            return False
-        self._lower_path(segment, now)
-        if self.state in SYNCHRONIZED and seq_gt(self.snd_max, self.snd_una):
-            self._resend(self.snd_una, self.mss, now)
-        return True
+        probe = self._probe_size if self._probe_seq >= 0 else 0
+        lowered = self.pmtu.too_big(segment or BASE_SEGMENT, now)
+        if probe and (lowered or (segment or BASE_SEGMENT) < probe):
+            self._probe_failed(now, counted=False)
+        if lowered:
+            self._pmtu_follow(now)
+            if self.state in SYNCHRONIZED and seq_gt(self.snd_max, self.snd_una):
+                self._resend(self.snd_una, self.mss, now)
+        return lowered
 
-    def _lower_path(self, segment: int, now: float) -> None:
-        self._seg_max = segment
-        self._pmtu_at = now
-        self.pmtu_lowered += 1
-        self.stats["pmtu_lowered"] += 1
+    def icmp_too_big(self, quote: bytes, segment: int, now: float) -> bool:
+        """An ICMP "fragmentation needed" / "packet too big" naming this
+        connection's addresses, its ``quote`` being what it quoted of the
+        datagram (the segment, from its header on), ``segment`` the largest
+        UDP payload it says passes.  Believed only when the quote is
+        plausibly ours (RFC 8899 section 4.6.2; RFC 5927): our ports, and a
+        sequence number we sent and still have in flight, or a probe's;
+        else ignored and counted.  True if the size fell."""
+        if len(quote) < 8 or not self._synchronized:
+            self.stats["icmp_ptb_ignored"] += 1
+            return False
+        sport, dport = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
+        seq = (quote[4] << 24) | (quote[5] << 16) | (quote[6] << 8) | quote[7]
+        if (sport != self.local_port or dport != self.remote_port
+                or seq_lt(seq, self.snd_una) or not seq_lt(seq, self.snd_max)):
+            self.stats["icmp_ptb_ignored"] += 1
+            return False
+        self.stats["icmp_ptb"] += 1
+        return self.path_too_big(segment, now)
+
+    def _pmtu_follow(self, now: float) -> None:
+        """The search moved: segments of its size, its next probe."""
+        pmtu = self.pmtu
+        self._seg_max = pmtu.size
         self._size_segments()
+        self._probe_len = pmtu.probe - 20 - (12 if self.ts_ok else 0) if pmtu.probe else 0
+
+    def _may_probe(self, unsent: int, usable: int) -> bool:
+        """A probe goes out (RFC 4821 section 7.4, Linux tcp_mtu_probe's
+        conditions) with new data only (the peer may hold data sent before
+        a timeout: its ACK would not prove the probe arrived), outside loss
+        recovery, when both windows have room for it and data waits
+        behind it, so that its loss is found by the segments that follow,
+        not by a timeout: with SACK one segment, whose SACK lets RACK judge
+        it; without, three, for three duplicate ACKs."""
+        length = self._probe_len
+        return (not self.recovery.active and usable >= length and length > self.mss
+                and unsent > (length if self.sack_ok else length + 3 * self.mss))
+
+    def _send_pmtu_probe(self, seq: int, now: float) -> None:
+        """One segment of the probe's size, carrying the next new data."""
+        length = self._probe_len
+        self._probe_seq, self._probe_end = seq, (seq + length) & MASK
+        self._probe_size = self.pmtu.probe
+        self.pmtu.probe_sent()
+        self.stats["pmtu_probes"] += 1
+        self._send_data(seq, length, False, now)
+
+    def _probe_acked(self, now: float) -> None:
+        size = self._probe_size
+        self._probe_seq = self._probe_end = -1
+        self.pmtu.probe_acked(size, now)
+        self._pmtu_follow(now)
+
+    def _probe_failed(self, now: float, counted: bool = True) -> None:
+        """The probe was lost (or refused): its data goes again in segments
+        of today's size (a retransmission like any, but no congestion
+        signal: the size, not the network, lost it), and the search moves."""
+        start, end, size = self._probe_seq, self._probe_end, self._probe_size
+        self._probe_seq = self._probe_end = -1
+        if counted:
+            self.pmtu.probe_lost(size, now)
+        self.stats["pmtu_probe_losses"] += 1
+        self._pmtu_follow(now)
+        if self._synchronized and seq_gt(end, self.snd_una):
+            if seq_lt(start, self.snd_una):
+                start = self.snd_una
+            self._resend(start, seq_diff(end, start), now)
+
+    def _probe_check(self, now: float) -> None:
+        """After RACK judged an ACK: the probe delivered (SACKed) or lost."""
+        records = self.rack.records
+        start = self._probe_seq
+        lo, hi = 0, len(records)
+        while lo < hi:  # the record that starts at the probe
+            mid = (lo + hi) >> 1
+            if seq_lt(records[mid].start, start):
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(records) and records[lo].start == start:
+            flags = records[lo].flags
+            if flags & _SACKED:
+                self._probe_acked(now)
+            elif flags & _LOST:
+                self._probe_failed(now)
 
     def _black_hole_check(self, now: float) -> None:
         """Called on an RTO: three in a row (Linux's tcp_retries1, which its
-        tcp_mtu_probing=1 waits for) while a full-sized segment is out and
-        the size is above the base mean big segments vanish where small
-        ones would not (RFC 4821 section 7.7): fall back to the base size.
-        Fewer would mistake a NAT rebinding's silence for a black hole."""
-        if (self._pmtu_discovery and self.retries >= 3 and self._seg_max > BASE_SEGMENT
-                and seq_diff(self.snd_max, self.snd_una) > BASE_SEGMENT):
-            self.pmtu_black_holes += 1
+        tcp_mtu_probing=1 waits for) while a segment above the base is out
+        mean big segments vanish where small ones would not (RFC 4821
+        section 7.7): fall back to the base size and search again.  Fewer
+        would mistake a NAT rebinding's silence for a black hole."""
+        if self.retries >= 3 and seq_diff(self.snd_max, self.snd_una) > BASE_SEGMENT \
+                and self.pmtu.black_hole(now):
             self.stats["pmtu_black_holes"] += 1
-            self._lower_path(BASE_SEGMENT, now)
-
-    def _restore_path(self, now: float) -> None:
-        """Segments of the configured size again."""
-        self._seg_max = self._seg_limit
-        self._pmtu_at = now
-        self._size_segments()
+            self._pmtu_follow(now)
 
     def _receive_syn_sent(self, seg, now: float) -> None:
         """RFC 9293 section 3.10.7.3."""
@@ -1728,6 +1827,8 @@ class Connection:
         ts_ecr = seg.ts_ecr if self.ts_ok and seg.has_ts else 0
         if self.rack.on_ack(ack, seg.sack_blocks, self.snd_max, ts_ecr, self._ts_offset, self.rtt.lowest, now):
             self._rack_detect(now)
+            if self._probe_seq >= 0:
+                self._probe_check(now)
         else:
             self._stop_reo()
 
@@ -1755,6 +1856,9 @@ class Connection:
         6582 section 3.2 step 2) without SACK, RFC 6675's with PRR (RFC
         6937) with it.  Recovery lasts until everything now outstanding is
         acknowledged (``recovery.recover``)."""
+        if not self.sack_ok and self._probe_seq == self.snd_una:
+            self._probe_failed(now)  # the probe was lost, not the network's share (Linux does the same)
+            return
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_recovery_start(flight, now, self.sack_ok)
         self.recovery.start(self.snd_max, flight)
@@ -1825,6 +1929,8 @@ class Connection:
         if self._rtt_seq >= 0 and seq_ge(ack, self._rtt_seq):
             self._rtt_sample(now - self._rtt_time, now)
             self._rtt_seq = -1
+        if self._probe_seq >= 0 and seq_ge(ack, self._probe_end):
+            self._probe_acked(now)
         self.retries = 0
         self._persist_backoff = 0
         self.rack.probe_outstanding = False

@@ -236,6 +236,26 @@ class Endpoint(DatagramSink):
             self.stats["no_connection"] += 1
             self._reset(seg, addr)
 
+    def icmp_too_big(self, addr, quote: bytes, segment: int, now: float) -> bool:
+        """An ICMP "fragmentation needed" / "packet too big" about a
+        datagram we sent to ``addr``, ``quote`` being what it quoted of it
+        (the segment from its header on), ``segment`` the largest UDP
+        payload it says passes.  The connection the quote's ports name
+        judges it (Connection.icmp_too_big); one that names none of ours
+        is ignored and counted (icmp_ptb_not_ours).  True if a connection's size fell."""
+        if len(quote) >= 4:
+            local, remote = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
+            conn = self.connections.get((addr, local, remote))
+            if conn is None:  # the address as the error queue spells it, not as recvfrom did
+                for key in self._by_ports.get(local << 16 | remote, ()):
+                    if key[0][:2] == addr[:2]:
+                        conn = self.connections[key]
+                        break
+            if conn is not None and type(conn) is not TimeWait:
+                return conn.icmp_too_big(quote, segment, now)
+        self.stats["icmp_ptb_not_ours"] += 1
+        return False
+
     def _new_path(self, seg, addr, ports: int, now: float) -> bool:
         """A segment from an address none of our connections has, with the
         ports of one of them: perhaps a NAT rebinding.  It is never

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import struct
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
@@ -36,6 +37,8 @@ class Impairment:
     blackouts: list = field(default_factory=list)  # [(start, duration)] from relay start
     drop: object = None          # a function of the datagram: True drops it (the demo's chosen segment)
     mtu: int = 0                 # drop datagrams of more UDP payload bytes than this, silently (0: no limit)
+    icmp: bool = False           # ... answering each with the ICMP "fragmentation needed" a router sends
+                                 # (IPv4, a raw socket: root or CAP_NET_RAW)
 
 
 class _Direction:
@@ -48,8 +51,12 @@ class _Direction:
         self.start = start
         self.link_free = 0.0  # when the rate-limited link is idle again
         self.queued = 0
+        self.raw = None  # the raw socket the ICMP goes out of (Impairment.icmp)
 
-    def forward(self, data: bytes, send) -> None:
+    def forward(self, data: bytes, send, origin=None) -> None:
+        """Carry ``data`` (sent from ``origin[0]`` to ``origin[1]``, the
+        addresses an ICMP about it quotes) through the impairments to
+        ``send``."""
         imp, rng, stats, name = self.imp, self.rng, self.stats, self.name
         now = self.loop.time()
         stats[f"{name}_in"] += 1
@@ -58,7 +65,13 @@ class _Direction:
             stats[f"{name}_blackout_dropped"] += 1
             return
         if imp.mtu and len(data) > imp.mtu:
-            stats[f"{name}_too_big"] += 1  # a path narrower than the datagram, its ICMP filtered
+            stats[f"{name}_too_big"] += 1  # a path narrower than the datagram, its ICMP filtered ...
+            if imp.icmp and self.raw is not None and origin is not None:
+                try:  # ... or not
+                    self.raw.sendto(icmp_too_big(origin[0], origin[1], imp.mtu + 28, data), (origin[0][0], 0))
+                    stats[f"{name}_icmp_sent"] += 1
+                except OSError:
+                    stats[f"{name}_icmp_errors"] += 1
             return
         if imp.drop is not None and imp.drop(data):
             stats[f"{name}_dropped"] += 1
@@ -117,6 +130,7 @@ class Relay:
         self.stats: Counter = Counter()
         self.sock: socket.socket | None = None
         self._upstream: dict[tuple, socket.socket] = {}
+        self._raw: socket.socket | None = None
 
     @property
     def address(self):
@@ -133,6 +147,15 @@ class Relay:
         rng = random.Random(self.seed)
         self.up = _Direction("up", self.up_imp, random.Random(rng.random()), self.stats, loop, start)
         self.down = _Direction("down", self.down_imp, random.Random(rng.random()), self.stats, loop, start)
+        if self.up_imp.icmp or self.down_imp.icmp:
+            if family != socket.AF_INET:
+                raise ValueError("the relay's ICMP answer is IPv4 only")
+            try:
+                self._raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            except PermissionError as exc:
+                raise PermissionError(exc.errno, "--icmp sends ICMP from a raw socket: it needs root "
+                                                 "(CAP_NET_RAW)") from None
+            self.up.raw = self.down.raw = self._raw
         loop.add_reader(self.sock.fileno(), self._from_client)
         return self
 
@@ -147,7 +170,7 @@ class Relay:
                 self._upstream[addr] = upstream
                 self.loop.add_reader(upstream.fileno(), self._from_target, addr, upstream)
                 self.stats["clients"] += 1
-            self.up.forward(data, upstream.send)
+            self.up.forward(data, upstream.send, (addr, self.sock.getsockname()))
 
     def _from_target(self, addr, upstream: socket.socket) -> None:
         while True:
@@ -158,7 +181,7 @@ class Relay:
             except OSError:
                 self.stats["target_errors"] += 1  # e.g. ICMP: nothing at the target
                 return
-            self.down.forward(data, lambda d: self.sock.sendto(d, addr))
+            self.down.forward(data, lambda d: self.sock.sendto(d, addr), (upstream.getpeername(), upstream.getsockname()))
 
     def close(self) -> None:
         for upstream in self._upstream.values():
@@ -167,9 +190,29 @@ class Relay:
         if self.sock is not None:
             self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
+        if self._raw is not None:
+            self._raw.close()
 
     def report(self) -> str:
         return "\n".join(f"{key}: {value}" for key, value in sorted(self.stats.items()))
+
+
+def icmp_too_big(src: tuple, dst: tuple, mtu: int, payload: bytes) -> bytes:
+    """The ICMP "fragmentation needed" (type 3 code 4, next-hop ``mtu``) a
+    router sends about a UDP datagram from ``src`` to ``dst`` ((address,
+    port) pairs) carrying ``payload``: its IPv4 and UDP headers and as much
+    of the payload as keeps the ICMP within 576 bytes (RFC 1812 section
+    4.3.2.3)."""
+    length = 28 + len(payload)
+    inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 0, 0x4000, 64, socket.IPPROTO_UDP, 0,
+                        socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    quoted = inner + struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload[:576 - 20 - 8 - 28]
+    body = struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + quoted
+    padded = body + b"\0" * (len(body) % 2)
+    total = sum(struct.unpack(f"!{len(padded) // 2}H", padded))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
 
 
 def _hostport(text: str) -> tuple:
@@ -191,7 +234,11 @@ def add_arguments(parser) -> None:
             kind, help_ = type(f.default), None
         for suffix in ("", "-up", "-down"):
             name = f"--{f.name.replace('_', '-')}{suffix}"
-            if f.name == "blackouts":
+            if kind is bool:
+                parser.add_argument(name, action="store_const", const=True, default=None,
+                                    help="with --mtu: answer with the ICMP a router sends (root)"
+                                    if f.name == "icmp" and not suffix else None)
+            elif f.name == "blackouts":
                 parser.add_argument(name, action="append", default=None, help=help_ if not suffix else None)
             else:
                 parser.add_argument(name, type=kind, default=None)

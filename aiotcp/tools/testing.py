@@ -34,6 +34,7 @@ class Impairment:
     corrupt: float = 0.0
     latency: float = 0.01     # one-way base delay in seconds
     jitter: float = 0.0
+    mtu: int = 0              # datagrams above this many bytes vanish (a black hole; 0: none)
 
 
 class Network:
@@ -47,6 +48,7 @@ class Network:
         self.delivered = 0
         self.dropped = 0
         self.corrupted = 0
+        self.too_big = 0
         self.handlers: dict[object, object] = {}
 
     def add(self, addr, endpoint: Endpoint, handler=None) -> Endpoint:
@@ -64,6 +66,9 @@ class Network:
         imp = self.impairment
         rng = self.rng
         for data, dst in drain(endpoint.outbox):
+            if imp.mtu and len(data) > imp.mtu:
+                self.too_big += 1
+                continue
             if rng.random() < imp.drop:
                 self.dropped += 1
                 continue
