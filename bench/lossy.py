@@ -1,11 +1,26 @@
-"""Goodput through the impairment relay at 20 ms RTT with random loss.
+"""aiotcp's controllers against Linux's own TCP through one impairment relay.
 
-For each loss rate (0, 0.1, 1, 5 %): aiotcp with CUBIC, with NewReno, and
-with SACK off, and aioquic (QUIC over the same relay), each sending for a
-fixed time; beside the Mathis bound MSS / RTT * 1.22 / sqrt(p).  Loss is
-applied in both directions.  Prints a table and one JSON line.
+Three tables, each row measured in one run, each flow sending for a fixed
+time (--seconds):
 
-    python bench/lossy.py [--seconds 10] [--rtt 0.02] [--loss 0,0.001,0.01,0.05] [--seeds 1]
+1. **Loss**: goodput at 0, 0.1, 1 and 5 % random loss both ways, at 20 ms and
+   100 ms RTT: aiotcp with CUBIC, NewReno and BBR, aioquic (QUIC over the
+   same relay), and Linux's TCP with CUBIC and BBR (the kernel's own
+   stack, carried through the same relay by two TUN gateways in a network
+   namespace: bench/linux_path.py; controller set per socket with
+   TCP_CONGESTION), beside the Mathis bound MSS / RTT * 1.22 / sqrt(p).
+2. **Bottleneck**: a rate-limited link with a bounded queue (--rate,
+   --queue): goodput, the relay's queue drops, retransmitted segments and
+   the sender's smoothed RTT under load (bufferbloat) for each controller,
+   CUBIC with and without pacing.
+3. **Fairness**: two flows sharing that bottleneck: BBR with BBR (Jain's
+   index), BBR with CUBIC (the shares).
+
+Where root, TUN or a controller is missing the Linux cells say why they
+are empty.  Prints the tables and one JSON line.
+
+    python bench/lossy.py [--seconds 8] [--rtts 0.02,0.1] [--loss 0,0.001,0.01,0.05] [--seeds 1]
+                          [--rate 2500000] [--queue 131072] [--no-linux]
 """
 from __future__ import annotations
 
@@ -30,51 +45,69 @@ from aiotcp import Config
 from aiotcp.tools._udp import drain
 from aiotcp.tools.relay import Impairment, Relay
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linux_path  # noqa: E402
+
 MSS = 1440  # with timestamps
 
 
-async def aiotcp_goodput(seconds: float, rtt: float, loss: float, config: Config, seed: int) -> float:
-    loop = asyncio.get_running_loop()
-    received = 0
-    first = loop.create_future()
-    finished = loop.create_future()
-
-    sinks = []
+async def aiotcp_flows(seconds: float, up: Impairment, down: Impairment, configs: list, seed: int) -> tuple:
+    """One flow per config through one relay (a shared bottleneck when
+    ``up`` has a rate), each sending for ``seconds``: per flow the
+    sender's tcp_info at the end, with ``goodput_mbps`` as the receiver
+    counted it and ``rtt_under_load``, the mean of its smoothed RTT sampled
+    every 100 ms after the first quarter; and the relay's counters."""
+    received: dict = {}
 
     async def sink(reader, writer):
-        nonlocal received
-        sinks.append(writer)
+        entry = None
         try:
             while chunk := await reader.read(1 << 18):
-                if not first.done():
-                    first.set_result(time.perf_counter())
-                received += len(chunk)
+                now = time.perf_counter()
+                if entry is None:  # each flow's bytes are its own index
+                    entry = received[chunk[0]] = [0, now, now]
+                entry[0] += len(chunk)
+                entry[2] = now
         except ConnectionError:
             pass  # the sender aborts when its time is up
         finally:
-            finished.set_result(None)
-        writer.close()
+            writer.transport.abort()
 
-    server = await aiotcp.start_server(sink, "127.0.0.1", 0, config=config)
+    server = await aiotcp.start_server(sink, "127.0.0.1", 0, config=configs[0])
     port = server.sockets[0].getsockname()[1]
-    imp = Impairment(loss=loss, delay=rtt / 2)
-    relay = await Relay(("127.0.0.1", 0), ("127.0.0.1", port), up=imp, down=imp, seed=seed).start()
-    reader, writer = await aiotcp.open_connection("127.0.0.1", relay.address[1], tcp_port=port, config=config)
-    block = b"g" * (1 << 16)
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        writer.write(block)
-        await writer.drain()
-    measured_from = await first
-    elapsed = time.perf_counter() - measured_from
-    goodput = received / elapsed
-    writer.transport.abort()
-    for sink_writer in sinks:  # the RST may be lost on the way: end the sink here too
-        sink_writer.transport.abort()
-    await asyncio.wait_for(finished, 10)
+    relay = await Relay(("127.0.0.1", 0), ("127.0.0.1", port), up=up, down=down, seed=seed).start()
+
+    async def flow(index, config):
+        reader, writer = await aiotcp.open_connection("127.0.0.1", relay.address[1], tcp_port=port, config=config)
+        block = bytes([index]) * (1 << 16)
+        rtts = []
+        start = last = time.perf_counter()
+        while (now := time.perf_counter()) - start < seconds:
+            writer.write(block)
+            await writer.drain()
+            if now - last > 0.1:
+                last = now
+                if (srtt := writer.get_extra_info("tcp_info")["rtt"]) is not None:
+                    rtts.append(srtt)
+        info = writer.get_extra_info("tcp_info")
+        settled = rtts[len(rtts) // 4:]
+        info["rtt_under_load"] = sum(settled) / len(settled) if settled else None
+        writer.transport.abort()
+        return info
+
+    flows = await asyncio.gather(*(flow(i, config) for i, config in enumerate(configs)))
     relay.close()
     server.close()
-    return goodput * 8 / 1e6
+    for i, info in enumerate(flows):
+        count, first, last = received.get(i, (0, 0.0, 0.0))
+        info["goodput_mbps"] = count * 8 / 1e6 / (last - first) if last > first else 0.0
+    return flows, dict(relay.stats)
+
+
+async def aiotcp_goodput(seconds: float, rtt: float, loss: float, config: Config, seed: int) -> float:
+    imp = Impairment(loss=loss, delay=rtt / 2)
+    flows, _ = await aiotcp_flows(seconds, imp, imp, [config], seed)
+    return flows[0]["goodput_mbps"]
 
 
 async def quic_goodput(seconds: float, rtt: float, loss: float, seed: int, certfile: str, keyfile: str) -> float:
@@ -166,58 +199,137 @@ def mathis(rtt: float, loss: float) -> float | None:
     return MSS * 8 / rtt * 1.22 / math.sqrt(loss) / 1e6
 
 
+AIOTCP = {"aiotcp cubic": Config(), "aiotcp newreno": Config(congestion="newreno"),
+          "aiotcp bbr": Config(congestion="bbr")}
+LINUX = ("cubic", "bbr")
+
+
+def linux_cell(cc: str, seconds: float, rtt: float, loss: float, seeds: int, rate: float = 0.0,
+               queue: int = 0, why: str | None = None) -> dict:
+    """Linux's figures for one cell (mean over seeds), or why there are none."""
+    if why is None and not linux_path.available(cc):
+        why = f"{cc} not in tcp_available_congestion_control"
+    if why is not None:
+        return {"why": why}
+    runs = []
+    for seed in range(1, seeds + 1):
+        try:
+            runs.append(linux_path.measure(cc, seconds, rtt, loss, seed, rate, queue or 256 * 1024))
+        except Exception as exc:  # reported in the cell, the table goes on
+            return {"why": f"failed: {exc}"}
+    return {"mbps": sum(r["mbps"] for r in runs) / len(runs),
+            "rtt_under_load": runs[-1]["rtt_under_load"], "retrans": runs[-1]["retrans"],
+            "queue_dropped": runs[-1]["relay"].get("up_queue_dropped", 0)}
+
+
 async def run(args) -> dict:
-    variants = {
-        "aiotcp cubic": Config(),
-        "aiotcp newreno": Config(congestion_control="newreno"),
-        "aiotcp sack off": Config(sack=False),
-    }
-    results = {}
-    measured = await path_rtt(args.rtt)
+    why = "--no-linux" if args.no_linux else linux_path.why_not()
+    results = {"loss": {}, "bottleneck": {}, "fairness": {}}
+    measured = {}
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                         "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-        for loss in args.loss:
-            row = {}
-            for name, config in variants.items():
-                runs = [await aiotcp_goodput(args.seconds, args.rtt, loss, config, seed=seed)
-                        for seed in range(1, args.seeds + 1)]
-                row[name] = sum(runs) / len(runs)
-            try:
-                runs = [await quic_goodput(args.seconds, args.rtt, loss, seed, cert, key)
-                        for seed in range(1, args.seeds + 1)]
-                row["aioquic"] = sum(runs) / len(runs)
-            except Exception as exc:  # reported, the table goes on
-                print(f"aioquic at loss {loss}: {exc!r}", file=sys.stderr)
-                row["aioquic"] = float("nan")
-            row["mathis bound"] = mathis(args.rtt, loss)
-            row["mathis @ path rtt"] = mathis(measured, loss)
-            results[loss] = row
+        for rtt in args.rtts:
+            measured[rtt] = await path_rtt(rtt)
+            for loss in args.loss:
+                row = {}
+                for name, config in AIOTCP.items():
+                    runs = [await aiotcp_goodput(args.seconds, rtt, loss, config, seed=seed)
+                            for seed in range(1, args.seeds + 1)]
+                    row[name] = sum(runs) / len(runs)
+                try:
+                    runs = [await quic_goodput(args.seconds, rtt, loss, seed, cert, key)
+                            for seed in range(1, args.seeds + 1)]
+                    row["aioquic"] = sum(runs) / len(runs)
+                except Exception as exc:  # reported, the table goes on
+                    print(f"aioquic at loss {loss}: {exc!r}", file=sys.stderr)
+                    row["aioquic"] = float("nan")
+                for cc in LINUX:
+                    cell = linux_cell(cc, args.seconds, rtt, loss, args.seeds, why=why)
+                    row[f"linux {cc}"] = cell.get("mbps", cell.get("why"))
+                row["mathis @ path rtt"] = mathis(measured[rtt], loss)
+                results["loss"][(rtt, loss)] = row
+                print(f"  rtt {rtt * 1000:.0f} ms loss {loss * 100:g}%: " + ", ".join(
+                    f"{n} {v:.1f}" if isinstance(v, float) else f"{n} {v}" for n, v in row.items()
+                    if v is not None), file=sys.stderr, flush=True)
+    # the bottleneck: a rate limit with a bounded queue, one flow each
+    rtt = args.rtts[0]
+    up = Impairment(delay=rtt / 2, rate=args.rate, queue=args.queue)
+    down = Impairment(delay=rtt / 2)
+    variants = dict(AIOTCP)
+    variants["aiotcp cubic unpaced"] = Config(pacing=False)
+    for name, config in variants.items():
+        flows, stats = await aiotcp_flows(args.seconds, up, down, [config], seed=1)
+        info = flows[0]
+        results["bottleneck"][name] = {"mbps": info["goodput_mbps"], "rtt_under_load": info["rtt_under_load"],
+                                       "retrans": info["segments_retransmitted"],
+                                       "queue_dropped": stats.get("up_queue_dropped", 0)}
+    for cc in LINUX:
+        results["bottleneck"][f"linux {cc}"] = linux_cell(cc, args.seconds, rtt, 0.0, 1, args.rate, args.queue, why)
+    # fairness: two flows on that bottleneck
+    for pair in (("bbr", "bbr"), ("bbr", "cubic"), ("cubic", "cubic")):
+        flows, stats = await aiotcp_flows(args.seconds, up, down, [Config(congestion=c) for c in pair], seed=1)
+        shares = [f["goodput_mbps"] for f in flows]
+        jain = sum(shares) ** 2 / (len(shares) * sum(x * x for x in shares)) if any(shares) else 0.0
+        results["fairness"][" + ".join(pair)] = {"mbps": shares, "jain": jain,
+                                                 "queue_dropped": stats.get("up_queue_dropped", 0)}
     return results, measured
+
+
+def _cell(value, width: int = 15) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, str):
+        return f"{'n/a':>{width}}"
+    return f"{value:>{width}.1f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rtt", type=float, default=0.02)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rtts", type=lambda s: [float(x) for x in s.split(",")], default=[0.02, 0.1])
     parser.add_argument("--seeds", type=int, default=1, help="runs per case (relay seeds 1..N), averaged")
     parser.add_argument("--loss", type=lambda s: [float(x) for x in s.split(",")], default=[0, 0.001, 0.01, 0.05])
+    parser.add_argument("--rate", type=float, default=2.5e6, help="the bottleneck's bytes/s (20 Mbit/s)")
+    parser.add_argument("--queue", type=int, default=128 * 1024, help="the bottleneck's queue, bytes")
+    parser.add_argument("--no-linux", action="store_true", help="leave Linux's columns out")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("quic").setLevel(logging.WARNING)
     results, measured = uvloop.run(run(args))
-    names = list(next(iter(results.values())))
-    print(f"goodput Mbit/s at {args.rtt * 1000:.0f} ms RTT (the relay path measures {measured * 1000:.1f} ms), "
-          f"loss both ways, {args.seconds:.0f} s each, mean of {args.seeds} seed(s) (uvloop)")
-    print(f"{'loss':>8}" + "".join(f"{n:>18}" for n in names))
-    for loss, row in results.items():
-        cells = "".join(f"{'-' if row[n] is None else format(row[n], '.1f'):>18}" for n in names)
-        print(f"{loss * 100:7.1f}%" + cells)
-    print(json.dumps({"lossy_goodput_mbps": {str(k): {n: (None if v is None else round(v, 2))
-                                                      for n, v in row.items()} for k, row in results.items()},
-                      "rtt": args.rtt, "path_rtt": round(measured, 5), "seconds": args.seconds,
-                      "seeds": args.seeds}))
+    names = list(next(iter(results["loss"].values())))
+    print(f"\n1. goodput Mbit/s, random loss both ways, {args.seconds:.0f} s each, mean of {args.seeds} seed(s) "
+          f"(uvloop; Linux through two TUN gateways and the same relay)")
+    print(f"{'rtt':>6}{'loss':>7}" + "".join(f"{n:>15}" for n in names))
+    whys = set()
+    for (rtt, loss), row in results["loss"].items():
+        print(f"{rtt * 1000:5.0f}ms{loss * 100:6.1f}%" + "".join(_cell(row[n]) for n in names))
+        whys |= {v for v in row.values() if isinstance(v, str)}
+    for why in sorted(whys):
+        print(f"  n/a: {why}")
+    for rtt, path in measured.items():
+        print(f"  the relay path set to {rtt * 1000:.0f} ms measures {path * 1000:.1f} ms (UDP pings)")
+    print(f"\n2. one flow through a {args.rate * 8 / 1e6:.0f} Mbit/s bottleneck with a {args.queue // 1024} KiB queue, "
+          f"{args.rtts[0] * 1000:.0f} ms RTT, no random loss")
+    print(f"{'':>22}{'Mbit/s':>10}{'RTT ms':>10}{'retrans':>10}{'queue drops':>13}")
+    for name, cell in results["bottleneck"].items():
+        if "why" in cell:
+            print(f"{name:>22}  n/a: {cell['why']}")
+            continue
+        rtt = cell["rtt_under_load"]
+        print(f"{name:>22}{cell['mbps']:10.1f}{'-' if rtt is None else format(rtt * 1000, '.1f'):>10}"
+              f"{cell['retrans']:>10}{cell['queue_dropped']:>13}")
+    print("\n3. two aiotcp flows sharing that bottleneck")
+    for name, cell in results["fairness"].items():
+        shares = " / ".join(f"{x:.1f}" for x in cell["mbps"])
+        print(f"{name:>22}  {shares} Mbit/s, Jain's index {cell['jain']:.3f}, {cell['queue_dropped']} queue drops")
+    print(json.dumps({"lossy": {f"{rtt}/{loss}": {n: (round(v, 2) if isinstance(v, float) else v)
+                                                  for n, v in row.items()}
+                                for (rtt, loss), row in results["loss"].items()},
+                      "bottleneck": results["bottleneck"], "fairness": results["fairness"],
+                      "path_rtt": {str(k): round(v, 5) for k, v in measured.items()},
+                      "seconds": args.seconds, "seeds": args.seeds}, default=str))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from aiotcp.core.connection import Connection, State
 LOCAL, REMOTE = 1000, 2000
 ISS = 100_000
 PEER_ISS = 500_000
-# NAT keepalive and path MTU probes off: these scripts count every segment
+# NAT keepalive, path MTU probes and pacing off: these scripts count every segment
 # and timer, and the sizes follow the MSS alone (their own tests turn them on)
 CONFIG = Config(delayed_ack=0.04, window_scaling=False, receive_buffer=65535, timestamps=False, sack=False,
-                nat_keepalive=None, pmtu_discovery=False)
+                nat_keepalive=None, pmtu_discovery=False, pacing=False)
 
 
 def seg(flags, seq, ack=0, payload=b"", window=65535, **options):

@@ -202,10 +202,33 @@ class Config:
     #: Timer wheel granularity in seconds (Linux: HZ, a build-time constant).
     timer_tick: float = 0.001
     #: Congestion control algorithm (see aiotcp.core.congestion): "cubic" (the
-    #: default, as Linux) or "newreno" (Linux tcp_congestion_control).
+    #: default, as Linux's default build), "newreno", or "bbr" (BBRv1,
+    #: core/bbr.py; it needs SACK: without it a connection falls back to
+    #: CUBIC) (Linux tcp_congestion_control; TCP_CONGESTION per socket).
     congestion_control: str = "cubic"
+    #: The same, by its shorter name: ``Config(congestion="bbr")``.  When
+    #: given it sets ``congestion_control`` (and reads back as None).
+    congestion: str | None = None
+    #: Pacing: segments leave at the controller's pacing rate (BBR's model;
+    #: for CUBIC and NewReno Linux's cwnd / srtt x 2 in slow start, x 1.2
+    #: after), a burst of at most a timer tick's worth, instead of a window
+    #: at once.  False: as fast as the windows allow.
+    pacing: bool = True
+    #: Upper bound of the pacing rate in bytes per second (Linux
+    #: SO_MAX_PACING_RATE; None: none).  Set, it paces even with ``pacing``
+    #: off, as the socket option does.
+    max_pacing_rate: float | None = None
 
     def __post_init__(self):
+        if self.congestion is not None:
+            object.__setattr__(self, "congestion_control", self.congestion)
+            object.__setattr__(self, "congestion", None)
+        from .congestion import _algorithms  # here: congestion imports nothing of config
+        if self.congestion_control not in _algorithms():
+            raise ValueError(f"unknown congestion control {self.congestion_control!r}; "
+                             f"have {sorted(_algorithms())}")
+        if self.max_pacing_rate is not None and not self.max_pacing_rate > 0:
+            raise ValueError("max_pacing_rate must be positive bytes per second (None: no limit)")
         if self.mss is not None and not 64 <= self.mss <= 65535:
             raise ValueError("mss must be between 64 and 65535")
         if not 576 <= self.mtu <= 65535:

@@ -11,6 +11,9 @@ cimport cython
 cdef class CongestionControl:
     cdef public long long mss, cwnd, ssthresh
     cdef public object srtt  # kept up to date by the connection (None before the first sample)
+    cdef public bint rate_samples
+    cpdef double pacing_rate(self)
+    cpdef on_rate_sample(self, rs, long long inflight, double now)
     cpdef on_ack(self, long long acked, long long flight, double now)
     cpdef on_fast_retransmit(self, long long flight, double now)
     cpdef on_rto(self, long long flight, double now)

@@ -29,6 +29,30 @@ class CongestionControl:
         self.ssthresh = 1 << 62
         #: smoothed RTT in seconds, kept up to date by the connection
         self.srtt: float | None = None
+        #: True: the connection measures delivery rates (core/rate.py) and
+        #: calls on_rate_sample on every ACK (BBR; it needs SACK)
+        self.rate_samples = False
+
+    # -------------------------------------------------------------- pacing
+
+    def pacing_rate(self) -> float:
+        """Bytes per second the sender releases segments at (0: unpaced, no
+        RTT yet): Linux's rule for window-based controllers, cwnd / srtt
+        times 2 in slow start (below half of ssthresh) and 1.2 after, so
+        that a window leaves spread over the round trip, not as a burst."""
+        srtt = self.srtt
+        if srtt is None or srtt <= 0:
+            return 0.0
+        return (2.0 if self.cwnd < self.ssthresh // 2 else 1.2) * self.cwnd / srtt
+
+    def on_rate_sample(self, rs, inflight: int, now: float) -> None:
+        """An ACK's delivery-rate sample (``rs``, a core.rate.DeliveryRate
+        after its sample()) with ``inflight`` bytes left in flight; only
+        for controllers that set ``rate_samples``."""
+
+    def info(self) -> dict:
+        """What the controller adds to the TCP-info snapshot."""
+        return {}
 
     # -------------------------------------------- the algorithm's hooks
 
@@ -181,8 +205,16 @@ class Cubic(CongestionControl):
 ALGORITHMS = {"newreno": NewReno, "cubic": Cubic}
 
 
+def _algorithms() -> dict:
+    """ALGORITHMS with BBR (core/bbr.py, which subclasses the base here)."""
+    if "bbr" not in ALGORITHMS:
+        from .bbr import Bbr
+        ALGORITHMS["bbr"] = Bbr
+    return ALGORITHMS
+
+
 def create(name: str, mss: int, now: float) -> CongestionControl:
     try:
-        return ALGORITHMS[name](mss, now)
+        return _algorithms()[name](mss, now)
     except KeyError:
         raise ValueError(f"unknown congestion control {name!r}; have {sorted(ALGORITHMS)}") from None

@@ -89,6 +89,12 @@ cdef class Connection:
     # deadlines, NEVER when the timer is not running
     cdef public double _rto_at, _persist_at, _delack_at, _orphan_at
     cdef public double _keepalive_at, _user_timeout_at, _pto_at, _reo_at, _nat_at, _last_out
+    # pacing (the token bucket in _push) and the pacing timer
+    cdef public bint _pacing
+    cdef public double _pace_at, _pace_credit, _pace_stamp, _max_pacing_rate
+    # delivery-rate estimation (rate.py), None unless the controller asks
+    cdef public object rate
+    cdef public long long _lost_seen
     cdef public double _nat_keepalive, _path_sent_at, _data_in_at, _nat_probed_at, _nat_quick
     cdef public object _path_addr
     cdef public long long _path_ts, migrations, nat_keepalives
@@ -148,8 +154,9 @@ cdef class Connection:
     cpdef _send_data(self, long long seq, long long length, bint fin, double now)
     @cython.locals(data_end=cython.longlong, snd_nxt=cython.longlong, snd_max=cython.longlong, unsent=cython.longlong,
                    flight=cython.longlong, length=cython.longlong, window=cython.longlong,
-                   usable=cython.longlong)
+                   usable=cython.longlong, rate=cython.double, credit=cython.double, quantum=cython.double)
     cpdef _push(self, double now)
+    cpdef double _pacing_rate(self)
     cpdef _rtt_sample(self, double rtt, double now)
     @cython.locals(wnd=cython.longlong, rcv_nxt=cython.longlong)
     cpdef bint _acceptable(self, long long seq, long long seg_len)

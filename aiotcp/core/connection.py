@@ -47,6 +47,7 @@ from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
 from .pmtu import PathSearch
+from .rate import DeliveryRate
 from .rack import RACK_FLAGS, Rack
 from .ranges import RangeSet
 from .recovery import ACTIONS, Recovery
@@ -156,6 +157,9 @@ END, ENTER, INFLATE = ACTIONS["end"], ACTIONS["enter"], ACTIONS["inflate"]
 PARTIAL, REPAIR, RESEND = ACTIONS["partial"], ACTIONS["repair"], ACTIONS["resend"]
 
 
+#: Pacing's burst: at most this many seconds' worth of the rate leaves at
+#: once (the timer wheel's tick, which the pacing timer cannot beat).
+PACING_QUANTUM = 0.001
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
 #: The path MTU search's floor (RFC 8899 BASE_PLPMTU): a segment of this
@@ -396,6 +400,15 @@ class Connection:
 
         # congestion control and loss recovery (RFC 5681, RFC 6582)
         self.cc = create_congestion_control(config.congestion_control, self.mss, now)
+        #: delivery-rate estimation (rate.py), for a controller that asks for
+        #: it (BBR), from the handshake on when SACK was agreed
+        self.rate = None
+        self._lost_seen = 0  # rack.lost_marked when the last rate sample was taken
+        # pacing: the credit (bytes) the token bucket held at _pace_stamp,
+        # and the pacing timer (NEVER: none)
+        self._pace_credit = 0.0
+        self._pace_stamp = 0.0
+        self._pace_at = NEVER
         #: NewReno and SACK recovery with PRR (recovery.py)
         self.recovery = Recovery()
 
@@ -481,6 +494,8 @@ class Connection:
         self._nat_keepalive = -1.0 if config.nat_keepalive is None else config.nat_keepalive
         self._nat_quick = min(self._nat_keepalive, NAT_STALL)
         self._timer_tick = config.timer_tick
+        self._pacing = config.pacing or config.max_pacing_rate is not None
+        self._max_pacing_rate = config.max_pacing_rate or 0.0
         self.rtt.configure(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
 
     def __repr__(self):
@@ -697,7 +712,8 @@ class Connection:
         if self.time_wait is not None:
             return self.time_wait.deadline
         return min(self._rto_at, self._persist_at, self._delack_at, self._orphan_at,
-                   self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at, self._nat_at)
+                   self._keepalive_at, self._user_timeout_at, self._pto_at, self._reo_at, self._nat_at,
+                   self._pace_at)
 
     def info(self) -> dict:
         """A TCP-info snapshot (like Linux's struct tcp_info)."""
@@ -713,6 +729,8 @@ class Connection:
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
             "cwnd": self.cc.cwnd, "ssthresh": self.cc.ssthresh,
             "congestion_control": self.cc.name,
+            "pacing_rate": self._pacing_rate() if self._pacing else 0.0,
+            "delivery_rate": self.rate.rate if self.rate is not None else self._delivery_rate(),
             "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
             "bytes_acked": self.bytes_acked,
             "segments_sent": self.segments_sent, "segments_received": self.segments_received,
@@ -731,7 +749,21 @@ class Connection:
             "pmtu_black_holes": self.pmtu.black_holes, "pmtu_probes": self.pmtu.probes,
             "pmtu_probe_losses": self.pmtu.probe_losses, "pmtu_searching": self.pmtu.probe > 0,
             "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
+            **self.cc.info(),
         }
+
+    def _delivery_rate(self) -> float:
+        """Without a rate unit: the window over the smoothed RTT (bytes/s)."""
+        srtt = self.rtt.smoothed
+        return min(self.cc.cwnd, self.max_snd_wnd or self.cc.cwnd) / srtt if srtt > 0 else 0.0
+
+    def _pacing_rate(self) -> float:
+        """The controller's pacing rate under Config.max_pacing_rate (bytes/s; 0: unpaced)."""
+        rate = self.cc.pacing_rate()
+        cap = self._max_pacing_rate
+        if cap > 0 and (rate <= 0 or rate > cap):
+            return cap
+        return rate
 
     # -------------------------------------------------------- state changes
 
@@ -748,6 +780,8 @@ class Connection:
         if self.tracer is not None:
             self.tracer.state(self, old, new, now)
         if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
+            if self.cc.rate_samples and self.rate is None:
+                self._start_rate_samples(now)
             self._heard_from_peer(now)
             self._start_nat_keepalive(now)
             self.events.append((self, _CONNECTED))
@@ -778,7 +812,21 @@ class Connection:
         """Stop every timer (TIME_WAIT and CLOSED: the record's own, or none)."""
         self._rto_at = self._persist_at = self._delack_at = NEVER
         self._orphan_at = self._keepalive_at = self._user_timeout_at = NEVER
-        self._pto_at = self._reo_at = self._nat_at = NEVER
+        self._pto_at = self._reo_at = self._nat_at = self._pace_at = NEVER
+
+    def _start_rate_samples(self, now: float) -> None:
+        """The handshake is done and the controller wants rate samples: they
+        come from RACK's per-segment records, which exist with SACK.  A peer
+        without SACK gets CUBIC instead (counted, logged by the layer
+        above as the stats say)."""
+        if self.sack_ok:
+            self.rate = DeliveryRate()
+            self.rack.rate = self.rate
+            return
+        self.stats["bbr_without_sack"] += 1
+        srtt = self.cc.srtt
+        self.cc = create_congestion_control("cubic", self.mss, now)
+        self.cc.srtt = srtt
 
     def _report_closed(self, error) -> None:
         if not self._closed_reported:
@@ -966,6 +1014,15 @@ class Connection:
             # RFC 5681 section 4.1: the ACK clock is gone, restart from the IW
             self.cc.on_idle_restart()
             self.stats["restarts_after_idle"] += 1
+        # pacing, a token bucket: credit accrues at the rate up to a quantum
+        # (a timer tick's worth, two segments at least: Linux's autosizing),
+        # each segment spends it, and the pacing timer waits for what is missing
+        rate = self._pacing_rate() if self._pacing else 0.0
+        credit = 0.0
+        if rate > 0:
+            quantum = max(2 * self.mss, rate * PACING_QUANTUM)
+            credit = min(self._pace_credit + (now - self._pace_stamp) * rate, quantum)
+            self._pace_stamp = now
         while True:
             snd_nxt = self.snd_nxt
             unsent = seq_diff(data_end, snd_nxt)
@@ -977,6 +1034,11 @@ class Connection:
             length = min(unsent, usable, self.mss)
             if length <= 0:
                 break
+            if rate > 0:
+                if credit < length:
+                    self._pace_at = now + (length - credit) / rate
+                    break
+                credit -= length
             if self._probe_len and self._probe_seq < 0 and snd_nxt == self.snd_max \
                     and self._may_probe(unsent, usable):
                 self._send_pmtu_probe(snd_nxt, now)
@@ -989,6 +1051,12 @@ class Connection:
             elif length < self.mss and flight > 0 and not self._nodelay:
                 break  # Nagle: one small segment in flight at a time
             self._send_data(snd_nxt, length, self._fin_queued and length == unsent, now)
+        if rate > 0:
+            self._pace_credit = credit
+        if self.rate is not None and seq_diff(data_end, self.snd_nxt) < self.mss:
+            flight = seq_diff(self.snd_max, self.snd_una)
+            if flight < self.cc.cwnd:
+                self.rate.mark_app_limited(flight)  # the application, not the network, limits
         if self._fin_queued and self.snd_nxt == data_end:
             # all data is out and the FIN is not (or, after an RTO, no longer)
             self._send_data(data_end, 0, True, now)
@@ -1092,6 +1160,9 @@ class Connection:
             self._on_orphan_timeout(now)
         if now >= self._nat_at:
             self._on_nat_keepalive(now)
+        if now >= self._pace_at:
+            self._pace_at = NEVER
+            self._push(now)  # the pacing timer: the credit for the next segment is there
         self._rearm()
 
     def _on_reordering_timeout(self, now: float) -> None:
@@ -1786,6 +1857,15 @@ class Connection:
                 self.scoreboard.total > sacked_before  # RFC 6675: SACKs new data
                 or not paylen and not seg.flags & FIN and not window_changed):  # RFC 5681
             self._on_dupack(now)
+        rate = self.rate
+        if rate is not None and rate.acked:
+            # the ACK's delivery-rate sample, then the controller's turn (BBR)
+            rack = self.rack
+            rate.last_lost = rack.lost_marked - self._lost_seen
+            self._lost_seen = rack.lost_marked
+            rate.sample(self.rtt.lowest, now)
+            self.cc.on_rate_sample(rate, seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total
+                                   - rack.lost_bytes, now)
         state = self.state
         if self._fin_acked():
             # our FIN is acknowledged.  FIN_WAIT_1 moves on after the text

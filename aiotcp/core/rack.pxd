@@ -16,6 +16,10 @@ cdef class Transmission:
     cdef public long long start, end, order
     cdef public double sent
     cdef public int flags
+    # the delivery-rate snapshot (core/rate.py writes it)
+    cdef public long long delivered
+    cdef public double delivered_time, first_sent_time
+    cdef public bint app_limited
 
 
 @cython.locals(record=Transmission)
@@ -29,6 +33,8 @@ cdef class Rack:
     cdef public double xmit_ts, rack_rtt
     cdef public bint reordering, probe_outstanding
     cdef public long long reo_mult, reo_persist, dsack_round, dsacks, losses, lost_retransmits, probes
+    cdef public long long lost_marked
+    cdef public object rate
     @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, hi=cython.Py_ssize_t,
                    mid=cython.Py_ssize_t, flags=cython.int)
     cpdef on_transmit(self, long long seq, long long end, long long snd_max, double now)

@@ -58,6 +58,9 @@ def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> 
     record.sent = sent
     record.flags = flags
     record.order = order
+    record.delivered = 0
+    record.delivered_time = record.first_sent_time = 0.0
+    record.app_limited = False
     return record
 
 
@@ -89,6 +92,9 @@ class Rack:
         self.lost_retransmits = 0  # retransmissions found lost in turn
         self.probes = 0  # tail loss probes sent
         self.probe_outstanding = False  # one probe per tail until an ACK advances
+        self.lost_marked = 0  # bytes ever marked lost
+        #: the delivery-rate unit (core/rate.py) fed from these records, or None
+        self.rate = None
 
     def __repr__(self):
         return (f"Rack({len(self.records)} records, lost {self.lost_bytes} B, "
@@ -121,10 +127,15 @@ class Rack:
                 record.sent = now
                 record.flags = (flags | _RETRANS) & ~_LOST
                 record.order = self.order
+                if self.rate is not None:
+                    self.rate.on_send(record, 1, now)
                 lo += 1
         if seq_offset(end, snd_max) > 0:
             self.order += 1
-            records.append(_transmission(snd_max if seq_offset(snd_max, seq) > 0 else seq, end, now, 0, self.order))
+            record = _transmission(snd_max if seq_offset(snd_max, seq) > 0 else seq, end, now, 0, self.order)
+            if self.rate is not None:
+                self.rate.on_send(record, len(records), now)  # none outstanding: a new flight
+            records.append(record)
 
     # ---------------------------------------------------------- delivery
 
@@ -150,6 +161,8 @@ class Rack:
                 if record.flags & _LOST:
                     self.lost_bytes -= seq_offset(record.end, record.start)
                 self._delivered(record, ts_ecr, ts_offset, min_rtt, now)
+                if self.rate is not None:
+                    self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
             n += 1
         if n == len(records):
             empty_list(records)  # everything acknowledged
@@ -181,6 +194,8 @@ class Rack:
                     record.flags = (record.flags | _SACKED) & ~_LOST
                     self.sacked_count += 1
                     self._delivered(record, ts_ecr, ts_offset, min_rtt, now)
+                    if self.rate is not None:
+                        self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
                 lo += 1
         return self.sacked_count > 0 or self.lost_bytes > 0
 
@@ -271,6 +286,7 @@ class Rack:
             if remaining <= 0:
                 record.flags = flags | _LOST
                 self.lost_bytes += seq_offset(record.end, record.start)
+                self.lost_marked += seq_offset(record.end, record.start)
                 self.losses += 1
                 if flags & _RETRANS:
                     self.lost_retransmits += 1
@@ -286,6 +302,7 @@ class Rack:
             record = self.records[0]
             record.flags |= _LOST
             self.lost_bytes += seq_offset(record.end, record.start)
+            self.lost_marked += seq_offset(record.end, record.start)
 
     def on_rto(self) -> None:
         """After a retransmission timeout everything is sent again from the

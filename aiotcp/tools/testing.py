@@ -35,6 +35,8 @@ class Impairment:
     latency: float = 0.01     # one-way base delay in seconds
     jitter: float = 0.0
     mtu: int = 0              # datagrams above this many bytes vanish (a black hole; 0: none)
+    rate: float = 0.0         # a bottleneck, bytes/s, per sender (0: none) ...
+    queue: int = 64 * 1024    # ... with a drop-tail queue of this many bytes
 
 
 class Network:
@@ -49,6 +51,8 @@ class Network:
         self.dropped = 0
         self.corrupted = 0
         self.too_big = 0
+        self.queue_dropped = 0
+        self._link_free: dict = {}  # by sender: when its bottleneck is idle again
         self.handlers: dict[object, object] = {}
 
     def add(self, addr, endpoint: Endpoint, handler=None) -> Endpoint:
@@ -72,6 +76,13 @@ class Network:
             if rng.random() < imp.drop:
                 self.dropped += 1
                 continue
+            departs = self.now
+            if imp.rate:
+                free = max(self._link_free.get(src, 0.0), self.now)
+                if (free - self.now) * imp.rate + len(data) > imp.queue:
+                    self.queue_dropped += 1
+                    continue
+                departs = self._link_free[src] = free + len(data) / imp.rate
             copies = 2 if rng.random() < imp.duplicate else 1
             for _ in range(copies):
                 delay = imp.latency + (rng.random() * imp.jitter if imp.jitter else 0.0)
@@ -83,7 +94,7 @@ class Network:
                     damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
                     payload = bytes(damaged)
                     self.corrupted += 1
-                self._schedule(self.now + delay, dst, payload, src)
+                self._schedule(departs + delay, dst, payload, src)
 
     def _dispatch(self, addr) -> None:
         endpoint = self.endpoints[addr]
