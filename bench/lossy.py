@@ -51,12 +51,9 @@ import linux_path  # noqa: E402
 MSS = 1440  # with timestamps
 
 
-async def aiotcp_flows(seconds: float, up: Impairment, down: Impairment, configs: list, seed: int) -> tuple:
-    """One flow per config through one relay (a shared bottleneck when
-    ``up`` has a rate), each sending for ``seconds``: per flow the
-    sender's tcp_info at the end, with ``goodput_mbps`` as the receiver
-    counted it and ``rtt_under_load``, the mean of its smoothed RTT sampled
-    every 100 ms after the first quarter; and the relay's counters."""
+async def _sink(args) -> None:
+    """Worker: an aiotcp server counting each flow's bytes (the first byte
+    of a flow is its index) for ``args.sink`` seconds, then one JSON line."""
     received: dict = {}
 
     async def sink(reader, writer):
@@ -64,47 +61,80 @@ async def aiotcp_flows(seconds: float, up: Impairment, down: Impairment, configs
         try:
             while chunk := await reader.read(1 << 18):
                 now = time.perf_counter()
-                if entry is None:  # each flow's bytes are its own index
+                if entry is None:
                     entry = received[chunk[0]] = [0, now, now]
                 entry[0] += len(chunk)
                 entry[2] = now
-        except ConnectionError:
+        except (ConnectionError, asyncio.CancelledError):
             pass  # the sender aborts when its time is up
         finally:
             writer.transport.abort()
 
-    server = await aiotcp.start_server(sink, "127.0.0.1", 0, config=configs[0])
-    port = server.sockets[0].getsockname()[1]
+    server = await aiotcp.start_server(sink, "127.0.0.1", 0, config=Config(**json.loads(args.config)))
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(args.sink)  # the measurement's length, then the report
+    print(json.dumps(received), flush=True)
+
+
+async def _send(args) -> None:
+    """Worker: one aiotcp flow to the relay for ``args.seconds``; its
+    tcp_info at the end (with ``rtt_under_load``: the mean of the smoothed
+    RTT sampled every 100 ms after the first quarter) as one JSON line."""
+    host, port, tcp_port = args.send.split(":")
+    reader, writer = await aiotcp.open_connection(host, int(port), tcp_port=int(tcp_port),
+                                                  config=Config(**json.loads(args.config)))
+    block = bytes([args.index]) * (1 << 16)
+    rtts = []
+    start = last = time.perf_counter()
+    while (now := time.perf_counter()) - start < args.seconds:
+        writer.write(block)
+        await writer.drain()
+        if now - last > 0.1:
+            last = now
+            if (srtt := writer.get_extra_info("tcp_info")["rtt"]) is not None:
+                rtts.append(srtt)
+    info = writer.get_extra_info("tcp_info")
+    settled = rtts[len(rtts) // 4:]
+    info["rtt_under_load"] = sum(settled) / len(settled) if settled else None
+    writer.transport.abort()
+    print(json.dumps(info, default=str), flush=True)
+
+
+async def aiotcp_flows(seconds: float, up: Impairment, down: Impairment, configs: list, seed: int) -> tuple:
+    """One flow per config (Config keyword dicts) through one relay (a
+    shared bottleneck when ``up`` has a rate), each sending for
+    ``seconds``: the receiver and each sender in a process of its own, as
+    Linux's TCP runs beside the relay, not in it.  Per flow the sender's
+    tcp_info at the end with ``goodput_mbps`` as the receiver counted it;
+    and the relay's counters."""
+    me = os.path.abspath(__file__)
+    sink = await asyncio.create_subprocess_exec(sys.executable, me, "--sink", str(seconds + 4), "--config",
+                                                json.dumps(configs[0]), stdout=subprocess.PIPE)
+    port = int(await sink.stdout.readline())
     relay = await Relay(("127.0.0.1", 0), ("127.0.0.1", port), up=up, down=down, seed=seed).start()
-
-    async def flow(index, config):
-        reader, writer = await aiotcp.open_connection("127.0.0.1", relay.address[1], tcp_port=port, config=config)
-        block = bytes([index]) * (1 << 16)
-        rtts = []
-        start = last = time.perf_counter()
-        while (now := time.perf_counter()) - start < seconds:
-            writer.write(block)
-            await writer.drain()
-            if now - last > 0.1:
-                last = now
-                if (srtt := writer.get_extra_info("tcp_info")["rtt"]) is not None:
-                    rtts.append(srtt)
-        info = writer.get_extra_info("tcp_info")
-        settled = rtts[len(rtts) // 4:]
-        info["rtt_under_load"] = sum(settled) / len(settled) if settled else None
-        writer.transport.abort()
-        return info
-
-    flows = await asyncio.gather(*(flow(i, config) for i, config in enumerate(configs)))
-    relay.close()
-    server.close()
+    senders = [await asyncio.create_subprocess_exec(
+        sys.executable, me, "--send", f"127.0.0.1:{relay.address[1]}:{port}", "--index", str(i),
+        "--seconds", str(seconds), "--config", json.dumps(config), stdout=subprocess.PIPE)
+        for i, config in enumerate(configs)]
+    try:
+        flows = [json.loads(await proc.stdout.readline()) for proc in senders]
+        received = json.loads(await asyncio.wait_for(sink.stdout.readline(), seconds + 30))
+    finally:
+        for proc in (*senders, sink):
+            if proc.returncode is None:
+                try:
+                    proc.kill()
+                except ProcessLookupError:
+                    pass
+            await proc.wait()
+        relay.close()
     for i, info in enumerate(flows):
-        count, first, last = received.get(i, (0, 0.0, 0.0))
+        count, first, last = received.get(str(i), (0, 0.0, 0.0))
         info["goodput_mbps"] = count * 8 / 1e6 / (last - first) if last > first else 0.0
     return flows, dict(relay.stats)
 
 
-async def aiotcp_goodput(seconds: float, rtt: float, loss: float, config: Config, seed: int) -> float:
+async def aiotcp_goodput(seconds: float, rtt: float, loss: float, config: dict, seed: int) -> float:
     imp = Impairment(loss=loss, delay=rtt / 2)
     flows, _ = await aiotcp_flows(seconds, imp, imp, [config], seed)
     return flows[0]["goodput_mbps"]
@@ -199,8 +229,7 @@ def mathis(rtt: float, loss: float) -> float | None:
     return MSS * 8 / rtt * 1.22 / math.sqrt(loss) / 1e6
 
 
-AIOTCP = {"aiotcp cubic": Config(), "aiotcp newreno": Config(congestion="newreno"),
-          "aiotcp bbr": Config(congestion="bbr")}
+AIOTCP = {"aiotcp cubic": {}, "aiotcp newreno": {"congestion": "newreno"}, "aiotcp bbr": {"congestion": "bbr"}}
 LINUX = ("cubic", "bbr")
 
 
@@ -258,7 +287,7 @@ async def run(args) -> dict:
     up = Impairment(delay=rtt / 2, rate=args.rate, queue=args.queue)
     down = Impairment(delay=rtt / 2)
     variants = dict(AIOTCP)
-    variants["aiotcp cubic unpaced"] = Config(pacing=False)
+    variants["aiotcp cubic unpaced"] = {"pacing": False}
     for name, config in variants.items():
         flows, stats = await aiotcp_flows(args.seconds, up, down, [config], seed=1)
         info = flows[0]
@@ -269,7 +298,7 @@ async def run(args) -> dict:
         results["bottleneck"][f"linux {cc}"] = linux_cell(cc, args.seconds, rtt, 0.0, 1, args.rate, args.queue, why)
     # fairness: two flows on that bottleneck
     for pair in (("bbr", "bbr"), ("bbr", "cubic"), ("cubic", "cubic")):
-        flows, stats = await aiotcp_flows(args.seconds, up, down, [Config(congestion=c) for c in pair], seed=1)
+        flows, stats = await aiotcp_flows(args.seconds, up, down, [{"congestion": c} for c in pair], seed=1)
         shares = [f["goodput_mbps"] for f in flows]
         jain = sum(shares) ** 2 / (len(shares) * sum(x * x for x in shares)) if any(shares) else 0.0
         results["fairness"][" + ".join(pair)] = {"mbps": shares, "jain": jain,
@@ -294,7 +323,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.5e6, help="the bottleneck's bytes/s (20 Mbit/s)")
     parser.add_argument("--queue", type=int, default=128 * 1024, help="the bottleneck's queue, bytes")
     parser.add_argument("--no-linux", action="store_true", help="leave Linux's columns out")
+    parser.add_argument("--sink", type=float, help=argparse.SUPPRESS)  # worker modes
+    parser.add_argument("--send", help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--config", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sink is not None:
+        uvloop.run(_sink(args))
+        return
+    if args.send is not None:
+        uvloop.run(_send(args))
+        return
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("quic").setLevel(logging.WARNING)
     results, measured = uvloop.run(run(args))
