@@ -38,7 +38,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memcmp, memset
 
-from aiotcp._fast cimport DatagramSink
+from aiotcp._fast cimport DatagramSink, monotonic
 
 import os as _os
 import socket as _socket
@@ -139,6 +139,10 @@ cdef class DatagramSocket:
         when given (a connected socket), else the source address.  Returns
         the number of datagrams.  A socket error (an ICMP error surfacing)
         is raised as OSError once the datagrams before it are delivered.
+        The first read's datagrams carry ``now``; each later read's, the
+        clock when it returned: in a long batch they arrived after it began,
+        and the RTT and delivery-rate samples taken from them would
+        otherwise come out short.
 
         Reads are batched with ``recvmmsg``: a call that fills fewer slots
         than it offered found the socket empty, so a lone datagram costs one
@@ -204,6 +208,11 @@ cdef class DatagramSocket:
                 self.reads += reads
                 self.datagrams_in += count
                 raise OSError(err, _os.strerror(err))
+            if reads:
+                # a long batch: what this read returned arrived after the
+                # batch began (the delivery times RTT and rate samples take)
+                now = monotonic()
+                when = now
             reads += got
             for i in range(got):
                 msg = &hdrs[i].msg_hdr

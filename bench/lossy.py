@@ -229,7 +229,21 @@ def mathis(rtt: float, loss: float) -> float | None:
     return MSS * 8 / rtt * 1.22 / math.sqrt(loss) / 1e6
 
 
-AIOTCP = {"aiotcp cubic": {}, "aiotcp newreno": {"congestion": "newreno"}, "aiotcp bbr": {"congestion": "bbr"}}
+def _linux_max(name: str, default: int) -> int:
+    """The largest buffer Linux's autotuning grows a TCP socket to (the
+    third field of net.ipv4.tcp_rmem / tcp_wmem)."""
+    try:
+        with open(f"/proc/sys/net/ipv4/{name}") as f:
+            return int(f.read().split()[2])
+    except (OSError, IndexError, ValueError):
+        return default
+
+
+#: Linux's TCP grows its buffers up to these; aiotcp's are fixed by Config
+#: (1 MiB each by default): "bbr, linux bufs" gives it the same room
+LINUX_BUFFERS = {"receive_buffer": _linux_max("tcp_rmem", 6 << 20), "send_buffer": _linux_max("tcp_wmem", 4 << 20)}
+AIOTCP = {"aiotcp cubic": {}, "aiotcp newreno": {"congestion": "newreno"}, "aiotcp bbr": {"congestion": "bbr"},
+          "bbr, linux bufs": {"congestion": "bbr", **LINUX_BUFFERS}}
 LINUX = ("cubic", "bbr")
 
 

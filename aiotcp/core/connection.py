@@ -1342,6 +1342,17 @@ class Connection:
         self._stop_pto()
         self._stop_reo()
         self.recovery.on_rto(self.snd_max)
+        if self.sack_ok and self.retries == 1 and self.scoreboard.total and self.rack.records:
+            # the first timeout of a run, with SACK information: as Linux's
+            # Loss state, what the peer SACKed is not sent again (RFC 6675
+            # section 5.1 only SHOULD-resets the scoreboard); the rest is
+            # lost and goes again lowest first as the window grows back.
+            # A second timeout in a row (a peer that reneged on its SACKs)
+            # resets it below.
+            self.rack.on_rto_keep_sacked()
+            self._resend_lost(0, now)
+            self._start_rto(now)
+            return
         # RFC 6675 section 5.1: start over from the cumulative ACK
         self.scoreboard.clear(self.snd_una)
         self.rack.on_rto()

@@ -58,6 +58,8 @@ cdef class Rack:
     cpdef mark_first_lost(self)
     @cython.locals(record=Transmission)
     cpdef on_rto(self)
+    @cython.locals(record=Transmission, lost=cython.longlong)
+    cpdef on_rto_keep_sacked(self)
     @cython.locals(pto=cython.double)
     cpdef double probe_timeout(self, double srtt, long long flight, long long mss)
     cpdef on_probe(self)

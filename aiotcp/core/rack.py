@@ -312,6 +312,17 @@ class Rack:
             record.flags &= _RETRANS
         self.lost_bytes = self.sacked_count = 0
 
+    def on_rto_keep_sacked(self) -> None:
+        """A retransmission timeout as Linux's Loss state takes it: what the
+        peer SACKed stays SACKed, everything else is lost (and is resent,
+        lowest first, as the window allows)."""
+        lost = 0
+        for record in self.records:
+            if not record.flags & _SACKED:
+                record.flags = (record.flags & _RETRANS) | _LOST
+                lost += seq_offset(record.end, record.start)
+        self.lost_bytes = lost
+
     # ---------------------------------------------------- tail loss probe
 
     def probe_timeout(self, srtt: float, flight: int, mss: int) -> float:
