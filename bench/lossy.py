@@ -273,7 +273,7 @@ async def run(args) -> dict:
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                         "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-        for rtt in args.rtts:
+        for rtt in args.rtts if "loss" in args.tables else ():
             measured[rtt] = await path_rtt(rtt)
             for loss in args.loss:
                 row = {}
@@ -302,16 +302,16 @@ async def run(args) -> dict:
     down = Impairment(delay=rtt / 2)
     variants = dict(AIOTCP)
     variants["aiotcp cubic unpaced"] = {"pacing": False}
-    for name, config in variants.items():
+    for name, config in variants.items() if "bottleneck" in args.tables else ():
         flows, stats = await aiotcp_flows(args.seconds, up, down, [config], seed=1)
         info = flows[0]
         results["bottleneck"][name] = {"mbps": info["goodput_mbps"], "rtt_under_load": info["rtt_under_load"],
                                        "retrans": info["segments_retransmitted"],
                                        "queue_dropped": stats.get("up_queue_dropped", 0)}
-    for cc in LINUX:
+    for cc in LINUX if "bottleneck" in args.tables else ():
         results["bottleneck"][f"linux {cc}"] = linux_cell(cc, args.seconds, rtt, 0.0, 1, args.rate, args.queue, why)
     # fairness: two flows on that bottleneck
-    for pair in (("bbr", "bbr"), ("bbr", "cubic"), ("cubic", "cubic")):
+    for pair in (("bbr", "bbr"), ("bbr", "cubic"), ("cubic", "cubic")) if "fairness" in args.tables else ():
         flows, stats = await aiotcp_flows(args.seconds, up, down, [{"congestion": c} for c in pair], seed=1)
         shares = [f["goodput_mbps"] for f in flows]
         jain = sum(shares) ** 2 / (len(shares) * sum(x * x for x in shares)) if any(shares) else 0.0
@@ -337,6 +337,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.5e6, help="the bottleneck's bytes/s (20 Mbit/s)")
     parser.add_argument("--queue", type=int, default=128 * 1024, help="the bottleneck's queue, bytes")
     parser.add_argument("--no-linux", action="store_true", help="leave Linux's columns out")
+    parser.add_argument("--tables", default="loss,bottleneck,fairness", help="which of the three tables")
     parser.add_argument("--sink", type=float, help=argparse.SUPPRESS)  # worker modes
     parser.add_argument("--send", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
@@ -351,7 +352,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("quic").setLevel(logging.WARNING)
     results, measured = uvloop.run(run(args))
-    names = list(next(iter(results["loss"].values())))
+    names = list(next(iter(results["loss"].values()))) if results["loss"] else []
     print(f"\n1. goodput Mbit/s, random loss both ways, {args.seconds:.0f} s each, mean of {args.seeds} seed(s) "
           f"(uvloop; Linux through two TUN gateways and the same relay)")
     print(f"{'rtt':>6}{'loss':>7}" + "".join(f"{n:>15}" for n in names))

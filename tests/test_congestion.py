@@ -183,3 +183,39 @@ def test_the_connection_writes_no_congestion_window():
             continue
         writes = re.findall(r"\bcc\.(?:cwnd|ssthresh)\s*(?:[-+*/]?=)(?!=)", source.read_text())
         assert not writes, f"{source.name} writes the congestion window: {writes}"
+
+
+def _slow_start_rounds(cc, rtts_per_round):
+    """Drive slow start one round per list of RTT samples, an ACK of one
+    segment per sample, a round being the window in flight at its start."""
+    for rtts in rtts_per_round:
+        flight = cc.cwnd
+        acked = 0
+        for rtt in rtts:
+            cc.on_ack(1000, flight, 0.0)
+            cc.on_rtt(rtt)
+            acked += 1000
+        while acked < flight:  # the rest of the round's ACKs, no samples
+            cc.on_ack(1000, flight, 0.0)
+            acked += 1000
+
+
+@pytest.mark.parametrize("name", ["cubic", "newreno"])
+def test_hystart_leaves_slow_start_when_the_round_trip_rises(name):
+    cc = create(name, 1000, 0.0)
+    cc.cwnd = 16_000
+    _slow_start_rounds(cc, [[0.050] * 8, [0.051] * 8])
+    assert cc.ssthresh > 1 << 40 and cc.hystart_exits == 0  # 1 ms more is noise (eta is 6.25 ms here)
+    _slow_start_rounds(cc, [[0.050] * 8, [0.057] * 8])
+    # a queue builds: out of slow start there and then (ssthresh = cwnd), no loss
+    assert cc.hystart_exits == 1 and cc.ssthresh <= cc.cwnd < cc.ssthresh * 1.05
+    grown = cc.cwnd
+    _slow_start_rounds(cc, [[0.060] * 8])
+    assert cc.cwnd < grown * 1.2  # congestion avoidance from here
+
+
+def test_bbr_ignores_hystart():
+    cc = create("bbr", 1000, 0.0)
+    for rtt in [0.05] * 8 + [0.09] * 8:
+        cc.on_rtt(rtt)
+    assert cc.hystart_exits == 0

@@ -292,6 +292,9 @@ class Bbr(CongestionControl):
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         """Nothing: the window follows the rate samples."""
 
+    def on_rtt(self, rtt: float) -> None:
+        """Nothing: Startup has its own exit (the full pipe), not HyStart."""
+
     def on_fast_retransmit(self, flight: int, now: float) -> None:
         """No ssthresh: BBR's model does not halve on loss."""
 

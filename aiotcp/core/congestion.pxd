@@ -12,6 +12,10 @@ cdef class CongestionControl:
     cdef public long long mss, cwnd, ssthresh
     cdef public object srtt  # kept up to date by the connection (None before the first sample)
     cdef public bint rate_samples
+    cdef public long long _hs_acked, _hs_round_end, _hs_samples, hystart_exits
+    cdef public double _hs_min, _hs_last_min
+    cpdef on_rtt(self, double rtt)
+    cpdef _slow_start_round(self, long long acked, long long flight)
     cpdef double pacing_rate(self)
     cpdef on_rate_sample(self, rs, long long inflight, double now)
     cpdef on_ack(self, long long acked, long long flight, double now)

@@ -32,6 +32,43 @@ class CongestionControl:
         #: True: the connection measures delivery rates (core/rate.py) and
         #: calls on_rate_sample on every ACK (BBR; it needs SACK)
         self.rate_samples = False
+        # HyStart++ (RFC 9406): the RTT of this slow-start round and the last
+        self._hs_acked = 0  # bytes acknowledged in slow start
+        self._hs_round_end = 0  # _hs_acked at which this round ends
+        self._hs_min = self._hs_last_min = 1e9
+        self._hs_samples = 0
+        self.hystart_exits = 0
+
+    # ------------------------------------------------- slow start's exit
+
+    def on_rtt(self, rtt: float) -> None:
+        """An RTT sample.  HyStart++ (RFC 9406 section 4.2; Linux's CUBIC
+        has HyStart on by default): in slow start, once a round has eight
+        samples, a minimum RTT that rose by a clamped eighth of the last
+        round's (4 to 16 ms) means a queue is building: slow start ends
+        here (ssthresh = cwnd, as Linux's HyStart) instead of at the loss
+        that overflowing the queue would cost."""
+        if self.cwnd >= self.ssthresh or self.cwnd < 16 * self.mss:
+            return
+        if rtt < self._hs_min:
+            self._hs_min = rtt
+        self._hs_samples += 1
+        last = self._hs_last_min
+        if self._hs_samples >= 8 and last < 1e9:
+            eta = min(max(last / 8, 0.004), 0.016)
+            if self._hs_min >= last + eta:
+                self.ssthresh = self.cwnd
+                self.hystart_exits += 1
+
+    def _slow_start_round(self, acked: int, flight: int) -> None:
+        """Count slow-start rounds in bytes: one ends when what was in flight
+        at its start has been acknowledged."""
+        self._hs_acked += acked
+        if self._hs_acked >= self._hs_round_end:
+            self._hs_round_end = self._hs_acked + flight
+            self._hs_last_min = self._hs_min
+            self._hs_min = 1e9
+            self._hs_samples = 0
 
     # -------------------------------------------------------------- pacing
 
@@ -128,6 +165,7 @@ class NewReno(CongestionControl):
 
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
+            self._slow_start_round(acked, flight)
             self.cwnd += min(acked, 2 * self.mss)
         else:
             self._bytes_acked += acked
@@ -161,6 +199,7 @@ class Cubic(CongestionControl):
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
+            self._slow_start_round(acked, flight)
             self.cwnd += min(acked, 2 * mss)  # slow start with ABC, L = 2
             return
         c, beta = self.C, self.BETA

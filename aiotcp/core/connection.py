@@ -728,7 +728,7 @@ class Connection:
             "snd_wnd": self.snd_wnd, "rcv_wnd": self.rcv_wnd,
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
             "cwnd": self.cc.cwnd, "ssthresh": self.cc.ssthresh,
-            "congestion_control": self.cc.name,
+            "congestion_control": self.cc.name, "hystart_exits": self.cc.hystart_exits,
             "pacing_rate": self._pacing_rate() if self._pacing else 0.0,
             "delivery_rate": self.rate.rate if self.rate is not None else self._delivery_rate(),
             "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
@@ -1679,6 +1679,7 @@ class Connection:
     def _rtt_sample(self, rtt: float, now: float) -> None:
         self.rtt.sample(rtt)
         self.cc.srtt = self.rtt.smoothed
+        self.cc.on_rtt(rtt)
 
     def _acceptable(self, seq: int, seg_len: int) -> bool:
         """The segment acceptability test of RFC 9293 section 3.10.7.4."""
