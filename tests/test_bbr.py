@@ -6,7 +6,6 @@ between two sans-I/O endpoints in virtual time, and through the relay on
 real sockets on both loops."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import random
@@ -14,13 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
-import aiotcp
 from aiotcp.core.bbr import (CWND_GAIN, DRAIN, DRAIN_GAIN, HIGH_GAIN, MIN_CWND_SEGMENTS, PACING_GAINS, PACING_MARGIN,
                              PROBE_BW, PROBE_RTT, STARTUP, Bbr, MaxFilter)
 from aiotcp.core.config import Config
 from aiotcp.core.rack import Rack
 from aiotcp.core.rate import DeliveryRate
-from aiotcp.tools.relay import Impairment, Relay
+from aiotcp.tools.relay import Impairment
+
+from relayed import digest_through_relay
 
 MSS = 1000
 MiB = 1 << 20
@@ -299,29 +299,9 @@ async def test_through_a_lossy_relay_on_real_sockets(congestion):
     seed = 27_000
     print(f"seed {seed}")
     data = random.Random(seed).randbytes(2 * MiB)
-    config = Config(congestion=congestion)
-
-    async def handle(reader, writer):
-        writer.write(hashlib.sha256(await reader.read()).digest())
-        await writer.drain()
-        writer.close()
-
-    server = await aiotcp.start_server(handle, "127.0.0.1", 0, config=config)
-    port = server.sockets[0].getsockname()[1]
     imp = Impairment(loss=0.01, delay=0.005)
-    relay = await Relay(("127.0.0.1", 0), ("127.0.0.1", port), up=imp, down=imp, seed=seed).start()
-    try:
-        reader, writer = await aiotcp.open_connection(*relay.address, tcp_port=port, config=config)
-        writer.write(data)
-        await writer.drain()
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), 120) == hashlib.sha256(data).digest()
-        info = writer.get_extra_info("tcp_info")
-        writer.close()
-        await writer.wait_closed()
-    finally:
-        relay.close()
-        server.close()
+    info, relay, _ = await digest_through_relay(data, imp, imp, config=Config(congestion=congestion), seed=seed,
+                                                timeout=120)
     assert info["congestion_control"] == congestion
     assert info["pacing_rate"] > 0 and relay.stats["up_lost"] > 0
     if congestion == "bbr":

@@ -26,9 +26,10 @@ import time
 import pytest
 
 import aiotcp
-from aiotcp.tools.relay import Impairment, Relay, icmp_too_big
+from aiotcp.tools.relay import Impairment, icmp_too_big
 
 from natlab import Lab, _run, why_not
+from relayed import digest_through_relay
 
 MiB = 1 << 20
 
@@ -75,6 +76,25 @@ def lab_factory():
         lab.down()
 
 
+async def digest_handler(reader, writer):
+    """The server: the SHA-256 of everything it reads, then close."""
+    digest = hashlib.sha256()
+    while chunk := await reader.read(1 << 16):
+        digest.update(chunk)
+    writer.write(digest.digest())
+    await writer.drain()
+    writer.close()
+
+
+async def lab_connection(lab: PathLab) -> tuple:
+    """A digest server in the server's namespace and a client connected to
+    it from the client's: (server, reader, writer)."""
+    server = await aiotcp.start_server(digest_handler, sock=lab.socket("s", ("10.0.6.2", 0)))
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await aiotcp.open_connection("10.0.6.2", port, sock=lab.socket("c", ("10.0.5.2", 0)))
+    return server, reader, writer
+
+
 async def transfer(lab: PathLab, size: int, seed: int, on_connected=None) -> tuple:
     """``size`` seeded bytes client to server through the router, SHA-256
     checked by the server's answer; (client tcp_info, seconds until the
@@ -82,18 +102,8 @@ async def transfer(lab: PathLab, size: int, seed: int, on_connected=None) -> tup
     print(f"seed {seed}")
     data = random.Random(seed).randbytes(size)
 
-    async def handle(reader, writer):
-        digest = hashlib.sha256()
-        while chunk := await reader.read(1 << 16):
-            digest.update(chunk)
-        writer.write(digest.digest())
-        await writer.drain()
-        writer.close()
-
-    server = await aiotcp.start_server(handle, sock=lab.socket("s", ("10.0.6.2", 0)))
-    port = server.sockets[0].getsockname()[1]
     start = time.monotonic()
-    reader, writer = await aiotcp.open_connection("10.0.6.2", port, sock=lab.socket("c", ("10.0.5.2", 0)))
+    server, reader, writer = await lab_connection(lab)
     if on_connected is not None:
         on_connected(writer)
     sizes, settled = [], [0.0]
@@ -168,17 +178,7 @@ async def test_a_path_that_narrows_silently_mid_transfer_is_a_black_hole_found(l
     print(f"seed {seed}")
     data = random.Random(seed).randbytes(24 * MiB)
 
-    async def handle(reader, writer):
-        digest = hashlib.sha256()
-        while chunk := await reader.read(1 << 16):
-            digest.update(chunk)
-        writer.write(digest.digest())
-        await writer.drain()
-        writer.close()
-
-    server = await aiotcp.start_server(handle, sock=lab.socket("s", ("10.0.6.2", 0)))
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await aiotcp.open_connection("10.0.6.2", port, sock=lab.socket("c", ("10.0.5.2", 0)))
+    server, reader, writer = await lab_connection(lab)
     step = 1 * MiB
     narrowed_at = None
     for offset in range(0, len(data), step):
@@ -247,31 +247,11 @@ async def test_through_the_relays_mtu_answering_with_icmp():
     seed = 29
     print(f"seed {seed}")
     data = random.Random(seed).randbytes(4 * MiB)
-
-    async def handle(reader, writer):
-        writer.write(hashlib.sha256(await reader.read()).digest())
-        await writer.drain()
-        writer.close()
-
-    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     # the kernel believes the ICMP too and keeps a path MTU for the relay's
     # address: an address of its own, whose route cache is flushed after
-    relay = await Relay(("127.0.0.29", 0), ("127.0.0.1", port), up=Impairment(mtu=1300, icmp=True)).start()
-    try:
-        reader, writer = await aiotcp.open_connection(*relay.address, tcp_port=port)
-        stats = endpoint_stats(writer)
-        writer.write(data)
-        await writer.drain()
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), 60) == hashlib.sha256(data).digest()
-        info = writer.get_extra_info("tcp_info")
-        writer.close()
-        await writer.wait_closed()
-    finally:
-        relay.close()
-        server.close()
-        subprocess.run(["ip", "route", "flush", "cache"], check=False)
+    info, relay, stats = await digest_through_relay(
+        data, Impairment(mtu=1300, icmp=True), listen=("127.0.0.29", 0),
+        after=lambda: subprocess.run(["ip", "route", "flush", "cache"], check=False))
     assert relay.stats["up_icmp_sent"] >= 1 and stats["icmp_ptb"] >= 1
     assert info["pmtu_segment"] == 1300 and info["pmtu"] == 1328
 
@@ -285,28 +265,7 @@ async def test_through_the_relays_mtu_on_loopback(size_limit):
     seed = 27
     print(f"seed {seed}")
     data = random.Random(seed).randbytes(4 * MiB)
-
-    async def handle(reader, writer):
-        writer.write(hashlib.sha256(await reader.read()).digest())
-        await writer.drain()
-        writer.close()
-
-    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    relay = await Relay(("127.0.0.1", 0), ("127.0.0.1", port), up=Impairment(mtu=size_limit),
-                        down=Impairment(mtu=size_limit)).start()
-    try:
-        reader, writer = await aiotcp.open_connection(*relay.address, tcp_port=port)
-        writer.write(data)
-        await writer.drain()
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), 60) == hashlib.sha256(data).digest()
-        info = writer.get_extra_info("tcp_info")
-        writer.close()
-        await writer.wait_closed()
-    finally:
-        relay.close()
-        server.close()
+    info, relay, _ = await digest_through_relay(data, Impairment(mtu=size_limit), Impairment(mtu=size_limit))
     assert info["pmtu_segment"] == size_limit and info["pmtu_probe_losses"] >= 3
     assert not info["pmtu_searching"] and info["rto_count"] == 0
     assert relay.stats["up_too_big"] >= 3
