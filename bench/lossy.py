@@ -355,10 +355,11 @@ def main() -> None:
     names = list(next(iter(results["loss"].values()))) if results["loss"] else []
     print(f"\n1. goodput Mbit/s, random loss both ways, {args.seconds:.0f} s each, mean of {args.seeds} seed(s) "
           f"(uvloop; Linux through two TUN gateways and the same relay)")
-    print(f"{'rtt':>6}{'loss':>7}" + "".join(f"{n:>15}" for n in names))
+    widths = [max(10, len(n) + 2) for n in names]
+    print(f"{'rtt':>6}{'loss':>7}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths)))
     whys = set()
     for (rtt, loss), row in results["loss"].items():
-        print(f"{rtt * 1000:5.0f}ms{loss * 100:6.1f}%" + "".join(_cell(row[n]) for n in names))
+        print(f"{rtt * 1000:5.0f}ms{loss * 100:6.1f}%" + "".join(_cell(row[n], w) for n, w in zip(names, widths)))
         whys |= {v for v in row.values() if isinstance(v, str)}
     for why in sorted(whys):
         print(f"  n/a: {why}")
