@@ -314,24 +314,19 @@ class UDPEndpoint:
         socket also reports them on its receive).  Returns the local
         kernel's own EMSGSIZE reports, segment size by destination."""
         local: dict = {}
-        sock, core = self.sock, self.core
-        for _ in range(_RECV_BATCH):
-            try:
-                quote, ancdata, _flags, addr = sock.recvmsg(_QUOTE, 256, socket.MSG_ERRQUEUE)
-            except OSError:  # empty (EAGAIN), or nothing to tell
-                break
-            for level, kind, cdata in ancdata:
-                if (level, kind) not in _RECVERR or len(cdata) < 16:
-                    continue
-                error, origin, icmp_type, code, _pad, info, _data = struct.unpack_from("=IBBBBII", cdata)
-                if origin == _ORIGIN_LOCAL and error == errno.EMSGSIZE:
+        core = self.core
+        try:
+            for quote, addr, error, origin, icmp_type, code, info in error_queue(self.sock, _QUOTE, _RECV_BATCH):
+                if origin == ORIGIN_LOCAL and error == errno.EMSGSIZE:
                     local[addr] = info - (48 if _v6(addr) else 28)
-                elif ((origin == _ORIGIN_ICMP and icmp_type == 3 and code == 4)
-                      or (origin == _ORIGIN_ICMP6 and icmp_type == 2)):
+                elif ((origin == ORIGIN_ICMP and icmp_type == 3 and code == 4)
+                      or (origin == ORIGIN_ICMP6 and icmp_type == 2)):
                     core.stats["icmp_too_big"] += 1
-                    core.icmp_too_big(addr, quote, info - (48 if origin == _ORIGIN_ICMP6 else 28), now)
+                    core.icmp_too_big(addr, quote, info - (48 if origin == ORIGIN_ICMP6 else 28), now)
                 else:
                     core.stats["icmp_errors_queued"] += 1
+        except OSError:  # nothing more to tell
+            pass
         return local
 
     def _arm(self, when: float) -> None:
@@ -564,7 +559,10 @@ class _Watch:
         self.writing = writing
         self.epoll = None
         self.active = False
-        if _HAS_EPOLL and not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        selector = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+        #: a loop that may give the socket up after an error, with no epoll to shield it
+        self.fragile = not selector and not _HAS_EPOLL
+        if not selector and _HAS_EPOLL:
             self.epoll = select.epoll()
             self.epoll.register(fd, select.EPOLLOUT if writing else select.EPOLLIN)
             self.fd = self.epoll.fileno()
@@ -592,7 +590,7 @@ class _Watch:
     def rearm(self, callback) -> None:
         """After an error the socket survived: watched again where the
         loop may have given it up."""
-        if self.epoll is None and not isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
+        if self.fragile:
             self.remove()
             self.add(callback)
 
@@ -612,11 +610,28 @@ def _identity(conn) -> dict:
 IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_MTU, IP_RECVERR = 10, 2, 3, 14, 11
 IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_PROBE, IPV6_MTU, IPV6_RECVERR = 23, 2, 3, 24, 25
 #: <linux/errqueue.h>: who reported an error-queue entry
-_ORIGIN_LOCAL, _ORIGIN_ICMP, _ORIGIN_ICMP6 = 1, 2, 3
+ORIGIN_LOCAL, ORIGIN_ICMP, ORIGIN_ICMP6 = 1, 2, 3
 _RECVERR = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
 #: how much of a quoted datagram is read (ICMPv4 quotes at most 548 bytes of
 #: it, ICMPv6 up to 1232): the header is what the check needs
 _QUOTE = 1280
+
+
+def error_queue(sock: socket.socket, size: int, limit: int):
+    """The entries of a socket's error queue (IP_RECVERR / IPV6_RECVERR),
+    at most ``limit``, each as (what it quotes of the datagram, up to
+    ``size`` bytes; the datagram's destination; and struct
+    sock_extended_err's ee_errno, ee_origin, ee_type, ee_code, ee_info).
+    Ends when the queue is empty; other socket errors are raised."""
+    for _ in range(limit):
+        try:
+            quote, ancdata, _flags, addr = sock.recvmsg(size, 256, socket.MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            return
+        for level, kind, cdata in ancdata:
+            if (level, kind) in _RECVERR and len(cdata) >= 16:
+                error, origin, icmp_type, code, _pad, info, _data = struct.unpack_from("=IBBBBII", cdata)
+                yield quote, addr, error, origin, icmp_type, code, info
 
 
 def _v6(addr) -> bool:

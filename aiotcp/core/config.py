@@ -224,9 +224,10 @@ class Config:
             object.__setattr__(self, "congestion_control", self.congestion)
             object.__setattr__(self, "congestion", None)
         from .congestion import _algorithms  # here: congestion imports nothing of config
-        if self.congestion_control not in _algorithms():
+        algorithms = _algorithms()
+        if self.congestion_control not in algorithms:
             raise ValueError(f"unknown congestion control {self.congestion_control!r}; "
-                             f"have {sorted(_algorithms())}")
+                             f"have {sorted(algorithms)}")
         if self.max_pacing_rate is not None and not self.max_pacing_rate > 0:
             raise ValueError("max_pacing_rate must be positive bytes per second (None: no limit)")
         if self.mss is not None and not 64 <= self.mss <= 65535:

@@ -182,4 +182,5 @@ cdef class Connection:
     @cython.locals(flight=cython.longlong, pipe=cython.longlong)
     cpdef _sack_recovery_send(self, double now)
     @cython.locals(mss=cython.longlong, rack=Rack, record=Transmission, length=cython.longlong)
+    cpdef long long _pipe(self)
     cpdef long long _resend_lost(self, long long pipe, double now)

@@ -744,7 +744,7 @@ class Connection:
             "prr_delivered": self.recovery.prr_delivered, "prr_out": self.recovery.prr_out,
             "migrations": self.migrations, "nat_keepalives": self.nat_keepalives,
             # the path MTU in IP bytes, and the segment (UDP payload) it leaves
-            "pmtu": self._seg_max + 8 + (40 if self.remote_addr and ":" in str(self.remote_addr[0]) else 20),
+            "pmtu": self._seg_max + self.pmtu.overhead,
             "pmtu_segment": self._seg_max, "pmtu_lowered": self.pmtu.lowered,
             "pmtu_black_holes": self.pmtu.black_holes, "pmtu_probes": self.pmtu.probes,
             "pmtu_probe_losses": self.pmtu.probe_losses, "pmtu_searching": self.pmtu.probe > 0,
@@ -1334,9 +1334,7 @@ class Connection:
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         if self._probe_seq >= 0:
-            self._probe_seq = self._probe_end = -1  # lost with the rest: sent again below
-            self.pmtu.probe_lost(self._probe_size, now)
-            self._pmtu_follow(now)
+            self._probe_failed(now, resend=False)  # lost with the rest: sent again below
         self._black_hole_check(now)
         self.cc.on_rto(flight, now)
         self._stop_pto()
@@ -1519,9 +1517,10 @@ class Connection:
         goes again; a probe it concerns failed.  True if the size fell."""
         if not self.pmtu.enabled:
             return False
+        segment = segment or BASE_SEGMENT
         probe = self._probe_size if self._probe_seq >= 0 else 0
-        lowered = self.pmtu.too_big(segment or BASE_SEGMENT, now)
-        if probe and (lowered or (segment or BASE_SEGMENT) < probe):
+        lowered = self.pmtu.too_big(segment, now)
+        if probe and (lowered or segment < probe):
             self._probe_failed(now, counted=False)
         if lowered:
             self._pmtu_follow(now)
@@ -1583,37 +1582,29 @@ class Connection:
         self.pmtu.probe_acked(size, now)
         self._pmtu_follow(now)
 
-    def _probe_failed(self, now: float, counted: bool = True) -> None:
+    def _probe_failed(self, now: float, counted: bool = True, resend: bool = True) -> None:
         """The probe was lost (or refused): its data goes again in segments
         of today's size (a retransmission like any, but no congestion
-        signal: the size, not the network, lost it), and the search moves."""
+        signal: the size, not the network, lost it; not here when a timeout
+        resends everything), and the search moves."""
         start, end, size = self._probe_seq, self._probe_end, self._probe_size
         self._probe_seq = self._probe_end = -1
         if counted:
             self.pmtu.probe_lost(size, now)
         self.stats["pmtu_probe_losses"] += 1
         self._pmtu_follow(now)
-        if self._synchronized and seq_gt(end, self.snd_una):
+        if resend and self._synchronized and seq_gt(end, self.snd_una):
             if seq_lt(start, self.snd_una):
                 start = self.snd_una
             self._resend(start, seq_diff(end, start), now)
 
     def _probe_check(self, now: float) -> None:
         """After RACK judged an ACK: the probe delivered (SACKed) or lost."""
-        records = self.rack.records
-        start = self._probe_seq
-        lo, hi = 0, len(records)
-        while lo < hi:  # the record that starts at the probe
-            mid = (lo + hi) >> 1
-            if seq_lt(records[mid].start, start):
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < len(records) and records[lo].start == start:
-            flags = records[lo].flags
-            if flags & _SACKED:
+        record = self.rack.record_at(self._probe_seq)
+        if record is not None:
+            if record.flags & _SACKED:
                 self._probe_acked(now)
-            elif flags & _LOST:
+            elif record.flags & _LOST:
                 self._probe_failed(now)
 
     def _black_hole_check(self, now: float) -> None:
@@ -1876,8 +1867,7 @@ class Connection:
             rate.last_lost = rack.lost_marked - self._lost_seen
             self._lost_seen = rack.lost_marked
             rate.sample(self.rtt.lowest, now)
-            self.cc.on_rate_sample(rate, seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total
-                                   - rack.lost_bytes, now)
+            self.cc.on_rate_sample(rate, self._pipe(), now)
         state = self.state
         if self._fin_acked():
             # our FIN is acknowledged.  FIN_WAIT_1 moves on after the text
@@ -1939,7 +1929,7 @@ class Connection:
         elif action == ENTER:
             self._enter_recovery(now)
         elif action == RESEND:
-            self._resend_lost(seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total - self.rack.lost_bytes, now)
+            self._resend_lost(self._pipe(), now)
         elif action == INFLATE:
             self.cc.on_dupack_in_recovery()
 
@@ -1969,9 +1959,14 @@ class Connection:
         (NextSeg rule 1); new data (rule 2) follows through _push, which
         sees the pipe credit."""
         flight = seq_diff(self.snd_max, self.snd_una)
-        pipe = flight - self.scoreboard.total - self.rack.lost_bytes
+        pipe = self._pipe()
         self.cc.on_prr(pipe, self.recovery.prr(pipe, self.mss, self.cc.ssthresh))
         self.recovery.set_pipe(flight, self._resend_lost(pipe, now))
+
+    def _pipe(self) -> int:
+        """RFC 6675's pipe: bytes in flight, less the SACKed and those RACK
+        marked lost."""
+        return seq_diff(self.snd_max, self.snd_una) - self.scoreboard.total - self.rack.lost_bytes
 
     def _resend_lost(self, pipe: int, now: float) -> int:
         """Resend records marked lost, lowest first, while cwnd - pipe

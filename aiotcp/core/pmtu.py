@@ -49,6 +49,8 @@ class PathSearch:
 
     def __init__(self, limit: int, enabled: bool = True, base: int = BASE, overhead: int = 28):
         self.enabled = enabled
+        #: the IP and UDP headers in front of a segment: path MTU - segment
+        self.overhead = overhead
         #: the common path MTUs as segments (less the IP and UDP headers)
         self.common = tuple(mtu - overhead for mtu in COMMON_MTUS)
         self.limit = limit  # the upper bound: Config.mtu, then the peer's MSS

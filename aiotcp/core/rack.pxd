@@ -35,8 +35,11 @@ cdef class Rack:
     cdef public long long reo_mult, reo_persist, dsack_round, dsacks, losses, lost_retransmits, probes
     cdef public long long lost_marked
     cdef public object rate
-    @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, hi=cython.Py_ssize_t,
-                   mid=cython.Py_ssize_t, flags=cython.int)
+    @cython.locals(records=list, lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t)
+    cdef Py_ssize_t _first_ending_after(self, long long seq)
+    @cython.locals(i=cython.Py_ssize_t)
+    cpdef record_at(self, long long seq)
+    @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, flags=cython.int)
     cpdef on_transmit(self, long long seq, long long end, long long snd_max, double now)
     @cython.locals(records=list, record=Transmission, n=cython.Py_ssize_t, lo=cython.Py_ssize_t,
                    hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, left=cython.longlong, right=cython.longlong)

@@ -102,6 +102,26 @@ class Rack:
 
     # ------------------------------------------------------------ sending
 
+    def _first_ending_after(self, seq: int) -> int:
+        """The index of the first record ending after ``seq`` (the one that
+        holds it, if any), len(records) if none."""
+        records = self.records
+        lo, hi = 0, len(records)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if seq_offset(records[mid].end, seq) <= 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def record_at(self, seq: int):
+        """The record that starts at ``seq``, or None."""
+        i = self._first_ending_after(seq)
+        if i < len(self.records) and self.records[i].start == seq:
+            return self.records[i]
+        return None
+
     def on_transmit(self, seq: int, end: int, snd_max: int, now: float) -> None:
         """[seq, end) went out, ``snd_max`` being the highest sequence sent
         before it: new data gets a record; a retransmission restamps the
@@ -109,13 +129,7 @@ class Rack:
         per-segment transmit times)."""
         records = self.records
         if seq_offset(snd_max, seq) > 0:
-            lo, hi = 0, len(records)
-            while lo < hi:  # the first record ending after seq
-                mid = (lo + hi) >> 1
-                if seq_offset(records[mid].end, seq) <= 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            lo = self._first_ending_after(seq)
             while lo < len(records):
                 record = records[lo]
                 if seq_offset(record.start, end) >= 0:

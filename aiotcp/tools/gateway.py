@@ -34,6 +34,7 @@ import subprocess
 from collections import Counter
 
 from .. import _fast
+from ..aio.udp import IP_RECVERR, ORIGIN_ICMP, error_queue
 from ._udp import drain
 from .trace import ipv4_header, to_ip_packet
 
@@ -42,10 +43,6 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 #: IP + UDP headers in front of a docs/wire-format.md datagram on a 1500-byte path
 UDP_OVERHEAD = 20 + 8
-#: <linux/in.h> and <linux/errqueue.h>: the socket option that queues ICMP
-#: errors with the datagram that drew them, and their origin
-IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
-SO_EE_ORIGIN_ICMP = 2
 ICMP_DEST_UNREACH = 3
 
 
@@ -150,22 +147,14 @@ class Gateway:
     def _read_errors(self) -> None:
         """ICMP errors for datagrams we sent to aiotcp peers (IP_RECVERR):
         each comes back with the datagram, i.e. the kernel's TCP segment."""
-        while True:
-            try:
-                segment, ancillary, _, _ = self.sock.recvmsg(65535, 512, socket.MSG_ERRQUEUE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self.stats["errqueue_errors"] += 1
-                return
-            for level, kind, data in ancillary:
-                if level != socket.IPPROTO_IP or kind != IP_RECVERR or len(data) < 8:
-                    continue
-                _, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", data)
-                if origin == SO_EE_ORIGIN_ICMP and icmp_type == ICMP_DEST_UNREACH and len(segment) >= 8:
+        try:
+            for segment, _, _, origin, icmp_type, icmp_code, _ in error_queue(self.sock, 65535, 1 << 30):
+                if origin == ORIGIN_ICMP and icmp_type == ICMP_DEST_UNREACH and len(segment) >= 8:
                     self.stats["unreachable_from_peer"] += 1
                     self._ident += 1
                     self._to_kernel(self._unreachable(segment, icmp_code), "unreachable_to_kernel")
+        except OSError:
+            self.stats["errqueue_errors"] += 1
 
     def _unreachable(self, segment: bytes, code: int) -> bytes:
         """An ICMP destination unreachable from the virtual peer to the
