@@ -140,15 +140,33 @@ def test_a_stream_that_stops_after_a_rebinding_is_probed_within_a_second():
     got = read_until(path, got, size, 5.0)
     assert len(got) == size and path.now - start <= 1.5, path.now - start  # simulated seconds
     assert path.conn.nat_keepalives == 1 and path.peer.migrations == 1 and path.peer.remote_addr == REBOUND
-    # one probe per pause of the stream (this one ended after the
-    # migration), answered by a pure ACK; then only the 25 s ones
+    # while the stream stays paused (it ended after the migration) the
+    # probes back off, doubling up to the 25 s keepalive, each answered
+    # by a pure ACK that starts no other
     end, probes, times = path.now, path.conn.nat_keepalives, []
-    for _ in range(120):
+    for _ in range(240):
         path.later(0.5)
         if path.conn.nat_keepalives > probes:
             probes = path.conn.nat_keepalives
             times.append(path.now - end)
-    assert len(times) == 3 and times[0] <= 2.0 and all(24.5 <= b - a <= 26.0 for a, b in zip(times, times[1:])), times
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert times[0] <= 2.0 and gaps[:3] == sorted(gaps[:3]) and gaps[1] >= 1.5 * gaps[0], times
+    assert all(24.5 <= gap <= 26.0 for gap in gaps[-3:]), times
+
+
+def test_a_stall_probe_lost_with_the_next_address_is_sent_again():
+    """The NAT forgets the client twice in a row: the first stall probe's
+    challenge goes to an address already gone, so the probe is sent
+    again (backed off) and not only at the 25 s keepalive."""
+    path, got, size = rebound_between_two_writes()
+    start = path.now
+    path.later(1.2)  # the first stall probe went out from REBOUND ...
+    assert path.conn.nat_keepalives == 1
+    path.rebind(("198.18.1.2", 52000))  # ... and the server's challenge, to REBOUND, is lost
+    got = read_until(path, got + path.conn.read(), size, 10.0)
+    assert len(got) == size and path.now - start <= 6.0, path.now - start
+    assert path.peer.remote_addr == ("198.18.1.2", 52000) and path.conn.nat_keepalives >= 2
+
 
 
 def test_without_nat_keepalive_the_stopped_stream_waits_for_the_client():

@@ -96,6 +96,7 @@ cdef class Connection:
     cdef public object rate
     cdef public long long _lost_seen
     cdef public double _nat_keepalive, _path_sent_at, _data_in_at, _nat_probed_at, _nat_quick
+    cdef public long long _nat_stall_probes
     cdef public object _path_addr
     cdef public long long _path_ts, migrations, nat_keepalives
     cdef public bint punching

@@ -383,6 +383,7 @@ class Connection:
         # when in-order data last came, when the last NAT probe went out
         self._data_in_at = -1e18
         self._nat_probed_at = -1e18
+        self._nat_stall_probes = 0  # probes since in-order data last came
         # path migration (Config.migration): the new address being
         # validated, the TSval of its challenge, when it was sent
         self._path_addr = None
@@ -1258,13 +1259,14 @@ class Connection:
         came.  If a NAT gave us a new address, the peer's segments are
         going to the old one and we would hear nothing until the next
         probe; this one reaches the peer from the new address, which it
-        validates and moves to (receive_from_new_path).  One probe per
-        pause of incoming data, answered by a pure ACK, which starts no
-        other."""
-        interval = self._nat_keepalive
-        due = self._last_out + interval
+        validates and moves to (receive_from_new_path).  While the pause
+        lasts, the probes back off (doubling their interval up to the
+        keepalive's), so that one lost probe, or a NAT that forgot the
+        next address too, costs seconds and not the keepalive interval;
+        each is answered by a pure ACK, which starts no other."""
         if self._data_in_at > self._nat_probed_at:  # the peer was sending since our last probe
-            due = min(due, self._last_out + max(self._nat_quick, 2 * self.rtt.rto))
+            self._nat_stall_probes = 0
+        due = self._nat_due(self._last_out)
         if due > now + self._timer_tick:
             self._nat_at = due  # something went out since: wait from there
             return
@@ -1272,8 +1274,19 @@ class Connection:
             self.nat_keepalives += 1
             self.stats["nat_keepalives"] += 1
             self._nat_probed_at = now
+            self._nat_stall_probes += 1
             self._send_probe()
-        self._nat_at = now + interval
+        self._nat_at = self._nat_due(now)
+
+    def _nat_due(self, since: float) -> float:
+        """When the next NAT keepalive is due after a segment sent at
+        ``since``: the keepalive interval, or sooner while a stream from
+        the peer is paused (its probes doubling from max(NAT_STALL, 2 RTO))."""
+        due = since + self._nat_keepalive
+        if self._data_in_at > -1e17:
+            backoff = 1 << min(self._nat_stall_probes, 16)
+            due = min(due, since + max(self._nat_quick, 2 * self.rtt.rto) * backoff)
+        return due
 
     def _heard_from_peer(self, now: float) -> None:
         if self._keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
@@ -1389,8 +1402,9 @@ class Connection:
         only once the new address has answered a challenge, as QUIC
         validates a path (RFC 9000 section 8.2):
 
-        1. ``_from_peer``: no SYN or RST, an acceptable sequence number and
-           ACK, and with timestamps a TSecr echoing one of our recent TSvals
+        1. ``_from_peer``: no SYN or RST, an acceptable sequence number (or
+           a resend of data already here, what the rebinding made the
+           peer retransmit) and ACK, and with timestamps a TSecr echoing one of our recent TSvals
            (what an off-path attacker cannot know);
         2. the challenge, at most once per RTO: an ACK carrying a fresh
            TSval at the sequence number the peer last acknowledged (so the
@@ -1433,8 +1447,10 @@ class Connection:
             return False
         seq = seg.seq
         seg_len = len(seg.payload) + (1 if flags & FIN else 0)
-        if not self._acceptable(seq, seg_len) and not (
-                seg_len == 0 and seq == (self.rcv_nxt - 1) & MASK):  # a keepalive probe
+        # in the window, or a resend of what came already (up to a receive
+        # buffer back: the peer resends what our ACKs to its old address
+        # never told it we have, and a keepalive probe sits one below)
+        if not self._acceptable(seq, seg_len) and not 0 < seq_diff(self.rcv_nxt, seq) <= self._rcvbuf_size:
             return False
         ack = seg.ack
         if seq_gt(ack, self.snd_max) or seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
