@@ -155,18 +155,18 @@ def test_a_stream_that_stops_after_a_rebinding_is_probed_within_a_second():
 
 
 def test_a_stall_probe_lost_with_the_next_address_is_sent_again():
-    """The NAT forgets the client twice in a row: the first stall probe's
-    challenge goes to an address already gone, so the probe is sent
-    again (backed off) and not only at the 25 s keepalive."""
+    """The NAT forgets the client twice in a row: the first stall probe
+    moves the server to REBOUND, and the NAT forgets REBOUND before the
+    server's resend reaches it, so the stream is still paused and the
+    probe is sent again (backed off), not only at the 25 s keepalive."""
     path, got, size = rebound_between_two_writes()
     start = path.now
-    path.later(1.2)  # the first stall probe went out from REBOUND ...
-    assert path.conn.nat_keepalives == 1
-    path.rebind(("198.18.1.2", 52000))  # ... and the server's challenge, to REBOUND, is lost
+    path.later(1.2)  # the first stall probe went out from REBOUND; the server moved there ...
+    assert path.conn.nat_keepalives == 1 and path.peer.remote_addr == REBOUND
+    path.rebind(("198.18.1.2", 52000))  # ... and its resend, at the next timeout, goes to REBOUND: lost
     got = read_until(path, got + path.conn.read(), size, 10.0)
     assert len(got) == size and path.now - start <= 6.0, path.now - start
     assert path.peer.remote_addr == ("198.18.1.2", 52000) and path.conn.nat_keepalives >= 2
-
 
 
 def test_without_nat_keepalive_the_stopped_stream_waits_for_the_client():

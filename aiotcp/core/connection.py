@@ -60,8 +60,9 @@ HALF = 1 << 31
 #: a timer that is not running (deadlines are floats, so that the compiled
 #: connection keeps them as C doubles)
 NEVER = float("inf")
-#: seconds: a stream from the peer silent this long (or 2 RTO) is probed once,
-#: by a connection that sends NAT keepalives (_on_nat_keepalive)
+#: seconds: a stream from the peer silent this long (or 2 RTO) is probed, and
+#: again at doubling intervals while it stays silent, by a connection that
+#: sends NAT keepalives (_on_nat_keepalive)
 NAT_STALL = 1.0
 
 
@@ -1254,7 +1255,7 @@ class Connection:
         keepalive's (an ACK one below snd_una), which the peer answers, so
         the binding sees traffic both ways; it never fails the connection.
 
-        A stream from the peer that stops is probed sooner, once: after
+        A stream from the peer that stops is probed sooner: after
         max(NAT_STALL, 2 RTO) of silence both ways since in-order data last
         came.  If a NAT gave us a new address, the peer's segments are
         going to the old one and we would hear nothing until the next
@@ -1404,8 +1405,8 @@ class Connection:
 
         1. ``_from_peer``: no SYN or RST, an acceptable sequence number (or
            a resend of data already here, what the rebinding made the
-           peer retransmit) and ACK, and with timestamps a TSecr echoing one of our recent TSvals
-           (what an off-path attacker cannot know);
+           peer retransmit) and ACK, and with timestamps a TSecr echoing
+           one of our recent TSvals (what an off-path attacker cannot know);
         2. the challenge, at most once per RTO: an ACK carrying a fresh
            TSval at the sequence number the peer last acknowledged (so the
            peer keeps it as TS.Recent), then a keepalive-style probe, which
