@@ -335,3 +335,23 @@ def test_without_punching_a_reset_refuses_and_the_timeout_says_what_came_back():
     s.timer(1.0)
     s.timer(3.0)
     assert isinstance(s.conn.error, TimeoutError) and "nothing ever came back" in str(s.conn.error)
+
+
+def test_a_keepalive_probe_from_the_peer_ends_our_backoff():
+    """Our data was lost until the timeouts backed off; then the peer
+    probes us (as the path challenge of a migrating peer ends): it hears
+    us, so the first unacknowledged segment goes again at once and the
+    backoff starts over, instead of waiting for the next, longer timeout."""
+    path = Path(UNPACED)
+    path.conn.send(b"lost until the probe", path.now)
+    for _ in range(20):
+        drain(path.client.outbox)  # the first send, the tail probe and each timeout's resend vanish
+        if path.conn.retries >= 3:
+            break
+        path.now = path.conn.next_deadline() + 0.01  # past the timer wheel's tick
+        path.client.handle_timer(path.now)
+    assert path.conn.retries >= 3 and path.conn.rtt.rto >= 1.6
+    path.peer._send_probe()
+    path.run()
+    assert path.peer.read() == b"lost until the probe"
+    assert path.conn.retries == 0 and path.conn.rtt.rto < 1.0

@@ -1254,6 +1254,8 @@ class Connection:
         NAT on the path may be about to forget this flow.  The probe is
         keepalive's (an ACK one below snd_una), which the peer answers, so
         the binding sees traffic both ways; it never fails the connection.
+        Its pace is the RTO the estimate gives, not the backed-off one: a
+        rebinding is what backs our timeouts off, and the probe ends it.
 
         A stream from the peer that stops is probed sooner: after
         max(NAT_STALL, 2 RTO) of silence both ways since in-order data last
@@ -1286,7 +1288,7 @@ class Connection:
         due = since + self._nat_keepalive
         if self._data_in_at > -1e17:
             backoff = 1 << min(self._nat_stall_probes, 16)
-            due = min(due, since + max(self._nat_quick, 2 * self.rtt.rto) * backoff)
+            due = min(due, since + max(self._nat_quick, 2 * self.rtt.base()) * backoff)
         return due
 
     def _heard_from_peer(self, now: float) -> None:
@@ -1484,7 +1486,15 @@ class Connection:
         self.stats["migrations"] += 1
         if self.time_wait is not None:
             self.time_wait.remote_addr = addr
-        elif self.retries and self._rto_at != NEVER and seq_gt(self.snd_max, self.snd_una):
+        else:
+            self._end_backoff(now)
+
+    def _end_backoff(self, now: float) -> None:
+        """The peer is evidently reachable (it moved to our new address,
+        or it probes us) while our retransmission timeouts back off: the
+        backoff and the retry count start over and the first unacknowledged
+        segment goes out again at once."""
+        if self.retries and self._rto_at != NEVER and seq_gt(self.snd_max, self.snd_una):
             self.retries = 0
             self.rtt.unback()
             self._resend(self.snd_una, self.mss, now)
@@ -1766,6 +1776,11 @@ class Connection:
             elif (paylen or flags & FIN) or not self._rate_limited(now):
                 # data is never part of an ACK loop; pure ACKs are rate-limited
                 self._send_ack()
+                if not (paylen or flags & FIN) and seq == (self.rcv_nxt - 1) & MASK:
+                    # a keepalive probe (a migrating peer's path challenge
+                    # ends with one): the peer hears us, so the resend
+                    # need not wait for the backoff
+                    self._end_backoff(now)
             return
 
         # RFC 7323 section 4.3: remember the timestamp to echo

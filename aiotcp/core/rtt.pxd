@@ -16,5 +16,6 @@ cdef class RttEstimator:
     cpdef double bounded(self, double value)
     cpdef sample(self, double rtt)
     cpdef double on_rto(self)
+    cpdef double base(self)
     cpdef unback(self)
     cpdef restart(self)

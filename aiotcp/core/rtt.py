@@ -76,13 +76,16 @@ class RttEstimator:
         self.rto = min(self.rto * 2, self.rto_max)
         return self.rto
 
-    def unback(self) -> None:
-        """Undo the backoff of (5.5): the RTO the estimate gives (the
-        initial one without a sample); the peer was not lost after all."""
+    def base(self) -> float:
+        """The RTO the estimate gives, without the backoff of (5.5) (the
+        initial one without a sample)."""
         if self.smoothed == NO_SAMPLE:
-            self.rto = self.rto_initial
-        else:
-            self.rto = self.bounded(self.smoothed + max(self.granularity, 4 * self.variation))
+            return self.rto_initial
+        return self.bounded(self.smoothed + max(self.granularity, 4 * self.variation))
+
+    def unback(self) -> None:
+        """Undo the backoff of (5.5): the peer was not lost after all."""
+        self.rto = self.base()
 
     def restart(self) -> None:
         """(5.7): the SYN or SYN-ACK was retransmitted and the handshake
