@@ -206,12 +206,12 @@ def test_a_sample_shorter_than_min_rtt_is_refused_and_app_limited_is_flagged():
     assert rate.sample(0.05, 0.19) and not rate.is_app_limited
 
 
-def bulk(config: Config, seed: int, impairment, size: int = 2 * MiB):
+def bulk(config: Config, seed: int, impairment, size: int = 2 * MiB, timer_late: float = 0.0):
     from aiotcp.core.endpoint import Endpoint
     from aiotcp.tools.testing import BulkTransfer, Network
 
     rng = random.Random(seed)
-    net = Network(rng, impairment)
+    net = Network(rng, impairment, timer_late=timer_late)
     net.add(("10.9.0.1", 40000), Endpoint(config))
     net.add(("10.9.0.2", 80), Endpoint(config))
     data = rng.randbytes(size)
@@ -273,6 +273,26 @@ def test_max_pacing_rate_caps_the_rate():
     span = sends[-1] - sends[0]
     assert conn.info()["pacing_rate"] == 200_000
     assert len(sends) * 1000 / span <= 200_000 * 1.5  # bytes of payload per virtual second
+
+
+@pytest.mark.parametrize("late", [0.0, 0.0015])
+def test_pacing_keeps_its_rate_when_the_timer_fires_late(late):
+    """A real loop's timer fires up to a millisecond or two after its
+    deadline (the wheel's tick, the loop's millisecond timeouts).  The
+    credit a late timer earned still counts, so a paced sender keeps its
+    rate.  Before, a bucket one quantum deep lost it: here the sender kept
+    0.86 of its rate with timers on time (the wheel rounds deadlines to its
+    tick) and 0.40 with them 1.5 ms late, and BBR took the shortfall for a
+    falling bandwidth."""
+    from aiotcp.tools.testing import Impairment as NetImpairment
+
+    rate = 2_500_000
+    conn, sends = bulk(Config(max_pacing_rate=rate), 26_003, NetImpairment(latency=0.01), 4 * MiB, timer_late=late)
+    half = sends[len(sends) // 2:]
+    achieved = (len(half) - 1) * conn.mss / (half[-1] - half[0])
+    print(f"timer {late * 1000:g} ms late: {achieved / rate:.2f} of the pacing rate")
+    assert conn.info()["pacing_rate"] == rate
+    assert 0.9 * rate <= achieved <= 1.1 * rate
 
 
 def test_bbr_without_sack_falls_back_to_cubic():

@@ -744,6 +744,23 @@ def test_sack_scoreboard_retransmits_the_lost_segment_before_three_dupacks():
     assert not s.conn.recovery.active and s.conn.sacked_bytes == 0
 
 
+def test_sacked_bytes_before_recovery_leave_room_for_new_data():
+    """cwnd bounds the pipe, not the flight, before recovery too (as Linux's
+    tcp_packets_in_flight): two segments SACKed above a hole that is not yet
+    judged lost have left the network, so two new ones may go.  Before, the
+    data a receiver held above a hole counted against cwnd until recovery
+    began, which with steady random loss halved what a BBR sender had out."""
+    s = sack_established(peer_mss=1000)
+    s.conn.cc.cwnd = 10_000
+    s.conn.send(b"z" * 20_000, 0.0)
+    assert len(s.sent()) == 10
+    s.recv(ACK, ack=L, sack_blocks=[(L + 1000, L + 3000)])
+    assert not s.conn.recovery.active and s.conn.sacked_bytes == 2000
+    new = [(seg.seq, len(seg.payload)) for seg in s.sent() if seg.payload]
+    assert new == [(L + 10_000, 1000), (L + 11_000, 1000)]
+    assert s.conn._pipe() == 10_000  # what is in the network: cwnd, no more
+
+
 def test_dsack_and_bogus_sack_blocks_are_ignored():
     s = sack_established()
     s.conn.send(b"q" * 3000, 0.0)
@@ -775,7 +792,9 @@ def test_proportional_rate_reduction_spreads_the_reduction():
             sent_in_recovery.append(len(out))
             ssthresh, fs = s.conn.cc.ssthresh, s.conn.recovery.recover_fs
             assert s.conn.recovery.prr_out <= max(math.ceil(s.conn.recovery.prr_delivered * ssthresh / fs), 1000)
-    assert s.conn.recovery.recover_fs == 20_000 and s.conn.cc.ssthresh == 10_000
+    # the first two SACKs each let a new segment go (the SACKed one has left
+    # the network: RFC 3042's limited transmit, as Linux's pipe gives it)
+    assert s.conn.recovery.recover_fs == 22_000 and s.conn.cc.ssthresh == 11_000
     total = sum(sent_in_recovery)
     assert 4 <= total <= 8  # about half of the 12 to 14 segments delivered
     assert max(sent_in_recovery) <= 2  # spread out, no burst

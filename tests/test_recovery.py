@@ -71,8 +71,10 @@ def test_sack_recovery_repairs_on_every_ack_until_recover():
     assert r.on_dupack(1000, 0, 3) == REPAIR
     assert r.on_new_ack(5000, 0) == REPAIR
     r.set_pipe(flight=15_000, pipe=9000)
-    assert r.window_credit() == 6000
-    assert r.on_new_ack(20_000, 0) == END and r.window_credit() == 0
+    assert r.window_credit(4000) == 6000  # in recovery: this ACK's pipe credit
+    assert r.on_new_ack(20_000, 0) == END and r.window_credit(0) == 0
+    # outside recovery cwnd still bounds the pipe: what the peer SACKed is credit
+    assert r.window_credit(3000) == 3000
 
 
 def test_losses_before_the_last_recovery_point_are_resent_without_a_new_reduction():
@@ -127,4 +129,4 @@ def test_an_rto_ends_the_episode(make):
     r.start(snd_max=10_000, flight=9000)
     r.on_dupack(1000, 0, 0)
     r.on_rto(snd_max=12_000)
-    assert not r.active and r.dupacks == 0 and r.recover == 12_000 and r.window_credit() == 0
+    assert not r.active and r.dupacks == 0 and r.recover == 12_000 and r.window_credit(0) == 0

@@ -161,6 +161,12 @@ PARTIAL, REPAIR, RESEND = ACTIONS["partial"], ACTIONS["repair"], ACTIONS["resend
 #: Pacing's burst: at most this many seconds' worth of the rate leaves at
 #: once (the timer wheel's tick, which the pacing timer cannot beat).
 PACING_QUANTUM = 0.001
+#: How late the pacing timer may fire and the credit still count: the
+#: wheel's tick and the event loop's millisecond timeouts each add up to a
+#: millisecond.  Without it a bucket as deep as a quantum loses what a late
+#: timer earned, and the sender falls behind its rate (measured: 0.75 of it
+#: at 20 Mbit/s, which BBR took for a falling bandwidth).
+PACING_SLACK = 0.002
 #: MSS assumed when the peer sends no MSS option (RFC 9293 section 3.7.1).
 DEFAULT_PEER_MSS = 536
 #: The path MTU search's floor (RFC 8899 BASE_PLPMTU): a segment of this
@@ -1017,12 +1023,13 @@ class Connection:
             self.cc.on_idle_restart()
             self.stats["restarts_after_idle"] += 1
         # pacing, a token bucket: credit accrues at the rate up to a quantum
-        # (a timer tick's worth, two segments at least: Linux's autosizing),
-        # each segment spends it, and the pacing timer waits for what is missing
+        # (a timer tick's worth, two segments at least: Linux's autosizing)
+        # and what a late timer earned, each segment spends it, and the
+        # pacing timer waits for what is missing
         rate = self._pacing_rate() if self._pacing else 0.0
         credit = 0.0
         if rate > 0:
-            quantum = max(2 * self.mss, rate * PACING_QUANTUM)
+            quantum = max(2 * self.mss, rate * PACING_QUANTUM) + rate * PACING_SLACK
             credit = min(self._pace_credit + (now - self._pace_stamp) * rate, quantum)
             self._pace_stamp = now
         while True:
@@ -1031,7 +1038,7 @@ class Connection:
             if unsent <= 0:
                 break
             flight = seq_diff(snd_nxt, self.snd_una)
-            window = min(self.snd_wnd, self.cc.cwnd + self.recovery.window_credit())
+            window = min(self.snd_wnd, self.cc.cwnd + self.recovery.window_credit(self.scoreboard.total))
             usable = window - flight
             length = min(unsent, usable, self.mss)
             if length <= 0:
@@ -1056,9 +1063,9 @@ class Connection:
         if rate > 0:
             self._pace_credit = credit
         if self.rate is not None and seq_diff(data_end, self.snd_nxt) < self.mss:
-            flight = seq_diff(self.snd_max, self.snd_una)
-            if flight < self.cc.cwnd:
-                self.rate.mark_app_limited(flight)  # the application, not the network, limits
+            pipe = self._pipe()
+            if pipe < self.cc.cwnd:
+                self.rate.mark_app_limited(pipe)  # the application, not the network, limits
         if self._fin_queued and self.snd_nxt == data_end:
             # all data is out and the FIN is not (or, after an RTO, no longer)
             self._send_data(data_end, 0, True, now)

@@ -21,7 +21,7 @@ cdef class Recovery:
     cpdef int on_new_ack(self, long long ack, long long lost_bytes)
     cpdef on_rto(self, long long snd_max)
     cpdef on_sent(self, long long length)
-    cpdef long long window_credit(self)
+    cpdef long long window_credit(self, long long sacked)
     @cython.locals(sndcnt=cython.longlong, limit=cython.longlong)
     cpdef long long prr(self, long long pipe, long long mss, long long ssthresh)
     cpdef set_pipe(self, long long flight, long long pipe)

@@ -137,9 +137,14 @@ class Recovery:
         if self.active:
             self.prr_out += length
 
-    def window_credit(self) -> int:
-        """What the sender may send beyond cwnd: the pipe credit in recovery."""
-        return self.pipe_credit if self.active else 0
+    def window_credit(self, sacked: int) -> int:
+        """What the sender may send beyond cwnd, given the bytes SACKed:
+        cwnd bounds the pipe, not the flight (as Linux's
+        tcp_packets_in_flight, outside recovery too, so that data held above
+        a hole by the receiver does not hold back the sender): in recovery
+        this ACK's pipe credit (the SACKed and the lost), outside it the
+        SACKed."""
+        return self.pipe_credit if self.active else sacked
 
     def prr(self, pipe: int, mss: int, ssthresh: int) -> int:
         """RFC 6937 section 3: how much may be sent on this ACK (sndcnt),

@@ -40,8 +40,12 @@ class Impairment:
 
 
 class Network:
-    def __init__(self, rng: random.Random, impairment: Impairment | None = None, now: float = 0.0):
+    def __init__(self, rng: random.Random, impairment: Impairment | None = None, now: float = 0.0,
+                 timer_late: float = 0.0):
         self.rng = rng
+        #: how late each timer fires after its deadline, as a real loop's
+        #: millisecond timeouts make it
+        self.timer_late = timer_late
         self.impairment = impairment or Impairment()
         self.now = now
         self.endpoints: dict[object, Endpoint] = {}
@@ -112,8 +116,10 @@ class Network:
         timer_addr = None
         for addr, endpoint in self.endpoints.items():
             deadline = endpoint.next_deadline()
-            if deadline is not None and (best is None or deadline < best):
-                best, timer_addr = deadline, addr
+            if deadline is not None:
+                deadline += self.timer_late
+                if best is None or deadline < best:
+                    best, timer_addr = deadline, addr
         if best is None:
             return False
         self.now = max(self.now, best)
