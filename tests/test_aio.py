@@ -171,7 +171,7 @@ async def test_readexactly_after_fin_raises_incomplete_read():
 
 
 async def test_drain_applies_backpressure_and_paused_reader_closes_the_window():
-    config = Config(receive_buffer=64 * 1024, send_buffer=64 * 1024)
+    config = Config(receive_buffer=64 * 1024, send_buffer=64 * 1024, receive_buffer_max=None, send_buffer_max=None)
     release = asyncio.Event()
     stats = {}
 

@@ -23,10 +23,15 @@ def test_active_open_sends_syn_with_mss_and_arms_initial_rto():
 
 
 def test_window_scale_offered_when_enabled():
-    s = Script(CONFIG.replace(window_scaling=True, receive_buffer=1 << 20))
+    s = Script(CONFIG.replace(window_scaling=True, receive_buffer=1 << 20, receive_buffer_max=None))
     s.conn.connect(0.0)
     (syn,) = s.sent()
     assert syn.wscale == 5 and syn.window == 65535
+    # with autotuning, the shift covers the largest the buffer may grow to
+    s = Script(CONFIG.replace(window_scaling=True, receive_buffer=1 << 20, receive_buffer_max=6 << 20))
+    s.conn.connect(0.0)
+    (syn,) = s.sent()
+    assert syn.wscale == 7 and syn.window == 65535
 
 
 # ------------------------------------------------------------- SYN_SENT
@@ -1100,7 +1105,7 @@ TS = CONFIG.replace(timestamps=True)
 
 def test_syn_ack_carries_window_scale_only_if_the_syn_did():
     # RFC 7323 section 2.2
-    config = CONFIG.replace(window_scaling=True, receive_buffer=1 << 20)
+    config = CONFIG.replace(window_scaling=True, receive_buffer=1 << 20, receive_buffer_max=None)
     s = Script(config)
     s.conn.accept_syn(seg(SYN, PEER_ISS, 0, mss=1452), 0.0)  # no options but the MSS
     (synack,) = s.sent()

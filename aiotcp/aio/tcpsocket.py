@@ -104,10 +104,11 @@ class TCPSocket:
             if option == socket.SO_KEEPALIVE:
                 return {"keepalive": bool(value)}
             if option == socket.SO_RCVBUF:
-                # the window it bounds takes effect as the reader reads
-                return {"receive_buffer": max(int(value), 1024)}
+                # the window it bounds takes effect as the reader reads; as in
+                # Linux, a size set by the user turns autotuning off
+                return {"receive_buffer": max(int(value), 1024), "receive_buffer_max": None}
             if option == socket.SO_SNDBUF:
-                return {"send_buffer": max(int(value), 1024)}
+                return {"send_buffer": max(int(value), 1024), "send_buffer_max": None}
         raise _no_option(level, option)
 
     @staticmethod
@@ -132,8 +133,8 @@ class TCPSocket:
         elif level == SOL_SOCKET:
             values = {
                 socket.SO_KEEPALIVE: int(config.keepalive),
-                socket.SO_RCVBUF: config.receive_buffer,
-                socket.SO_SNDBUF: config.send_buffer,
+                socket.SO_RCVBUF: self._conn.receive_buffer,
+                socket.SO_SNDBUF: self._conn.send_buffer,
                 socket.SO_TYPE: socket.SOCK_STREAM,
                 socket.SO_ERROR: 0,
             }

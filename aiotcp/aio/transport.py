@@ -59,7 +59,7 @@ class TCPTransport(asyncio.Transport):
         self._sockname = endpoint.sock.getsockname()  # the UDP socket may close first
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        path.pause_above = conn.config.send_buffer + self._high_water
+        path.pause_above = conn.send_buffer + self._high_water
         endpoint.transports[conn] = self
         endpoint.paths[conn] = path
         if server is not None:
@@ -154,7 +154,7 @@ class TCPTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
-        self._path.pause_above = self._conn.config.send_buffer + high
+        self._path.pause_above = self._conn.send_buffer + high
         self.maybe_pause_protocol()
 
     def get_write_buffer_limits(self):
@@ -163,7 +163,7 @@ class TCPTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         """Bytes written and not yet acknowledged by the peer beyond the
         connection's send buffer (the part a kernel would keep in user space)."""
-        return max(0, self._conn.send_buffered - self._conn.config.send_buffer)
+        return max(0, self._conn.send_buffered - self._conn.send_buffer)
 
     def write(self, data) -> None:
         """Queue ``data`` and send what the windows allow (each instance has
@@ -215,10 +215,13 @@ class TCPTransport(asyncio.Transport):
 
     # -- flow control towards the protocol
     def maybe_pause_protocol(self) -> None:
+        # the send buffer may have grown (autotuning) since the path's
+        # threshold was set: the path checks against the size now
+        self._path.pause_above = self._conn.send_buffer + self._high_water
         if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._protocol_paused = True
-        self._conn.low_water = self._conn.config.send_buffer + self._low_water
+        self._conn.low_water = self._conn.send_buffer + self._low_water
         self._tell_protocol("pause_writing")
 
     def _maybe_resume_protocol(self) -> None:

@@ -50,13 +50,27 @@ class Config:
     #: Explicit MSS to advertise, overriding the MTU rule (None: derive it).
     mss: int | None = None
     #: Receive buffer per connection: bounds the advertised window and the
-    #: memory one connection's unread and out-of-order data may take (Linux
-    #: tcp_rmem, SO_RCVBUF).
+    #: memory one connection's unread and out-of-order data may take; the
+    #: size a connection starts with (Linux tcp_rmem[1], SO_RCVBUF).
     receive_buffer: int = 1 << 20
+    #: Receive-buffer autotuning (Linux tcp_moderate_rcvbuf, dynamic right
+    #: sizing): once per round trip, a buffer the application drained by
+    #: more than it was sized for grows (about twice what was read in that
+    #: round trip, more while the rate is still rising), up to this size
+    #: (Linux tcp_rmem[2], 6 MiB).  It never shrinks, and it only grows for
+    #: an application that reads.  None: fixed at ``receive_buffer`` (as a
+    #: socket whose SO_RCVBUF was set).  Below ``receive_buffer``: no growth.
+    receive_buffer_max: int | None = 6 << 20
     #: Send buffer per connection (like SO_SNDBUF): data the transport hands
     #: to TCP at once; beyond it, the transport's write buffer fills and
-    #: drain() applies backpressure (Linux tcp_wmem).
+    #: drain() applies backpressure (Linux tcp_wmem[1]).  The size a
+    #: connection starts with.
     send_buffer: int = 1 << 20
+    #: Send-buffer autotuning (Linux tcp_sndbuf_expand): the send buffer
+    #: grows to twice the congestion window, so that a window larger than
+    #: the buffer can be filled, up to this size (Linux tcp_wmem[2], 4 MiB).
+    #: None: fixed at ``send_buffer`` (as a socket whose SO_SNDBUF was set).
+    send_buffer_max: int | None = 4 << 20
     #: Advertise window scaling (RFC 7323 section 2; Linux tcp_window_scaling).
     window_scaling: bool = True
     #: Timestamps (RFC 7323 sections 3 to 5): RTT measured on every ACK and
@@ -236,6 +250,8 @@ class Config:
             raise ValueError("mtu must be between 576 and 65535")
         if self.receive_buffer < 1024:
             raise ValueError("receive_buffer must be at least 1024")
+        if self.send_buffer < 1024:
+            raise ValueError("send_buffer must be at least 1024")
         if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
             raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
         if self.linger is not None and self.linger < 0:
@@ -255,10 +271,22 @@ class Config:
         return self.mtu - (40 if ipv6 else 20) - 8 - 20
 
     @property
+    def receive_buffer_limit(self) -> int:
+        """The largest the receive buffer may grow to (autotuning's bound)."""
+        return max(self.receive_buffer, self.receive_buffer_max or 0)
+
+    @property
+    def send_buffer_limit(self) -> int:
+        """The largest the send buffer may grow to (autotuning's bound)."""
+        return max(self.send_buffer, self.send_buffer_max or 0)
+
+    @property
     def receive_wscale(self) -> int:
-        """Smallest shift that lets the window field cover the buffer."""
+        """Smallest shift that lets the window field cover the buffer at the
+        largest autotuning may make it (the shift is fixed by the SYN)."""
         shift = 0
-        while (self.receive_buffer >> shift) > 0xFFFF and shift < 14:
+        limit = self.receive_buffer_limit
+        while (limit >> shift) > 0xFFFF and shift < 14:
             shift += 1
         return shift
 

@@ -53,6 +53,10 @@ cdef class Connection:
     cdef public bint half_open, passive, closed_by_user, discard_input, _closed_reported
     # copied from the (frozen) config by its setter, for the per-segment path
     cdef public long long _rcvbuf_size
+    # buffer autotuning: the limits (0: fixed), the send buffer's size now,
+    # and the receive side's measurement (_rcv_space_adjust)
+    cdef public long long _rcvbuf_max, _sndbuf_max, send_buffer, _rcvq_space, _rcvq_seq
+    cdef public double _rcvq_time, _rcv_rtt
     cdef public bint _nodelay, _ack_coalescing, _keepalive, _tlp, _ss_after_idle
     cdef public double _delayed_ack, _user_timeout, _timer_tick
     # send sequence space
@@ -141,6 +145,13 @@ cdef class Connection:
     cpdef long long _data_end(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self)
+    @cython.locals(copied_seq=cython.longlong, copied=cython.longlong, space=cython.longlong,
+                   window=cython.longlong, rtt=cython.double, now=cython.double)
+    cpdef _rcv_space_adjust(self)
+    cpdef _rcv_rtt_sample(self, double rtt)
+    cpdef _size_buffers(self, config)
+    @cython.locals(size=cython.longlong)
+    cpdef _send_buffer_expand(self)
     @cython.locals(pto=cython.double, deadline=cython.double)
     cpdef _arm_pto(self, double now)
     cpdef _heard_from_peer(self, double now)

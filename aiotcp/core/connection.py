@@ -279,6 +279,7 @@ class Connection:
         #: RTT estimation and the RTO (RFC 6298), see rtt.py
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
         self.config = config
+        self._size_buffers(config)
         self.local_port = local_port
         self.remote_port = remote_port
         self.remote_addr = remote_addr
@@ -339,6 +340,13 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_wscale = config.receive_wscale if config.window_scaling else 0
         self._rcv_adv = 0  # right edge of the window we advertised
+        # receive-buffer autotuning (_rcv_space_adjust): what the reader took
+        # in the last measured round trip, and where and when this one began;
+        # the round trip as the receiver sees it (timestamps' echo)
+        self._rcvq_space = 10 * DEFAULT_PEER_MSS
+        self._rcvq_seq = -1
+        self._rcvq_time = 0.0
+        self._rcv_rtt = 0.0
         #: the bytes received and not yet read, in order and out of order (receive.py)
         self.rcv_buffer = ReceiveBuffer()
         self._ooo_fin: int | None = None  # sequence number of an out-of-order FIN
@@ -491,7 +499,6 @@ class Connection:
         """The configuration is frozen; the values the per-segment path reads
         are copied into plain (compiled: C) fields when it is set."""
         self._config = config
-        self._rcvbuf_size = config.receive_buffer
         self._nodelay = config.nodelay
         self._delayed_ack = config.delayed_ack
         self._ack_coalescing = config.ack_coalescing
@@ -509,6 +516,12 @@ class Connection:
     def __repr__(self):
         return (f"<Connection {self.local_port}->{self.remote_addr}:{self.remote_port} "
                 f"{self.state}>")
+
+    @property
+    def receive_buffer(self) -> int:
+        """The receive buffer's size now, as autotuning left it (the send
+        buffer's is ``send_buffer``)."""
+        return self._rcvbuf_size
 
     @property
     def rcv_wnd(self) -> int:
@@ -595,6 +608,8 @@ class Connection:
         at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
         data = self.rcv_buffer.read(limit)
         self._readable_pending = False
+        if self._rcvbuf_max > self._rcvbuf_size:
+            self._rcv_space_adjust()
         if data and self._receiving:
             if self._window_update_due() and self._owe_ack():
                 self._rearm()
@@ -642,6 +657,16 @@ class Connection:
                     self._push(now)
         self._rearm()
 
+    def _size_buffers(self, config: Config) -> None:
+        """The buffers' sizes and autotuning's limits (0: fixed), from the
+        configuration: when the connection is made and when an option
+        sets them again (SO_RCVBUF, SO_SNDBUF); other options leave what
+        autotuning grew alone."""
+        self._rcvbuf_size = config.receive_buffer
+        self._rcvbuf_max = config.receive_buffer_limit if config.receive_buffer_max is not None else 0
+        self.send_buffer = config.send_buffer
+        self._sndbuf_max = config.send_buffer_limit if config.send_buffer_max is not None else 0
+
     def reconfigure(self, now: float, **changes) -> None:
         """Change this connection's options alone (what a socket option does
         to one kernel socket): ``changes`` are :class:`Config` fields, such
@@ -649,6 +674,8 @@ class Connection:
         The timers that depend on them restart from ``now``."""
         self._now = now
         self.config = self._config.replace(**changes)
+        if changes.keys() & {"receive_buffer", "receive_buffer_max", "send_buffer", "send_buffer_max"}:
+            self._size_buffers(self._config)
         if self._keepalive:
             self._heard_from_peer(now)
         else:
@@ -757,6 +784,10 @@ class Connection:
             "pmtu_black_holes": self.pmtu.black_holes, "pmtu_probes": self.pmtu.probes,
             "pmtu_probe_losses": self.pmtu.probe_losses, "pmtu_searching": self.pmtu.probe > 0,
             "send_buffered": len(self._sndbuf), "read_buffered": self.rcv_buffer.buffered,
+            # the buffers' sizes now, as autotuning left them (Linux's
+            # sk_sndbuf, sk_rcvbuf), and the receiver's round trip (rcv_rtt)
+            "send_buffer": self.send_buffer, "receive_buffer": self._rcvbuf_size,
+            "rcv_rtt": self._rcv_rtt, "rcv_space": self._rcvq_space,
             **self.cc.info(),
         }
 
@@ -881,6 +912,54 @@ class Connection:
             self._rcv_adv = edge
         window = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
         return min(window >> self.rcv_wscale, 0xFFFF)
+
+    def _rcv_space_adjust(self) -> None:
+        """Receive-buffer autotuning (Linux tcp_rcv_space_adjust, "dynamic
+        right sizing"): once per round trip, compare what the reader took in
+        it with the last one; if it took more, the buffer grows to twice
+        that plus 16 segments, and by twice the growth again while the rate
+        still rises (slow start doubling it each round trip), up to the
+        configured limit.  Measured on what was read, so that a reader that
+        does not read never makes it grow."""
+        now = self._now
+        copied_seq = (self.rcv_nxt - self.rcv_buffer.buffered) & MASK
+        if self._rcvq_seq < 0:
+            self._rcvq_seq, self._rcvq_time = copied_seq, now
+            return
+        rtt = self._rcv_rtt if self._rcv_rtt > 0 else self.rtt.smoothed
+        if rtt <= 0 or now - self._rcvq_time < rtt:
+            return
+        copied = seq_diff(copied_seq, self._rcvq_seq)
+        space = self._rcvq_space
+        if copied > space:
+            window = 2 * copied + 16 * self.mss
+            window += 2 * (window * (copied - space) // space)
+            if window > self._rcvbuf_size:
+                self._rcvbuf_size = min(window, self._rcvbuf_max)
+                self.stats["rcvbuf_grown"] += 1
+            self._rcvq_space = copied
+        self._rcvq_seq, self._rcvq_time = copied_seq, now
+
+    def _rcv_rtt_sample(self, rtt: float) -> None:
+        """The round trip as the receiver sees it (Linux tcp_rcv_rtt_measure_ts):
+        from a full segment's echo of our timestamp, smoothed by 1/8, at
+        least the timestamp clock's millisecond."""
+        rtt = max(rtt, 0.001)
+        if self._rcv_rtt <= 0:
+            self._rcv_rtt = rtt
+        else:
+            self._rcv_rtt += (rtt - self._rcv_rtt) / 8
+
+    def _send_buffer_expand(self) -> None:
+        """Send-buffer autotuning (Linux tcp_sndbuf_expand): room for twice
+        the congestion window, so that the window, and not the buffer,
+        bounds what is in flight; up to the configured limit.  A writer
+        paused on the old size resumes at the same distance below the new."""
+        size = min(2 * self.cc.cwnd, self._sndbuf_max)
+        if size > self.send_buffer:
+            if self.low_water is not None:
+                self.low_water += size - self.send_buffer
+            self.send_buffer = size
 
     def _window_update_due(self) -> bool:
         free = self._rcvbuf_size - self.rcv_buffer.buffered
@@ -2063,6 +2142,8 @@ class Connection:
         recovery = self.recovery
         if not recovery.active:
             self.cc.on_ack(acked, flight_before, now)
+            if 2 * self.cc.cwnd > self.send_buffer and self._sndbuf_max > self.send_buffer:
+                self._send_buffer_expand()
         action = recovery.on_new_ack(ack, self.rack.lost_bytes)
         if action == END:
             if self.sack_ok:
@@ -2129,6 +2210,8 @@ class Connection:
                     self.rcv_buffer.append(payload)
                 self.bytes_received += length
                 self.rcv_nxt = (rcv_nxt + length) & MASK
+                if self.ts_ok and seg.ts_ecr and length >= self.mss and self._rcvbuf_max:
+                    self._rcv_rtt_sample(((self._ts_val() - seg.ts_ecr) & MASK) / 1000.0)
                 self._data_in_at = now
                 nat_at = self._nat_at
                 if nat_at != NEVER and nat_at > now + self._nat_quick:

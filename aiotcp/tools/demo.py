@@ -680,7 +680,7 @@ async def _zero_window(stage: Stage) -> int:
     """A reader that stops: the receive buffer fills, the window falls to
     zero, the sender probes it, and the window reopens when reading
     resumes."""
-    config = DEMO_CONFIG.replace(receive_buffer=4096)
+    config = DEMO_CONFIG.replace(receive_buffer=4096, receive_buffer_max=None)
     done = stage.loop.create_future()
     size = 12000
 
