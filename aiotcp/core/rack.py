@@ -295,6 +295,11 @@ class Rack:
                 continue
             sent = record.sent
             if sent > xmit_ts or (sent == xmit_ts and record.order >= segment_order):
+                if not flags & _RETRANS and sent > xmit_ts:
+                    # records go out first in sequence order and a resend is
+                    # later still: every record past a first transmission
+                    # sent after RACK.segment was sent after it too
+                    break
                 continue  # not sent before RACK.segment
             remaining = sent + wait - now
             if remaining <= 0:

@@ -20,7 +20,8 @@ cdef class ReceiveBuffer:
     cpdef discard(self)
     cpdef _join(self)
     cpdef bint has_holes(self)
-    @cython.locals(i=cython.Py_ssize_t, end=cython.longlong, overlap=cython.longlong)
+    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
+                   end=cython.longlong, overlap=cython.longlong)
     cpdef store(self, long long seq, data, long long rcv_nxt)
     @cython.locals(offset=cython.longlong)
     cpdef take_next(self, long long rcv_nxt)

@@ -101,9 +101,19 @@ class ReceiveBuffer:
         data = bytes(data)
         ooo = self._ooo
         end = (seq + len(data)) & MASK
-        i = 0
-        while i < len(ooo) and seq_offset(ooo[i][0], seq) < 0:
-            i += 1
+        # the first block starting at or above seq: most often past the
+        # last (data arrives in order above a hole), else a binary search
+        n = len(ooo)
+        if not n or seq_offset(ooo[n - 1][0], seq) < 0:
+            i = n
+        else:
+            i, hi = 0, n - 1
+            while i < hi:
+                mid = (i + hi) >> 1
+                if seq_offset(ooo[mid][0], seq) < 0:
+                    i = mid + 1
+                else:
+                    hi = mid
         if i > 0:  # trim against the block before
             prev_start, prev_data = ooo[i - 1]
             overlap = seq_offset((prev_start + len(prev_data)) & MASK, seq)
