@@ -22,6 +22,7 @@ compare ratios, not absolute numbers (the machines are shared and noisy).
 
     python bench/bench.py [--bulk-mib 64] [--pings 2000] [--connects 300]
                           [--loops asyncio,uvloop] [--repeat 3] [--pairs 5]
+    python bench/bench.py --separate ...   (separate processes: bench/separate.py)
 """
 from __future__ import annotations
 
@@ -340,7 +341,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=5,
                         help="interleaved aiotcp/kernel/bare-UDP sets per ping-pong figure in each run")
-    args = parser.parse_args()
+    parser.add_argument("--separate", action="store_true",
+                        help="client and server in separate processes on uvloop (bench/separate.py; its own options "
+                             "follow, see there)")
+    args, rest = parser.parse_known_args()
+    if args.separate:
+        import separate
+        separate.main([arg for arg in sys.argv[1:] if arg != "--separate"])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.WARNING)
     table = {}
     for kind in args.loops.split(","):

@@ -19,6 +19,7 @@ import sys
 
 import pytest
 
+import aiotcp
 import aiotcp.forward as forward
 
 MiB = 1 << 20
@@ -604,3 +605,78 @@ async def test_the_library_api_in_one_process():
         counters = client.counters()
         assert counters["connections"] == 1 and counters["bytes_up"] == 5 and counters["bytes_down"] == 5
         assert await client.shutdown(5.0) == 0 and await server.shutdown(5.0) == 0
+
+
+# -------------------------------------------------------------- workers
+
+async def _echo(reader, writer):
+    writer.write(await reader.readexactly(4))
+    await writer.drain()
+    writer.close()
+
+
+async def _echo_through(address, count: int) -> None:
+    """``count`` aiotcp connections, each from its own UDP socket (so its
+    own flow), each echoed by the target."""
+    async def one(i):
+        reader, writer = await aiotcp.open_connection(*address)
+        writer.write(struct.pack("!I", i))
+        assert await asyncio.wait_for(reader.readexactly(4), 30) == struct.pack("!I", i)
+        writer.close()
+        await writer.wait_closed()
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def _worker_counters(log: str) -> dict:
+    """The last counters each worker logged: worker -> connections."""
+    return {int(w): int(c) for w, c in
+            re.findall(r"aiotcp.forward.counters side='server' worker=(\d+) connections=(\d+)", log)}
+
+
+async def _counters_of_workers(server, workers: int) -> dict:
+    server.process.send_signal(signal.SIGUSR1)  # the supervisor passes it on
+    for _ in range(300):
+        if len(_worker_counters(server.log())) == workers:
+            break
+        await asyncio.sleep(0.1)  # other processes' log: polled
+    return _worker_counters(server.log())
+
+
+def _children(pid: int) -> list:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+@pytest.mark.asyncio
+async def test_workers_share_one_udp_port_and_a_dead_worker_is_replaced(tmp_path):
+    """--workers 2: two processes on one UDP port (SO_REUSEPORT); the
+    kernel spreads the flows over both; a worker killed is started again
+    and new connections work; SIGTERM stops them all, exit 0."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    async with Target(_echo) as target:
+        server = await Process.start(tmp_path, "forward", "server", "--listen", f"127.0.0.1:{port}", "--target",
+                                     f"{target.address[0]}:{target.address[1]}", "--workers", "2")
+        second = (await asyncio.wait_for(server.process.stdout.readline(), 30)).decode()
+        assert sorted(re.findall(r"worker (\d)", server.line + second)) == ["0", "1"], (server.line, second)
+        await _echo_through(("127.0.0.1", port), 24)
+        counters = await _counters_of_workers(server, 2)
+        assert sum(counters.values()) == 24 and min(counters.values()) > 0, counters  # 2**-23 odds of one worker
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        again = (await asyncio.wait_for(server.process.stdout.readline(), 30)).decode()
+        assert "worker" in again and "aiotcp.forward.worker_exited" in server.log()
+        assert len(_children(server.process.pid)) == 2
+        await _echo_through(("127.0.0.1", port), 8)
+        assert await server.stop() == forward.EXIT_OK
+    assert not os.path.exists(f"/proc/{workers[1]}")  # the workers stopped with it
+
+
+def test_workers_need_a_fixed_port(capsys):
+    from aiotcp.__main__ import main
+    assert main(["forward", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1",
+                 "--workers", "2"]) == forward.EXIT_USAGE
+    assert "fixed --listen port" in capsys.readouterr().err

@@ -390,7 +390,9 @@ class Forwarder:
 
     def log_counters(self) -> dict:
         counters = self.counters()
-        log.info("aiotcp.forward.counters", side=self.side, **counters)
+        worker = os.environ.get(WORKER_ENV)
+        where = {} if worker is None else {"worker": int(worker)}
+        log.info("aiotcp.forward.counters", side=self.side, **where, **counters)
         return counters
 
     # authentication -----------------------------------------------------
@@ -566,18 +568,21 @@ def _warn_unauthenticated(side: str, ssl, psk) -> None:
 
 
 async def serve_server(listen: tuple, targets: dict, *, config: Config | None = None, ssl=None,
-                       psk: PresharedKey | None = None, sock=None, connect_timeout: float = 10.0) -> ForwardServer:
+                       psk: PresharedKey | None = None, sock=None, connect_timeout: float = 10.0,
+                       reuse_port: bool = False) -> ForwardServer:
     """Receive aiotcp connections on the UDP address ``listen`` (or the
     bound UDP ``sock``) and forward each to a kernel TCP target:
     ``targets`` maps an aiotcp TCP port (None: the UDP port's number) to
     a ``(host, port)``.  A target
     that refuses or does not answer within ``connect_timeout`` resets the
-    aiotcp connection."""
+    aiotcp connection.  ``reuse_port`` binds with SO_REUSEPORT, so that
+    several processes share the port (``--workers``)."""
     _warn_unauthenticated("server", ssl, psk)
     if not targets:
         raise ValueError("a forward server needs at least one target")
     config = config or Config()
-    endpoint = await create_endpoint(local_addr=None if sock is not None else listen, sock=sock, config=config)
+    endpoint = await create_endpoint(local_addr=None if sock is not None else listen, sock=sock, config=config,
+                                     reuse_port=reuse_port or None)
     port = endpoint.local_address[1]
     targets = {port if tcp_port is None else tcp_port: target for tcp_port, target in targets.items()}
     forwarder = ForwardServer(endpoint, config, targets, ssl=ssl, psk=psk, connect_timeout=connect_timeout)
@@ -660,6 +665,9 @@ def add_arguments(parser) -> None:
                              help="with --tls: clients must present a certificate --ca verifies")
             sub.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
                              help="for reaching a target (default 10)")
+            sub.add_argument("--workers", type=int, default=None, metavar="N",
+                             help="run N worker processes on the one UDP port (SO_REUSEPORT: the kernel keeps each "
+                                  "peer's datagrams on one worker); default 1")
         else:
             sub.add_argument("--server", metavar="HOST:PORT", help="the forward server's UDP address")
             sub.add_argument("--listen", metavar="HOST:PORT",
@@ -796,8 +804,11 @@ async def _serve(values: dict) -> int:
     timeout = {} if values.get("connect_timeout") is None else {"connect_timeout": float(values["connect_timeout"])}
     if server_side:
         listen, targets = server_mappings(values)
-        forwarder = await serve_server(listen, targets, config=config, ssl=ssl, psk=psk, **timeout)
-        print(f"aiotcp forward server: udp {forwarder.address[0]}:{forwarder.address[1]} -> "
+        forwarder = await serve_server(listen, targets, config=config, ssl=ssl, psk=psk,
+                                       reuse_port=bool(values.get("reuse_port")), **timeout)
+        worker = os.environ.get(WORKER_ENV)
+        print(f"aiotcp forward server{'' if worker is None else ' worker ' + worker}: "
+              f"udp {forwarder.address[0]}:{forwarder.address[1]} -> "
               + ", ".join(f"tcp port {p}: {h}:{t}" for p, (h, t) in forwarder.targets.items()), flush=True)
     else:
         server, mappings = client_mappings(values)
@@ -833,6 +844,63 @@ async def _serve(values: dict) -> int:
     return EXIT_RESET if reset else EXIT_OK
 
 
+#: set in a worker's environment (its number) by ``--workers``
+WORKER_ENV = "AIOTCP_FORWARD_WORKER"
+
+
+def supervise(workers: int, argv=None) -> int:
+    """``--workers N``: run this command N times as worker processes that
+    bind the one UDP port with SO_REUSEPORT, pass SIGTERM, SIGINT and
+    SIGUSR1 on to them, and start again a worker that exits while the
+    others run.  The kernel picks a worker for each datagram by a hash of
+    its addresses and ports modulo the number of sockets on the port: a
+    peer stays on its worker while the group keeps its size.  When a worker
+    exits, its connections end (their segments reach another worker, which
+    holds no such connection and answers with a reset), and the change of
+    size moves some peers of the other workers too, which are reset the
+    same way; new connections are not affected.  Returns the first nonzero
+    exit code of a worker that was asked to stop, else 0."""
+    import signal
+    import subprocess
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = [sys.executable, "-m", "aiotcp", *argv]
+
+    def start(number: int):
+        return subprocess.Popen(command, env={**os.environ, WORKER_ENV: str(number)})
+
+    procs = [start(number) for number in range(workers)]
+    stopping = []
+
+    def forward(sig, frame):
+        if sig != signal.SIGUSR1:
+            stopping.append(sig)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(sig, forward)
+    code = EXIT_OK
+    while True:
+        pid, status = os.wait()
+        for number, proc in enumerate(procs):
+            if proc.pid != pid:
+                continue
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if stopping:
+                code = code or max(proc.returncode, 0)
+            elif proc.returncode == EXIT_CANNOT_START or proc.returncode == EXIT_USAGE:
+                forward(signal.SIGTERM, None)  # cannot start: no worker can
+                code = proc.returncode
+            else:
+                log.warning("aiotcp.forward.worker_exited", worker=number, code=proc.returncode)
+                procs[number] = start(number)
+        if all(proc.poll() is not None for proc in procs):
+            return code
+
+
 def main(args) -> int:
     """``python -m aiotcp forward server|client ...``: the exit code."""
     import logging
@@ -849,6 +917,17 @@ def main(args) -> int:
         return EXIT_USAGE
     logging.basicConfig(level=getattr(logging, str(values["log_level"]).upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
+    workers = int(values.get("workers") or 1)
+    if values["mode"] == "server" and os.environ.get(WORKER_ENV) is None and workers != 1:
+        if workers < 1:
+            print("aiotcp forward: --workers must be 1 or more", file=sys.stderr)
+            return EXIT_USAGE
+        if hostport(values["listen"])[1] == 0:
+            print("aiotcp forward: --workers needs a fixed --listen port (they all bind it)", file=sys.stderr)
+            return EXIT_USAGE
+        return supervise(workers)
+    if os.environ.get(WORKER_ENV) is not None:
+        values["reuse_port"] = True
     loop_name = values.get("loop")
     if loop_name is None:
         try:

@@ -1,0 +1,337 @@
+"""aiotcp against kernel TCP with client and server in separate processes,
+both on uvloop, logging configured as the README says (the standard
+``logging`` at WARNING): the figures of the scale issue, each with the
+kernel's from the same run and the ratio.
+
+- sequential connections/s: open, one byte each way, close;
+- bulk goodput of one connection (--bulk-mib, 32 MiB);
+- the same bytes over 8 concurrent connections (one client endpoint for
+  aiotcp), the aggregate and Jain's fairness index of their goodputs;
+- 1-byte ping-pong round trips/s;
+- server memory per idle connection: the growth of the server process's
+  resident set from --idle-warm to --idle-warm + --idle connections (a fresh
+  server process, so that no earlier figure's buffers are in it).
+
+The server process (``python bench/separate.py serve STACK [--workers]``)
+tells each connection's job by its first byte.  With ``--workers N`` the
+aiotcp server runs N processes on one UDP port with SO_REUSEPORT, and the
+many-connection figure (--many concurrent connections, one round trip each,
+in rounds) is measured against 1 worker and against N.
+
+    python bench/bench.py --separate [--bulk-mib 32] [--repeat 3] [--idle 10000]
+    python bench/separate.py [same options]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import resource
+import socket
+import statistics
+import struct
+import sys
+import time
+
+import uvloop
+
+import aiotcp
+
+HERE = os.path.abspath(__file__)
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# --------------------------------------------------------------- the server
+
+async def _serve(stack: str, port: int) -> None:
+    idle = [0]
+    changed = asyncio.Event()
+
+    async def handler(reader, writer):
+        try:
+            kind = await reader.read(1)
+            if kind == b"c":  # connect: one byte each way
+                writer.write(b"c")
+                await writer.drain()
+            elif kind == b"p":  # ping-pong
+                while data := await reader.read(1 << 16):
+                    writer.write(data)
+            elif kind == b"b":  # bulk sink: the total back at the end
+                total = 0
+                while chunk := await reader.read(1 << 18):
+                    total += len(chunk)
+                writer.write(struct.pack("!Q", total))
+                await writer.drain()
+            elif kind == b"i":  # idle until the client leaves
+                idle[0] += 1
+                changed.set()
+                await reader.read(1)
+                idle[0] -= 1
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    if stack == "kernel":
+        server = await asyncio.start_server(handler, "127.0.0.1", port, backlog=4096, reuse_port=bool(port))
+    else:
+        server = await aiotcp.start_server(handler, "127.0.0.1", port, backlog=4096, reuse_port=bool(port))
+    print(server.sockets[0].getsockname()[1], flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := (await reader.readline()).split():
+        if line[0] == b"rss":  # rss N: once N idle connections are here
+            while idle[0] < int(line[1]):
+                changed.clear()
+                await changed.wait()
+            gc.collect()
+            print(_rss_kib(), flush=True)
+    server.close()
+
+
+class Server:
+    """A server process; ``workers`` processes share one port (SO_REUSEPORT)."""
+
+    def __init__(self, stack: str, workers: int = 1):
+        self.stack, self.workers = stack, workers
+        self.procs: list = []
+        self.port = 0
+
+    async def __aenter__(self):
+        if self.workers > 1:  # a free port for all of them
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+        for _ in range(self.workers):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, HERE, "serve", self.stack, str(self.port),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self.port = int(await proc.stdout.readline())
+            self.procs.append(proc)
+        return self
+
+    async def rss(self, idle: int) -> int:
+        proc = self.procs[0]
+        proc.stdin.write(f"rss {idle}\n".encode())
+        await proc.stdin.drain()
+        return int(await proc.stdout.readline())
+
+    async def __aexit__(self, *exc):
+        for proc in self.procs:
+            proc.stdin.close()
+        for proc in self.procs:
+            await proc.wait()
+
+
+def _opener(stack: str, endpoint=None):
+    if stack == "kernel":
+        return asyncio.open_connection
+    return endpoint.open_connection if endpoint is not None else aiotcp.open_connection
+
+
+# --------------------------------------------------------------- the figures
+
+async def connect_rate(stack: str, port: int, count: int) -> float:
+    open_connection = _opener(stack)
+    start = time.perf_counter()
+    for _ in range(count):
+        reader, writer = await open_connection("127.0.0.1", port)
+        writer.write(b"c")
+        assert await reader.read(1) == b"c"
+        writer.close()
+    return count / (time.perf_counter() - start)
+
+
+async def _send_bulk(open_connection, port: int, size: int) -> float:
+    reader, writer = await open_connection("127.0.0.1", port)
+    block = b"\x5a" * (1 << 16)
+    start = time.perf_counter()
+    writer.write(b"b")
+    for _ in range(size // len(block)):
+        writer.write(block)
+        await writer.drain()
+    writer.write_eof()
+    total, = struct.unpack("!Q", await reader.readexactly(8))
+    elapsed = time.perf_counter() - start
+    assert total == size, (total, size)
+    writer.close()
+    return elapsed
+
+
+async def bulk(stack: str, port: int, size: int) -> float:
+    return size / await _send_bulk(_opener(stack), port, size) / 1e6
+
+
+async def bulk_many(stack: str, port: int, size: int, n: int = 8) -> tuple:
+    """Aggregate MB/s of ``size`` bytes split over ``n`` concurrent
+    connections, and Jain's index of their goodputs."""
+    endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0)) if stack != "kernel" else None
+    try:
+        each = size // n
+        start = time.perf_counter()
+        times = await asyncio.gather(*(_send_bulk(_opener(stack, endpoint), port, each) for _ in range(n)))
+        elapsed = time.perf_counter() - start
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+    rates = [each / t for t in times]
+    jain = sum(rates) ** 2 / (n * sum(r * r for r in rates))
+    return each * n / elapsed / 1e6, jain
+
+
+async def ping_pong(stack: str, port: int, count: int) -> float:
+    reader, writer = await _opener(stack)("127.0.0.1", port)
+    writer.write(b"p")
+    for _ in range(50):  # warm up
+        writer.write(b"x")
+        await reader.readexactly(1)
+    start = time.perf_counter()
+    for _ in range(count):
+        writer.write(b"x")
+        await reader.readexactly(1)
+    elapsed = time.perf_counter() - start
+    writer.close()
+    return count / elapsed
+
+
+async def _open_idle(open_connection, port: int, count: int, held: list) -> None:
+    for first in range(0, count, 100):
+        pairs = await asyncio.gather(*(open_connection("127.0.0.1", port)
+                                       for _ in range(min(100, count - first))))
+        for reader, writer in pairs:
+            writer.write(b"i")
+            held.append(writer)
+
+
+async def idle_memory(stack: str, warm: int, count: int) -> float:
+    """KiB of server resident memory per idle connection."""
+    endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0)) if stack != "kernel" else None
+    held: list = []
+    try:
+        async with Server(stack) as server:
+            await _open_idle(_opener(stack, endpoint), server.port, warm, held)
+            before = await server.rss(warm)
+            await _open_idle(_opener(stack, endpoint), server.port, count, held)
+            after = await server.rss(warm + count)
+            for writer in held:
+                writer.close()
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+    return (after - before) / count
+
+
+async def many(stack: str, port: int, conns: int, rounds: int) -> float:
+    """Round trips/s over ``conns`` concurrent connections, each with a
+    1 KiB message back and forth ``rounds`` times (client in this process)."""
+    endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0)) if stack != "kernel" else None
+    message = b"m" * 1024
+
+    async def one():
+        reader, writer = await _opener(stack, endpoint)("127.0.0.1", port)
+        writer.write(b"p")
+        for _ in range(rounds):
+            writer.write(message)
+            await reader.readexactly(len(message))
+        writer.close()
+
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(conns)))
+        elapsed = time.perf_counter() - start
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+    return conns * rounds / elapsed
+
+
+async def run(args) -> dict:
+    size = args.bulk_mib << 20
+    figures: dict = {}
+    for i in range(args.repeat):
+        order = ("aiotcp", "kernel") if i % 2 == 0 else ("kernel", "aiotcp")
+        for stack in order:
+            async with Server(stack) as server:
+                run_figures = {
+                    "connects_per_s": await connect_rate(stack, server.port, args.connects),
+                    "bulk_MBps": await bulk(stack, server.port, size),
+                    "pingpong_per_s": await ping_pong(stack, server.port, args.pings),
+                }
+                run_figures["bulk8_MBps"], run_figures["bulk8_jain"] = await bulk_many(stack, server.port, size)
+            for key, value in run_figures.items():
+                figures.setdefault(f"{stack}_{key}", []).append(value)
+    result = {key: statistics.median(values) for key, values in figures.items()}
+    if args.idle:
+        for stack in ("aiotcp", "kernel"):
+            result[f"{stack}_idle_KiB"] = await idle_memory(stack, args.idle_warm, args.idle)
+    if args.workers > 1:
+        for workers in (1, args.workers):
+            async with Server("aiotcp", workers) as server:
+                result[f"aiotcp_many_{workers}w_per_s"] = await many("aiotcp", server.port, args.many, args.rounds)
+    return result
+
+
+def report(r: dict, args) -> None:
+    rows = [("sequential connections/s (open, 1 B each way, close)", "connects_per_s", True),
+            (f"bulk goodput MB/s, one connection, {args.bulk_mib} MiB", "bulk_MBps", True),
+            ("bulk goodput MB/s, 8 concurrent connections", "bulk8_MBps", True),
+            ("1-byte ping-pong round trips/s", "pingpong_per_s", True),
+            (f"server KiB per idle connection ({args.idle} connections)", "idle_KiB", False)]
+    print(f"{'figure':58}{'aiotcp':>12}{'kernel':>12}{'ratio':>9}")
+    for label, key, higher in rows:
+        if f"aiotcp_{key}" not in r:
+            continue
+        a, k = r[f"aiotcp_{key}"], r[f"kernel_{key}"]
+        print(f"{label:58}{a:12.1f}{k:12.1f}{a / k:8.2f}x")
+    print(f"{'Jain index, 8 concurrent connections':58}{r['aiotcp_bulk8_jain']:12.3f}{r['kernel_bulk8_jain']:12.3f}")
+    if args.workers > 1:
+        one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
+        print(f"aiotcp, {args.many} concurrent connections: {one:.0f} round trips/s with 1 worker, "
+              f"{n:.0f} with {args.workers} ({n / one:.2f}x)")
+    print(json.dumps({"separate": {k: round(v, 3) for k, v in r.items()}, "bulk_mib": args.bulk_mib,
+                      "repeat": args.repeat, "python": sys.version.split()[0]}))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--bulk-mib", type=int, default=32)
+    parser.add_argument("--connects", type=int, default=1000)
+    parser.add_argument("--pings", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--idle", type=int, default=10000, help="idle connections for the memory figure (0: none)")
+    parser.add_argument("--idle-warm", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2, help="aiotcp server workers for the scaling figure (1: none)")
+    parser.add_argument("--many", type=int, default=200, help="concurrent connections for the scaling figure")
+    parser.add_argument("--rounds", type=int, default=50)
+
+
+def main(argv=None) -> None:
+    _raise_fd_limit()
+    logging.basicConfig(level=logging.WARNING)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve":
+        uvloop.run(_serve(argv[1], int(argv[2])))
+        return
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    report(uvloop.run(run(args)), args)
+
+
+if __name__ == "__main__":
+    main()
