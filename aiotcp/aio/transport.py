@@ -56,7 +56,7 @@ class TCPTransport(asyncio.Transport):
         self._protocol_paused = False
         self._lost_scheduled = False
         self._socket = None
-        self._sockname = endpoint.sock.getsockname()  # the UDP socket may close first
+        self._sockname = endpoint.sockname  # the UDP socket may close first
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         path.pause_above = conn.send_buffer + self._high_water

@@ -14,7 +14,7 @@ cdef class TransportPath
 
 
 cdef class UDPEndpoint:
-    cdef public object loop, sock, config, peer, _log, _timer, _blocked, _end_batch_soon, _batch_context
+    cdef public object loop, sock, sockname, config, peer, _log, _timer, _blocked, _end_batch_soon, _batch_context
     cdef public object _watch_read, _watch_write
     cdef public double _timer_when
     cdef public long long _wheel_changes

@@ -60,6 +60,8 @@ class UDPEndpoint:
                  *, peer=None, tracer=None):
         self.loop = loop
         self.sock = sock
+        #: the socket's address, read once (its transports report it)
+        self.sockname = sock.getsockname()
         self.config = config
         self.peer = peer  # set for a connected (client) socket
         self.core = Endpoint(config, now=monotonic(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)

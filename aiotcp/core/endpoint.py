@@ -104,9 +104,10 @@ class Endpoint(DatagramSink):
         self._last_conn = None
         self._last_addr = None
         self._last_ports = -1
-        #: the keys of ``connections`` by their ports (local << 16 | remote),
+        #: the keys of ``connections`` by their ports (local << 16 | remote): a
+        #: key, or a dict of keys when several connections have those ports,
         #: for a segment from an address no connection has (a NAT rebinding)
-        self._by_ports: dict[int, dict] = {}
+        self._by_ports: dict = {}
 
     # ----------------------------------------------------------- user API
 
@@ -247,7 +248,7 @@ class Endpoint(DatagramSink):
             local, remote = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
             conn = self.connections.get((addr, local, remote))
             if conn is None:  # the address as the error queue spells it, not as recvfrom did
-                for key in self._by_ports.get(local << 16 | remote, ()):
+                for key in self._keys_of(local << 16 | remote):
                     if key[0][:2] == addr[:2]:
                         conn = self.connections[key]
                         break
@@ -265,11 +266,10 @@ class Endpoint(DatagramSink):
         may move here: True.  False: not for a connection (ambiguous, or
         only a half-open one or a TIME_WAIT record has these ports); a
         listener may still take it (a SYN-cookie ACK), quietly."""
-        keys = self._by_ports[ports]
-        if len(keys) != 1:
+        key = self._by_ports[ports]
+        if type(key) is dict:
             self.stats["new_path_ambiguous"] += 1
             return False
-        key = next(iter(keys))
         conn = self.connections[key]
         if type(conn) is TimeWait or not conn.synchronized:
             return False
@@ -399,7 +399,21 @@ class Endpoint(DatagramSink):
         self._last_addr = None
         self._last_ports = -1
         self.connections[key] = record
-        self._by_ports.setdefault(key[1] << 16 | key[2], {})[key] = None
+        ports = key[1] << 16 | key[2]
+        held = self._by_ports.get(ports)
+        if held is None or held == key:
+            self._by_ports[ports] = key  # one connection: its key
+        elif type(held) is dict:
+            held[key] = None
+        else:  # several: a dict of their keys
+            self._by_ports[ports] = {held: None, key: None}
+
+    def _keys_of(self, ports: int):
+        """The keys of the connections with these ports (local << 16 | remote)."""
+        held = self._by_ports.get(ports)
+        if held is None:
+            return ()
+        return held if type(held) is dict else (held,)
 
     def _remove(self, key, record) -> None:
         """Remove ``key`` if it still holds ``record``."""
@@ -409,10 +423,13 @@ class Endpoint(DatagramSink):
         if self.connections.get(key) is record:
             del self.connections[key]
             ports = key[1] << 16 | key[2]
-            keys = self._by_ports[ports]
-            del keys[key]
-            if not keys:
+            held = self._by_ports[ports]
+            if type(held) is not dict:
                 del self._by_ports[ports]
+            else:
+                del held[key]
+                if len(held) == 1:
+                    self._by_ports[ports] = next(iter(held))
 
     @staticmethod
     def _count_half_open(conn: Connection, listener: Listener) -> None:

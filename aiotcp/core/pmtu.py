@@ -41,6 +41,9 @@ COMMON_MTUS = (1500, 1492, 1480, 1476, 1460, 1450, 1440, 1420, 1400, 1380, 1360,
 #: below the upper bound stands before a larger one is tried again.
 RAISE = 600.0
 
+#: overhead -> the common path MTUs as segments (PathSearch.common)
+_COMMON: dict = {}
+
 
 class PathSearch:
     """The search's state: ``size`` in use, the bounds ``low`` (largest
@@ -52,7 +55,10 @@ class PathSearch:
         #: the IP and UDP headers in front of a segment: path MTU - segment
         self.overhead = overhead
         #: the common path MTUs as segments (less the IP and UDP headers)
-        self.common = tuple(mtu - overhead for mtu in COMMON_MTUS)
+        common = _COMMON.get(overhead)
+        if common is None:  # one tuple for every connection with this overhead
+            common = _COMMON[overhead] = tuple(mtu - overhead for mtu in COMMON_MTUS)
+        self.common = common
         self.limit = limit  # the upper bound: Config.mtu, then the peer's MSS
         self.base = min(base, limit)
         self.probes = 0  # probes sent
