@@ -82,8 +82,8 @@ async def _serve(stack: str, port: int) -> None:
                 changed.set()
                 await reader.read(1)
                 idle[0] -= 1
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # a connection still open when the server stops ends quietly
         finally:
             writer.close()
 
@@ -125,6 +125,15 @@ class Server:
             self.port = int(await proc.stdout.readline())
             self.procs.append(proc)
         return self
+
+    def cpu(self) -> float:
+        """CPU seconds the server processes have used so far."""
+        total = 0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
 
     async def rss(self, idle: int) -> int:
         proc = self.procs[0]
@@ -283,7 +292,12 @@ async def run(args) -> dict:
     if args.workers > 1:
         for workers in (1, args.workers):
             async with Server("aiotcp", workers) as server:
+                cpu, client_cpu, start = server.cpu(), time.process_time(), time.perf_counter()
                 result[f"aiotcp_many_{workers}w_per_s"] = await many("aiotcp", server.port, args.many, args.rounds)
+                wall = time.perf_counter() - start
+                # cores busy: the server's processes together, and the client's
+                result[f"aiotcp_many_{workers}w_server_cores"] = (server.cpu() - cpu) / wall
+                result[f"aiotcp_many_{workers}w_client_cores"] = (time.process_time() - client_cpu) / wall
     return result
 
 
@@ -303,7 +317,11 @@ def report(r: dict, args) -> None:
     if args.workers > 1:
         one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
         print(f"aiotcp, {args.many} concurrent connections: {one:.0f} round trips/s with 1 worker, "
-              f"{n:.0f} with {args.workers} ({n / one:.2f}x)")
+              f"{n:.0f} with {args.workers} ({n / one:.2f}x); cores busy, server / client: "
+              f"{r['aiotcp_many_1w_server_cores']:.2f} / {r['aiotcp_many_1w_client_cores']:.2f} with 1 worker, "
+              f"{r[f'aiotcp_many_{args.workers}w_server_cores']:.2f} / "
+              f"{r[f'aiotcp_many_{args.workers}w_client_cores']:.2f} with {args.workers} "
+              f"({os.cpu_count()} cores here)")
     print(json.dumps({"separate": {k: round(v, 3) for k, v in r.items()}, "bulk_mib": args.bulk_mib,
                       "repeat": args.repeat, "python": sys.version.split()[0]}))
 
