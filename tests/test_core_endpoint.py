@@ -388,3 +388,70 @@ def test_a_stream_from_one_address_object_is_routed_again_after_its_connection_g
     net.run(until=lambda: str(again.state) == "ESTABLISHED", max_time=net.now + 2)
     assert str(again.state) == "ESTABLISHED"
     assert b.listeners[80].accept() is not served
+
+
+def _syn_sent_client(config=None):
+    """A client endpoint whose SYN went out: (endpoint, connection, SYN)."""
+    from aiotcp.core.config import Config
+    ep = Endpoint(config or Config())
+    conn = ep.connect(PEER, 80, 5000, 0.0)
+    ((syn, _),) = sent(ep)
+    assert syn.flags_str == "S"
+    return ep, conn, syn
+
+
+def _synack(syn):
+    return _fast.encode(80, 5000, 7000, syn.seq + 1, SYN | ACK, 65535, b"", 1452)
+
+
+def test_the_handshake_ack_waits_for_the_batch_end_and_rides_on_the_first_write():
+    """Autocork: the ACK of the SYN-ACK is owed to the end of the receive
+    batch, so data written before then carries it (one segment, not a bare
+    ACK and then the data); with nothing written it goes at the batch end."""
+    ep, conn, syn = _syn_sent_client()
+    ep.begin_batch()
+    ep.receive_datagram(_synack(syn), PEER, 0.01)
+    assert str(conn.state) == "ESTABLISHED" and sent(ep) == []
+    conn.send(b"hello", 0.01)
+    ((data, _),) = sent(ep)
+    assert data.flags_str == "PA" and data.ack == 7001 and bytes(data.payload) == b"hello"
+    ep.end_batch()
+    assert sent(ep) == []  # the data carried it
+
+    ep, conn, syn = _syn_sent_client()
+    ep.begin_batch()
+    ep.receive_datagram(_synack(syn), PEER, 0.01)
+    assert sent(ep) == []
+    ep.end_batch()
+    ((ack, _),) = sent(ep)
+    assert ack.flags_str == "A" and ack.ack == 7001 and not ack.payload
+
+
+def test_without_autocork_or_a_batch_the_handshake_ack_goes_at_once():
+    from aiotcp.core.config import Config
+    for config, batch in ((Config(autocork=False), True), (Config(), False)):
+        ep, conn, syn = _syn_sent_client(config)
+        if batch:
+            ep.begin_batch()
+        ep.receive_datagram(_synack(syn), PEER, 0.01)
+        ((ack, _),) = sent(ep)
+        assert ack.flags_str == "A" and ack.ack == 7001 and not ack.payload, (config.autocork, batch)
+
+
+def test_data_queued_without_push_leaves_with_the_close_that_follows():
+    """send(push=False) only queues; push() (or close()) sends it, and a
+    close after it puts the FIN on the same segment."""
+    ep, conn, snd = _established_server()
+    conn.send(b"reply", 0.1, False)
+    assert sent(ep) == [] and conn.send_buffered == 5
+    conn.push(0.1)
+    ((data, _),) = sent(ep)
+    assert bytes(data.payload) == b"reply" and data.flags_str == "PA"
+    conn.send(b"last", 0.2, False)
+    conn.close(0.2)
+    ((both, _),) = sent(ep)
+    assert bytes(both.payload) == b"last" and set(both.flags_str) == set("FPA")
+    conn.abort(0.3)
+    drain(ep.outbox)
+    conn.push(0.3)  # a closed connection sends nothing
+    assert sent(ep) == []

@@ -90,3 +90,35 @@ def test_against_a_model(seed):
         holder = next(((a, b) for a, b in expected if a <= probe < b), None)
         got = r.containing((base + probe) & (TOP - 1))
         assert got == (None if holder is None else ((base + holder[0]) & (TOP - 1), (base + holder[1]) & (TOP - 1)))
+
+
+def test_an_empty_set_holds_no_lists_of_its_own():
+    """Most of a connection's sets (the SACK scoreboard, the out-of-order
+    ranges) are empty most of the time: an empty set shares its storage,
+    and a set that empties again gives its own back."""
+    import sys
+    import tracemalloc
+
+    def allocated(action, count=1000):
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            kept = action(count)
+            return (tracemalloc.get_traced_memory()[0] - before) / count, kept
+        finally:
+            tracemalloc.stop()
+
+    fresh, sets = allocated(lambda n: [RangeSet(0) for _ in range(n)])
+    grown, _ = allocated(lambda n: [s.add(0, 10) for s in sets])
+    # a set's first range makes its two lists: had the empty set held them,
+    # only their items would be new
+    assert grown > 2 * sys.getsizeof([]), (fresh, grown)
+    a, b = sets[0], sets[1]
+    assert a.ranges() == [(0, 10)] and b.ranges() == [(0, 10)]
+    a.advance(10)  # empty again
+    assert not a and a.ranges() == [] and b.ranges() == [(0, 10)]
+    a.add(30, 40)
+    b.clear(0)
+    assert a.ranges() == [(30, 40)] and not b and b.ranges() == []
+    b.add(5, 6)
+    assert b.ranges() == [(5, 6)] and a.ranges() == [(30, 40)] and sets[2].ranges() == [(0, 10)]

@@ -12,7 +12,6 @@ import asyncio
 import atexit
 import builtins
 import functools
-import ipaddress
 import socket
 import ssl as ssl_module
 from asyncio import sslproto, staggered
@@ -369,7 +368,7 @@ class Server(asyncio.AbstractServer):
             else:
                 conn.abort(monotonic())
             return
-        transport._path.catch_up()
+        self._loop.call_soon(transport._path.catch_up)  # after the task connection_made() started
 
     def _attach(self, transport) -> None:
         self._transports.add(transport)
@@ -494,11 +493,14 @@ def _numeric(host, port, family, proto):
     asyncio's _ipaddr_info): None when ``host`` is a name."""
     if not isinstance(host, str) or not isinstance(port, int) or "%" in host:
         return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    for af in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(af, host)
+            break
+        except OSError:
+            continue
+    else:
         return None
-    af = socket.AF_INET if address.version == 4 else socket.AF_INET6
     if family not in (0, af):
         return None
     sockaddr = (host, port) if af == socket.AF_INET else (host, port, 0, 0)

@@ -21,9 +21,9 @@ cdef class UDPEndpoint:
     cdef public Endpoint core
     cdef public DatagramSocket io
     cdef public dict transports, paths, servers, pending_connects
-    cdef public list close_callbacks
+    cdef public list close_callbacks, _corked
     cdef public int _fd
-    cdef public bint closed, _dispatching, close_when_idle, _batch_open, _recverr
+    cdef public bint closed, _dispatching, close_when_idle, _batch_open, _batch_held, _recverr
 
     @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
     cpdef flush(self)
@@ -38,7 +38,7 @@ cdef class TransportPath:
     cdef public UDPEndpoint endpoint
     cdef public Connection conn
     cdef public bint buffered, closing, eof_written, lost, finished, reading_paused, eof_pending
-    cdef public bint eof_delivered
+    cdef public bint eof_delivered, corked, autocork, started
     cdef public long long pause_above
 
     cpdef set_protocol(self, protocol)

@@ -81,6 +81,9 @@ class UDPEndpoint:
         self.closed = False
         self._dispatching = False
         self._batch_open = False  # the receive batch's ACKs wait for _end_batch
+        self._batch_held = False  # _end_batch waits one more turn (TransportPath.catch_up)
+        #: the paths written to while the batch was open, sent at its end
+        self._corked: list = []
         self._end_batch_soon = self._end_batch  # bound once (call_soon takes it per batch)
         # ... and run in one context, the one _on_readable runs in (add_reader
         # copies it now): call_soon would otherwise copy the context per batch
@@ -105,6 +108,7 @@ class UDPEndpoint:
     def _on_readable(self) -> None:
         core = self.core
         if self._batch_open:
+            self._batch_held = False
             self._end_batch()  # the loop runs it first; this keeps the order if not
         now = monotonic()
         core.begin_batch()
@@ -133,8 +137,15 @@ class UDPEndpoint:
         # scheduled): a reply written at once carries them and no bare ACK
         # goes out.  Kernel TCP's ACK from recvmsg costs the peer nothing;
         # here each one is a datagram that wakes the peer's loop.
+        #
+        # What the protocols and the tasks the batch woke write in that turn
+        # waits for the batch's end too (TransportPath.write), as Linux's
+        # autocorking holds small writes while earlier ones are queued: a
+        # reply and the close after it leave as one segment with the ACK,
+        # not as a segment each that wakes the peer each time.
+        woke = len(core.events) > 0
         self.flush()
-        if core.acks_deferred():
+        if woke or core.acks_deferred():
             self._batch_open = True
             self.loop.call_soon(self._end_batch_soon, context=self._batch_context)
             return
@@ -148,7 +159,20 @@ class UDPEndpoint:
         carried is no longer owed)."""
         if not self._batch_open:
             return
+        if self._batch_held:  # a transport's first data is only now delivered
+            self._batch_held = False
+            self.loop.call_soon(self._end_batch_soon, context=self._batch_context)
+            return
         self._batch_open = False
+        if self._corked:
+            corked, self._corked = self._corked, []
+            now = monotonic()
+            for path in corked:
+                path.corked = False
+                try:
+                    path.conn.push(now)  # first: the data carries the ACK owed
+                except Exception:
+                    logger.exception("aiotcp.endpoint.error")
         try:
             self.core.end_batch()
         except Exception:
@@ -458,6 +482,9 @@ class TransportPath:
         self.eof_pending = False  # the peer's FIN is in, to give the protocol after the data
         self.eof_delivered = False  # eof_received() was called: never twice
         self.pause_above = 0  # pause_writing() once the connection holds more
+        self.corked = False  # in the endpoint's corked list: data waits for the batch's end
+        self.autocork = conn.config.autocork
+        self.started = False  # nothing is delivered before catch_up()
 
     def set_protocol(self, protocol) -> None:
         self.protocol = protocol
@@ -473,18 +500,38 @@ class TransportPath:
         if not data or self.lost or self.closing:
             return  # as asyncio: writes after the connection is gone are dropped
         conn = self.conn
+        endpoint = self.endpoint
+        # a write while a receive batch is open, outside the dispatch (whose
+        # flush sends at once what its callbacks write), waits for the
+        # batch's end with what else this turn of the loop writes
+        cork = endpoint._batch_open and not endpoint._dispatching and self.autocork
         try:
-            conn.send(data, monotonic())
+            conn.send(data, monotonic(), not cork)
         except ConnectionStateError:
             return
-        self.endpoint.flush()
+        if not cork:
+            endpoint.flush()
+        elif not self.corked:
+            self.corked = True
+            endpoint._corked.append(self)
         if conn.send_buffered > self.pause_above:
             self.transport.maybe_pause_protocol()
 
     def catch_up(self) -> None:
         """Deliver what arrived before the protocol existed (its events went
         to no transport): the data the connection holds, the peer's FIN,
-        and the end, if it already came (a RST right after the handshake)."""
+        and the end, if it already came (a RST right after the handshake).
+
+        A server calls it a turn of the loop after connection_made(), as
+        asyncio's transports start reading: the task connection_made()
+        started runs first (it may pause reading, and then data that came
+        with the handshake's ACK stays unread, as it would in the kernel).
+        What this wakes belongs to the receive batch that brought the data:
+        the batch's end waits for it, so the reply carries the ACK."""
+        self.started = True
+        endpoint = self.endpoint
+        if endpoint._batch_open and not self.lost and (self.conn.rcv_buffer.buffered or self.conn.fin_received):
+            endpoint._batch_held = True
         conn = self.conn
         if conn.fin_received:
             self.eof_pending = True
@@ -496,7 +543,7 @@ class TransportPath:
     def deliver(self) -> None:
         """Hand the protocol what the connection has read, then the peer's
         FIN once all of it is delivered."""
-        if self.reading_paused or self.lost:
+        if self.reading_paused or self.lost or not self.started:
             return
         conn = self.conn
         protocol = self.protocol

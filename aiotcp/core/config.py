@@ -17,6 +17,7 @@ SYSCTLS = {
     "syn_backlog": "tcp_max_syn_backlog", "abort_on_overflow": "tcp_abort_on_overflow",
     "invalid_ratelimit": "tcp_invalid_ratelimit", "challenge_ack_limit": "tcp_challenge_ack_limit",
     "congestion_control": "tcp_congestion_control", "pmtu_discovery": "tcp_mtu_probing",
+    "autocork": "tcp_autocorking",
 }
 
 
@@ -135,6 +136,18 @@ class Config:
     #: segments of quick ACK mode are still acknowledged at once, so loss
     #: recovery sees every duplicate ACK.
     ack_coalescing: bool = True
+    #: Writes that the application makes while a receive batch is being
+    #: answered (the tasks the batch woke, in the same turn of the loop)
+    #: leave together at the batch's end, with its ACK: a reply and the
+    #: close after it are one segment, not one datagram each that wakes the
+    #: peer each time (Linux net.ipv4.tcp_autocorking, which holds small
+    #: writes while earlier ones wait).  Likewise the handshake's ACK waits
+    #: for the end of the batch that brought the SYN-ACK, so that data
+    #: written as soon as the connection opens carries it (as Linux delays
+    #: that ACK while a write is pending).  Off: each write goes at once and
+    #: the handshake's third segment is a bare ACK, the textbook ladder the
+    #: teaching demo draws.
+    autocork: bool = True
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel
     #: splits it back into exactly those datagrams (one segment in each, as
@@ -284,11 +297,7 @@ class Config:
     def receive_wscale(self) -> int:
         """Smallest shift that lets the window field cover the buffer at the
         largest autotuning may make it (the shift is fixed by the SYN)."""
-        shift = 0
-        limit = self.receive_buffer_limit
-        while (limit >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
+        return min(14, max(0, self.receive_buffer_limit.bit_length() - 16))
 
 
 DEFAULT = Config()

@@ -138,7 +138,8 @@ cdef class Connection:
     cpdef long long _window_field(self)
     @cython.locals(ms=cython.longlong)
     cpdef long long _ts_val(self)
-    cpdef send(self, data, double now)
+    cpdef send(self, data, double now, bint push=*)
+    cpdef push(self, double now)
     cpdef bytes read(self, long long limit=*)
     cpdef bint _owe_ack(self) except -1
     cpdef send_deferred_ack(self)

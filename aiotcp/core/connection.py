@@ -590,17 +590,28 @@ class Connection:
         self._set_state(SYN_RCVD, now)
         self.receive(seg, now)
 
-    def send(self, data, now: float) -> None:
-        """Queue data (RFC 9293 section 3.10.2) and send what the windows allow."""
+    def send(self, data, now: float, push: bool = True) -> None:
+        """Queue data (RFC 9293 section 3.10.2) and send what the windows
+        allow; with ``push`` false only queue it, for :meth:`push` (or a
+        close) to send later with what else is written meanwhile."""
         self._now = now
         if not self._sending or self._fin_queued:
             raise ConnectionStateError(f"send() in {self.state}" + (" after close" if self._fin_queued else ""))
         if not data:
             return
         self._sndbuf.extend(data)
-        if self._synchronized:
+        if push:
+            if self._synchronized:
+                self._push(now)
+            self._rearm()
+
+    def push(self, now: float) -> None:
+        """Send what the windows allow of the data queued (by
+        ``send(push=False)``); nothing once the connection has closed."""
+        self._now = now
+        if self._synchronized and self.state is not CLOSED:
             self._push(now)
-        self._rearm()
+            self._rearm()
 
     def read(self, limit: int = -1) -> bytes:
         """Take up to ``limit`` bytes (all if negative) of in-order data.
@@ -1762,7 +1773,15 @@ class Connection:
                 self._process_text_and_fin(seg, (seg.seq + 1) & MASK, now)
             self._push(now)
             if self.snd_nxt == self.snd_una or self._ack_pending:
-                self._send_ack()
+                # the handshake's ACK waits for the end of the receive batch
+                # (as Linux's tcp_rcv_synsent_state_process delays it while a
+                # write is pending): an application that writes as soon as
+                # it is connected sends its first data with it
+                if self.config.autocork:
+                    self._ack_pending = 1
+                    self._owe_ack()
+                else:
+                    self._send_ack()
         else:
             # simultaneous open: SYN_SENT -> SYN_RCVD, answer with SYN-ACK
             self._set_state(SYN_RCVD, now)

@@ -106,16 +106,18 @@ class PathSearch:
         one of the common sizes left between the bounds, then halfway."""
         self.fails = 0
         low, high = self.low, self.high
-        candidates = [size for size in self.common if low < size <= high]
-        if not self.enabled or high <= low or (not candidates and high - low < GRANULARITY):
+        if (not self.enabled or high <= low
+                or (high - low < GRANULARITY and not any(low < size <= high for size in self.common))):
             self.probe = 0
             self.completed_at = now
         elif optimistic:
-            self.probe = high
-        elif candidates:
-            self.probe = candidates[len(candidates) // 2]
+            self.probe = high  # every new connection comes here: no list made
         else:
-            self.probe = (low + high + 1) // 2
+            candidates = [size for size in self.common if low < size <= high]
+            if candidates:
+                self.probe = candidates[len(candidates) // 2]
+            else:
+                self.probe = (low + high + 1) // 2
 
     def probe_sent(self) -> None:
         self.probes += 1

@@ -24,13 +24,18 @@ def seq_offset(seq: int, base: int) -> int:
     return d - (1 << 32) if d >= HALF else d
 
 
+#: the bounds of every empty set (never changed): an empty set holds no
+#: lists of its own, as most of a connection's sets are most of the time
+_NONE: list = []
+
+
 class RangeSet:
     def __init__(self, base: int = 0):
         self.base = base & MASK
         #: the ranges as offsets from base, [lo, hi) with lo < hi, sorted and
-        #: apart by at least one byte
-        self._lo: list = []
-        self._hi: list = []
+        #: apart by at least one byte (_NONE while empty)
+        self._lo: list = _NONE
+        self._hi: list = _NONE
         #: bytes covered
         self.total = 0
 
@@ -51,8 +56,7 @@ class RangeSet:
     def clear(self, base: int) -> None:
         """Empty, from ``base`` on."""
         self.base = base & MASK
-        self._lo.clear()
-        self._hi.clear()
+        self._lo = self._hi = _NONE
         self.total = 0
 
     def _index(self, offset: int) -> int:
@@ -75,6 +79,9 @@ class RangeSet:
         if hi <= lo:
             return 0
         los, his = self._lo, self._hi
+        if los is _NONE:
+            los = self._lo = []
+            his = self._hi = []
         i = self._index(lo)  # ranges before i end below lo: untouched
         j = i
         covered = 0
@@ -109,7 +116,9 @@ class RangeSet:
             n += 1
         del los[:n]
         del his[:n]
-        if los and los[0] < shift:
+        if not los:
+            self._lo = self._hi = _NONE
+        elif los[0] < shift:
             dropped += shift - los[0]
             los[0] = shift
         for k in range(len(los)):
