@@ -20,6 +20,7 @@ in rounds) is measured against 1 worker and against N.
 
     python bench/bench.py --separate [--bulk-mib 32] [--repeat 3] [--idle 10000]
     python bench/separate.py [same options]
+    python bench/separate.py --lo-mtu 1500   # both stacks on an Ethernet-sized path (root)
 """
 from __future__ import annotations
 
@@ -58,7 +59,26 @@ def _rss_kib() -> int:
 
 # --------------------------------------------------------------- the server
 
+class _Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+
+
+async def _serve_udp(port: int) -> None:
+    """The floor's server: each datagram straight back."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", port))
+    print(transport.get_extra_info("sockname")[1], flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+    transport.close()
+
+
 async def _serve(stack: str, port: int) -> None:
+    if stack == "udp":
+        return await _serve_udp(port)
     idle = [0]
     changed = asyncio.Event()
 
@@ -164,6 +184,24 @@ async def connect_rate(stack: str, port: int, count: int) -> float:
         writer.write(b"c")
         assert await reader.read(1) == b"c"
         writer.close()
+    return count / (time.perf_counter() - start)
+
+
+async def udp_floor_rate(port: int, count: int) -> float:
+    """The floor under any connection over UDP made in Python on this loop:
+    per "connection" a new connected UDP socket and two round trips of one
+    byte (what a handshake and one byte each way need at the least: SYN /
+    SYN-ACK, then the request and the reply), then close.  No TCP at all."""
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect(("127.0.0.1", port))
+        for _ in range(2):
+            await loop.sock_sendall(sock, b"c")
+            assert await loop.sock_recv(sock, 64) == b"c"
+        sock.close()
     return count / (time.perf_counter() - start)
 
 
@@ -285,6 +323,11 @@ async def run(args) -> dict:
                 run_figures["bulk8_MBps"], run_figures["bulk8_jain"] = await bulk_many(stack, server.port, size)
             for key, value in run_figures.items():
                 figures.setdefault(f"{stack}_{key}", []).append(value)
+    floors = []
+    async with Server("udp") as server:
+        for _ in range(args.repeat):
+            floors.append(await udp_floor_rate(server.port, args.connects))
+    figures["udp_floor_connects_per_s"] = floors
     result = {key: statistics.median(values) for key, values in figures.items()}
     if args.idle:
         for stack in ("aiotcp", "kernel"):
@@ -313,6 +356,9 @@ def report(r: dict, args) -> None:
             continue
         a, k = r[f"aiotcp_{key}"], r[f"kernel_{key}"]
         print(f"{label:58}{a:12.1f}{k:12.1f}{a / k:8.2f}x")
+    floor = r["udp_floor_connects_per_s"]
+    print(f"{'the floor: a UDP socket and 2 round trips of 1 B/s':58}{floor:12.1f}{'':12}"
+          f"{floor / r['kernel_connects_per_s']:8.2f}x  (aiotcp at {r['aiotcp_connects_per_s'] / floor:.2f} of it)")
     print(f"{'Jain index, 8 concurrent connections':58}{r['aiotcp_bulk8_jain']:12.3f}{r['kernel_bulk8_jain']:12.3f}")
     if args.workers > 1:
         one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
@@ -336,6 +382,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="aiotcp server workers for the scaling figure (1: none)")
     parser.add_argument("--many", type=int, default=200, help="concurrent connections for the scaling figure")
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--lo-mtu", type=int, help="run it all in a network namespace of its own whose loopback "
+                        "has this MTU (root): 1500 puts kernel TCP's segments at the size aiotcp's are")
+
+
+def _in_namespace(args, argv) -> int:
+    """Run this bench again inside a new network namespace whose loopback
+    has MTU ``args.lo_mtu``: kernel TCP sizes its segments from the
+    interface (64 KiB on a host's loopback), aiotcp from Config.mtu (1500),
+    so this shows the two on a path of one size.  The namespace is ours and
+    goes when the run ends."""
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        print("--lo-mtu needs root and iproute2 (ip netns): not run", file=sys.stderr)
+        return 1
+    name = f"aiotcp-bench-{os.getpid()}"
+    rest = [a for i, a in enumerate(argv) if not (a.startswith("--lo-mtu") or (i and argv[i - 1] == "--lo-mtu"))]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "mtu", str(args.lo_mtu), "up"],
+                       check=True)
+        print(f"in network namespace {name}, loopback MTU {args.lo_mtu}", flush=True)
+        return subprocess.run(["ip", "netns", "exec", name, sys.executable, HERE, *rest]).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
 
 
 def main(argv=None) -> None:
@@ -348,6 +419,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.lo_mtu:
+        sys.exit(_in_namespace(args, argv))
     report(uvloop.run(run(args)), args)
 
 

@@ -104,3 +104,22 @@ def test_against_a_model_across_the_wrap(seed):
             received += buf.read(rng.randrange(1, 5000))
     received += buf.read()
     assert bytes(received) == stream
+
+
+def test_holes_filled_give_the_block_list_back_and_a_new_hole_makes_one():
+    """A buffer without a hole holds no list of out-of-order blocks (most
+    connections, most of the time); each buffer gets its own when a hole
+    opens, never one shared with another."""
+    buffers = [ReceiveBuffer() for _ in range(3)]
+    for buffer in buffers[:2]:
+        buffer.store(110, b"x", 100)
+    a, b, c = buffers
+    assert a.take_next(100) is None and a.has_holes() and not c.has_holes()
+    a.store(100, b"y" * 10, 100)
+    assert a.take_next(100) == b"y" * 10 and a.take_next(110) == b"x"
+    assert not a.has_holes() and b.has_holes() and not c.has_holes()
+    a.store(200, b"z", 111)
+    assert a.has_holes() and not c.has_holes() and a.take_next(200) == b"z" and not a.has_holes()
+    assert b.take_next(110) == b"x" and not b.has_holes()
+    c.store(300, b"w", 250)
+    assert c.has_holes() and not a.has_holes() and not b.has_holes()

@@ -41,6 +41,12 @@ class TCPTransport(asyncio.Transport):
     it, as asyncio's does."""
 
     _start_tls_compatible = True
+    # fields, not an instance dict: a server holds one transport per
+    # connection.  ``write`` is one of them: each transport's is its path's
+    # compiled TransportPath.write (queue the data, send what the windows
+    # allow), so that StreamWriter.write() runs no Python frame of ours.
+    __slots__ = ("_endpoint", "_loop", "_conn", "_server", "_path", "write", "_protocol_paused",
+                 "_lost_scheduled", "_socket", "_sockname", "_high_water", "_low_water", "__weakref__")
 
     def __init__(self, endpoint: UDPEndpoint, conn, protocol: asyncio.BaseProtocol, server=None):
         super().__init__()
@@ -49,8 +55,6 @@ class TCPTransport(asyncio.Transport):
         self._conn = conn
         self._server = server
         self._path = path = TransportPath(self, endpoint, conn, protocol)
-        # the compiled write itself, so that StreamWriter.write() runs no
-        # Python frame of ours (the method below says the same for the class)
         self.write = path.write
         self._protocol_paused = False
         self._lost_scheduled = False
@@ -163,11 +167,6 @@ class TCPTransport(asyncio.Transport):
         """Bytes written and not yet acknowledged by the peer beyond the
         connection's send buffer (the part a kernel would keep in user space)."""
         return max(0, self._conn.send_buffered - self._conn.send_buffer)
-
-    def write(self, data) -> None:
-        """Queue ``data`` and send what the windows allow (each instance has
-        its path's compiled write in this place)."""
-        self._path.write(data)
 
     def writelines(self, list_of_data) -> None:
         self._path.write(b"".join(list_of_data))

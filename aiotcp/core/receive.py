@@ -24,13 +24,18 @@ MASK = (1 << 32) - 1
 HELD = 16
 
 
+#: the out-of-order blocks of every buffer that holds none (never changed):
+#: a connection without a hole holds no list for them
+_NO_BLOCKS: list = []
+
+
 class ReceiveBuffer:
     def __init__(self):
         #: bytes in order, not yet read
         self.buffered = 0
         self._joined = bytearray()  # the oldest in-order bytes
         self._held: list = []  # then these payloads, whole, in order
-        self._ooo: list = []  # out of order: sorted, disjoint [seq, bytes]
+        self._ooo: list = _NO_BLOCKS  # out of order: sorted, disjoint [seq, bytes]
         #: the ranges the out-of-order blocks cover (the SACK blocks sent)
         self.held_ranges = RangeSet()
 
@@ -100,6 +105,8 @@ class ReceiveBuffer:
         what is held already is kept, not stored twice."""
         data = bytes(data)
         ooo = self._ooo
+        if ooo is _NO_BLOCKS:
+            ooo = self._ooo = []
         end = (seq + len(data)) & MASK
         # the first block starting at or above seq: most often past the
         # last (data arrives in order above a hole), else a binary search
@@ -148,4 +155,6 @@ class ReceiveBuffer:
             self.held_ranges.advance(rcv_nxt)
             return None
         del ooo[0]
+        if not ooo:
+            self._ooo = _NO_BLOCKS  # the hole is filled: the list goes
         return data[offset:] if offset < len(data) else b""
