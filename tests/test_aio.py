@@ -304,3 +304,26 @@ async def test_a_reply_written_at_once_carries_the_ack_two_segments_owe():
         bare_acks = [s for s in segments if s.flags == ACK and not len(s.payload)]
         assert bare_acks == []
         writer.close()
+
+
+async def test_a_client_keeps_udp_gro_switched_on_with_one_socket_per_family():
+    """Each connection's socket asks for GRO; the process keeps one more
+    socket with GRO on, so the kernel never switches its GRO path off and
+    on again per connection (gro_anchor)."""
+    from aiotcp.aio.transport import UDP_GRO, gro_anchor
+
+    async def handler(reader, writer):
+        writer.write(await reader.read(1))
+        writer.close()
+
+    server = await aiotcp.start_server(handler, "127.0.0.1", 0)
+    async with server:
+        for _ in range(2):
+            reader, writer = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+            writer.write(b"x")
+            assert await reader.read() == b"x"
+            writer.close()
+            await writer.wait_closed()
+    anchor = gro_anchor(socket.AF_INET)
+    assert anchor is gro_anchor(socket.AF_INET)  # one for the process
+    assert anchor.fileno() >= 0 and anchor.getsockopt(socket.IPPROTO_UDP, UDP_GRO) == 1
