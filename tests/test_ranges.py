@@ -122,3 +122,12 @@ def test_an_empty_set_holds_no_lists_of_its_own():
     assert a.ranges() == [(30, 40)] and not b and b.ranges() == []
     b.add(5, 6)
     assert b.ranges() == [(5, 6)] and a.ranges() == [(30, 40)] and sets[2].ranges() == [(0, 10)]
+
+
+def test_top_gives_the_highest_ranges_first_across_the_wrap():
+    s = RangeSet((1 << 32) - 50)
+    for start in (-40, -10, 20, 60, 100):
+        s.add((start + (1 << 32)) & 0xFFFFFFFF, (start + 5 + (1 << 32)) & 0xFFFFFFFF)
+    assert s.top(3) == list(reversed(s.ranges()))[:3] == [(100, 105), (60, 65), (20, 25)]
+    assert s.top(10) == list(reversed(s.ranges())) and len(s.top(10)) == 5
+    assert s.top(0) == [] and RangeSet(0).top(3) == []

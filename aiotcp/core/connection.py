@@ -1037,7 +1037,7 @@ class Connection:
         first = held.containing(recent) if recent is not None else None
         if first is not None and len(blocks) < room:
             blocks.append(first)  # the block holding the most recent arrival
-        for block in reversed(held.ranges()):
+        for block in held.top(room):  # the highest, enough to fill the room left
             if len(blocks) >= room:
                 break
             if block != first:

@@ -6,6 +6,7 @@ cimport cython
 
 cdef long long MASK, HALF
 
+@cython.locals(d=cython.longlong)  # C arithmetic: an untyped local made it Python ints
 cpdef long long seq_offset(long long seq, long long base)
 
 
@@ -14,6 +15,8 @@ cdef class RangeSet:
     cdef public long long base, total
     cdef public list _lo, _hi
     cpdef list ranges(self)
+    @cython.locals(i=cython.Py_ssize_t, stop=cython.Py_ssize_t, base=cython.longlong)
+    cpdef list top(self, Py_ssize_t count)
     cpdef clear(self, long long base)
     @cython.locals(lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t)
     cdef Py_ssize_t _index(self, long long offset)

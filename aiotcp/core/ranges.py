@@ -21,7 +21,7 @@ HALF = 1 << 31
 def seq_offset(seq: int, base: int) -> int:
     """seq - base in [-2**31, 2**31): how far ``seq`` lies above ``base``."""
     d = (seq - base) & MASK
-    return d - (1 << 32) if d >= HALF else d
+    return d - MASK - 1 if d >= HALF else d  # MASK + 1 = 2**32, kept in C
 
 
 #: the bounds of every empty set (never changed): an empty set holds no
@@ -52,6 +52,20 @@ class RangeSet:
         """The ranges as (start, end) sequence numbers, lowest first."""
         base = self.base
         return [((base + lo) & MASK, (base + hi) & MASK) for lo, hi in zip(self._lo, self._hi)]
+
+    def top(self, count: int) -> list:
+        """The ``count`` highest ranges at most, as (start, end), highest
+        first: the SACK blocks an ACK repeats, without building the list of
+        every range (a window with many holes holds hundreds)."""
+        base = self.base
+        los, his = self._lo, self._hi
+        i = len(los) - 1
+        stop = max(i - count, -1)
+        blocks = []
+        while i > stop:
+            blocks.append(((base + los[i]) & MASK, (base + his[i]) & MASK))
+            i -= 1
+        return blocks
 
     def clear(self, base: int) -> None:
         """Empty, from ``base`` on."""
