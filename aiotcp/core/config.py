@@ -141,12 +141,8 @@ class Config:
     #: leave together at the batch's end, with its ACK: a reply and the
     #: close after it are one segment, not one datagram each that wakes the
     #: peer each time (Linux net.ipv4.tcp_autocorking, which holds small
-    #: writes while earlier ones wait).  Likewise the handshake's ACK waits
-    #: for the end of the batch that brought the SYN-ACK, so that data
-    #: written as soon as the connection opens carries it (as Linux delays
-    #: that ACK while a write is pending).  Off: each write goes at once and
-    #: the handshake's third segment is a bare ACK, the textbook ladder the
-    #: teaching demo draws.
+    #: writes while earlier ones wait).  Off: each write goes at once, the
+    #: ladder the teaching demo draws.
     autocork: bool = True
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel

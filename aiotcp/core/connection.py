@@ -1773,15 +1773,11 @@ class Connection:
                 self._process_text_and_fin(seg, (seg.seq + 1) & MASK, now)
             self._push(now)
             if self.snd_nxt == self.snd_una or self._ack_pending:
-                # the handshake's ACK waits for the end of the receive batch
-                # (as Linux's tcp_rcv_synsent_state_process delays it while a
-                # write is pending): an application that writes as soon as
-                # it is connected sends its first data with it
-                if self.config.autocork:
-                    self._ack_pending = 1
-                    self._owe_ack()
-                else:
-                    self._send_ack()
+                # at once, as Linux acknowledges a SYN-ACK when no write is
+                # pending (an asyncio application cannot have one): the
+                # server accepts before a first write arrives, so a server
+                # that closes at once sends its FIN, not a reset for data
+                self._send_ack()
         else:
             # simultaneous open: SYN_SENT -> SYN_RCVD, answer with SYN-ACK
             self._set_state(SYN_RCVD, now)

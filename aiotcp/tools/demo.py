@@ -34,8 +34,7 @@ SCENARIOS = ("normal", "refused", "simultaneous-open", "simultaneous-close", "fi
              "zero-window")
 ALIASES = {"simultaneous_close": "simultaneous-close"}
 # TIME_WAIT is shortened so that the demo shows it ending; the default is 60 s
-# autocork off: each write its own segment and a bare third handshake
-# segment, the ladder the tutorials draw
+# autocork off: each write its own segment, the ladder the tutorials draw
 DEMO_CONFIG = Config(time_wait=0.5, client_time_wait=True, autocork=False)
 
 
