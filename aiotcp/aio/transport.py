@@ -575,19 +575,17 @@ def gro_anchor(family: int):
     own socket is the only one).  One idle socket per address family that
     keeps GRO on makes those switches a counter's increment.  Best effort:
     None where the option or the family is missing."""
-    anchor = _gro_anchors.get(family)
-    if anchor is None and family not in _gro_anchors:
+    if family not in _gro_anchors:
+        anchor = None
         try:
             anchor = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                anchor.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
-            except OSError:
+            anchor.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+        except OSError:
+            if anchor is not None:
                 anchor.close()
                 anchor = None
-        except OSError:
-            anchor = None
         _gro_anchors[family] = anchor
-    return anchor
+    return _gro_anchors[family]
 
 
 async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, local_addr=None, sock=None):

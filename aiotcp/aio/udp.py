@@ -529,10 +529,10 @@ class TransportPath:
         What this wakes belongs to the receive batch that brought the data:
         the batch's end waits for it, so the reply carries the ACK."""
         self.started = True
-        endpoint = self.endpoint
-        if endpoint._batch_open and not self.lost and (self.conn.rcv_buffer.buffered or self.conn.fin_received):
-            endpoint._batch_held = True
         conn = self.conn
+        endpoint = self.endpoint
+        if endpoint._batch_open and not self.lost and (conn.rcv_buffer.buffered or conn.fin_received):
+            endpoint._batch_held = True
         if conn.fin_received:
             self.eof_pending = True
         if conn.state is State.CLOSED:

@@ -24,18 +24,20 @@ def seq_offset(seq: int, base: int) -> int:
     return d - MASK - 1 if d >= HALF else d  # MASK + 1 = 2**32, kept in C
 
 
-#: the bounds of every empty set (never changed): an empty set holds no
-#: lists of its own, as most of a connection's sets are most of the time
-_NONE: list = []
+#: one empty list that is never changed, shared by every container of the
+#: core that holds nothing (a RangeSet's bounds, a receive buffer's
+#: out-of-order blocks): most of a connection's are empty most of the time,
+#: and then hold no list of their own; the first item makes one
+NONE_HELD: list = []
 
 
 class RangeSet:
     def __init__(self, base: int = 0):
         self.base = base & MASK
         #: the ranges as offsets from base, [lo, hi) with lo < hi, sorted and
-        #: apart by at least one byte (_NONE while empty)
-        self._lo: list = _NONE
-        self._hi: list = _NONE
+        #: apart by at least one byte (NONE_HELD while empty)
+        self._lo: list = NONE_HELD
+        self._hi: list = NONE_HELD
         #: bytes covered
         self.total = 0
 
@@ -70,7 +72,7 @@ class RangeSet:
     def clear(self, base: int) -> None:
         """Empty, from ``base`` on."""
         self.base = base & MASK
-        self._lo = self._hi = _NONE
+        self._lo = self._hi = NONE_HELD
         self.total = 0
 
     def _index(self, offset: int) -> int:
@@ -93,7 +95,7 @@ class RangeSet:
         if hi <= lo:
             return 0
         los, his = self._lo, self._hi
-        if los is _NONE:
+        if los is NONE_HELD:
             los = self._lo = []
             his = self._hi = []
         i = self._index(lo)  # ranges before i end below lo: untouched
@@ -131,7 +133,7 @@ class RangeSet:
         del los[:n]
         del his[:n]
         if not los:
-            self._lo = self._hi = _NONE
+            self._lo = self._hi = NONE_HELD
         elif los[0] < shift:
             dropped += shift - los[0]
             los[0] = shift

@@ -17,16 +17,11 @@ blocks a receiver sends, RFC 2018 section 4).
 from __future__ import annotations
 
 from .._fast import empty_list
-from .ranges import RangeSet, seq_offset
+from .ranges import NONE_HELD, RangeSet, seq_offset
 
 MASK = (1 << 32) - 1
 #: payloads kept whole before they are joined
 HELD = 16
-
-
-#: the out-of-order blocks of every buffer that holds none (never changed):
-#: a connection without a hole holds no list for them
-_NO_BLOCKS: list = []
 
 
 class ReceiveBuffer:
@@ -35,7 +30,7 @@ class ReceiveBuffer:
         self.buffered = 0
         self._joined = bytearray()  # the oldest in-order bytes
         self._held: list = []  # then these payloads, whole, in order
-        self._ooo: list = _NO_BLOCKS  # out of order: sorted, disjoint [seq, bytes]
+        self._ooo: list = NONE_HELD  # out of order: sorted, disjoint [seq, bytes]
         #: the ranges the out-of-order blocks cover (the SACK blocks sent)
         self.held_ranges = RangeSet()
 
@@ -105,7 +100,7 @@ class ReceiveBuffer:
         what is held already is kept, not stored twice."""
         data = bytes(data)
         ooo = self._ooo
-        if ooo is _NO_BLOCKS:
+        if ooo is NONE_HELD:
             ooo = self._ooo = []
         end = (seq + len(data)) & MASK
         # the first block starting at or above seq: most often past the
@@ -156,5 +151,5 @@ class ReceiveBuffer:
             return None
         del ooo[0]
         if not ooo:
-            self._ooo = _NO_BLOCKS  # the hole is filled: the list goes
+            self._ooo = NONE_HELD  # the hole is filled: the list goes
         return data[offset:] if offset < len(data) else b""
