@@ -309,7 +309,7 @@ cdef class DatagramSocket:
             s4 = <sockaddr_in *>&self._ssa
             s4.sin_family = AF_INET
             s4.sin_port = htons(port)
-            text = host.encode("idna")
+            text = host.encode("ascii" if host.isascii() else "idna")
             if inet_pton(AF_INET, text, &s4.sin_addr) != 1:
                 return self._resolved(addr)
             self._ssalen = sizeof(sockaddr_in)
@@ -322,7 +322,7 @@ cdef class DatagramSocket:
             if len(addr) > 3:
                 s6.sin6_scope_id = addr[3]
             name, _, scope = host.partition("%")
-            text = name.encode("idna")
+            text = name.encode("ascii" if name.isascii() else "idna")
             if inet_pton(AF_INET6, text, &s6.sin6_addr) != 1:
                 return self._resolved(addr)
             if scope and not s6.sin6_scope_id:

@@ -612,7 +612,7 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
     endpoint.core.keep_time_wait = config.client_time_wait  # by default a client's TIME_WAIT holds no socket
     watch_loop_shutdown(loop)
     try:
-        conn = await handshake(endpoint, endpoint.peer, tcp_port, endpoint.local_port)
+        conn = await handshake(endpoint, endpoint.peer, tcp_port, endpoint.sockname[1])
     except BaseException:
         endpoint.close()
         raise

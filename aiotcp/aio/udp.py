@@ -65,9 +65,9 @@ class UDPEndpoint:
         self.config = config
         self.peer = peer  # set for a connected (client) socket
         self.core = Endpoint(config, now=monotonic(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
-        # bound once per socket, as each transport binds its own: the lazy
-        # proxy would bind anew for every event
-        self._log = logger.bind()
+        # bound once per socket, on first use (binding takes longer than
+        # making the core endpoint): the lazy proxy would bind anew per event
+        self._log = None
         self.transports: dict = {}
         self.paths: dict = {}  # the transports' TransportPath, by connection
         self.servers: dict = {}
@@ -98,6 +98,11 @@ class UDPEndpoint:
         self._watch_write = None  # made when the socket first blocks a send
         self._watch_read.add(self._on_readable)
         _open.setdefault(loop, set()).add(self)
+
+    def _logger(self):
+        if self._log is None:
+            self._log = logger.bind()
+        return self._log
 
     @property
     def local_port(self) -> int:
@@ -392,11 +397,11 @@ class UDPEndpoint:
             return
         if cls is StateChanged:
             if debug_enabled():
-                self._log.debug("aiotcp.conn.state", old=event.old._value_, new=event.new._value_, **_identity(source))
+                self._logger().debug("aiotcp.conn.state", old=event.old._value_, new=event.new._value_, **_identity(source))
             return
         if cls is Retransmission:
             if debug_enabled():
-                self._log.debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
+                self._logger().debug("aiotcp.conn.retransmit", kind=event.kind, seq=event.seq, rto=event.rto,
                                 **_identity(source))
             return
         transport = self.transports.get(source)
