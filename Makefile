@@ -21,6 +21,7 @@ bench: $(EXT_STAMP)
 	$(PY) bench/bench.py
 	$(PY) bench/lossy.py
 	$(PY) bench/udp_floor.py
+	$(PY) bench/bulk_floor.py
 
 microbench: $(EXT_STAMP)
 	$(PY) bench/micro.py
