@@ -106,9 +106,12 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
 
     try:
         if kernel_is_server:
-            server = await asyncio.start_server(server_side, KERNEL_IP, port)
-            target = ("127.0.0.1", port)  # the gateway's UDP socket
-            opener = lambda host, port: aiotcp.open_connection(host, port, config=config)  # noqa: E731
+            # a TCP port of its own: the gateway's UDP port number may be
+            # held by an earlier test's kernel socket that has not closed yet
+            server = await asyncio.start_server(server_side, KERNEL_IP, 0)
+            port = server.sockets[0].getsockname()[1]
+            target = gateway.address  # the gateway's UDP socket
+            opener = lambda host, udp: aiotcp.open_connection(host, udp, config=config, tcp_port=port)  # noqa: E731
         else:
             server = await aiotcp.start_server(server_side, "127.0.0.1", 0, config=config)
             port = server.sockets[0].getsockname()[1]
@@ -237,8 +240,9 @@ async def close_order(topology: str, initiator: str):
         accepted.set_result((reader, writer))
 
     if kernel_is_server:
-        server = await asyncio.start_server(on_accept, KERNEL_IP, port)
-        creader, cwriter = await aiotcp.open_connection("127.0.0.1", port)
+        server = await asyncio.start_server(on_accept, KERNEL_IP, 0)  # a TCP port of its own, as above
+        port = server.sockets[0].getsockname()[1]
+        creader, cwriter = await aiotcp.open_connection(*gateway.address, tcp_port=port)
     else:
         server = await aiotcp.start_server(on_accept, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
