@@ -23,7 +23,7 @@ import subprocess
 import pytest
 
 import aiotcp
-from natlab import Lab, why_not
+from natlab import Lab, _run, why_not
 
 
 def _why_not() -> str | None:
@@ -36,8 +36,9 @@ def _why_not() -> str | None:
 
 
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+WHY_NOT = _why_not()  # once: it makes a namespace to find out
 pytestmark = [pytest.mark.asyncio, pytest.mark.netns,
-              pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))]
+              pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))]
 MACHINES = {"w1": "10.9.2.11", "w2": "10.9.3.12"}
 BALANCER = ("10.9.1.1", 4000)
 PORT = 4000
@@ -52,7 +53,7 @@ class Balanced(Lab):
 
     def _up(self) -> None:
         for name in self.ns.values():
-            subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+            _run("ip", "netns", "add", name)
         for where in self.ns:
             self.exec(where, "ip", "link", "set", "lo", "up")
         self._veth("lb", "c0", "10.9.1.1/24", "c", "eth0", "10.9.1.2/24")
@@ -104,11 +105,20 @@ stream {{
     raise AssertionError("nginx did not listen: " + (tmp_path / "nginx.log").read_text())
 
 
-async def machines(lab):
-    """An aiotcp server on each machine; each connection is answered with
-    the digest of what it sent, then the name of the machine."""
-    served = {where: 0 for where in MACHINES}
+async def machines(lab, handler_for) -> list:
+    """An aiotcp server on each machine, serving with ``handler_for(machine)``."""
+    endpoints = []
+    for where, address in MACHINES.items():
+        endpoint = await aiotcp.create_endpoint(sock=lab.socket(where, (address, PORT)))
+        await endpoint.start_server(handler_for(where))
+        endpoints.append(endpoint)
+    return endpoints
 
+
+def digests(served: dict):
+    """The handler of each machine (for :func:`machines`): a connection is
+    answered with the digest of what it sent, then the machine's name,
+    counted in ``served``."""
     def handler(where):
         async def serve(reader, writer):
             size = struct.unpack("!I", await reader.readexactly(4))[0]
@@ -118,13 +128,7 @@ async def machines(lab):
             await writer.drain()
             writer.close()
         return serve
-
-    endpoints = []
-    for where, address in MACHINES.items():
-        endpoint = await aiotcp.create_endpoint(sock=lab.socket(where, (address, PORT)))
-        await endpoint.start_server(handler(where))
-        endpoints.append(endpoint)
-    return endpoints, served
+    return handler
 
 
 async def one_connection(lab, rng, size: int):
@@ -164,7 +168,8 @@ async def test_peers_spread_over_two_machines_behind_nginx(lab, tmp_path, seeded
     address and port; both machines serve some, each peer is served whole
     by one machine (every byte, in order: the digest matches)."""
     process = await nginx(lab, tmp_path, "$remote_addr$remote_port")
-    endpoints, served = await machines(lab)
+    served = {where: 0 for where in MACHINES}
+    endpoints = await machines(lab, digests(served))
     try:
         sizes = [seeded_rng.choice((1, 1000, 200_000)) for _ in range(24)]
         where = await asyncio.wait_for(asyncio.gather(
@@ -177,8 +182,8 @@ async def test_peers_spread_over_two_machines_behind_nginx(lab, tmp_path, seeded
 
 async def test_a_rebinding_behind_nginx_hashed_on_the_address_keeps_its_machine(lab, tmp_path, seeded_rng):
     """``hash $remote_addr``: the peer moves to a new port in the middle of
-    a download (its socket is changed under the connection, as a NAT
-    rebinding does); nginx gives the new port a new upstream socket to
+    a download (its own namespace masquerades it, and its conntrack is
+    flushed, as a home router that forgets the mapping does); nginx gives the new port a new upstream socket to
     the same machine, which sees a new address, checks the path and
     carries on: the whole download arrives, in order."""
     process = await nginx(lab, tmp_path, "$remote_addr")
@@ -196,11 +201,7 @@ async def test_a_rebinding_behind_nginx_hashed_on_the_address_keeps_its_machine(
         peers.append(writer.get_extra_info("peername"))
         writer.close()
 
-    endpoints = []
-    for where, address in MACHINES.items():
-        endpoint = await aiotcp.create_endpoint(sock=lab.socket(where, (address, PORT)))
-        await endpoint.start_server(download)
-        endpoints.append(endpoint)
+    endpoints = await machines(lab, lambda where: download)
     # the client's own namespace masquerades it (random ports): flushing
     # its conntrack moves it to a new port, as its home router would
     lab.exec("c", "nft", "-f", "-", input=b"""
