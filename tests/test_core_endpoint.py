@@ -5,6 +5,7 @@ import tracemalloc
 
 from aiotcp import _fast
 from aiotcp._fast import ACK, FIN, RST, SYN
+from aiotcp.core.config import Config
 from aiotcp.core.connection import TimeWait
 from aiotcp.core.endpoint import Endpoint
 from aiotcp.core.isn import SequenceSource
@@ -221,7 +222,6 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
 
 def _established_server():
     """A server endpoint with one ESTABLISHED connection from PEER (no options)."""
-    from aiotcp.core.config import Config
     ep = Endpoint(Config(timestamps=False, sack=False, window_scaling=False))
     listener = ep.listen(80)
     ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1000), PEER, 0.0)
@@ -300,7 +300,6 @@ def test_batch_ack_is_not_sent_for_data_that_a_reply_already_acked():
 
 def _cookie_server():
     """A server whose SYN queue is full, so every SYN is answered with a cookie."""
-    from aiotcp.core.config import Config
     server = Endpoint(Config(syn_backlog=1))
     listener = server.listen(80, backlog=1)
     server.receive_datagram(_fast.encode(9999, 80, 1, 0, SYN, 65535, b"", 1452), ("203.0.113.9", 9999), 0.0)
@@ -392,7 +391,6 @@ def test_a_stream_from_one_address_object_is_routed_again_after_its_connection_g
 
 def _syn_sent_client(config=None):
     """A client endpoint whose SYN went out: (endpoint, connection, SYN)."""
-    from aiotcp.core.config import Config
     ep = Endpoint(config or Config())
     conn = ep.connect(PEER, 80, 5000, 0.0)
     ((syn, _),) = sent(ep)
@@ -408,7 +406,6 @@ def test_the_handshake_ack_goes_at_once_even_in_a_receive_batch():
     """As Linux acknowledges a SYN-ACK when no write is pending: the server
     accepts before the client's first data comes, so a server that closes
     at once sends a FIN, not a reset for data it never read."""
-    from aiotcp.core.config import Config
     for config, batch in ((Config(), True), (Config(autocork=False), True), (Config(), False)):
         ep, conn, syn = _syn_sent_client(config)
         if batch:
