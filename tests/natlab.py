@@ -81,11 +81,15 @@ class Lab:
             raise
         return self
 
-    def _up(self) -> None:
+    def _namespaces(self) -> None:
+        """Each namespace of ``self.ns`` made, its loopback up."""
         for name in self.ns.values():
             _run("ip", "netns", "add", name)
         for where in self.ns:
             self.exec(where, "ip", "link", "set", "lo", "up")
+
+    def _up(self) -> None:
+        self._namespaces()
         for i in (1, 2):
             nat, host = f"nat{i}", f"h{i}"
             self._veth("inet", f"inet{i}", f"{self.INET[i]}/24", nat, "wan0", f"{self.OUTSIDE[i]}/24")

@@ -23,7 +23,7 @@ import subprocess
 import pytest
 
 import aiotcp
-from natlab import Lab, _run, why_not
+from natlab import Lab, why_not
 
 
 def _why_not() -> str | None:
@@ -52,10 +52,7 @@ class Balanced(Lab):
         self.ns = {where: f"aiotcp-{where}-{tag}" for where in ("c", "lb", "w1", "w2")}
 
     def _up(self) -> None:
-        for name in self.ns.values():
-            _run("ip", "netns", "add", name)
-        for where in self.ns:
-            self.exec(where, "ip", "link", "set", "lo", "up")
+        self._namespaces()
         self._veth("lb", "c0", "10.9.1.1/24", "c", "eth0", "10.9.1.2/24")
         self._veth("lb", "w1", "10.9.2.1/24", "w1", "eth0", f"{MACHINES['w1']}/24")
         self._veth("lb", "w2", "10.9.3.1/24", "w2", "eth0", f"{MACHINES['w2']}/24")

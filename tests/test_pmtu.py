@@ -28,7 +28,7 @@ import pytest
 import aiotcp
 from aiotcp.tools.relay import Impairment, icmp_too_big
 
-from natlab import Lab, _run, why_not
+from natlab import Lab, why_not
 from relayed import digest_through_relay
 
 MiB = 1 << 20
@@ -44,10 +44,7 @@ class PathLab(Lab):
         self.narrow, self.icmp = narrow, icmp
 
     def _up(self) -> None:
-        for name in self.ns.values():
-            _run("ip", "netns", "add", name)
-        for where in self.ns:
-            self.exec(where, "ip", "link", "set", "lo", "up")
+        self._namespaces()
         self._veth("r", "toc", "10.0.5.1/24", "c", "eth0", "10.0.5.2/24")
         self._veth("r", "tos", "10.0.6.1/24", "s", "eth0", "10.0.6.2/24")
         self.exec("r", "ip", "link", "set", "tos", "mtu", str(self.narrow))  # the router's end only
