@@ -235,7 +235,7 @@ def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
     s = Script().established()
     payload = b"hello world"
     s.recv(ACK, payload=payload)
-    assert s.conn.rcv_buffer.held_payloads == 1 and s.conn.read_buffered == 11
+    assert s.conn.rcv_buffer.chunks == 1 and s.conn.read_buffered == 11
     assert s.conn.read() == payload
     assert s.conn.read_buffered == 0 and s.conn.read() == b""
     s.recv(ACK, seq=P + 11, payload=b"abcdef")
@@ -251,19 +251,42 @@ def test_a_lone_segment_is_read_as_it_arrived_and_partial_reads_keep_order():
 
 
 def test_many_unread_segments_are_folded_into_the_buffer_in_order():
-    # payloads are kept whole until read, at most 16 of them: a peer that
-    # sends tiny segments cannot make their per-object overhead grow
+    # payloads are kept whole until read; past 16 of them, tiny ones are
+    # merged: a peer that sends tiny segments cannot make their per-object
+    # overhead grow
     s = Script().established()
     for i in range(40):
         s.recv(ACK, seq=P + i, payload=bytes([i]))
-        assert s.conn.rcv_buffer.held_payloads <= 16
-    assert s.conn.read_buffered == 40 and s.conn.rcv_buffer.joined_bytes == 32
+        assert s.conn.rcv_buffer.chunks <= 17
+    assert s.conn.read_buffered == 40 and s.conn.rcv_buffer.chunks == 17
     assert s.conn.read(3) == bytes([0, 1, 2])
     s.recv(ACK, seq=P + 40, payload=b"\x28\x29")
     assert s.conn.read() == bytes(range(3, 42)) and s.conn.read_buffered == 0
     s.recv(ACK, seq=P + 42, payload=b"x")
     s.recv(ACK, seq=P + 43, payload=b"yz")
-    assert s.conn.read() == b"xyz" and s.conn.rcv_buffer.joined_bytes == 0  # joined once
+    assert s.conn.read() == b"xyz" and s.conn.rcv_buffer.chunks == 0
+
+
+def test_read_chunk_gives_each_payload_whole_and_opens_the_window():
+    """read_chunk() hands out one segment's payload at a time, in order,
+    and reading opens a closed window as read() does: the update goes once
+    the window opened by min(buffer / 2, MSS)."""
+    s = Script(CONFIG.replace(receive_buffer=4000)).established()
+    payloads = [b"a" * 1452, b"b" * 1452, b"c" * 1096]
+    seq = P
+    for payload in payloads:
+        s.recv(ACK, seq=seq, payload=payload)
+        seq += len(payload)
+    s.timer(s.conn.next_deadline())  # the delayed ACK
+    assert s.sent()[-1].window == 0
+    assert s.conn.read_chunk() == payloads[0]
+    (update,) = s.sent()
+    assert update.window == 1452
+    assert s.conn.read_chunk() == payloads[1]
+    assert [a.window for a in s.sent()] == [2904]
+    assert s.conn.read_chunk() == payloads[2]
+    assert s.sent() == []  # 1096 more is less than the MSS: silly window
+    assert s.conn.read_chunk() == b"" and s.conn.read_buffered == 0
 
 
 def test_sending_respects_peer_window_and_mss():

@@ -1,6 +1,7 @@
 """The receive buffer on its own: in-order bytes read back exactly, payloads
-kept whole (no copy) up to HELD, out-of-order blocks stored once, trimmed,
-and taken back in order; a seeded model test across the sequence wrap."""
+kept whole (no copy) and handed out whole by read_chunk(), small ones
+merged past HELD chunks, out-of-order blocks stored once, trimmed, and
+taken back in order; a seeded model test across the sequence wrap."""
 import random
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from aiotcp.core.receive import ReceiveBuffer
 
 HELD = 16  # receive.HELD (a C constant once compiled)
+WHOLE = 1024  # receive.WHOLE
 
 TOP = 1 << 32
 
@@ -16,7 +18,7 @@ def test_a_lone_payload_is_read_as_the_object_it_arrived_as():
     buf = ReceiveBuffer()
     payload = b"hello world"
     buf.append(payload)
-    assert buf.buffered == 11 and buf.held_payloads == 1
+    assert buf.buffered == 11 and buf.chunks == 1
     assert buf.read() is payload
     assert buf.buffered == 0 and buf.read() == b""
 
@@ -31,16 +33,72 @@ def test_partial_reads_keep_the_order():
     assert buf.read() == b"hijkl"
 
 
-def test_past_held_payloads_are_joined():
+def test_past_held_chunks_small_payloads_are_merged():
     buf = ReceiveBuffer()
     for i in range(40):
         buf.append(bytes([i]))
-        assert buf.held_payloads <= HELD
-    assert buf.buffered == 40 and buf.joined_bytes == 32
+        assert buf.chunks <= HELD + 1  # the 16 whole, then one bytearray
+    assert buf.buffered == 40 and buf.chunks == HELD + 1
     assert buf.read(3) == bytes([0, 1, 2]) and buf.read() == bytes(range(3, 40))
+    assert buf.chunks == 0
     buf.append(b"x")
     buf.append(b"yz")
-    assert buf.read() == b"xyz" and buf.joined_bytes == 0
+    assert buf.read() == b"xyz"
+
+
+def test_big_payloads_stay_whole_and_the_objects_stay_bounded():
+    """A payload of WHOLE bytes or more is never merged (nor copied); small
+    ones between them are, so the objects held stay within
+    HELD + 2 * buffered / WHOLE + 1 whatever the mix."""
+    buf = ReceiveBuffer()
+    big = [bytes([i]) * WHOLE for i in range(40)]
+    expected = bytearray()
+    for i, payload in enumerate(big):
+        buf.append(payload)
+        expected += payload
+        for j in range(i % 3):  # 0 to 2 tiny payloads after each big one
+            buf.append(b"t")
+            expected += b"t"
+        assert buf.chunks <= HELD + 2 * buf.buffered // WHOLE + 1
+    chunks = []
+    while chunk := buf.read_chunk():
+        chunks.append(chunk)
+        assert type(chunk) is bytes
+    assert b"".join(chunks) == expected and buf.buffered == 0
+    assert all(any(chunk is payload for chunk in chunks) for payload in big)
+
+
+def test_read_chunk_hands_out_payloads_whole_and_in_order():
+    buf = ReceiveBuffer()
+    first, second = b"a" * 3000, b"b" * 2000
+    buf.append(first)
+    buf.append(memoryview(second))  # a view is copied: its buffer may be reused
+    assert buf.read(1000) == b"a" * 1000  # a partial read leaves the rest of it
+    assert buf.read_chunk() == b"a" * 2000 and buf.buffered == 2000
+    assert buf.read_chunk() == second and buf.read_chunk() == b"" and buf.chunks == 0
+    buf.append(first)
+    assert buf.read_chunk() is first
+
+
+def test_a_seeded_mix_of_reads_keeps_every_byte_in_order():
+    seed = 20261206
+    print("seed", seed)
+    rng = random.Random(seed)
+    buf = ReceiveBuffer()
+    sent = bytearray()
+    got = bytearray()
+    for step in range(3000):
+        if rng.random() < 0.6:
+            payload = rng.randbytes(rng.choice([1, 5, 100, 1023, 1024, 1440, 60000]))
+            buf.append(payload if rng.random() < 0.8 else bytearray(payload))
+            sent += payload
+        else:
+            how = rng.randrange(3)
+            got += buf.read_chunk() if how == 0 else buf.read(rng.randrange(0, 5000)) if how == 1 else buf.read()
+        assert buf.buffered == len(sent) - len(got)
+        assert buf.chunks <= HELD + 2 * buf.buffered // WHOLE + 1
+    got += buf.read()
+    assert got == sent
 
 
 def test_discard_drops_what_nobody_will_read():

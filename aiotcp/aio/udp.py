@@ -554,7 +554,7 @@ class TransportPath:
         protocol = self.protocol
         try:
             while conn.rcv_buffer.buffered and not self.reading_paused and not self.lost:
-                data = conn.read(-1)
+                data = conn.read_chunk()  # a payload at a time, as it came: no join
                 if self.buffered:
                     _feed_buffered(protocol, data)
                 else:

@@ -141,6 +141,8 @@ cdef class Connection:
     cpdef send(self, data, double now, bint push=*)
     cpdef push(self, double now)
     cpdef bytes read(self, long long limit=*)
+    cpdef bytes read_chunk(self)
+    cdef bytes _taken(self, bytes data)
     cpdef bint _owe_ack(self) except -1
     cpdef send_deferred_ack(self)
     cpdef long long _data_end(self)

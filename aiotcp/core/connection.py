@@ -617,7 +617,17 @@ class Connection:
         """Take up to ``limit`` bytes (all if negative) of in-order data.
         Reading opens the window; a window update is sent when it opened by
         at least min(buffer / 2, MSS) (RFC 1122 section 4.2.3.3)."""
-        data = self.rcv_buffer.read(limit)
+        return self._taken(self.rcv_buffer.read(limit))
+
+    def read_chunk(self) -> bytes:
+        """Take the oldest piece of in-order data as it is kept: one
+        segment's payload, or one coalesced run's, whole (b"" when nothing
+        is buffered).  A reader that hands data on piece by piece (a
+        protocol's data_received()) gets the pieces with no join."""
+        return self._taken(self.rcv_buffer.read_chunk())
+
+    def _taken(self, data: bytes) -> bytes:
+        """What a read took opens the window (see read())."""
         self._readable_pending = False
         if self._rcvbuf_max > self._rcvbuf_size:
             self._rcv_space_adjust()

@@ -6,13 +6,17 @@ before it.  The connection decides what is acceptable (the window, the
 sequence numbers); the buffer only keeps bytes, in order, without loss or
 duplication.
 
-In-order data is kept as the payloads arrived, whole (at most ``HELD`` of
-them), so that a reader that keeps up gets the very ``bytes`` object a
-segment brought, with no copy; past ``HELD`` they are joined into one
-``bytearray``, so that a peer sending tiny segments cannot make their
-per-object overhead grow.  Out-of-order data is a sorted list of disjoint
-``[seq, bytes]`` blocks, with their ranges in a :class:`RangeSet` (the SACK
-blocks a receiver sends, RFC 2018 section 4).
+In-order data is kept as the payloads arrived, whole, so that a reader
+gets the very ``bytes`` object a segment (or a coalesced run of them)
+brought, with no copy: :meth:`~ReceiveBuffer.read_chunk` hands them out
+one by one, as a protocol's ``data_received()`` takes them, and
+:meth:`~ReceiveBuffer.read` joins only what one call asks for.  So that a
+peer sending tiny segments cannot make their per-object overhead grow, a
+payload under ``WHOLE`` bytes that arrives while ``HELD`` chunks are
+already kept goes into a ``bytearray`` at the tail instead: at most
+``HELD + 2 * buffered / WHOLE + 1`` objects are held.  Out-of-order data is
+a sorted list of disjoint ``[seq, bytes]`` blocks, with their ranges in a
+:class:`RangeSet` (the SACK blocks a receiver sends, RFC 2018 section 4).
 """
 from __future__ import annotations
 
@@ -20,16 +24,21 @@ from .._fast import empty_list
 from .ranges import NONE_HELD, RangeSet, seq_offset
 
 MASK = (1 << 32) - 1
-#: payloads kept whole before they are joined
+#: chunks kept before small payloads are merged
 HELD = 16
+#: a payload of at least this many bytes is always kept whole
+WHOLE = 1024
 
 
 class ReceiveBuffer:
     def __init__(self):
         #: bytes in order, not yet read
         self.buffered = 0
-        self._joined = bytearray()  # the oldest in-order bytes
-        self._held: list = []  # then these payloads, whole, in order
+        # in order: the chunks from _held[_head] on, the first of them
+        # from its byte _off on
+        self._held: list = []
+        self._head = 0
+        self._off = 0
         self._ooo: list = NONE_HELD  # out of order: sorted, disjoint [seq, bytes]
         #: the ranges the out-of-order blocks cover (the SACK blocks sent)
         self.held_ranges = RangeSet()
@@ -38,52 +47,101 @@ class ReceiveBuffer:
 
     def append(self, data) -> None:
         """Add in-order data after what is already buffered."""
-        if type(data) is not bytes:
-            data = bytes(data)  # a view of a buffer the caller may reuse
-        if len(self._held) >= HELD:
-            self._join()
-        self._held.append(data)
+        held = self._held
+        if len(held) - self._head >= HELD and len(data) < WHOLE:
+            last = held[len(held) - 1]
+            if type(last) is bytearray:
+                last += data
+            else:
+                held.append(bytearray(data))
+        else:
+            if type(data) is not bytes:
+                data = bytes(data)  # a view of a buffer the caller may reuse
+            held.append(data)
         self.buffered += len(data)
 
     def read(self, limit: int = -1) -> bytes:
-        """Take up to ``limit`` bytes (all if negative), oldest first: a lone
-        payload is returned as the object it arrived as."""
+        """Take up to ``limit`` bytes (all if negative), oldest first: a
+        lone payload is returned as the object it arrived as."""
         held = self._held
-        joined = self._joined
-        if not len(joined) and (limit < 0 or limit >= self.buffered):
-            data = held[0] if len(held) == 1 else b"".join(held)
+        head = self._head
+        off = self._off
+        if limit < 0 or limit >= self.buffered:
+            if head == len(held):
+                return b""
+            if off:
+                held[head] = held[head][off:]
+            data = held[head] if len(held) - head == 1 else b"".join(held[head:] if head else held)
+            if type(data) is not bytes:
+                data = bytes(data)
             empty_list(held)
-        else:
-            self._join()
-            if limit < 0 or limit >= len(joined):
-                data = bytes(joined)
-                joined.clear()
+            self._head = self._off = 0
+            self.buffered = 0
+            return data
+        if limit == 0:
+            return b""
+        parts = []
+        need = limit
+        while need > 0:
+            chunk = held[head]
+            avail = len(chunk) - off
+            if avail <= need:
+                parts.append(chunk[off:] if off else chunk)
+                head += 1
+                off = 0
+                need -= avail
             else:
-                data = bytes(joined[:limit])
-                del joined[:limit]
+                parts.append(chunk[off:off + need])
+                off += need
+                need = 0
+        self._head = head
+        self._off = off
+        self._compact()
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if type(data) is not bytes:
+            data = bytes(data)
+        self.buffered -= limit
+        return data
+
+    def read_chunk(self) -> bytes:
+        """Take the oldest chunk as it is kept (one payload, whole, unless
+        merged or partly read): b"" when nothing is buffered."""
+        held = self._held
+        head = self._head
+        if head == len(held):
+            return b""
+        data = held[head]
+        if self._off:
+            data = data[self._off:]
+            self._off = 0
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._head = head + 1
+        self._compact()
         self.buffered -= len(data)
         return data
+
+    def _compact(self) -> None:
+        """Drop the chunks already read from the list."""
+        held = self._held
+        head = self._head
+        if head == len(held):
+            empty_list(held)
+            self._head = 0
+        elif head >= HELD and 2 * head >= len(held):
+            del held[:head]
+            self._head = 0
 
     def discard(self) -> None:
         """Drop the in-order bytes nobody will read."""
         self._held.clear()
-        self._joined.clear()
+        self._head = self._off = 0
         self.buffered = 0
 
-    def _join(self) -> None:
-        for chunk in self._held:
-            self._joined += chunk
-        self._held.clear()
-
     @property
-    def held_payloads(self) -> int:
-        """How many payloads are kept whole."""
-        return len(self._held)
-
-    @property
-    def joined_bytes(self) -> int:
-        """How many buffered bytes were joined into one buffer."""
-        return len(self._joined)
+    def chunks(self) -> int:
+        """How many objects hold the buffered bytes."""
+        return len(self._held) - self._head
 
     # -------------------------------------------------- out of order
 
