@@ -26,14 +26,14 @@ cdef class SendBuffer:
     """A connection's send buffer (see _fast.pyx): appended at the back,
     dropped from the front, read in place by encode_segment."""
     cdef char *_data
-    cdef Py_ssize_t _start, _end, _cap   # the bytes held are _data[_start:_end]
+    cdef Py_ssize_t _start, _len, _cap    # a ring: _len bytes from _data[_start], wrapping
     cdef Py_ssize_t _exports              # buffer views outstanding
     cdef Py_ssize_t _peak                 # the most held since last emptied
-    cdef const uint8_t *ptr(self) noexcept
+    cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept
     cpdef int extend(self, object data) except -1
     cpdef int drop(self, Py_ssize_t n) except -1
     cpdef int clear(self) except -1
-    cdef int _make_room(self, Py_ssize_t n) except -1
+    cdef int _grow(self, Py_ssize_t need) except -1
 
 
 cdef class Segment:

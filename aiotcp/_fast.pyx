@@ -365,51 +365,75 @@ cdef class SendBuffer:
     """A connection's send buffer: bytes appended at the back, dropped from
     the front once acknowledged, read in place by :func:`encode_segment`.
 
-    Both ends cost O(1) a byte, amortised: dropping the front only moves a
-    start index, and appending copies the bytes in, plus, when the storage
-    is full, either the bytes still held moved down to its start (only when
-    the dropped front is at least as long as them, so that no byte is moved
-    more often than bytes were dropped) or the storage grown to twice what
-    it must then hold.  A bytearray used this way (``+=`` at the back,
-    ``del b[:n]`` at the front) shrinks its storage to fit on a large
-    ``del`` and reallocates on most writes after it: a copy of everything
-    buffered, per write.
+    The storage is a ring: the bytes held start at ``_start`` and run for
+    ``_len`` bytes, wrapping past the end of the storage to its start.
+    Dropping the front only moves the start; appending copies the bytes in
+    (in two pieces where they wrap).  No byte held is ever moved, except
+    when the storage is full and grows to twice what it must then hold.  A
+    bytearray used this way (``+=`` at the back, ``del b[:n]`` at the
+    front) shrinks its storage to fit on a large ``del`` and reallocates on
+    most writes after it: a copy of everything buffered, per write; a
+    linear buffer that moves what it holds down to its start when the end
+    is reached copies each byte once more.
 
     Emptied (:meth:`clear`, or everything dropped), it keeps its storage
     (see :meth:`clear`), so that a ping-pong's writes go where the last one
     went.  It exports a read-only buffer (``bytes(buf)``,
-    ``memoryview(buf)``); while one is held, a write that would move the
-    storage raises BufferError, as a bytearray's does."""
+    ``memoryview(buf)``), the bytes made contiguous first if they wrap;
+    while one is held, a write that would move the storage, or wrap to
+    its start, raises BufferError, as a bytearray's does when it would
+    move."""
 
     def __dealloc__(self):
         free(self._data)
 
     def __len__(self):
-        return self._end - self._start
+        return self._len
 
     def __sizeof__(self):
         return object.__sizeof__(self) + self._cap
 
-    cdef const uint8_t *ptr(self) noexcept:
-        return <const uint8_t *>self._data + self._start
+    cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept:
+        """Copy the ``n`` bytes held from ``offset`` on to ``dst`` (the
+        caller checked the range)."""
+        cdef Py_ssize_t at = self._start + offset
+        cdef Py_ssize_t first
+        if at >= self._cap:
+            at -= self._cap
+        first = self._cap - at
+        if n <= first:
+            memcpy(dst, self._data + at, n)
+        else:
+            memcpy(dst, self._data + at, first)
+            memcpy(dst + first, self._data, n - first)
 
     cpdef int extend(self, object data) except -1:
         """Append the bytes of ``data`` (any contiguous buffer)."""
         cdef Py_buffer view
         cdef const uint8_t *src
-        cdef Py_ssize_t n
+        cdef Py_ssize_t n, at, first
         cdef bint viewed
         if data is self:
             data = bytes(self)  # its storage may move before the copy
         viewed = _borrow(data, &view, &src, &n)
         try:
             if n > 0:
-                if self._end + n > self._cap:
-                    self._make_room(n)
-                memcpy(self._data + self._end, src, n)
-                self._end += n
-                if self._end - self._start > self._peak:
-                    self._peak = self._end - self._start
+                if self._len + n > self._cap:
+                    self._grow(self._len + n)
+                elif self._exports and self._start + self._len + n > self._cap:
+                    raise BufferError("Existing exports of data: a send buffer cannot wrap over them")
+                at = self._start + self._len
+                if at >= self._cap:
+                    at -= self._cap
+                first = self._cap - at
+                if n <= first:
+                    memcpy(self._data + at, src, n)
+                else:
+                    memcpy(self._data + at, src, first)
+                    memcpy(self._data, src + first, n - first)
+                self._len += n
+                if self._len > self._peak:
+                    self._peak = self._len
         finally:
             if viewed:
                 PyBuffer_Release(&view)
@@ -424,10 +448,13 @@ cdef class SendBuffer:
         more)."""
         if n < 0:
             raise ValueError("negative count")
-        if n >= self._end - self._start:
+        if n >= self._len:
             self.clear()
         else:
             self._start += n
+            if self._start >= self._cap:
+                self._start -= self._cap
+            self._len -= n
         return 0
 
     cpdef int clear(self) except -1:
@@ -436,7 +463,7 @@ cdef class SendBuffer:
         last emptied: a burst's storage goes once the writes are small
         again, a bulk transfer's stays (freed and allocated again, a large
         block costs a page fault per page it is written to)."""
-        self._start = self._end = 0
+        self._start = self._len = 0
         if self._cap > _SNDBUF_KEEP and self._cap > 4 * self._peak and not self._exports:
             free(self._data)
             self._data = NULL
@@ -455,71 +482,71 @@ cdef class SendBuffer:
 
     def __getitem__(self, key):
         """An index gives an int, a slice (step 1) a copy as bytes."""
-        cdef Py_ssize_t size = self._end - self._start
+        cdef Py_ssize_t size = self._len
         cdef Py_ssize_t i, lo, hi, step
+        cdef bytes out
         if type(key) is slice:
             lo, hi, step = key.indices(size)
             if step != 1:
                 raise ValueError("slices of a send buffer have step 1")
             if hi < lo:
                 hi = lo
-            return PyBytes_FromStringAndSize(self._data + self._start + lo, hi - lo)
+            out = PyBytes_FromStringAndSize(NULL, hi - lo)
+            self.copy_out(<uint8_t *>PyBytes_AS_STRING(out), lo, hi - lo)
+            return out
         i = key
         if i < 0:
             i += size
         if i < 0 or i >= size:
             raise IndexError("send buffer index out of range")
-        return (<const uint8_t *>self._data)[self._start + i]
+        i += self._start
+        if i >= self._cap:
+            i -= self._cap
+        return (<const uint8_t *>self._data)[i]
 
     def __getbuffer__(self, Py_buffer *view, int flags):
         if flags & PyBUF_WRITABLE:
             raise BufferError("a send buffer is read-only")
+        if self._start + self._len > self._cap:  # wrapped: made contiguous
+            self._grow(self._cap)
         PyBuffer_FillInfo(view, self, self._data + self._start if self._data != NULL else _NO_BYTES,
-                          self._end - self._start, 1, flags)
+                          self._len, 1, flags)
         self._exports += 1
 
     def __releasebuffer__(self, Py_buffer *view):
         self._exports -= 1
 
-    cdef int _make_room(self, Py_ssize_t n) except -1:
-        """Room for ``n`` more bytes at the back: move what is held down to
-        the start, or grow the storage to twice what it must hold."""
-        cdef Py_ssize_t held = self._end - self._start
-        cdef Py_ssize_t need = held + n
-        cdef Py_ssize_t cap
+    cdef int _grow(self, Py_ssize_t need) except -1:
+        """New storage for at least ``need`` bytes (twice that when it must
+        grow), the bytes held copied to its start, unwrapped."""
+        cdef Py_ssize_t cap = self._cap
         cdef char *data
         if self._exports:
             raise BufferError("Existing exports of data: object cannot be re-sized")
-        if need <= self._cap and self._start >= held:
-            memmove(self._data, self._data + self._start, held)
-        else:
+        if need > cap:
             cap = 2 * need if need > _SNDBUF_MIN // 2 else _SNDBUF_MIN
-            if self._start == 0:
-                data = <char *>realloc(self._data, cap)
-                if data == NULL:
-                    raise MemoryError()
-            else:
-                data = <char *>malloc(cap)
-                if data == NULL:
-                    raise MemoryError()
-                memcpy(data, self._data + self._start, held)
-                free(self._data)
-            self._data = data
-            self._cap = cap
+        if self._start == 0 and cap != self._cap:
+            data = <char *>realloc(self._data, cap)  # nothing wraps: it stays in place
+            if data == NULL:
+                raise MemoryError()
+        else:
+            data = <char *>malloc(cap)
+            if data == NULL:
+                raise MemoryError()
+            if self._len:
+                self.copy_out(<uint8_t *>data, 0, self._len)
+            free(self._data)
+        self._data = data
+        self._cap = cap
         self._start = 0
-        self._end = held
         return 0
 
 
 cdef inline int _borrow(object data, Py_buffer *view, const uint8_t **src, Py_ssize_t *n) except -1:
-    """Point ``src`` and ``n`` at the bytes of ``data``: a SendBuffer, bytes
-    and bytearray in place, anything else through the buffer protocol into
+    """Point ``src`` and ``n`` at the bytes of ``data``: bytes and bytearray
+    in place, anything else through the buffer protocol into
     ``view``.  Returns 1 when ``view`` must be released.  The caller runs no
     Python code while it reads, so the storage cannot move."""
-    if type(data) is SendBuffer:
-        src[0] = (<SendBuffer>data).ptr()
-        n[0] = (<SendBuffer>data)._end - (<SendBuffer>data)._start
-        return 0
     if type(data) is bytearray:
         src[0] = <const uint8_t *>PyByteArray_AS_STRING(data)
         n[0] = PyByteArray_GET_SIZE(data)
@@ -833,6 +860,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
     cdef Py_buffer pview
     cdef const uint8_t *src
     cdef bint viewed
+    cdef SendBuffer ring
     cdef uint8_t *p
     cdef uint8_t *o
     if mss >= 0:
@@ -852,7 +880,14 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
         optlen += 4 + 8 * nblocks
     if optlen > _MAX_OPTIONS:
         raise ValueError(f"options need {optlen} bytes, more than 40")
-    viewed = _borrow(payload, &pview, &src, &plen)  # nothing below runs Python code
+    ring = None
+    if type(payload) is SendBuffer:  # copied out of the ring below
+        ring = <SendBuffer>payload
+        viewed = False
+        src = NULL
+        plen = ring._len
+    else:
+        viewed = _borrow(payload, &pview, &src, &plen)  # nothing below runs Python code
     try:
         if offset < 0 or offset > plen:
             raise ValueError("payload offset out of range")
@@ -891,7 +926,10 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                 left, right = sack_blocks[i]
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
         if plen:
-            memcpy(o, src + offset, plen)
+            if ring is not None:
+                ring.copy_out(o, offset, plen)
+            else:
+                memcpy(o, src + offset, plen)
         aiotcp_wr16(p + 16, (~_wire_sum(p, total)) & 0xFFFF)
         return out
     finally:

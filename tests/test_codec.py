@@ -2,6 +2,7 @@
 import array
 import socket
 import struct
+import random
 import sys
 
 import dpkt
@@ -381,6 +382,69 @@ def test_send_buffer_does_not_move_storage_a_view_is_looking_at():
     buf += b"z" * 100_000
     assert bytes(buf) == b"a" * 50 + b"z" * 100_000
 
+
+
+def test_send_buffer_wraps_around_its_storage_without_moving_a_byte():
+    """Written at the back and dropped from the front at about the rate it
+    fills, the buffer's bytes wrap past the end of its storage: the
+    storage stays the same size, and every way of reading it (an index, a
+    slice, a view, a segment built from it) sees the bytes in order."""
+    seed = 909
+    print("seed", seed)
+    rng = random.Random(seed)
+    buf = _fast.SendBuffer()
+    model = bytearray()
+    buf += b"w" * 3000
+    model += b"w" * 3000
+    size = sys.getsizeof(buf)
+    wrapped = 0
+    for i in range(2000):
+        n = rng.randrange(1, 700)
+        block = bytes((i + k) & 0xFF for k in range(n))
+        if len(model) + n > 4000:  # the front acknowledged: room at the back
+            k = rng.randrange(len(model) + n - 4000, len(model) + 1)
+            buf.drop(k)
+            del model[:k]
+        buf += block
+        model += block
+        assert len(buf) == len(model) and sys.getsizeof(buf) == size
+        lo = rng.randrange(len(model))
+        hi = rng.randrange(lo, len(model) + 1)
+        assert buf[lo:hi] == model[lo:hi] and buf[lo] == model[lo] and buf[-1] == model[-1]
+        seg = _fast.decode(_fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, buf, lo, hi - lo,
+                                                -1, -1, False, None, False, 0, 0, 0))
+        assert seg.payload == model[lo:hi]
+        wrapped += buf[0:1] != b"" and hi - lo > 0
+    view = memoryview(buf)  # contiguous for a view (made so if it wrapped)
+    assert view.tobytes() == model
+    view.release()
+    assert bytes(buf) == model and wrapped
+
+
+def test_a_wrapped_send_buffer_is_not_moved_under_a_view():
+    buf = _fast.SendBuffer()
+    buf += b"a" * 2000  # storage for 4000
+    capacity = sys.getsizeof(buf)
+    buf.drop(1500)
+    buf += b"b" * 3000  # wraps: the last 1000 b's at the start of the storage
+    assert sys.getsizeof(buf) == capacity
+    held = memoryview(buf)  # made contiguous
+    assert held.tobytes() == b"a" * 500 + b"b" * 3000
+    buf.drop(3000)
+    buf += b"c" * 400  # fits after the bytes held, before the storage ends
+    with pytest.raises(BufferError):
+        buf += b"c" * 500  # would wrap over the bytes `held` sees
+    with pytest.raises(BufferError):
+        buf += b"z" * 100_000  # would move the storage
+    assert held.tobytes() == b"a" * 500 + b"b" * 3000
+    held.release()
+    buf += b"c" * 500  # wraps now
+    assert sys.getsizeof(buf) == capacity
+    with memoryview(buf) as again:  # made contiguous again
+        assert again.tobytes() == b"b" * 500 + b"c" * 900
+        buf.drop(800)
+        with pytest.raises(BufferError):
+            buf += b"d" * 3000  # room for it, but only by wrapping under `again`
 
 
 class _Released:
