@@ -77,7 +77,7 @@ cpdef double monotonic() noexcept:
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
 from libc.math cimport ceil, floor, INFINITY
-from libc.string cimport memcmp, memcpy, memmove, memset
+from libc.string cimport memcmp, memcpy, memset
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
