@@ -192,8 +192,14 @@ cdef extern from *:
        the new datagram's and its hash reset, exactly as if just made.  The
        cursor walks the ring in order, as datagrams are sent and dropped in
        order; an object still held (by a queue, a tracer, anyone) is skipped
-       for a new one, and never touched. */
-    #define AIOTCP_RING_SLOTS 64
+       for a new one, and never touched.  The ring is as long as a bulk
+       sender's largest burst between two flushes (an ACK that frees a
+       congestion window of some 1,300 segments on loopback): with 64 slots
+       five datagrams in six were still in the outbox when the cursor came
+       back and were malloc'd anew (6 % of a bulk sender's time in malloc
+       and free), with 2048 one in a thousand.  Slots fill only as large
+       datagrams are sent: at most 3 MiB, in a process that sent bulk. */
+    #define AIOTCP_RING_SLOTS 2048
     #define AIOTCP_RING_CAP 1500
     #if PY_VERSION_HEX >= 0x030E0000  /* ob_shash is deprecated: no ring */
     #define AIOTCP_RING_MAX 0

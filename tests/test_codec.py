@@ -278,7 +278,7 @@ def test_dropped_datagrams_are_reused_and_held_ones_never_change():
     payload = bytes(range(256)) * 6
     held = []
     before = _fast.datagrams_reused()
-    for i in range(1000):
+    for i in range(6000):  # the ring (2048 slots) walked about three times
         size = 600 + (i * 7) % 840
         d = _fast.encode(40000, 443, i, 0, _fast.ACK, 512, payload[:size], ts=(i, 0))
         h = hash(d)  # cached in the object: a reused one must not keep it
@@ -286,7 +286,7 @@ def test_dropped_datagrams_are_reused_and_held_ones_never_change():
         assert h == hash(copy)
         if i % 3 == 0:
             held.append((d, copy, h, i, size))
-    assert _fast.datagrams_reused() - before > 500  # the dropped two thirds came back
+    assert _fast.datagrams_reused() - before > 2000  # the dropped two thirds came back
     for d, copy, h, i, size in held:
         assert d == copy and hash(d) == h and len(d) == 20 + 12 + size
         seg = _fast.decode(d)
