@@ -4,6 +4,7 @@
 # everything else in _fast.pyx is private.  The Python-level contract is _fast.pyi.
 
 cimport cython
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
 # RFC 1071 ones' complement sum of `n` bytes at `p`, in network byte order,
@@ -21,19 +22,32 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                            uint16_t urgent)
 
 
+cdef struct _Chunk:
+    PyObject *obj          # a bytes object held by reference (NULL: storage of our own)
+    char *data             # the chunk's bytes
+    Py_ssize_t len         # how many
+    Py_ssize_t cap         # our own storage's size (0 for a reference)
+    int64_t start          # the stream offset (SendBuffer._front's count) of data[0]
+
+
 @cython.final
 cdef class SendBuffer:
     """A connection's send buffer (see _fast.pyx): appended at the back,
     dropped from the front, read in place by encode_segment."""
-    cdef char *_data
-    cdef Py_ssize_t _start, _len, _cap    # a ring: _len bytes from _data[_start], wrapping
-    cdef Py_ssize_t _exports              # buffer views outstanding
+    cdef _Chunk *_chunks                  # the chunks held are _chunks[_head:_head + _count]
+    cdef Py_ssize_t _head, _count, _slots
+    cdef int64_t _front                   # stream offset of the first byte held
+    cdef Py_ssize_t _len                  # bytes held
+    cdef char *_spare                     # storage of our own kept for the next writes
+    cdef Py_ssize_t _spare_cap
     cdef Py_ssize_t _peak                 # the most held since last emptied
+    cdef void _release(self, _Chunk *c) noexcept
+    cdef Py_ssize_t _find(self, Py_ssize_t offset) noexcept
     cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept
+    cdef _Chunk *_new_chunk(self) except NULL
     cpdef int extend(self, object data) except -1
     cpdef int drop(self, Py_ssize_t n) except -1
     cpdef int clear(self) except -1
-    cdef int _grow(self, Py_ssize_t need) except -1
 
 
 cdef class Segment:

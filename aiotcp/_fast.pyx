@@ -49,6 +49,9 @@ bytes object.
 
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.bytes cimport PyBytes_CheckExact
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
@@ -77,7 +80,7 @@ cpdef double monotonic() noexcept:
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
 from libc.math cimport ceil, floor, INFINITY
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
@@ -365,81 +368,192 @@ def _checksum_scalar(data, uint32_t initial=0):
 cdef enum:
     _SNDBUF_KEEP = 256 * 1024  # storage a send buffer keeps when emptied (more is freed)
     _SNDBUF_MIN = 2048         # the least storage a send buffer allocates
+    _SNDBUF_REF = 2048         # a bytes object this long or longer is held by reference
 
 
 cdef class SendBuffer:
     """A connection's send buffer: bytes appended at the back, dropped from
     the front once acknowledged, read in place by :func:`encode_segment`.
 
-    The storage is a ring: the bytes held start at ``_start`` and run for
-    ``_len`` bytes, wrapping past the end of the storage to its start.
-    Dropping the front only moves the start; appending copies the bytes in
-    (in two pieces where they wrap).  No byte held is ever moved, except
-    when the storage is full and grows to twice what it must then hold.  A
-    bytearray used this way (``+=`` at the back, ``del b[:n]`` at the
-    front) shrinks its storage to fit on a large ``del`` and reallocates on
-    most writes after it: a copy of everything buffered, per write; a
-    linear buffer that moves what it holds down to its start when the end
-    is reached copies each byte once more.
+    The bytes held are a sequence of chunks.  A ``bytes`` object of at
+    least 2 KiB is held as it was written, by reference (it cannot change):
+    the bytes are copied once, into the segments built from them, where a
+    buffer of its own would copy them twice, the second time from memory
+    long out of the cache (a bulk sender's megabytes).  Anything else
+    (smaller writes, a bytearray, a memoryview) is copied into storage of
+    the buffer's own, appended to its last chunk while there is room.
+    Dropping the front only moves it, releasing the chunks it passes.  A
+    block of its own that fills while it is the only chunk, with at least
+    as many of its bytes dropped as held, has the bytes held moved down to
+    its start: no byte moves more often than bytes were dropped, and small
+    writes acknowledged as they go stay in one block.
 
-    Emptied (:meth:`clear`, or everything dropped), it keeps its storage
-    (see :meth:`clear`), so that a ping-pong's writes go where the last one
-    went.  It exports a read-only buffer (``bytes(buf)``,
-    ``memoryview(buf)``), the bytes made contiguous first if they wrap;
-    while one is held, a write that would move the storage, or wrap to
-    its start, raises BufferError, as a bytearray's does when it would
-    move."""
+    Emptied (:meth:`clear`, or everything dropped), it keeps one block of
+    its own storage (up to 256 KiB), so that a ping-pong's writes go where
+    the last one went.  A buffer view of it (``bytes(buf)``,
+    ``memoryview(buf)``) is a read-only snapshot of the bytes held when it
+    was taken: what is written or dropped after does not change it."""
 
     def __dealloc__(self):
-        free(self._data)
+        cdef Py_ssize_t k
+        for k in range(self._head, self._head + self._count):
+            self._release(&self._chunks[k])
+        free(self._chunks)
+        free(self._spare)
 
     def __len__(self):
         return self._len
 
     def __sizeof__(self):
-        return object.__sizeof__(self) + self._cap
+        cdef Py_ssize_t size = object.__sizeof__(self) + self._slots * sizeof(_Chunk) + self._spare_cap
+        cdef Py_ssize_t k
+        for k in range(self._head, self._head + self._count):
+            size += self._chunks[k].cap
+        return size
+
+    cdef void _release(self, _Chunk *c) noexcept:
+        """Let a chunk go: a reference released; storage of our own kept as
+        the spare (the larger of the two, up to _SNDBUF_KEEP) or freed."""
+        if c.obj != NULL:
+            Py_DECREF(<object>c.obj)
+            c.obj = NULL
+        elif c.cap:
+            if c.cap <= _SNDBUF_KEEP and c.cap > self._spare_cap:
+                free(self._spare)
+                self._spare = c.data
+                self._spare_cap = c.cap
+            else:
+                free(c.data)
+        c.data = NULL
+        c.cap = 0
+
+    cdef Py_ssize_t _find(self, Py_ssize_t offset) noexcept:
+        """The index of the chunk holding byte ``offset`` from the front
+        (the caller checked the range)."""
+        cdef int64_t at = self._front + offset
+        cdef Py_ssize_t lo = self._head, hi = self._head + self._count - 1, mid
+        if self._chunks[hi].start <= at:  # most often: new data, in the last chunk
+            return hi
+        while lo < hi:
+            mid = (lo + hi + 1) >> 1
+            if self._chunks[mid].start <= at:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept:
         """Copy the ``n`` bytes held from ``offset`` on to ``dst`` (the
         caller checked the range)."""
-        cdef Py_ssize_t at = self._start + offset
-        cdef Py_ssize_t first
-        if at >= self._cap:
-            at -= self._cap
-        first = self._cap - at
-        if n <= first:
-            memcpy(dst, self._data + at, n)
-        else:
-            memcpy(dst, self._data + at, first)
-            memcpy(dst + first, self._data, n - first)
+        cdef Py_ssize_t k, skip, take
+        cdef _Chunk *c
+        if n <= 0:
+            return
+        k = self._find(offset)
+        skip = <Py_ssize_t>(self._front + offset - self._chunks[k].start)
+        while n > 0:
+            c = &self._chunks[k]
+            take = c.len - skip
+            if take > n:
+                take = n
+            memcpy(dst, c.data + skip, take)
+            dst += take
+            n -= take
+            skip = 0
+            k += 1
+
+    cdef _Chunk *_new_chunk(self) except NULL:
+        """Room for one more chunk at the back of the array."""
+        cdef _Chunk *chunks
+        cdef Py_ssize_t slots
+        if self._head + self._count == self._slots:
+            if self._head > 0:  # the dropped front's slots: move the chunks down
+                memmove(self._chunks, self._chunks + self._head, self._count * sizeof(_Chunk))
+                self._head = 0
+            else:
+                slots = 2 * self._slots if self._slots else 8
+                chunks = <_Chunk *>realloc(self._chunks, slots * sizeof(_Chunk))
+                if chunks == NULL:
+                    raise MemoryError()
+                self._chunks = chunks
+                self._slots = slots
+        self._count += 1
+        return &self._chunks[self._head + self._count - 1]
 
     cpdef int extend(self, object data) except -1:
         """Append the bytes of ``data`` (any contiguous buffer)."""
         cdef Py_buffer view
         cdef const uint8_t *src
-        cdef Py_ssize_t n, at, first
+        cdef Py_ssize_t n, room, cap, dead
         cdef bint viewed
+        cdef _Chunk *c
         if data is self:
-            data = bytes(self)  # its storage may move before the copy
+            data = bytes(self)
+        if PyBytes_CheckExact(data) and PyBytes_GET_SIZE(data) >= _SNDBUF_REF:
+            n = PyBytes_GET_SIZE(data)
+            c = self._new_chunk()
+            Py_INCREF(data)
+            c.obj = <PyObject *>data
+            c.data = PyBytes_AS_STRING(data)
+            c.len = n
+            c.cap = 0
+            c.start = self._front + self._len
+            self._len += n
+            if self._len > self._peak:
+                self._peak = self._len
+            return 0
         viewed = _borrow(data, &view, &src, &n)
         try:
+            if n <= 0:
+                return 0
+            if self._count:  # the room left in the last chunk, if it is our own
+                c = &self._chunks[self._head + self._count - 1]
+                if c.obj == NULL and c.cap - c.len < n and self._count == 1:
+                    # full, and the only chunk: if as many of its bytes were
+                    # dropped as it still holds, those move down to its
+                    # start (no byte moves more often than bytes were
+                    # dropped), so that small writes acknowledged as they
+                    # go stay in one block
+                    dead = <Py_ssize_t>(self._front - c.start)
+                    if dead > 0 and dead >= c.len - dead:
+                        memmove(c.data, c.data + dead, c.len - dead)
+                        c.len -= dead
+                        c.start = self._front
+                room = c.cap - c.len if c.obj == NULL else 0
+                if room > 0:
+                    if room > n:
+                        room = n
+                    memcpy(c.data + c.len, src, room)
+                    c.len += room
+                    src += room
+                    n -= room
+                    self._len += room
             if n > 0:
-                if self._len + n > self._cap:
-                    self._grow(self._len + n)
-                elif self._exports and self._start + self._len + n > self._cap:
-                    raise BufferError("Existing exports of data: a send buffer cannot wrap over them")
-                at = self._start + self._len
-                if at >= self._cap:
-                    at -= self._cap
-                first = self._cap - at
-                if n <= first:
-                    memcpy(self._data + at, src, n)
+                # at least _SNDBUF_MIN, and more as more is held (up to 64 KiB a chunk)
+                cap = self._len if self._len < 65536 else 65536
+                if cap < _SNDBUF_MIN:
+                    cap = _SNDBUF_MIN
+                if cap < n:
+                    cap = n
+                c = self._new_chunk()
+                c.obj = NULL
+                if self._spare != NULL and self._spare_cap >= cap:
+                    c.data = self._spare
+                    c.cap = self._spare_cap
+                    self._spare = NULL
+                    self._spare_cap = 0
                 else:
-                    memcpy(self._data + at, src, first)
-                    memcpy(self._data, src + first, n - first)
+                    c.data = <char *>malloc(cap)
+                    if c.data == NULL:
+                        self._count -= 1
+                        raise MemoryError()
+                    c.cap = cap
+                memcpy(c.data, src, n)
+                c.len = n
+                c.start = self._front + self._len
                 self._len += n
-                if self._len > self._peak:
-                    self._peak = self._len
+            if self._len > self._peak:
+                self._peak = self._len
         finally:
             if viewed:
                 PyBuffer_Release(&view)
@@ -452,28 +566,42 @@ cdef class SendBuffer:
     cpdef int drop(self, Py_ssize_t n) except -1:
         """Drop the first ``n`` bytes (all of them if ``n`` is as many or
         more)."""
+        cdef _Chunk *c
         if n < 0:
             raise ValueError("negative count")
         if n >= self._len:
             self.clear()
-        else:
-            self._start += n
-            if self._start >= self._cap:
-                self._start -= self._cap
-            self._len -= n
+            return 0
+        self._front += n
+        self._len -= n
+        while True:
+            c = &self._chunks[self._head]
+            if c.start + c.len > self._front:
+                break
+            self._release(c)
+            self._head += 1
+            self._count -= 1
         return 0
 
     cpdef int clear(self) except -1:
-        """Drop everything.  The storage stays, unless it is over 256 KiB
-        and more than four times the most this buffer held since it was
-        last emptied: a burst's storage goes once the writes are small
-        again, a bulk transfer's stays (freed and allocated again, a large
-        block costs a page fault per page it is written to)."""
-        self._start = self._len = 0
-        if self._cap > _SNDBUF_KEEP and self._cap > 4 * self._peak and not self._exports:
-            free(self._data)
-            self._data = NULL
-            self._cap = 0
+        """Drop everything.  One block of the buffer's own storage stays
+        (up to 256 KiB), unless it is more than four times the most this
+        buffer held since it was last emptied: a burst's storage goes once
+        the writes are small again."""
+        cdef Py_ssize_t k
+        for k in range(self._head, self._head + self._count):
+            self._release(&self._chunks[k])
+        self._head = self._count = 0
+        self._front += self._len
+        self._len = 0
+        if self._spare_cap > _SNDBUF_MIN and self._spare_cap > 4 * self._peak:
+            free(self._spare)
+            self._spare = NULL
+            self._spare_cap = 0
+        if self._slots > 64:  # the chunk array a burst grew
+            free(self._chunks)
+            self._chunks = NULL
+            self._slots = 0
         self._peak = 0
         return 0
 
@@ -489,7 +617,7 @@ cdef class SendBuffer:
     def __getitem__(self, key):
         """An index gives an int, a slice (step 1) a copy as bytes."""
         cdef Py_ssize_t size = self._len
-        cdef Py_ssize_t i, lo, hi, step
+        cdef Py_ssize_t i, lo, hi, step, k
         cdef bytes out
         if type(key) is slice:
             lo, hi, step = key.indices(size)
@@ -505,47 +633,21 @@ cdef class SendBuffer:
             i += size
         if i < 0 or i >= size:
             raise IndexError("send buffer index out of range")
-        i += self._start
-        if i >= self._cap:
-            i -= self._cap
-        return (<const uint8_t *>self._data)[i]
+        k = self._find(i)
+        return (<const uint8_t *>self._chunks[k].data)[self._front + i - self._chunks[k].start]
 
     def __getbuffer__(self, Py_buffer *view, int flags):
         if flags & PyBUF_WRITABLE:
             raise BufferError("a send buffer is read-only")
-        if self._start + self._len > self._cap:  # wrapped: made contiguous
-            self._grow(self._cap)
-        PyBuffer_FillInfo(view, self, self._data + self._start if self._data != NULL else _NO_BYTES,
-                          self._len, 1, flags)
-        self._exports += 1
+        snapshot = self[:]
+        PyBuffer_FillInfo(view, self, PyBytes_AS_STRING(snapshot), self._len, 1, flags)
+        Py_INCREF(snapshot)  # released with the view (__releasebuffer__)
+        view.internal = <void *>snapshot
 
     def __releasebuffer__(self, Py_buffer *view):
-        self._exports -= 1
-
-    cdef int _grow(self, Py_ssize_t need) except -1:
-        """New storage for at least ``need`` bytes (twice that when it must
-        grow), the bytes held copied to its start, unwrapped."""
-        cdef Py_ssize_t cap = self._cap
-        cdef char *data
-        if self._exports:
-            raise BufferError("Existing exports of data: object cannot be re-sized")
-        if need > cap:
-            cap = 2 * need if need > _SNDBUF_MIN // 2 else _SNDBUF_MIN
-        if self._start == 0 and cap != self._cap:
-            data = <char *>realloc(self._data, cap)  # nothing wraps: it stays in place
-            if data == NULL:
-                raise MemoryError()
-        else:
-            data = <char *>malloc(cap)
-            if data == NULL:
-                raise MemoryError()
-            if self._len:
-                self.copy_out(<uint8_t *>data, 0, self._len)
-            free(self._data)
-        self._data = data
-        self._cap = cap
-        self._start = 0
-        return 0
+        if view.internal != NULL:
+            Py_DECREF(<object>view.internal)
+            view.internal = NULL
 
 
 cdef inline int _borrow(object data, Py_buffer *view, const uint8_t **src, Py_ssize_t *n) except -1:
