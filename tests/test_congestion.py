@@ -12,14 +12,37 @@ def test_initial_window_is_ten_segments():
     assert NewReno(MSS, 0.0).cwnd == 10 * MSS == Cubic(MSS, 0.0).cwnd
 
 
-def test_newreno_slow_start_with_abc_and_congestion_avoidance():
+def test_newreno_slow_start_counts_every_byte_and_congestion_avoidance():
     cc = NewReno(MSS, 0.0)
-    cc.on_ack(5 * MSS, 0, 0.0)  # one ACK covering 5 segments: at most L = 2 (RFC 3465)
-    assert cc.cwnd == 12 * MSS
+    cc.on_ack(5 * MSS, 10 * MSS, 0.0)  # a stretch ACK covering 5 segments: all 5 count (Linux)
+    assert cc.cwnd == 15 * MSS
     cc.ssthresh = cc.cwnd
-    for _ in range(12):
-        cc.on_ack(MSS, 0, 0.0)
-    assert cc.cwnd == 13 * MSS  # one MSS per window acknowledged
+    for _ in range(15):
+        cc.on_ack(MSS, 15 * MSS, 0.0)
+    assert cc.cwnd == 16 * MSS  # one MSS per window acknowledged
+
+
+@pytest.mark.parametrize("make", [NewReno, Cubic])
+def test_slow_start_grows_only_a_window_the_sender_fills(make):
+    """Linux's tcp_is_cwnd_limited in slow start: with the window at twice
+    what is in flight or more, the application, not the window, limits
+    the sender, and ACKs do not grow it."""
+    cc = make(MSS, 0.0)
+    for _ in range(100):  # a request and its answer, one segment in flight each time
+        cc.on_ack(MSS, MSS, 0.0)
+    assert cc.cwnd == 10 * MSS
+    cc.on_ack(10 * MSS, 6 * MSS, 0.0)  # a window below twice the flight: it grows
+    assert cc.cwnd == 20 * MSS
+
+
+@pytest.mark.parametrize("make", [NewReno, Cubic])
+def test_slow_start_stops_at_ssthresh_and_the_rest_goes_to_congestion_avoidance(make):
+    cc = make(MSS, 0.0)
+    cc.srtt = 0.1
+    cc.ssthresh = 14 * MSS
+    cc.on_ack(10 * MSS, 10 * MSS, 1.0)  # 4 segments reach ssthresh, 6 are left over
+    assert 14 * MSS <= cc.cwnd < 15 * MSS  # congestion avoidance: less than a segment more
+    assert cc.cwnd >= cc.ssthresh
 
 
 def test_loss_responses():

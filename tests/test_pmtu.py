@@ -261,7 +261,7 @@ async def test_through_the_relays_mtu_on_loopback(size_limit):
     base, and nothing stalls."""
     seed = 27
     print(f"seed {seed}")
-    data = random.Random(seed).randbytes(4 * MiB)
+    data = random.Random(seed).randbytes(16 * MiB)
     info, relay, _ = await digest_through_relay(data, Impairment(mtu=size_limit), Impairment(mtu=size_limit))
     assert info["pmtu_segment"] == size_limit and info["pmtu_probe_losses"] >= 3
     assert not info["pmtu_searching"] and info["rto_count"] == 0

@@ -16,6 +16,8 @@ cdef class CongestionControl:
     cdef public double _hs_min, _hs_last_min
     cpdef on_rtt(self, double rtt)
     cpdef _slow_start_round(self, long long acked, long long flight)
+    @cython.locals(grow=cython.longlong)
+    cpdef long long _slow_start(self, long long acked, long long flight) except? -1
     cpdef double pacing_rate(self)
     cpdef on_rate_sample(self, rs, long long inflight, double now)
     cpdef on_ack(self, long long acked, long long flight, double now)

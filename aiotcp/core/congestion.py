@@ -70,6 +70,27 @@ class CongestionControl:
             self._hs_min = 1e9
             self._hs_samples = 0
 
+    def _slow_start(self, acked: int, flight: int) -> int:
+        """Slow start as Linux's ``tcp_slow_start``: the window grows by
+        every byte an ACK acknowledges, up to ssthresh, and what is left
+        over is returned for congestion avoidance.  RFC 5681 allows a
+        segment an ACK and RFC 3465 two; Linux counts them all, because
+        its receivers acknowledge what one GRO read brought at once (a
+        stretch ACK), as aiotcp's acknowledge a receive batch: two segments
+        an ACK would leave the window growing by a few segments a round
+        trip instead of doubling.  Pacing (twice the window a round trip in
+        slow start) spreads what a large ACK releases.  Only while the
+        window is what limits the sender (Linux's ``tcp_is_cwnd_limited``
+        in slow start: the window below twice what was in flight), so that
+        an application that sends little does not grow a window it never
+        fills."""
+        self._slow_start_round(acked, flight)
+        if self.cwnd >= 2 * flight:
+            return 0
+        grow = min(acked, self.ssthresh - self.cwnd)
+        self.cwnd += grow
+        return acked - grow
+
     # -------------------------------------------------------------- pacing
 
     def pacing_rate(self) -> float:
@@ -154,8 +175,8 @@ class CongestionControl:
 
 
 class NewReno(CongestionControl):
-    """RFC 5681 slow start and congestion avoidance with appropriate byte
-    counting (RFC 3465, L = 2 segments)."""
+    """RFC 5681 congestion avoidance, and slow start as Linux's
+    (:meth:`CongestionControl._slow_start`)."""
 
     name = "newreno"
 
@@ -165,13 +186,13 @@ class NewReno(CongestionControl):
 
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
-            self._slow_start_round(acked, flight)
-            self.cwnd += min(acked, 2 * self.mss)
-        else:
-            self._bytes_acked += acked
-            if self._bytes_acked >= self.cwnd:
-                self._bytes_acked -= self.cwnd
-                self.cwnd += self.mss
+            acked = self._slow_start(acked, flight)
+            if not acked:
+                return
+        self._bytes_acked += acked
+        if self._bytes_acked >= self.cwnd:
+            self._bytes_acked -= self.cwnd
+            self.cwnd += self.mss
 
 
 class Cubic(CongestionControl):
@@ -199,9 +220,9 @@ class Cubic(CongestionControl):
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self._slow_start_round(acked, flight)
-            self.cwnd += min(acked, 2 * mss)  # slow start with ABC, L = 2
-            return
+            acked = self._slow_start(acked, flight)
+            if not acked:
+                return
         c, beta = self.C, self.BETA
         cwnd = self.cwnd / mss
         if self.epoch_start is None:
