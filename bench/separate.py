@@ -22,6 +22,7 @@ in rounds) is measured against 1 worker and against N.
     python bench/bench.py --separate [--bulk-mib 32] [--repeat 3] [--idle 10000]
     python bench/separate.py [same options]
     python bench/separate.py --lo-mtu 1500   # both stacks on an Ethernet-sized path (root)
+    python bench/separate.py --sizes 8,32,128,512 --repeat 5   # bulk at several sizes
 """
 from __future__ import annotations
 
@@ -387,6 +388,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="aiotcp server workers for the scaling figure (1: none)")
     parser.add_argument("--many", type=int, default=200, help="concurrent connections for the scaling figure")
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--sizes", help="instead: one connection's bulk goodput at these sizes in MiB "
+                        "(e.g. 8,32,128,512), warm processes, --repeat transfers a size")
     parser.add_argument("--lo-mtu", type=int, help="run it all in a network namespace of its own whose loopback "
                         "has this MTU (root): 1500 puts kernel TCP's segments at the size aiotcp's are")
 
@@ -426,7 +429,28 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.lo_mtu:
         sys.exit(_in_namespace(args, argv))
+    if args.sizes:
+        uvloop.run(bulk_sizes([int(mib) for mib in args.sizes.split(",")], args.repeat))
+        return
     report(uvloop.run(run(args)), args)
+
+
+async def bulk_sizes(sizes: list, repeat: int) -> None:
+    """One connection's bulk goodput at each size (MiB), both stacks, warm
+    processes (a 32 MiB transfer each first, not counted), their
+    transfers taking turns: the median of ``repeat`` transfers a size."""
+    print(f"{'size':>10}{'aiotcp MB/s':>14}{'kernel MB/s':>14}{'ratio':>9}")
+    async with Server("aiotcp") as ours, Server("kernel") as kernels:
+        servers = {"aiotcp": ours, "kernel": kernels}
+        for stack, server in servers.items():
+            await bulk(stack, server.port, 32 << 20)
+        for mib in sizes:
+            rates: dict = {"aiotcp": [], "kernel": []}
+            for _ in range(repeat):
+                for stack, server in servers.items():
+                    rates[stack].append(await bulk(stack, server.port, mib << 20))
+            a, k = statistics.median(rates["aiotcp"]), statistics.median(rates["kernel"])
+            print(f"{mib:>6} MiB{a:14.0f}{k:14.0f}{a / k:8.2f}x", flush=True)
 
 
 if __name__ == "__main__":
