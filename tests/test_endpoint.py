@@ -202,3 +202,33 @@ async def test_an_endpoint_keeps_working_after_its_connections_end():
     a.close()
     b.close()
     await asyncio.gather(a.wait_closed(), b.wait_closed())
+
+
+async def test_a_readable_socket_is_read_a_bounded_batch_a_turn_until_empty():
+    """As the kernel's NAPI budget: a socket holding many datagrams is read
+    a few at a time (two GRO runs, or 64 datagrams without GRO), the loop's
+    other work (the readers of what came) running between, until it is
+    empty (here all junk, which is dropped and counted)."""
+    for gro, most in ((True, 2 * 2), (False, 64)):  # a GRO run holds two here at most
+        endpoint = await aiotcp.create_endpoint(local_addr=LOCAL, config=Config(udp_gro=gro))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            io = endpoint.udp.io
+            assert io.gro == gro
+            before = io.datagrams_in
+            for i in range(300):  # alternate sizes: a GRO run holds two at most
+                sender.sendto(b"x" * (40 + i % 2), endpoint.local_address)
+            counts = []
+            for _ in range(300):  # one turn of the loop each
+                await asyncio.sleep(0)
+                counts.append(io.datagrams_in - before)
+                if counts[-1] >= 300:
+                    break
+            steps = [b - a for a, b in zip([0, *counts], counts)]
+            assert counts[-1] == 300, counts
+            assert max(steps) <= most, steps
+            assert len([step for step in steps if step]) >= 300 // most, steps
+        finally:
+            sender.close()
+            endpoint.close()
+            await endpoint.wait_closed()

@@ -257,14 +257,16 @@ async def test_through_the_relays_mtu_answering_with_icmp():
 @pytest.mark.parametrize("size_limit", [1200])
 async def test_through_the_relays_mtu_on_loopback(size_limit):
     """``python -m aiotcp relay --mtu 1200`` drops bigger datagrams
-    silently: every probe is lost, the segments stay at the 1200-byte
-    base, and nothing stalls."""
+    silently: every probe is lost, the search moves on from size to size,
+    the segments stay at the 1200-byte base, and nothing stalls."""
     seed = 27
     print(f"seed {seed}")
-    data = random.Random(seed).randbytes(16 * MiB)
+    data = random.Random(seed).randbytes(8 * MiB)
     info, relay, _ = await digest_through_relay(data, Impairment(mtu=size_limit), Impairment(mtu=size_limit))
-    assert info["pmtu_segment"] == size_limit and info["pmtu_probe_losses"] >= 3
-    assert not info["pmtu_searching"] and info["rto_count"] == 0
+    assert info["pmtu_segment"] == size_limit and info["rto_count"] == 0
+    # every probe lost, three a size: past 6, a third size was being tried
+    # (the search moves on; the transfer ends before it has tried them all)
+    assert info["pmtu_probes"] == info["pmtu_probe_losses"] >= 7, info
     assert relay.stats["up_too_big"] >= 3
 
 
