@@ -10,7 +10,7 @@ whose addresses are zero.  :func:`decode` parses a datagram into a
 copy: it is valid only as long as that buffer is), and reports every malformed
 case through :class:`MalformedSegment` and nothing else.  :func:`encode` builds
 a datagram with the checksum filled in.  A datagram of 513 to 1500 bytes is
-built in a bytes object of the *datagram ring* (64 objects of 1500 bytes) that
+built in a bytes object of the *datagram ring* (2048 objects of 1500 bytes) that
 nobody holds any more, if the next one in turn is free: malloc and free of a
 block that size cost about 600 instructions a datagram.
 
@@ -50,12 +50,10 @@ bytes object.
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
-from cpython.bytes cimport PyBytes_CheckExact
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.bytes cimport PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
-cdef char _NO_BYTES[1]  # where an empty send buffer points its buffer view
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
@@ -968,7 +966,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
     cdef Py_buffer pview
     cdef const uint8_t *src
     cdef bint viewed
-    cdef SendBuffer ring
+    cdef SendBuffer sndbuf
     cdef uint8_t *p
     cdef uint8_t *o
     if mss >= 0:
@@ -988,12 +986,12 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
         optlen += 4 + 8 * nblocks
     if optlen > _MAX_OPTIONS:
         raise ValueError(f"options need {optlen} bytes, more than 40")
-    ring = None
-    if type(payload) is SendBuffer:  # copied out of the ring below
-        ring = <SendBuffer>payload
+    sndbuf = None
+    if type(payload) is SendBuffer:  # copied out of its chunks below
+        sndbuf = <SendBuffer>payload
         viewed = False
         src = NULL
-        plen = ring._len
+        plen = sndbuf._len
     else:
         viewed = _borrow(payload, &pview, &src, &plen)  # nothing below runs Python code
     try:
@@ -1034,8 +1032,8 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                 left, right = sack_blocks[i]
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
         if plen:
-            if ring is not None:
-                ring.copy_out(o, offset, plen)
+            if sndbuf is not None:
+                sndbuf.copy_out(o, offset, plen)
             else:
                 memcpy(o, src + offset, plen)
         aiotcp_wr16(p + 16, (~_wire_sum(p, total)) & 0xFFFF)

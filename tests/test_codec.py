@@ -330,7 +330,6 @@ def test_send_buffer_storage_stays_put_under_a_bulk_transfer():
     # what a bulk sender does: 64 KiB writes, the front dropped as it is
     # acknowledged about 1 MiB behind.  A bytearray used so reallocates (a
     # copy of all it holds) on most writes; this storage settles
-    import random
     seed = random.randrange(1 << 30)
     print("seed", seed)
     rng = random.Random(seed)
@@ -348,8 +347,9 @@ def test_send_buffer_storage_stays_put_under_a_bulk_transfer():
         sizes.append(sys.getsizeof(buf))
         assert len(buf) == len(model)
     assert bytes(buf) == bytes(model)
-    # it grows by doubling to about twice what it holds, then stays (a
-    # bytearray took some 120 sizes here)
+    # the writes are held by reference: what it owns, the array of its
+    # chunks, doubles to fit them, then stays (a bytearray took some 120
+    # sizes here)
     assert len(set(sizes[20:])) <= 4 and max(sizes) < (4 << 20)
 
 
