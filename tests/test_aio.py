@@ -327,3 +327,45 @@ async def test_a_client_keeps_udp_gro_switched_on_with_one_socket_per_family():
     anchor = gro_anchor(socket.AF_INET)
     assert anchor is gro_anchor(socket.AF_INET)  # one for the process
     assert anchor.fileno() >= 0 and anchor.getsockopt(socket.IPPROTO_UDP, UDP_GRO) == 1
+
+
+async def test_closed_connections_are_freed_without_the_garbage_collector():
+    """A connection closed on both sides leaves no reference cycle among
+    aiotcp's objects (the core connection and its timer, the transport and
+    its path, the client's UDP endpoint): they are freed as their last
+    reference goes, as asyncio's own transports are, and the collector
+    never has to run for them."""
+    import gc
+
+    served = asyncio.Queue()
+
+    async def handler(reader, writer):
+        writer.write(await reader.read(1))
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        served.put_nowait(True)
+
+    server = await aiotcp.start_server(handler, "127.0.0.1", 0)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds stays in gc.garbage to look at
+    try:
+        async with server:
+            for _ in range(5):
+                reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+                endpoint_closed = asyncio.get_running_loop().create_future()
+                writer.transport.endpoint.close_callbacks.append(lambda f=endpoint_closed: f.set_result(None))
+                writer.write(b"x")
+                assert await reader.readexactly(1) == b"x"
+                writer.close()  # the server reads its EOF, then closes
+                await writer.wait_closed()
+                await endpoint_closed
+                assert await served.get()  # the server's side is over too
+            del reader, writer
+            gc.collect()
+            cyclic = [type(obj).__module__ + "." + type(obj).__qualname__ for obj in gc.garbage
+                      if type(obj).__module__.startswith("aiotcp")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert cyclic == []

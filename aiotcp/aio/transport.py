@@ -288,6 +288,10 @@ class TCPTransport(asyncio.Transport):
             path.protocol.connection_lost(exc)
         finally:
             path.protocol = None
+            # the path no longer calls back (lost), and without this link
+            # the transport and its path are freed as the last reference
+            # goes, not by the garbage collector (a cycle)
+            path.transport = None
             if self._server is not None:
                 self._server._detach(self)
                 self._server = None

@@ -469,6 +469,12 @@ class UDPEndpoint:
                 del _open[self.loop]
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        self._timer_when = _NEVER
+        # the bound method names this endpoint: kept, it would make a cycle
+        # (freed only by the garbage collector); a batch still scheduled
+        # holds its own reference
+        self._end_batch_soon = _nothing
         self._watch_read.close()
         if self._watch_write is not None:
             self._watch_write.close()
@@ -479,6 +485,10 @@ class UDPEndpoint:
                 callback()
             except Exception:
                 logger.exception("aiotcp.endpoint.close_callback_error")
+
+
+def _nothing() -> None:
+    pass
 
 
 class TransportPath:
@@ -547,9 +557,11 @@ class TransportPath:
         What this wakes belongs to the receive batch that brought the data:
         the batch's end waits for it, so the reply carries the ACK."""
         self.started = True
+        if self.lost:  # closed in connection_made(): nothing is delivered
+            return
         conn = self.conn
         endpoint = self.endpoint
-        if endpoint._batch_open and not self.lost and (conn.rcv_buffer.buffered or conn.fin_received):
+        if endpoint._batch_open and (conn.rcv_buffer.buffered or conn.fin_received):
             endpoint._batch_held = True
         if conn.fin_received:
             self.eof_pending = True

@@ -473,10 +473,16 @@ class Endpoint(DatagramSink):
         key = (conn.remote_addr, conn.local_port, conn.remote_port)
         self._forget(key, conn)
 
+    # A record's timer names the record (Timer.owner): a timer left on a
+    # record the endpoint forgets would make a reference cycle, which only
+    # the garbage collector frees.  Without one a closed connection is
+    # freed as its last reference goes, and the collector has nothing to do.
+
     def _forget(self, key, conn) -> None:
         self._remove(key, conn)
         if conn.timer is not None:
             self.wheel.cancel(conn.timer)
+            conn.timer = None
         self._uncount_half_open(conn)
 
     def _drop(self, key, record) -> None:
@@ -485,6 +491,7 @@ class Endpoint(DatagramSink):
             self.time_wait_count -= 1
         if record.timer is not None:
             self.wheel.cancel(record.timer)
+            record.timer = None
 
     def challenge_ack_allowed(self, now: float) -> bool:
         second = int(now)
