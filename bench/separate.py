@@ -61,12 +61,20 @@ def _rss_kib() -> int:
 
 # --------------------------------------------------------------- the server
 
+#: the TCP-shaped floor's server answers (tcp_shaped_floor_rate): a "SYN"
+#: gets a "SYN-ACK", the "ACK" nothing, the request its reply (with the
+#: "FIN"), the client's "FIN" the last "ACK"; anything else comes straight back
+_SHAPED = {b"S": b"s", b"A": None, b"D": b"d", b"F": b"f"}
+
+
 class _Echo(asyncio.DatagramProtocol):
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        self.transport.sendto(data, addr)
+        reply = _SHAPED.get(data, data)
+        if reply is not None:
+            self.transport.sendto(reply, addr)
 
 
 async def _serve_udp(port: int) -> None:
@@ -207,6 +215,57 @@ async def udp_floor_rate(port: int, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+async def tcp_shaped_floor_rate(port: int, count: int) -> float:
+    """The floor under an aiotcp connection in Python on this loop: the
+    datagrams of one, with no TCP in them and no streams around them.  Per
+    connection a new connected UDP socket watched by the loop, and what a
+    connection of connect_rate sends: "SYN" and its answer, "ACK" and the
+    1-byte request at once, the reply (which carries the server's "FIN"),
+    then the client's "FIN".  The last "ACK" comes back while the next
+    connection opens, and closes the socket then, as a client's LAST_ACK
+    ends.  Each datagram wakes the other side's loop, as aiotcp's do (kernel
+    TCP's handshake and teardown run in the kernel, with no wakeup)."""
+    loop = asyncio.get_running_loop()
+    address = ("127.0.0.1", port)
+    closing: set = set()
+    drained = loop.create_future()  # every socket closed, once the loop ends
+
+    def readable(sock, state):
+        try:
+            data = sock.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+        if data == b"f":  # the last ACK: the socket's part is over
+            loop.remove_reader(sock.fileno())
+            sock.close()
+            closing.discard(sock)
+            if not closing and not drained.done():
+                drained.set_result(None)
+        elif state[0] is not None and not state[0].done():
+            state[0].set_result(data)
+
+    start = time.perf_counter()
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect(address)
+        state = [loop.create_future()]
+        loop.add_reader(sock.fileno(), readable, sock, state)
+        sock.send(b"S")
+        assert await state[0] == b"s"
+        state[0] = loop.create_future()
+        sock.send(b"A")
+        sock.send(b"D")
+        assert await state[0] == b"d"
+        state[0] = None
+        sock.send(b"F")
+        closing.add(sock)
+    rate = count / (time.perf_counter() - start)
+    if closing:  # the last ACKs still on their way
+        await drained
+    return rate
+
+
 async def _send_bulk(open_connection, port: int, size: int) -> float:
     reader, writer = await open_connection("127.0.0.1", port)
     block = b"\x5a" * (1 << 16)
@@ -328,11 +387,13 @@ async def run(args) -> dict:
                 run_figures["bulk8_jain"] = [jain for _, jain in many_runs]
             for key, values in run_figures.items():
                 figures.setdefault(f"{stack}_{key}", []).extend(values)
-    floors = []
+    floors, shaped = [], []
     async with Server("udp") as server:
         for _ in range(args.repeat):
             floors.append(await udp_floor_rate(server.port, args.connects))
+            shaped.append(await tcp_shaped_floor_rate(server.port, args.connects))
     figures["udp_floor_connects_per_s"] = floors
+    figures["tcp_shaped_floor_connects_per_s"] = shaped
     result = {key: statistics.median(values) for key, values in figures.items()}
     if args.idle:
         for stack in ("aiotcp", "kernel"):
@@ -364,6 +425,9 @@ def report(r: dict, args) -> None:
     floor = r["udp_floor_connects_per_s"]
     print(f"{'the floor: a UDP socket and 2 round trips of 1 B/s':58}{floor:12.1f}{'':12}"
           f"{floor / r['kernel_connects_per_s']:8.2f}x  (aiotcp at {r['aiotcp_connects_per_s'] / floor:.2f} of it)")
+    shaped, label = r["tcp_shaped_floor_connects_per_s"], "the floor with the 7 datagrams of a connection, no TCP/s"
+    print(f"{label:58}{shaped:12.1f}{'':12}"
+          f"{shaped / r['kernel_connects_per_s']:8.2f}x  (aiotcp at {r['aiotcp_connects_per_s'] / shaped:.2f} of it)")
     print(f"{'Jain index, 8 concurrent connections':58}{r['aiotcp_bulk8_jain']:12.3f}{r['kernel_bulk8_jain']:12.3f}")
     if args.workers > 1:
         one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
