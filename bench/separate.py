@@ -11,7 +11,10 @@ kernel's from the same run and the ratio.
 - 1-byte ping-pong round trips/s;
 - server memory per idle connection: the growth of the server process's
   resident set from --idle-warm to --idle-warm + --idle connections (a fresh
-  server process, so that no earlier figure's buffers are in it).
+  server process, so that no earlier figure's buffers are in it);
+- two floors under the connection rate, with no TCP: a new UDP socket and
+  two round trips, and the 7 datagrams of one aiotcp connection, each
+  waking the other process as aiotcp's do (tcp_shaped_floor_rate).
 
 The server process (``python bench/separate.py serve STACK [--workers]``)
 tells each connection's job by its first byte.  With ``--workers N`` the
