@@ -359,8 +359,8 @@ async def test_closed_connections_are_freed_without_the_garbage_collector():
                 assert await reader.readexactly(1) == b"x"
                 writer.close()  # the server reads its EOF, then closes
                 await writer.wait_closed()
-                await endpoint_closed
-                assert await served.get()  # the server's side is over too
+                await asyncio.wait_for(endpoint_closed, 10)
+                assert await asyncio.wait_for(served.get(), 10)  # the server's side is over too
             del reader, writer
             gc.collect()
             cyclic = [type(obj).__module__ + "." + type(obj).__qualname__ for obj in gc.garbage
