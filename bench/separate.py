@@ -425,12 +425,12 @@ def report(r: dict, args) -> None:
             continue
         a, k = r[f"aiotcp_{key}"], r[f"kernel_{key}"]
         print(f"{label:58}{a:12.1f}{k:12.1f}{a / k:8.2f}x")
-    floor = r["udp_floor_connects_per_s"]
-    print(f"{'the floor: a UDP socket and 2 round trips of 1 B/s':58}{floor:12.1f}{'':12}"
-          f"{floor / r['kernel_connects_per_s']:8.2f}x  (aiotcp at {r['aiotcp_connects_per_s'] / floor:.2f} of it)")
-    shaped, label = r["tcp_shaped_floor_connects_per_s"], "the floor with the 7 datagrams of a connection, no TCP/s"
-    print(f"{label:58}{shaped:12.1f}{'':12}"
-          f"{shaped / r['kernel_connects_per_s']:8.2f}x  (aiotcp at {r['aiotcp_connects_per_s'] / shaped:.2f} of it)")
+    for label, key in (("the floor: a UDP socket and 2 round trips of 1 B/s", "udp_floor_connects_per_s"),
+                       ("the floor with the 7 datagrams of a connection, no TCP/s",
+                        "tcp_shaped_floor_connects_per_s")):
+        floor = r[key]
+        print(f"{label:58}{floor:12.1f}{'':12}{floor / r['kernel_connects_per_s']:8.2f}x  "
+              f"(aiotcp at {r['aiotcp_connects_per_s'] / floor:.2f} of it)")
     print(f"{'Jain index, 8 concurrent connections':58}{r['aiotcp_bulk8_jain']:12.3f}{r['kernel_bulk8_jain']:12.3f}")
     if args.workers > 1:
         one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
