@@ -470,7 +470,6 @@ class UDPEndpoint:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._timer_when = _NEVER
         # the bound method names this endpoint: kept, it would make a cycle
         # (freed only by the garbage collector); a batch still scheduled
         # holds its own reference
