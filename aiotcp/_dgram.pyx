@@ -42,6 +42,19 @@ from aiotcp._fast cimport DatagramSink, monotonic
 
 import os as _os
 import socket as _socket
+import _socket as _c_socket
+
+#: the C socket's own field: socket.socket's ``family`` property makes an
+#: AddressFamily member on every read (about a microsecond)
+_raw_family = _c_socket.socket.family.__get__
+
+
+def socket_family(sock) -> int:
+    """``sock.family`` as a plain int, without making the enum member."""
+    try:
+        return _raw_family(sock)
+    except TypeError:  # not a socket.socket: whatever it says
+        return int(sock.family)
 
 cdef extern from "<netinet/in.h>":
     struct in_addr:
@@ -112,7 +125,7 @@ cdef class DatagramSocket:
     def __cinit__(self, sock, bint gso=True, bint gro=True):
         self._sock = sock
         self._fd = sock.fileno()
-        self._family = sock.family
+        self._family = socket_family(sock)
         if self._family != AF_INET and self._family != AF_INET6:
             raise ValueError("an IPv4 or IPv6 socket is needed")
         self.slots = 2

@@ -563,6 +563,8 @@ def check_udp_socket(sock):
     return sock
 
 
+#: a socket type flag making the socket non-blocking as it is made (Linux)
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 UDP_GRO = 104  # linux/udp.h
 #: per address family, one socket with UDP GRO on for as long as the process
 #: runs (gro_anchor)
@@ -599,9 +601,11 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
         gro_anchor(peer_info[0] if sock is None else sock.family)
     if sock is None:
         family, _, proto, _, address = peer_info
-        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        # non-blocking from the start where the kernel can (no FIONBIO call)
+        sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK, proto)
         try:
-            sock.setblocking(False)
+            if not _NONBLOCK:
+                sock.setblocking(False)
             if local_addr is not None:
                 sock.bind(local_addr)
             sock.connect(address)

@@ -26,7 +26,7 @@ import select
 import socket
 import struct
 
-from .._dgram import DatagramSocket
+from .._dgram import DatagramSocket, socket_family
 from .._fast import empty_list, monotonic
 from ..core.config import Config
 from ..core.connection import ConnectionStateError, State
@@ -76,7 +76,7 @@ class UDPEndpoint:
         self.sockname = sock.getsockname()
         self.config = config
         self.peer = peer  # set for a connected (client) socket
-        self.core = Endpoint(config, now=monotonic(), ipv6=sock.family == socket.AF_INET6, tracer=tracer)
+        self.core = Endpoint(config, now=monotonic(), ipv6=socket_family(sock) == socket.AF_INET6, tracer=tracer)
         # bound once per socket, on first use (binding takes longer than
         # making the core endpoint): the lazy proxy would bind anew per event
         self._log = None
@@ -104,7 +104,8 @@ class UDPEndpoint:
         self.close_when_idle = False
         #: called with no argument once the socket has closed
         self.close_callbacks: list = []
-        sock.setblocking(False)
+        if sock.gettimeout() != 0.0:  # one system call, when it is not non-blocking yet
+            sock.setblocking(False)
         _grow_buffers(sock, config)
         self._recverr = config.pmtu_discovery and _dont_fragment(sock)
         self._watch_read = _Watch(loop, self._fd, False)
@@ -724,7 +725,7 @@ def _dont_fragment(sock: socket.socket) -> bool:
     ICMP with the datagram it quotes.  Where PROBE is unknown, DO (the
     kernel caps at its path MTU, EMSGSIZE says so).  True if the error
     queue is on (best effort where not Linux)."""
-    v6 = sock.family == socket.AF_INET6
+    v6 = socket_family(sock) == socket.AF_INET6
     level, option, recverr = ((socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_RECVERR) if v6
                               else (socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_RECVERR))
     try:
@@ -751,7 +752,7 @@ def _path_segment(sock: socket.socket) -> int:
     """The largest UDP payload the kernel's path MTU allows a connected
     socket (0 when it cannot tell: then the base size is tried)."""
     try:
-        if sock.family == socket.AF_INET6:
+        if socket_family(sock) == socket.AF_INET6:
             return sock.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU) - 48
         return sock.getsockopt(socket.IPPROTO_IP, IP_MTU) - 28
     except OSError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 
@@ -279,17 +280,17 @@ class Config:
             return self.mss
         return self.mtu - (40 if ipv6 else 20) - 8 - 20
 
-    @property
+    @functools.cached_property
     def receive_buffer_limit(self) -> int:
         """The largest the receive buffer may grow to (autotuning's bound)."""
         return max(self.receive_buffer, self.receive_buffer_max or 0)
 
-    @property
+    @functools.cached_property
     def send_buffer_limit(self) -> int:
         """The largest the send buffer may grow to (autotuning's bound)."""
         return max(self.send_buffer, self.send_buffer_max or 0)
 
-    @property
+    @functools.cached_property
     def receive_wscale(self) -> int:
         """Smallest shift that lets the window field cover the buffer at the
         largest autotuning may make it (the shift is fixed by the SYN)."""

@@ -11,6 +11,13 @@ import struct
 
 _PROCESS_SECRET = os.urandom(32)
 
+
+def _keyed(secret: bytes):
+    return hashlib.blake2b(key=secret, digest_size=4)
+
+
+_PROCESS_KEYED = _keyed(_PROCESS_SECRET)
+
 #: MSS values a SYN cookie can encode (3 bits), as Linux's msstab does.
 COOKIE_MSS = (536, 1200, 1300, 1380, 1400, 1432, 1452, 1460)
 
@@ -25,10 +32,15 @@ class SequenceSource:
 
     def __init__(self, secret: bytes | None = None):
         self.secret = secret if secret is not None else _PROCESS_SECRET
+        # keyed once (per process for the process's secret): each hash
+        # copies this state instead of keying a new one, which is a whole
+        # compression of its own
+        self._keyed = _PROCESS_KEYED if secret is None else _keyed(secret)
 
     def _hash(self, *parts: bytes) -> int:
-        digest = hashlib.blake2b(b"".join(parts), key=self.secret, digest_size=4).digest()
-        return int.from_bytes(digest, "big")
+        h = self._keyed.copy()
+        h.update(b"".join(parts))
+        return int.from_bytes(h.digest(), "big")
 
     def isn(self, remote_addr, local_port: int, remote_port: int, now: float) -> int:
         clock = int(now * 250_000)
