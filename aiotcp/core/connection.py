@@ -72,6 +72,10 @@ _WRITABLE = Writable()
 _DATA_READABLE = DataReadable()
 _PEER_CLOSED = PeerClosed()
 _FIN_ACKED = FinAcked()
+#: and one StateChanged per (old, new) pair, made on first use and shared
+#: (an event is never changed once made): a connection changes state about
+#: five times, each a Python object to make before this
+_STATE_EVENTS: dict = {}
 
 def seq_lt(a: int, b: int) -> bool:
     """a < b in sequence space (RFC 9293 section 3.4)."""
@@ -836,7 +840,10 @@ class Connection:
         self._synchronized = new in SYNCHRONIZED
         self._sending = new in SENDING
         self._receiving = new in RECEIVING
-        self.events.append((self, StateChanged(old, new)))
+        event = _STATE_EVENTS.get((old, new))
+        if event is None:
+            event = _STATE_EVENTS[(old, new)] = StateChanged(old, new)
+        self.events.append((self, event))
         if self.tracer is not None:
             self.tracer.state(self, old, new, now)
         if new is ESTABLISHED and old in (SYN_SENT, SYN_RCVD):
