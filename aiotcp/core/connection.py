@@ -858,12 +858,12 @@ class Connection:
             self.events.append((self, _FIN_ACKED))
             if self.discard_input:
                 # the user will never read again: do not wait for the peer forever
-                self._orphan_at = now + self.config.fin_timeout
+                self._orphan_at = now + self._config.fin_timeout
         elif new is TIME_WAIT:
             self._clear_timers()
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
-                                      self.config.time_wait, self.out, self.stats, self.tracer,
+                                      self._config.time_wait, self.out, self.stats, self.tracer,
                                       self._ts_offset if self.ts_ok else None, self.ts_recent)
             self._report_closed(None)
             if self.endpoint is not None:
@@ -1407,7 +1407,7 @@ class Connection:
 
     def _heard_from_peer(self, now: float) -> None:
         if self._keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self._keepalive_at = now + self.config.keepalive_idle
+            self._keepalive_at = now + self._config.keepalive_idle
             self.keepalive_probes = 0
 
     def _on_persist(self, now: float) -> None:
@@ -1425,7 +1425,7 @@ class Connection:
             self._send_data(self.snd_nxt, length, self._fin_queued and length == unsent, now)
             return
         self._persist_backoff += 1
-        if self._persist_backoff > self.config.retries:
+        if self._persist_backoff > self._config.retries:
             self._fail(now, TimeoutError("zero-window probes went unanswered"))
             return
         # probe with one octet of new data beyond the zero window
@@ -1435,13 +1435,13 @@ class Connection:
             self.snd_max = (self.snd_nxt + 1) & MASK
         self.stats["persist_probes"] += 1
         self._persist_at = now + min(self.rtt.bounded(self.rtt.rto) * (2 ** self._persist_backoff),
-                                          self.config.rto_max)
+                                          self._config.rto_max)
 
     def _on_rto(self, now: float) -> None:
         state = self.state
         self.retries += 1
-        limit = {SYN_SENT: self.config.syn_retries, SYN_RCVD: self.config.synack_retries}.get(
-            state, self.config.retries)
+        limit = {SYN_SENT: self._config.syn_retries, SYN_RCVD: self._config.synack_retries}.get(
+            state, self._config.retries)
         if self.retries > limit:
             if state is SYN_RCVD and self.passive:
                 self.stats["synack_timeouts"] += 1
@@ -1536,7 +1536,7 @@ class Connection:
         segments from it are dropped (counted): TCP's recovery repairs them."""
         self._now = now
         stats = self.stats
-        if not self._synchronized or self.time_wait is not None or not self.config.migration:
+        if not self._synchronized or self.time_wait is not None or not self._config.migration:
             stats["new_path_dropped"] += 1
             return False
         if not self._from_peer(seg, now):
@@ -1576,7 +1576,7 @@ class Connection:
             if not seg.has_ts:
                 return False
             age = (self._ts_val() - seg.ts_ecr) & MASK  # milliseconds since we sent it
-            if age >= HALF or age > self.config.migration_echo_age * 1000:
+            if age >= HALF or age > self._config.migration_echo_age * 1000:
                 return False
         return True
 
@@ -1620,13 +1620,13 @@ class Connection:
         self.rcv_nxt = (seg.seq + 1) & MASK
         # the window our SYN (or the SYN-ACK to come) offers, unscaled
         self._rcv_adv = (self.rcv_nxt + min(self._rcvbuf_size, 0xFFFF)) & MASK
-        self.sack_ok = self.recovery.sack = seg.sack_permitted and self.config.sack
-        if seg.has_ts and self.config.timestamps:
+        self.sack_ok = self.recovery.sack = seg.sack_permitted and self._config.sack
+        if seg.has_ts and self._config.timestamps:
             self.ts_ok = True
             self.ts_recent = seg.ts_val
             self._ts_recent_stamp = self._now
         self._set_peer_mss(seg.mss if seg.mss > 0 else DEFAULT_PEER_MSS)
-        if seg.wscale >= 0 and self.config.window_scaling:
+        if seg.wscale >= 0 and self._config.window_scaling:
             self._wscale_ok = True
             self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 section 2.3
         else:
@@ -1831,7 +1831,7 @@ class Connection:
 
     def _rate_limited(self, now: float) -> bool:
         """At most one out-of-window or challenge ACK per invalid_ratelimit."""
-        if now - self._last_invalid_ack < self.config.invalid_ratelimit:
+        if now - self._last_invalid_ack < self._config.invalid_ratelimit:
             self.stats["invalid_acks_suppressed"] += 1
             return True
         self._last_invalid_ack = now
@@ -1938,7 +1938,7 @@ class Connection:
                 return
             if self.listener is not None and not self.listener.has_room():
                 self.stats["listen_overflows"] += 1
-                if self.config.abort_on_overflow:
+                if self._config.abort_on_overflow:
                     self._reset(now, ack, None)  # Linux tcp_abort_on_overflow = 1
                 return  # Linux: drop the ACK while the accept queue is full
             self._ack_syn(seg, now)
