@@ -13,11 +13,14 @@ share of the gap that is aiotcp's Python and C, not a prediction of the
 rate.  Also printed: system calls per connection (strace -c), which carry
 the part the count leaves out.
 
-    python bench/instructions.py [--connections 600] [--warm 100] [--top 25]
+    python bench/instructions.py [--connections 600] [--warm 100] [--top 25] [--timed 5000]
 
 ``--top N`` lists the N compiled aiotcp functions with the most
 instructions per connection (inclusive; a Python-level function is not
 seen by valgrind, only the compiled code and the interpreter under it).
+``--timed N`` also times N connections of each stack in one process
+without valgrind (CPU per connection and the rate): no wakeup of another
+process in it, so it shows the code's share of the separate-process gap.
 Needs valgrind (and strace for the system calls); takes about a minute.
 """
 from __future__ import annotations
@@ -27,9 +30,11 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -44,7 +49,7 @@ async def _handler(reader, writer):
     writer.close()
 
 
-async def _connections(stack: str, count: int) -> None:
+async def _connections(stack: str, count: int, timed: int = 0) -> None:
     if stack == "kernel":
         server = await asyncio.start_server(_handler, "127.0.0.1", 0)
         open_connection = asyncio.open_connection
@@ -53,20 +58,37 @@ async def _connections(stack: str, count: int) -> None:
         server = await aiotcp.start_server(_handler, "127.0.0.1", 0)
         open_connection = aiotcp.open_connection
     port = server.sockets[0].getsockname()[1]
-    for _ in range(count):
-        reader, writer = await open_connection("127.0.0.1", port)
-        writer.write(b"c")
-        if await reader.read(1) != b"c":
-            raise RuntimeError("the echo went wrong")
-        writer.close()
+
+    async def run(count):
+        for _ in range(count):
+            reader, writer = await open_connection("127.0.0.1", port)
+            writer.write(b"c")
+            if await reader.read(1) != b"c":
+                raise RuntimeError("the echo went wrong")
+            writer.close()
+
+    await run(count)
+    if timed:  # then ``timed`` more, timed: CPU and wall clock per connection
+        cpu, wall = time.process_time(), time.perf_counter()
+        await run(timed)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"{cpu / timed * 1e6:.1f} {timed / wall:.1f}", flush=True)
     server.close()
     await server.wait_closed()
 
 
-def _run(stack: str, count: int) -> None:
+def _run(stack: str, count: int, timed: int = 0) -> None:
     import uvloop
     sys.path.insert(0, ROOT)
-    uvloop.run(_connections(stack, count))
+    uvloop.run(_connections(stack, count, timed))
+
+
+def _timed(stack: str, warm: int, count: int) -> tuple:
+    """(CPU us per connection, connections/s) of ``count`` connections
+    after ``warm``, client and server in one process, no valgrind."""
+    out = subprocess.run([*_child(stack, warm), str(count)], capture_output=True, text=True, check=True).stdout
+    cpu, rate = out.split()
+    return float(cpu), float(rate)
 
 
 # ------------------------------------------------------------ counting
@@ -131,10 +153,12 @@ def main(argv=None) -> None:
     parser.add_argument("--connections", type=int, default=600)
     parser.add_argument("--warm", type=int, default=100)
     parser.add_argument("--top", type=int, default=0)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--timed", type=int, default=0, metavar="N",
+                        help="also time N connections of each stack without valgrind (3 runs, medians)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _run(args.child[0], int(args.child[1]))
+        return _run(args.child[0], *map(int, args.child[1:]))
     if shutil.which("valgrind") is None:
         sys.exit("bench/instructions.py needs valgrind (apt-get install valgrind)")
     span = args.connections - args.warm
@@ -163,6 +187,14 @@ def main(argv=None) -> None:
     if args.top:
         print("\ncompiled aiotcp functions, instructions per connection (inclusive):")
         print("\n".join(top))
+    if args.timed:
+        runs = {stack: [_timed(stack, args.warm, args.timed) for _ in range(3)] for stack in ("kernel", "aiotcp")}
+        print(f"\ntimed, {args.timed} connections after {args.warm} (medians of 3, one process):")
+        median = {stack: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+                  for stack, rs in runs.items()}
+        for stack, (cpu, rate) in median.items():
+            print(f"{stack:8s} {cpu:8.1f} us CPU per connection {rate:10.1f} connections/s")
+        print(f"aiotcp / kernel: connections/s {median['aiotcp'][1] / median['kernel'][1]:.2f}x")
 
 
 if __name__ == "__main__":
