@@ -258,16 +258,26 @@ async def test_through_the_relays_mtu_answering_with_icmp():
 async def test_through_the_relays_mtu_on_loopback(size_limit):
     """``python -m aiotcp relay --mtu 1200`` drops bigger datagrams
     silently: every probe is lost, the search moves on from size to size,
-    the segments stay at the 1200-byte base, and nothing stalls."""
+    the segments stay at the 1200-byte base, and no segment but a probe is
+    ever too big for the path (so none of the search's making stalls).
+
+    Timeouts are not counted here: client, relay and server share one
+    loop, and on a loaded machine (the suite's other processes, or two
+    busy loops beside it: 4 runs in 10) that loop's stalls can still end in
+    one.  What this test once let through under such load, a probe counted
+    as passed because its bytes went again before its fate was known (the
+    search settled at 1213 to 1322 bytes, above the path, and the next
+    full-sized segments vanished), is checked here by the sizes and, in
+    virtual time, by test_a_probe_sent_again_before_its_fate_is_known_counts_as_lost."""
     seed = 27
     print(f"seed {seed}")
     data = random.Random(seed).randbytes(8 * MiB)
     info, relay, _ = await digest_through_relay(data, Impairment(mtu=size_limit), Impairment(mtu=size_limit))
-    assert info["pmtu_segment"] == size_limit and info["rto_count"] == 0
+    assert info["pmtu_segment"] == size_limit
     # every probe lost, three a size: past 6, a third size was being tried
     # (the search moves on; the transfer ends before it has tried them all)
     assert info["pmtu_probes"] == info["pmtu_probe_losses"] >= 7, info
-    assert relay.stats["up_too_big"] >= 3
+    assert relay.stats["up_too_big"] == info["pmtu_probes"]  # the probes, and nothing else
 
 
 def test_the_relay_command_line_has_mtu():
@@ -368,3 +378,34 @@ def test_probe_losses_in_virtual_time_are_repaired_and_never_a_congestion_signal
     assert (info["pmtu_probe_losses"] > 0) == (mtu < 1500)
     assert conn.rto_count == 0 and conn.cc.ssthresh > 1 << 40  # never a congestion response
     assert net.too_big == info["pmtu_probe_losses"] or mtu < 1500  # only probes were ever too big
+
+
+def test_a_probe_sent_again_before_its_fate_is_known_counts_as_lost():
+    """The first segment out is a path MTU probe, and the path loses it.
+    Three duplicate ACKs without SACK blocks (DupThresh, kept for a peer
+    that negotiated SACK and sends no blocks) start fast retransmit with
+    the probe at the left edge: the probe's bytes go again in segments of today's size, and
+    the ACK that then covers them proves nothing about the probe's size.
+    Counted as passed, the search settled above the path (a 1200-byte
+    path reported 1252 and 1322 through the relay) and the next full-sized
+    segments vanished into a black hole.  The probe counts as lost, and
+    its loss is no congestion signal (as Linux's tcp_fastretrans_alert)."""
+    from script import ACK, CONFIG, SYN, Script
+
+    s = Script(CONFIG.replace(sack=True, pmtu_discovery=True))
+    s.conn.connect(s.now)
+    s.recv(SYN | ACK, seq=s.peer_iss, ack=s.conn.iss + 1, mss=1460, window=65535, sack_permitted=True)
+    s.sent()
+    start = s.conn.iss + 1
+    s.conn.send(bytes(20000), 0.0)
+    first, *rest = s.sent()
+    assert (first.seq, len(first.payload)) == (start, 1452) and s.conn.info()["pmtu_probes"] == 1
+    cwnd = s.conn.cc.cwnd
+    for _ in range(3):
+        s.at(0.05).recv(ACK, ack=start)  # duplicates, no SACK blocks
+    resent = s.sent()
+    assert resent and resent[0].seq == start and max(len(d.payload) for d in resent) <= 1180
+    s.at(0.1).recv(ACK, ack=s.conn.snd_max)  # everything, the probe's bytes by their second sending
+    info = s.conn.info()
+    assert info["pmtu_segment"] == 1200 and info["pmtu_probe_losses"] == 1
+    assert not s.conn.recovery.active and s.conn.cc.cwnd >= cwnd and info["fast_retransmits"] == 0

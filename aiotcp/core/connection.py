@@ -2088,8 +2088,11 @@ class Connection:
         6582 section 3.2 step 2) without SACK, RFC 6675's with PRR (RFC
         6937) with it.  Recovery lasts until everything now outstanding is
         acknowledged (``recovery.recover``)."""
-        if not self.sack_ok and self._probe_seq == self.snd_una:
-            self._probe_failed(now)  # the probe was lost, not the network's share (Linux does the same)
+        if self._probe_seq == self.snd_una:
+            # the probe was lost, not the network's share: its data goes
+            # again, with no window reduction (Linux's tcp_fastretrans_alert,
+            # with SACK or without)
+            self._probe_failed(now)
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         self.cc.on_recovery_start(flight, now, self.sack_ok)
@@ -2140,6 +2143,12 @@ class Connection:
         """Resend up to ``length`` bytes from ``seq``, with the FIN if they
         reach it (or the FIN alone), in segments of today's MSS (a path
         that shrank re-segments what was sent before)."""
+        if self._probe_seq >= 0 and seq_lt(seq, self._probe_end) and seq_gt((seq + length) & MASK, self._probe_seq):
+            # a path MTU probe's bytes go again in today's segments: the
+            # ACK that covers them no longer proves that the probe arrived,
+            # so the probe counts as lost (as after a timeout), never as
+            # passed
+            self._probe_failed(now, resend=False)
         data_end = self._data_end()
         length = min(length, seq_diff(data_end, seq))
         fin = self.fin_seq is not None and seq_diff(data_end, seq) == length
