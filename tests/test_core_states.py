@@ -1257,3 +1257,32 @@ def test_reconfigure_changes_one_connections_options():
     assert s.conn.keepalive_deadline == 31.0 and s.conn.config.keepalive
     s.conn.reconfigure(2.0, keepalive=False)
     assert s.conn.keepalive_deadline is None
+
+
+@pytest.mark.parametrize("sack", [False, True])
+def test_answers_to_zero_window_probes_start_no_fast_retransmit(sack):
+    """The peer answers each persist probe with its ACK again, the window
+    still closed: nothing was lost, so however many such answers come, no
+    fast retransmit and no window reduction (Linux's zero-window probe
+    leaves no data outstanding, so it never counts them as duplicates;
+    ours carries a byte, so the ACKs' closed window says it).  Counted as
+    duplicates, the third started a recovery: a byte sent again and cwnd
+    halved while the reader was merely slow."""
+    config = CONFIG.replace(sack=sack)
+    s = Script(config)
+    s.conn.connect(s.now)
+    s.recv(SYN | ACK, seq=s.peer_iss, ack=s.conn.iss + 1, mss=1460, window=0, sack_permitted=sack)
+    s.sent()
+    assert s.conn.sack_ok == sack
+    s.conn.send(b"abc", 0.0)
+    cwnd = s.conn.cc.cwnd
+    for _ in range(5):
+        s.timer(s.conn.next_deadline())
+        (probe,) = s.sent()
+        assert probe.payload.tobytes() == b"a"
+        s.recv(ACK, ack=L, window=0)
+        assert s.sent() == []  # no retransmission in answer
+    assert not s.conn.recovery.active and s.conn.cc.cwnd == cwnd
+    assert s.conn.info()["fast_retransmits"] == 0
+    s.recv(ACK, ack=L, window=1000)  # the reader caught up
+    assert [d.payload.tobytes() for d in s.sent()] == [b"abc"]

@@ -2008,7 +2008,10 @@ class Connection:
             self._on_new_ack(ack, now)
         elif ack == snd_una and seq_gt(self.snd_max, snd_una) and (
                 self.scoreboard.total > sacked_before  # RFC 6675: SACKs new data
-                or not paylen and not seg.flags & FIN and not window_changed):  # RFC 5681
+                # RFC 5681; not with the window closed: those are the answers
+                # to our zero-window probes (Linux's probe leaves nothing
+                # outstanding, so it never counts them either)
+                or not paylen and not seg.flags & FIN and not window_changed and self.snd_wnd > 0):
             self._on_dupack(now)
         rate = self.rate
         if rate is not None and rate.acked:
