@@ -3,8 +3,9 @@ TCP, counted by valgrind (callgrind): a figure this shared, noisy machine
 cannot blur, for telling a change to the connection's path apart from the
 noise that the timed figures (bench/separate.py) carry.
 
-Client and server run in one process on uvloop, as in the connection-rate
-figure: open, one byte each way, close, one connection after another.  The
+Client and server run in one process on uvloop: bench/bench.py's
+connection rate (open, one byte each way, close, one connection after
+another).  The
 count for N connections less the count for M, over N - M, is the cost of
 one connection with the start-up (imports, the first connection's caches)
 taken out.  Only user-space instructions are counted: the system calls'
@@ -26,7 +27,6 @@ Needs valgrind (and strace for the system calls); takes about a minute.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
@@ -42,39 +42,16 @@ ROOT = os.path.dirname(HERE)
 
 # ------------------------------------------------------------ the workload
 
-async def _handler(reader, writer):
-    await reader.read(1)
-    writer.write(b"c")
-    await writer.drain()
-    writer.close()
-
-
 async def _connections(stack: str, count: int, timed: int = 0) -> None:
-    if stack == "kernel":
-        server = await asyncio.start_server(_handler, "127.0.0.1", 0)
-        open_connection = asyncio.open_connection
-    else:
-        import aiotcp
-        server = await aiotcp.start_server(_handler, "127.0.0.1", 0)
-        open_connection = aiotcp.open_connection
-    port = server.sockets[0].getsockname()[1]
+    """bench/bench.py's connection rate: ``count`` connections, then
+    ``timed`` more, timed (CPU and wall clock per connection)."""
+    from bench import connect_rate  # bench/bench.py, beside this file
 
-    async def run(count):
-        for _ in range(count):
-            reader, writer = await open_connection("127.0.0.1", port)
-            writer.write(b"c")
-            if await reader.read(1) != b"c":
-                raise RuntimeError("the echo went wrong")
-            writer.close()
-
-    await run(count)
-    if timed:  # then ``timed`` more, timed: CPU and wall clock per connection
-        cpu, wall = time.process_time(), time.perf_counter()
-        await run(timed)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"{cpu / timed * 1e6:.1f} {timed / wall:.1f}", flush=True)
-    server.close()
-    await server.wait_closed()
+    await connect_rate(stack, count)
+    if timed:
+        cpu = time.process_time()
+        rate = await connect_rate(stack, timed)
+        print(f"{(time.process_time() - cpu) / timed * 1e6:.1f} {rate:.1f}", flush=True)
 
 
 def _run(stack: str, count: int, timed: int = 0) -> None:
