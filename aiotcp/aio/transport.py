@@ -601,11 +601,11 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
         gro_anchor(peer_info[0] if sock is None else sock.family)
     if sock is None:
         family, _, proto, _, address = peer_info
-        # non-blocking from the start where the kernel can (no FIONBIO call)
+        # non-blocking from the start where the kernel can (no FIONBIO
+        # call; elsewhere UDPEndpoint makes it so: a UDP bind or connect
+        # does not block)
         sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK, proto)
         try:
-            if not _NONBLOCK:
-                sock.setblocking(False)
             if local_addr is not None:
                 sock.bind(local_addr)
             sock.connect(address)
