@@ -206,6 +206,31 @@ def test_a_sample_shorter_than_min_rtt_is_refused_and_app_limited_is_flagged():
     assert rate.sample(0.05, 0.19) and not rate.is_app_limited
 
 
+def test_the_reported_rate_is_the_last_valid_sample_as_linux_keeps_it():
+    """tcp_info's delivery_rate (Linux's rate_delivered / rate_interval_us):
+    an ACK without a sample keeps it, a lower application-limited sample
+    does not replace it, a lower sample the network limited does."""
+    rack, rate = Rack(), DeliveryRate()
+    rack.rate = rate
+    rack.on_transmit(0, 1000, 0, 0.0)
+    rack.on_transmit(1000, 2000, 1000, 0.0)
+    rack.on_ack(2000, [], 2000, 0, 0, -1.0, 0.01)
+    assert rate.sample(-1.0, 0.01) and rate.reported == pytest.approx(2000 / 0.01)
+    assert not rate.reported_app_limited
+    rack.on_ack(2000, [], 2000, 0, 0, -1.0, 0.02)  # a duplicate: nothing delivered
+    assert not rate.sample(-1.0, 0.02) and rate.rate == 0
+    assert rate.reported == pytest.approx(2000 / 0.01)
+    rate.mark_app_limited(0)
+    rack.on_transmit(2000, 3000, 2000, 0.03)
+    rack.on_ack(3000, [], 3000, 0, 0, -1.0, 0.05)  # 1000 bytes in 20 ms, the application's doing
+    assert rate.sample(-1.0, 0.05) and rate.is_app_limited
+    assert rate.reported == pytest.approx(2000 / 0.01) and not rate.reported_app_limited
+    rack.on_transmit(3000, 4000, 3000, 0.06)
+    rack.on_ack(4000, [], 4000, 0, 0, -1.0, 0.08)  # as slow, and the network's doing
+    assert rate.sample(-1.0, 0.08) and not rate.is_app_limited
+    assert rate.reported == pytest.approx(1000 / 0.02)
+
+
 def bulk(config: Config, seed: int, impairment, size: int = 2 * MiB, timer_late: float = 0.0):
     from aiotcp.core.endpoint import Endpoint
     from aiotcp.tools.testing import BulkTransfer, Network

@@ -46,6 +46,11 @@ class DeliveryRate:
         self.is_app_limited = False
         self.rtt = -1.0  # send-to-ACK time of the newest segment delivered by the last ACK
         self.samples = 0
+        # what tcp_info reports (Linux's tp->rate_delivered / rate_interval_us):
+        # the last valid sample, an application-limited one only if it is no
+        # lower than the one it replaces; an ACK without a sample keeps it
+        self.reported = 0.0
+        self.reported_app_limited = False
         # what the last ACK did, valid sample or not (for the controller)
         self.last_acked = 0  # bytes it delivered
         self.last_prior_delivered = -1  # C.delivered when its newest segment was sent
@@ -109,8 +114,11 @@ class DeliveryRate:
             return False
         self.interval = interval
         self.sample_delivered = delivered
-        self.rate = delivered / interval
+        self.rate = rate = delivered / interval
         self.samples += 1
+        if not self.is_app_limited or rate >= self.reported:
+            self.reported = rate
+            self.reported_app_limited = self.is_app_limited
         return True
 
     def mark_app_limited(self, inflight: int) -> None:
