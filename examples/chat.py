@@ -7,7 +7,10 @@ Every line a client types goes to everyone as "NAME: line".  Joins and
 leaves are announced; "/who" lists who is here; "/quit" leaves gracefully.
 There are no application heartbeats: TCP keepalive on the server
 (``--keepalive`` seconds of silence, then three probes that far apart)
-notices a client that vanished (killed, unplugged), and the clients' NAT
+notices a client that vanished (killed, unplugged), and a user timeout as
+long (Config.user_timeout, Linux's TCP_USER_TIMEOUT) notices one that
+vanished with a line sent to it still unacknowledged, which keepalive
+never probes (TCP would otherwise retransmit it for minutes); the clients' NAT
 keepalive (Config.nat_keepalive, on by default for connections that a
 client opens) keeps the binding of any NAT in between alive while nobody
 types.
@@ -67,8 +70,10 @@ class ChatServer:
 
 async def serve(host: str, port: int, keepalive: float) -> None:
     chat = ChatServer()
+    # the user timeout bounds what keepalive cannot see: data sent and never
+    # acknowledged (set to keepalive's own bound, idle + count * interval)
     config = aiotcp.Config(keepalive=True, keepalive_idle=keepalive, keepalive_interval=keepalive,
-                           keepalive_count=3)
+                           keepalive_count=3, user_timeout=4 * keepalive)
     server = await aiotcp.start_server(chat.handle, host, port, config=config)
     print(f"* chat server on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:

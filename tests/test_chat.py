@@ -73,3 +73,32 @@ async def test_chat_with_three_clients():
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_vanishes_with_a_line_unacknowledged():
+    """Keepalive probes only an idle connection: a client killed while a
+    line to it is unacknowledged is noticed by the server's user timeout
+    (else the line would be retransmitted, backing off, for minutes)."""
+    server = await spawn("server", "--port", "0")
+    procs = [server]
+    try:
+        port = (await expect(server, "chat server on")).strip().rsplit(":", 1)[1]
+        alice = await spawn("client", "alice", "--port", port)
+        procs.append(alice)
+        await expect(alice, "* welcome alice")
+        carol = await spawn("client", "carol", "--port", port)
+        procs.append(carol)
+        await expect(carol, "* welcome carol")
+        await expect(alice, "* carol joined")
+        carol.send_signal(signal.SIGSTOP)  # it can no longer acknowledge anything
+        await say(alice, "are you there?")
+        await expect(server, "alice: are you there?")  # broadcast, so sent to carol too
+        carol.send_signal(signal.SIGKILL)
+        await carol.wait()
+        assert "carol vanished" in await expect(alice, "carol", timeout=15)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
