@@ -115,7 +115,7 @@ cdef class TimerWheel:
     cdef int64_t _current          # every tick below this one has been processed
     cdef Py_ssize_t _count
     cdef uint64_t _order
-    cdef list _heads               # levels * 64 list heads (Timer or None)
+    cdef list _heads               # per level: None, or its 64 list heads (Timer or None)
     cdef uint64_t _occupied[8]     # one bitmap of 64 slots per level
     # counts every change that may move the next deadline (a timer linked
     # or unlinked, an expire() pass): a caller that saw the same count

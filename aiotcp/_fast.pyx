@@ -1077,7 +1077,9 @@ cdef class TimerWheel:
             raise ValueError("tick must be positive")
         self.tick = tick
         self._current = <int64_t>floor(now / tick)
-        self._heads = [None] * (_LEVELS * _SLOTS)
+        # a level's 64 list heads are made when a timer first goes there: an
+        # endpoint with one connection uses two or three levels of the eight
+        self._heads = [None] * _LEVELS
         memset(self._occupied, 0, sizeof(self._occupied))
 
     def __len__(self):
@@ -1088,6 +1090,7 @@ cdef class TimerWheel:
         cdef int level = 0
         cdef int slot
         cdef Timer head
+        cdef list row
         if diff < 0:
             t._expiry = self._current
             diff = 0
@@ -1102,20 +1105,23 @@ cdef class TimerWheel:
         t.scheduled = True
         self.changes += 1
         t._slot = slot
-        head = self._heads[level * _SLOTS + slot]
+        row = <list>self._heads[level]
+        if row is None:
+            row = [None] * _SLOTS
+            self._heads[level] = row
+        head = row[slot]
         t._prev = None
         t._next = head
         if head is not None:
             head._prev = t
-        self._heads[level * _SLOTS + slot] = t
+        row[slot] = t
         self._occupied[level] |= (<uint64_t>1) << slot
 
     cdef void _unlink(self, Timer t):
-        cdef int index = t._level * _SLOTS + t._slot
         if t._prev is not None:
             t._prev._next = t._next
         else:
-            self._heads[index] = t._next
+            (<list>self._heads[t._level])[t._slot] = t._next
             if t._next is None:
                 self._occupied[t._level] &= ~((<uint64_t>1) << t._slot)
         if t._next is not None:
@@ -1153,10 +1159,10 @@ cdef class TimerWheel:
 
     cdef void _cascade(self, int level):
         cdef int slot = (self._current >> (_BITS * level)) & _MASK
-        cdef int index = level * _SLOTS + slot
-        cdef Timer t = self._heads[index]
+        cdef list row = self._heads[level]
+        cdef Timer t = row[slot]
         cdef Timer nxt
-        self._heads[index] = None
+        row[slot] = None
         self._occupied[level] &= ~((<uint64_t>1) << slot)
         while t is not None:
             nxt = t._next
@@ -1175,6 +1181,7 @@ cdef class TimerWheel:
         cdef int64_t nt
         cdef uint64_t bits
         cdef Timer t, nxt
+        cdef list row
         self.changes += 1
         # tick k is reached when k * tick <= now, the same product that
         # next_deadline() returns, so waking at that time always makes progress
@@ -1206,8 +1213,9 @@ cdef class TimerWheel:
             if (bits & 1) == 0:
                 self._current = min(self._current + aiotcp_ctz64(bits), target + 1)
                 continue
-            t = self._heads[s]
-            self._heads[s] = None
+            row = self._heads[0]
+            t = row[s]
+            row[s] = None
             self._occupied[0] &= ~((<uint64_t>1) << s)
             while t is not None:
                 nxt = t._next
