@@ -81,7 +81,7 @@ class Endpoint(DatagramSink):
         self.wheel = TimerWheel(config.timer_tick, now)
         self.outbox: list[tuple[bytes, object]] = []
         self.events: list[tuple[object, object]] = []
-        self.stats: Counter = Counter()
+        self.stats: Counter = Counter.__new__(Counter)  # Counter() less its __init__'s Python
         self.sequences = SequenceSource(secret)
         self.tracer = tracer
         self.coalesce = config.receive_coalescing
