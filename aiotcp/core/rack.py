@@ -224,12 +224,17 @@ class Rack:
         if flags & _RETRANS:
             # step 2: an ACK that may be for the original, not this
             # retransmission, says nothing about when it was sent: the echoed
-            # timestamp predates it, or the RTT is too short
+            # timestamp predates it, or the RTT is too short.  Both tests:
+            # timestamps tick in milliseconds, so an original and its
+            # retransmission within one millisecond (a short path) look
+            # alike to the first, and taken as the retransmission's, the
+            # original's delivery made every segment sent between the two
+            # look lost (Linux's tcp_rack_advance tests the RTT alone)
             if ts_ecr:
                 ms = int(sent * 1000)
                 if seq_offset((ms + ts_offset) & MASK, ts_ecr) > 0:
                     return
-            elif min_rtt >= 0 and rtt < min_rtt:
+            if min_rtt >= 0 and rtt < min_rtt:
                 return
         end = record.end
         order = record.order
