@@ -605,6 +605,21 @@ def test_keepalive_probes_then_times_out():
     assert len(s.sent()) == 2 and s.state_name == "ESTABLISHED"
     s.timer(180.0)
     assert s.state_name == "CLOSED" and isinstance(s.conn.error, TimeoutError)
+    (rst,) = s.sent()  # as Linux: the peer may live, and only its answers be lost
+    assert rst.flags_str == "RA" and rst.seq == L
+
+
+def test_keepalive_gives_up_at_the_user_timeout_when_one_is_set():
+    """Linux: with TCP_USER_TIMEOUT, keepalive ends the connection once the
+    peer has been silent that long (a probe sent), not after keepalive_count
+    probes."""
+    s = Script(CONFIG.replace(keepalive=True, keepalive_idle=100.0, keepalive_interval=10.0,
+                              keepalive_count=9, user_timeout=125.0)).established()
+    s.timer(100.0).timer(110.0).timer(120.0)
+    assert len(s.sent()) == 3 and s.state_name == "ESTABLISHED"
+    s.timer(130.0)  # 130 s of silence, past the 125 s user timeout: six probes short of nine
+    assert s.state_name == "CLOSED" and isinstance(s.conn.error, TimeoutError)
+    assert s.conn.stats["keepalive_timeouts"] == 1
 
 
 def test_keepalive_answer_keeps_the_connection():

@@ -170,8 +170,10 @@ class Config:
     #: Keepalive (RFC 1122 section 4.2.3.6), off by default as in Linux:
     #: after ``keepalive_idle`` seconds without hearing from the peer, send
     #: up to ``keepalive_count`` probes ``keepalive_interval`` apart, then
-    #: fail the connection with TimeoutError (Linux: 7200 s, 75 s, 9:
-    #: tcp_keepalive_time, tcp_keepalive_intvl, tcp_keepalive_probes).
+    #: send a RST (as Linux does) and fail the connection with TimeoutError
+    #: (Linux: 7200 s, 75 s, 9: tcp_keepalive_time, tcp_keepalive_intvl,
+    #: tcp_keepalive_probes).  Data unacknowledged is never probed (it is
+    #: retransmitted instead): ``user_timeout`` bounds that case.
     keepalive: bool = False
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
@@ -200,8 +202,11 @@ class Config:
     migration: bool = True
     migration_echo_age: float = 120.0
     #: User timeout (RFC 5482 semantics, like Linux TCP_USER_TIMEOUT): fail
-    #: the connection when sent data stays unacknowledged this long.  None:
-    #: only the retry limits apply.  (A socket option; no sysctl.)
+    #: the connection when sent data stays unacknowledged this long.  With
+    #: ``keepalive`` on, it also replaces ``keepalive_count``, as in Linux:
+    #: keepalive gives up once the peer has been silent this long and a
+    #: probe went unanswered.  None: only the retry limits apply.  (A socket
+    #: option; no sysctl.)
     user_timeout: float | None = None
     #: Restart after idle (RFC 5681 section 4.1, Linux
     #: tcp_slow_start_after_idle): after more than an RTO without sending,

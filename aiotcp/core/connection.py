@@ -1350,9 +1350,20 @@ class Connection:
         if self.state not in (ESTABLISHED, CLOSE_WAIT) or self.snd_max != self.snd_una:
             self._keepalive_at = now + config.keepalive_interval  # busy: look again later
             return
-        if self.keepalive_probes >= config.keepalive_count:
+        probes = self.keepalive_probes
+        if self._user_timeout >= 0:
+            # Linux: with TCP_USER_TIMEOUT set, keepalive gives up once the
+            # peer has been silent that long and a probe went unanswered,
+            # whatever keepalive_count says
+            spent = probes > 0 and config.keepalive_idle + probes * config.keepalive_interval >= self._user_timeout
+        else:
+            spent = probes >= config.keepalive_count
+        if spent:
+            # as Linux's tcp_keepalive_timer: a RST, in case the peer lives
+            # and only its answers are lost
             self.stats["keepalive_timeouts"] += 1
-            self._fail(now, TimeoutError("keepalive: the peer stopped answering"))
+            self.stats["connections_failed"] += 1
+            self._reset(now, self.snd_max, TimeoutError("keepalive: the peer stopped answering"))
             return
         self.keepalive_probes += 1
         self.stats["keepalive_probes"] += 1
