@@ -1,6 +1,7 @@
 """examples/chat.py end to end: a server and three clients as separate
 processes over aiotcp on loopback."""
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -35,24 +36,33 @@ async def say(proc, line: str):
     await proc.stdin.drain()
 
 
-@pytest.mark.asyncio
-async def test_chat_with_three_clients():
+@contextlib.asynccontextmanager
+async def room(*names):
+    """A chat server and the clients ``names``, each one in after the
+    others saw it join; yields (server, {name: client}); kills them all."""
     server = await spawn("server", "--port", "0")
     procs = [server]
     try:
         port = (await expect(server, "chat server on")).strip().rsplit(":", 1)[1]
-        alice = await spawn("client", "alice", "--port", port)
-        procs.append(alice)
-        await expect(alice, "* welcome alice")
-        bob = await spawn("client", "bob", "--port", port)
-        procs.append(bob)
-        await expect(bob, "* welcome bob")
-        await expect(alice, "* bob joined")
-        carol = await spawn("client", "carol", "--port", port)
-        procs.append(carol)
-        await expect(carol, "* welcome carol")
-        await expect(alice, "* carol joined")
+        clients = {}
+        for name in names:
+            client = clients[name] = await spawn("client", name, "--port", port)
+            procs.append(client)
+            await expect(client, f"* welcome {name}")
+            for other in names[:len(clients) - 1]:
+                await expect(clients[other], f"* {name} joined")
+        yield server, clients
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
+
+@pytest.mark.asyncio
+async def test_chat_with_three_clients():
+    async with room("alice", "bob", "carol") as (_, clients):
+        alice, bob, carol = clients.values()
         await say(alice, "hello everyone")
         assert "alice: hello everyone" in await expect(bob, "alice:")
         assert "alice: hello everyone" in await expect(carol, "alice:")
@@ -68,11 +78,6 @@ async def test_chat_with_three_clients():
         await expect(bob, "* bye")
         assert await asyncio.wait_for(bob.wait(), 10) == 0
         assert "* bob left" in await expect(alice, "bob left")
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
 
 
 @pytest.mark.asyncio
@@ -80,25 +85,11 @@ async def test_a_client_that_vanishes_with_a_line_unacknowledged():
     """Keepalive probes only an idle connection: a client killed while a
     line to it is unacknowledged is noticed by the server's user timeout
     (else the line would be retransmitted, backing off, for minutes)."""
-    server = await spawn("server", "--port", "0")
-    procs = [server]
-    try:
-        port = (await expect(server, "chat server on")).strip().rsplit(":", 1)[1]
-        alice = await spawn("client", "alice", "--port", port)
-        procs.append(alice)
-        await expect(alice, "* welcome alice")
-        carol = await spawn("client", "carol", "--port", port)
-        procs.append(carol)
-        await expect(carol, "* welcome carol")
-        await expect(alice, "* carol joined")
+    async with room("alice", "carol") as (server, clients):
+        alice, carol = clients.values()
         carol.send_signal(signal.SIGSTOP)  # it can no longer acknowledge anything
         await say(alice, "are you there?")
         await expect(server, "alice: are you there?")  # broadcast, so sent to carol too
         carol.send_signal(signal.SIGKILL)
         await carol.wait()
         assert "carol vanished" in await expect(alice, "carol", timeout=15)
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
