@@ -72,10 +72,10 @@ async def main(scenario: str, size: int, drop_to_peer: float, drop_to_kernel: fl
         try:
             if scenario.endswith("reset"):
                 await reader.readexactly(1)
-                if kernel_is_server:
-                    # Linux resets on close only with SO_LINGER 0 (or unread data)
-                    sock = writer.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                # a close resets only with SO_LINGER 0 (or unread data), on
+                # Linux's sockets and on aiotcp's alike
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 writer.transport.abort()
                 done.set_result(None)
                 return

@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import os
 import socket
+import struct
 
 import pytest
 import aiotcp
@@ -115,7 +116,51 @@ async def test_syn_timeout_raises_timeout_error():
         sink.close()
 
 
-async def test_abort_gives_connection_reset_to_the_peer():
+async def _peer_after_abort(stack, linger_zero: bool, close: bool = False):
+    """What the client reads after the server wrote 100,000 bytes and then
+    aborted (or closed) its connection (``linger_zero``: with SO_LINGER 0
+    set first); the server's wait_closed() returns either way."""
+    mod = asyncio if stack == "kernel" else aiotcp
+    lost = asyncio.get_running_loop().create_future()
+
+    async def handle(reader, writer):
+        if linger_zero:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                       struct.pack("ii", 1, 0))
+        writer.write(b"x" * 100_000)
+        writer.close() if close else writer.transport.abort()
+        try:
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+        lost.set_result(writer.transport.is_closing())
+
+    server = await mod.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        reader, writer = await mod.open_connection("127.0.0.1", port_of(server))
+        try:
+            got = len(await asyncio.wait_for(reader.read(), 10))
+        except ConnectionResetError as exc:
+            got = type(exc).__name__
+        assert await asyncio.wait_for(lost, 10)
+        writer.close()
+    return got
+
+
+async def test_abort_is_a_kernel_sockets_close_the_peer_reads_what_was_written():
+    """asyncio's abort() over kernel TCP closes the socket at once and the
+    kernel still sends what it holds, then a FIN: the same here (what a
+    user-space TCP holds is all of it)."""
+    assert await _peer_after_abort("kernel", False) == await _peer_after_abort("aiotcp", False) == 100_000
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["abort", "close"])
+async def test_so_linger_zero_makes_close_and_abort_a_reset(close):
+    assert await _peer_after_abort("kernel", True, close) == "ConnectionResetError"
+    assert await _peer_after_abort("aiotcp", True, close) == "ConnectionResetError"
+
+
+async def test_reset_sends_a_rst_without_the_option():
     got = asyncio.get_running_loop().create_future()
 
     async def handle(reader, writer):
@@ -125,14 +170,14 @@ async def test_abort_gives_connection_reset_to_the_peer():
             got.set_result(exc)
         else:
             got.set_result(None)
+        writer.close()
 
     server = await aiotcp.start_server(handle, "127.0.0.1", 0)
     async with server:
         reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
         writer.write(b"x")
         await writer.drain()
-        await asyncio.sleep(0)
-        writer.transport.abort()
+        writer.transport.reset()
         assert isinstance(await asyncio.wait_for(got, 5), ConnectionResetError)
 
 

@@ -73,7 +73,7 @@ def _events(caplog, name):
 
 def test_structlog_events_carry_connection_identity(caplog):
     async def main():
-        server = await aiotcp.start_server(lambda r, w: w.transport.abort(), "127.0.0.1", 0)
+        server = await aiotcp.start_server(lambda r, w: w.transport.reset(), "127.0.0.1", 0)
         async with server:
             reader, writer = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
             with pytest.raises(ConnectionResetError):

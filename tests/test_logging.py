@@ -28,7 +28,7 @@ APP = textwrap.dedent("""
             await writer.wait_closed()
             # a reset too, which is logged at INFO
             reader, writer = await aiotcp.open_connection("127.0.0.1", port)
-            writer.transport.abort()
+            writer.transport.reset()
 
     asyncio.run(main())
     sys.stderr.write("done\\n")

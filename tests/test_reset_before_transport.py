@@ -12,7 +12,7 @@ from aiotcp.core.connection import State
 @pytest.mark.asyncio
 async def test_a_reset_that_arrives_before_the_transport_exists_still_reaches_the_reader(monkeypatch):
     async def reset_at_once(reader, writer):
-        writer.transport.abort()  # a RST right after the handshake
+        writer.transport.reset()  # a RST right after the handshake
 
     made = transport_module.transport_for
 

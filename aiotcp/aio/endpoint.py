@@ -159,7 +159,7 @@ class Endpoint:
         """Reset every connection and close the socket now."""
         udp = self._stop_listening_and_attempts()
         for transport in list(udp.transports.values()):
-            transport.abort()
+            transport.reset()
         # then as at the loop's end: the rest with something left to tell
         # the peer is reset, the RSTs go out, the socket closes
         udp.shutdown(True)

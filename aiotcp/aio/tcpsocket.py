@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 
 from .._fast import monotonic
 
@@ -39,6 +40,7 @@ class TCPSocket:
 
     def __init__(self, transport):
         self._transport = transport
+        self._linger = (0, 0)  # SO_LINGER as set: (l_onoff, l_linger)
 
     @property
     def _conn(self):
@@ -80,6 +82,14 @@ class TCPSocket:
     # ---------------------------------------------------------- options
 
     def setsockopt(self, level, option, value, optlen=None):
+        if level == SOL_SOCKET and option == socket.SO_LINGER:
+            # struct linger {int l_onoff; int l_linger}: only "on, 0 s" changes
+            # what close() and abort() do (a RST); as a non-blocking socket's
+            # close(), nothing here waits for a longer linger
+            onoff, seconds = struct.unpack("ii", bytes(value)[:8].ljust(8, b"\0"))
+            self._transport.linger_zero = bool(onoff) and seconds == 0
+            self._linger = (int(bool(onoff)), seconds)
+            return
         if not isinstance(value, int):
             value = int.from_bytes(bytes(value)[:4], "little") if value else 0
         change = self._change(level, option, value)
@@ -118,6 +128,9 @@ class TCPSocket:
         return value
 
     def getsockopt(self, level, option, buflen=None):
+        if level == SOL_SOCKET and option == socket.SO_LINGER:
+            linger = struct.pack("ii", *self._linger)
+            return linger[:buflen] if buflen is not None else self._linger[0]
         config = self._conn.config
         if level == IPPROTO_TCP:
             if option == TCP_INFO:

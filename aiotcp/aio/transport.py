@@ -46,7 +46,8 @@ class TCPTransport(asyncio.Transport):
     # compiled TransportPath.write (queue the data, send what the windows
     # allow), so that StreamWriter.write() runs no Python frame of ours.
     __slots__ = ("_endpoint", "_loop", "_conn", "_server", "_path", "write", "_protocol_paused",
-                 "_lost_scheduled", "_socket", "_sockname", "_high_water", "_low_water", "__weakref__")
+                 "_lost_scheduled", "_socket", "_sockname", "_high_water", "_low_water", "linger_zero",
+                 "__weakref__")
 
     def __init__(self, endpoint: UDPEndpoint, conn, protocol: asyncio.BaseProtocol, server=None):
         super().__init__()
@@ -62,6 +63,9 @@ class TCPTransport(asyncio.Transport):
         self._sockname = endpoint.sockname  # the UDP socket may close first
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
+        #: SO_LINGER on, 0 s (set through get_extra_info("socket")): close()
+        #: and abort() reset the connection, as they do a kernel socket's
+        self.linger_zero = False
         path.pause_above = conn.send_buffer + self._high_water
         endpoint.transports[conn] = self
         endpoint.paths[conn] = path
@@ -114,9 +118,12 @@ class TCPTransport(asyncio.Transport):
         teardown on its own, as the kernel does after close().
         ``connection_lost()`` follows once the FIN is acknowledged (see the
         class docstring).  Unread received data makes it a reset instead,
-        as with kernel TCP."""
+        as with kernel TCP, and so does SO_LINGER 0."""
         path = self._path
         if path.closing:
+            return
+        if self.linger_zero:
+            self.reset()
             return
         path.closing = True
         conn = self._conn
@@ -187,17 +194,38 @@ class TCPTransport(asyncio.Transport):
         return True
 
     def abort(self) -> None:
-        """Send a RST and drop everything; connection_lost(None) follows."""
+        """As asyncio's over kernel TCP, where abort() closes the socket at
+        once: connection_lost(None) follows without waiting for anything,
+        and the connection closes on its own, as a kernel's does after
+        close(): what was written still goes, then a FIN; received data
+        never read makes it a RST (Linux's rule).  With SO_LINGER 0 set on
+        ``get_extra_info("socket")`` it is a RST at once, as in the kernel;
+        :meth:`reset` is that without the option."""
         self._force_close(None)
+
+    def reset(self) -> None:
+        """Send a RST and drop everything, buffered data included (a kernel
+        socket's close() with SO_LINGER 0); connection_lost(None) follows."""
+        path = self._path
+        if path.lost or self._lost_scheduled:
+            return
+        path.closing = True
+        self._lost_soon(None)
+        self._conn.abort(monotonic())
+        self._endpoint.flush()
 
     def _force_close(self, exc) -> None:
         path = self._path
         if path.lost or self._lost_scheduled:
             return
-        path.closing = True
+        if self.linger_zero:
+            self.reset()
+            return
+        closing, path.closing = path.closing, True
         self._lost_soon(exc)
-        self._conn.abort(monotonic())
-        self._endpoint.flush()
+        if not closing and not path.finished:  # else close() released it already
+            self._conn.release(monotonic())
+            self._endpoint.flush()
 
     def fatal_error(self, exc, message="Fatal error on transport") -> None:
         """As asyncio's transports do with an error they cannot go on from
@@ -242,6 +270,8 @@ class TCPTransport(asyncio.Transport):
     def handle_event(self, event) -> None:
         cls = event.__class__
         path = self._path
+        if path.lost and cls is not Closed:
+            return  # aborted: the connection finishes with no protocol to tell
         if cls is DataReadable:
             path.deliver()
         elif cls is Writable:

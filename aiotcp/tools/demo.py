@@ -591,7 +591,7 @@ async def _backlog_overflow(stage: Stage, abort: bool) -> int:
         await asyncio.wait_for(other[0].read(), 5)
         other[1].close()
     stage.notes.append(f"server listen_overflows={server.endpoint.core.stats['listen_overflows']}")
-    waiting[1].transport.abort()
+    waiting[1].transport.reset()  # "aborted at the end" (see handle)
     listener.release()
     await stage.settle()
     return port

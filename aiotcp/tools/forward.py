@@ -53,7 +53,6 @@ from collections import Counter
 
 from ..aio import create_endpoint
 from ..aio.log import get_logger
-from ..aio.tcpsocket import TCPSocket
 from ..core.config import Config
 
 log = get_logger()
@@ -257,16 +256,15 @@ class TLSStream:
 # --------------------------------------------------------------- one stream
 
 def _reset(writer) -> None:
-    """Abort ``writer``'s connection with a RST: an aiotcp transport's
-    abort() sends one (TLS over it too); a kernel socket needs SO_LINGER 0."""
+    """Abort ``writer``'s connection with a RST: SO_LINGER 0, then abort(),
+    on a kernel socket and an aiotcp connection alike (TLS over either too)."""
     transport = writer.transport
-    if not isinstance(transport.get_extra_info("socket"), TCPSocket):
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass  # closed already
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass  # closed already
     transport.abort()
 
 
