@@ -414,3 +414,40 @@ async def test_closed_connections_are_freed_without_the_garbage_collector():
         gc.set_debug(0)
         gc.garbage.clear()
     assert cyclic == []
+
+
+async def test_a_server_in_last_ack_whose_client_socket_went_ends_on_the_icmp():
+    """A client acknowledges everything, sends its FIN and closes its UDP
+    socket without acknowledging the server's FIN (as when an aiotcp
+    client's last ACK is lost: its TIME_WAIT keeps no socket).  The
+    server's FIN, sent again, draws an ICMP port unreachable, which ends
+    LAST_ACK: wait_closed() returns, not after Config.linger (60 s)."""
+    from aiotcp import _fast
+
+    closed = asyncio.get_running_loop().create_future()
+
+    async def handle(reader, writer):
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        closed.set_result(writer.transport.endpoint.core.stats["last_ack_peer_gone"])
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        addr = ("127.0.0.1", port_of(server))
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        raw.bind(("127.0.0.1", 0))
+        raw.settimeout(5)
+        loop = asyncio.get_running_loop()
+
+        async def segment():
+            return _fast.decode(await loop.run_in_executor(None, raw.recv, 2048))
+
+        raw.sendto(_fast.encode(4000, addr[1], 1000, 0, _fast.SYN, 65535, b"", 1452), addr)
+        synack = await segment()
+        ours = (synack.seq + 1) & 0xFFFFFFFF
+        raw.sendto(_fast.encode(4000, addr[1], 1001, ours, _fast.ACK | _fast.FIN, 65535), addr)
+        while not (await segment()).flags & _fast.FIN:
+            pass  # the ACK of our FIN, then the server's FIN
+        raw.close()  # gone without acknowledging it
+        assert await asyncio.wait_for(closed, 20) == 1

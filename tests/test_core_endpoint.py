@@ -432,3 +432,52 @@ def test_data_queued_without_push_leaves_with_the_close_that_follows():
     drain(ep.outbox)
     conn.push(0.3)  # a closed connection sends nothing
     assert sent(ep) == []
+
+
+def _in_last_ack():
+    """A connection accepted by hand that got the peer's FIN and closed:
+    LAST_ACK, its FIN out (the peer's ACK of it still to come)."""
+    ep = Endpoint()
+    listener = ep.listen(80)
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
+    ((synack, _),) = sent(ep)
+    ours = (synack.seq + 1) & 0xFFFFFFFF
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, ACK, 65535), PEER, 0.01)
+    conn = listener.accept()
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, FIN | ACK, 65535), PEER, 0.02)
+    conn.close(0.03)
+    ep.end_batch()
+    fins = [d for d, _ in drain(ep.outbox) if _fast.decode(d).flags & FIN]
+    assert str(conn.state) == "LAST_ACK" and len(fins) == 1
+    return ep, conn, fins[0]
+
+
+def test_a_port_unreachable_for_our_fin_in_last_ack_ends_the_connection():
+    """The peer acknowledged everything and sent its FIN, then its socket
+    went (an aiotcp client keeps none for TIME_WAIT): an ICMP port
+    unreachable quoting our FIN ends LAST_ACK at once, without an error,
+    instead of waiting out Config.linger for an ACK that cannot come."""
+    ep, conn, fin = _in_last_ack()
+    assert not ep.icmp_port_unreachable(PEER, fin[:4] + b"\0\0\0\0" + fin[8:], 0.1)  # not our FIN's number
+    assert not ep.icmp_port_unreachable(("198.51.100.8", 4000), fin, 0.1)  # not the peer's address
+    assert str(conn.state) == "LAST_ACK"
+    assert ep.icmp_port_unreachable(PEER, fin, 0.1)
+    assert str(conn.state) == "CLOSED" and conn.error is None
+    assert ep.stats["last_ack_peer_gone"] == 1 and not ep.connections
+
+
+def test_a_port_unreachable_is_a_soft_error_anywhere_else():
+    """As Linux takes it: an established connection goes on (the peer may
+    be rebinding), whatever the quote."""
+    other = Endpoint()
+    other.listen(80)
+    other.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
+    ((synack, _),) = sent(other)
+    ours = (synack.seq + 1) & 0xFFFFFFFF
+    other.receive_datagram(_fast.encode(4000, 80, 1001, ours, ACK, 65535), PEER, 0.01)
+    established = other.listeners[80].accept()
+    established.send(b"data", 0.02)
+    other.end_batch()
+    (data,) = [d for d, _ in drain(other.outbox)]
+    assert not other.icmp_port_unreachable(PEER, data, 0.1)
+    assert str(established.state) == "ESTABLISHED"

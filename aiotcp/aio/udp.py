@@ -355,8 +355,9 @@ class UDPEndpoint:
         """Empty the socket's error queue (IP_RECVERR / IPV6_RECVERR): ICMP
         "fragmentation needed" / "packet too big" goes to the core, which
         believes it only if the datagram it quotes is plausibly one of ours
-        (Endpoint.icmp_too_big); other ICMP errors are counted (a connected
-        socket also reports them on its receive).  Returns the local
+        (Endpoint.icmp_too_big); "port unreachable" goes to the connection
+        the quote names (Endpoint.icmp_port_unreachable); other ICMP errors
+        are counted (a connected socket also reports them on its receive).  Returns the local
         kernel's own EMSGSIZE reports, segment size by destination."""
         local: dict = {}
         core = self.core
@@ -368,6 +369,10 @@ class UDPEndpoint:
                       or (origin == ORIGIN_ICMP6 and icmp_type == 2)):
                     core.stats["icmp_too_big"] += 1
                     core.icmp_too_big(addr, quote, info - (48 if origin == ORIGIN_ICMP6 else 28), now)
+                elif ((origin == ORIGIN_ICMP and icmp_type == 3 and code == 3)
+                      or (origin == ORIGIN_ICMP6 and icmp_type == 1 and code == 4)):
+                    core.stats["icmp_port_unreachable"] += 1
+                    core.icmp_port_unreachable(addr, quote, now)
                 else:
                     core.stats["icmp_errors_queued"] += 1
         except OSError:  # nothing more to tell

@@ -1701,6 +1701,27 @@ class Connection:
         self.stats["icmp_ptb"] += 1
         return self.path_too_big(segment, now)
 
+    def port_unreachable(self, quote: bytes, now: float) -> bool:
+        """An ICMP port unreachable about a segment we sent (read from the
+        UDP socket's error queue): the peer's UDP socket is gone.  It ends
+        the connection in one case only: LAST_ACK with nothing but our FIN
+        unacknowledged, the quote being that FIN (our ports and its
+        sequence number, RFC 5927's check).  The peer acknowledged all our
+        data and sent its FIN, then its socket went (an aiotcp client keeps
+        no socket for TIME_WAIT): if its last ACK was lost, no ACK can ever
+        come, and waiting would hold the connection, and the transport's
+        connection_lost(), until Config.linger ran out.  Anything else is a
+        soft error, as Linux takes it: ignored.  True if it ended."""
+        if len(quote) < 8 or self.state is not LAST_ACK or self.fin_seq is None or self.snd_una != self.fin_seq:
+            return False
+        sport, dport = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
+        seq = (quote[4] << 24) | (quote[5] << 16) | (quote[6] << 8) | quote[7]
+        if sport != self.local_port or dport != self.remote_port or seq != self.fin_seq:
+            return False
+        self.stats["last_ack_peer_gone"] += 1
+        self._finish(now, None)
+        return True
+
     def _pmtu_follow(self, now: float) -> None:
         """The search moved: segments of its size, its next probe."""
         pmtu = self.pmtu

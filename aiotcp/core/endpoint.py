@@ -244,18 +244,33 @@ class Endpoint(DatagramSink):
         payload it says passes.  The connection the quote's ports name
         judges it (Connection.icmp_too_big); one that names none of ours
         is ignored and counted (icmp_ptb_not_ours).  True if a connection's size fell."""
-        if len(quote) >= 4:
-            local, remote = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
-            conn = self.connections.get((addr, local, remote))
-            if conn is None:  # the address as the error queue spells it, not as recvfrom did
-                for key in self._keys_of(local << 16 | remote):
-                    if key[0][:2] == addr[:2]:
-                        conn = self.connections[key]
-                        break
-            if conn is not None and type(conn) is not TimeWait:
-                return conn.icmp_too_big(quote, segment, now)
+        conn = self._quoted(addr, quote)
+        if conn is not None:
+            return conn.icmp_too_big(quote, segment, now)
         self.stats["icmp_ptb_not_ours"] += 1
         return False
+
+    def icmp_port_unreachable(self, addr, quote: bytes, now: float) -> bool:
+        """An ICMP port unreachable about a datagram we sent to ``addr``
+        (``quote``: the segment, from its header on): the connection the
+        quote's ports name judges it (Connection.port_unreachable).  True
+        if it ended a connection."""
+        conn = self._quoted(addr, quote)
+        return conn is not None and conn.port_unreachable(quote, now)
+
+    def _quoted(self, addr, quote: bytes):
+        """The connection (not a TIME_WAIT record) an ICMP error's quoted
+        segment names by its ports, to ``addr``; None if none."""
+        if len(quote) < 4:
+            return None
+        local, remote = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
+        conn = self.connections.get((addr, local, remote))
+        if conn is None:  # the address as the error queue spells it, not as recvfrom did
+            for key in self._keys_of(local << 16 | remote):
+                if key[0][:2] == addr[:2]:
+                    conn = self.connections[key]
+                    break
+        return conn if conn is not None and type(conn) is not TimeWait else None
 
     def _new_path(self, seg, addr, ports: int, now: float) -> bool:
         """A segment from an address none of our connections has, with the
