@@ -40,7 +40,6 @@ class TCPSocket:
 
     def __init__(self, transport):
         self._transport = transport
-        self._linger = (0, 0)  # SO_LINGER as set: (l_onoff, l_linger)
 
     @property
     def _conn(self):
@@ -87,8 +86,7 @@ class TCPSocket:
             # what close() and abort() do (a RST); as a non-blocking socket's
             # close(), nothing here waits for a longer linger
             onoff, seconds = struct.unpack("ii", bytes(value)[:8].ljust(8, b"\0"))
-            self._transport.linger_zero = bool(onoff) and seconds == 0
-            self._linger = (int(bool(onoff)), seconds)
+            self._transport.linger = (int(bool(onoff)), seconds)
             return
         if not isinstance(value, int):
             value = int.from_bytes(bytes(value)[:4], "little") if value else 0
@@ -129,8 +127,8 @@ class TCPSocket:
 
     def getsockopt(self, level, option, buflen=None):
         if level == SOL_SOCKET and option == socket.SO_LINGER:
-            linger = struct.pack("ii", *self._linger)
-            return linger[:buflen] if buflen is not None else self._linger[0]
+            linger = self._transport.linger
+            return struct.pack("ii", *linger)[:buflen] if buflen is not None else linger[0]
         config = self._conn.config
         if level == IPPROTO_TCP:
             if option == TCP_INFO:

@@ -46,7 +46,7 @@ class TCPTransport(asyncio.Transport):
     # compiled TransportPath.write (queue the data, send what the windows
     # allow), so that StreamWriter.write() runs no Python frame of ours.
     __slots__ = ("_endpoint", "_loop", "_conn", "_server", "_path", "write", "_protocol_paused",
-                 "_lost_scheduled", "_socket", "_sockname", "_high_water", "_low_water", "linger_zero",
+                 "_lost_scheduled", "_socket", "_sockname", "_high_water", "_low_water", "linger",
                  "__weakref__")
 
     def __init__(self, endpoint: UDPEndpoint, conn, protocol: asyncio.BaseProtocol, server=None):
@@ -63,9 +63,10 @@ class TCPTransport(asyncio.Transport):
         self._sockname = endpoint.sockname  # the UDP socket may close first
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        #: SO_LINGER on, 0 s (set through get_extra_info("socket")): close()
-        #: and abort() reset the connection, as they do a kernel socket's
-        self.linger_zero = False
+        #: SO_LINGER as set through get_extra_info("socket"): (l_onoff,
+        #: l_linger); on with 0 s, close() and abort() reset the connection,
+        #: as they do a kernel socket's
+        self.linger = (0, 0)
         path.pause_above = conn.send_buffer + self._high_water
         endpoint.transports[conn] = self
         endpoint.paths[conn] = path
@@ -122,7 +123,7 @@ class TCPTransport(asyncio.Transport):
         path = self._path
         if path.closing:
             return
-        if self.linger_zero:
+        if self.linger == _LINGER_ZERO:
             self.reset()
             return
         path.closing = True
@@ -218,7 +219,7 @@ class TCPTransport(asyncio.Transport):
         path = self._path
         if path.lost or self._lost_scheduled:
             return
-        if self.linger_zero:
+        if self.linger == _LINGER_ZERO:
             self.reset()
             return
         closing, path.closing = path.closing, True
@@ -326,6 +327,9 @@ class TCPTransport(asyncio.Transport):
                 self._server._detach(self)
                 self._server = None
 
+
+#: SO_LINGER on with 0 s: a close is a reset
+_LINGER_ZERO = (1, 0)
 
 #: states in which everything we sent, the FIN included, is acknowledged
 _FIN_ACKED_STATES = (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED)

@@ -357,8 +357,9 @@ class UDPEndpoint:
         believes it only if the datagram it quotes is plausibly one of ours
         (Endpoint.icmp_too_big); "port unreachable" goes to the connection
         the quote names (Endpoint.icmp_port_unreachable); other ICMP errors
-        are counted (a connected socket also reports them on its receive).  Returns the local
-        kernel's own EMSGSIZE reports, segment size by destination."""
+        are counted (a connected socket also reports them on its receive).
+        Returns the local kernel's own EMSGSIZE reports, segment size by
+        destination."""
         local: dict = {}
         core = self.core
         try:

@@ -907,9 +907,13 @@ class Connection:
         self._set_state(CLOSED, now)
         self._rearm()
 
-    def _fail(self, now: float, error: BaseException) -> None:
+    def _fail(self, now: float, error: BaseException, reset: bool = False) -> None:
+        """Close with ``error``; ``reset``: telling the peer with a RST."""
         self.stats["connections_failed"] += 1
-        self._finish(now, error)
+        if reset:
+            self._reset(now, self.snd_max, error)
+        else:
+            self._finish(now, error)
 
     def _rearm(self) -> None:
         """Keep this connection's timer-wheel entry at or before its next
@@ -1362,8 +1366,7 @@ class Connection:
             # as Linux's tcp_keepalive_timer: a RST, in case the peer lives
             # and only its answers are lost
             self.stats["keepalive_timeouts"] += 1
-            self.stats["connections_failed"] += 1
-            self._reset(now, self.snd_max, TimeoutError("keepalive: the peer stopped answering"))
+            self._fail(now, TimeoutError("keepalive: the peer stopped answering"), reset=True)
             return
         self.keepalive_probes += 1
         self.stats["keepalive_probes"] += 1
@@ -1689,13 +1692,8 @@ class Connection:
         plausibly ours (RFC 8899 section 4.6.2; RFC 5927): our ports, and a
         sequence number we sent and still have in flight, or a probe's;
         else ignored and counted.  True if the size fell."""
-        if len(quote) < 8 or not self._synchronized:
-            self.stats["icmp_ptb_ignored"] += 1
-            return False
-        sport, dport = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
-        seq = (quote[4] << 24) | (quote[5] << 16) | (quote[6] << 8) | quote[7]
-        if (sport != self.local_port or dport != self.remote_port
-                or seq_lt(seq, self.snd_una) or not seq_lt(seq, self.snd_max)):
+        seq = self._quoted_seq(quote)
+        if seq < 0 or not self._synchronized or seq_lt(seq, self.snd_una) or not seq_lt(seq, self.snd_max):
             self.stats["icmp_ptb_ignored"] += 1
             return False
         self.stats["icmp_ptb"] += 1
@@ -1712,15 +1710,23 @@ class Connection:
         come, and waiting would hold the connection, and the transport's
         connection_lost(), until Config.linger ran out.  Anything else is a
         soft error, as Linux takes it: ignored.  True if it ended."""
-        if len(quote) < 8 or self.state is not LAST_ACK or self.fin_seq is None or self.snd_una != self.fin_seq:
+        if self.state is not LAST_ACK or self.fin_seq is None or self.snd_una != self.fin_seq:
             return False
-        sport, dport = (quote[0] << 8) | quote[1], (quote[2] << 8) | quote[3]
-        seq = (quote[4] << 24) | (quote[5] << 16) | (quote[6] << 8) | quote[7]
-        if sport != self.local_port or dport != self.remote_port or seq != self.fin_seq:
+        if self._quoted_seq(quote) != self.fin_seq:
             return False
         self.stats["last_ack_peer_gone"] += 1
         self._finish(now, None)
         return True
+
+    def _quoted_seq(self, quote: bytes) -> int:
+        """The sequence number of the segment an ICMP error quotes (from its
+        header on), if the quote is long enough and has this connection's
+        ports; else -1."""
+        if len(quote) < 8:
+            return -1
+        if (quote[0] << 8) | quote[1] != self.local_port or (quote[2] << 8) | quote[3] != self.remote_port:
+            return -1
+        return (quote[4] << 24) | (quote[5] << 16) | (quote[6] << 8) | quote[7]
 
     def _pmtu_follow(self, now: float) -> None:
         """The search moved: segments of its size, its next probe."""
