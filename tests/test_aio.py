@@ -451,3 +451,41 @@ async def test_a_server_in_last_ack_whose_client_socket_went_ends_on_the_icmp():
             pass  # the ACK of our FIN, then the server's FIN
         raw.close()  # gone without acknowledging it
         assert await asyncio.wait_for(closed, 20) == 1
+
+
+async def test_an_icmp_for_a_connection_already_gone_is_counted_not_raised():
+    """The server resets a connection whose client socket has gone: the
+    connection is removed at once, and the ICMP port unreachable its RST
+    draws names ports no connection has any more.  On the server's
+    ephemeral port (32768 and up) the search by ports overflowed a C int
+    and the error went up into the event loop; it is counted and dropped."""
+    from aiotcp import _fast
+
+    loop = asyncio.get_running_loop()
+    errors: list = []
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    accepted = loop.create_future()
+
+    async def handle(reader, writer):
+        accepted.set_result(writer)
+        await reader.read()
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        addr = ("127.0.0.1", port_of(server))
+        assert addr[1] >= 32768  # an ephemeral port
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        raw.bind(("127.0.0.1", 0))
+        raw.settimeout(5)
+        raw.sendto(_fast.encode(4000, addr[1], 1000, 0, _fast.SYN, 65535, b"", 1452), addr)
+        synack = _fast.decode(await loop.run_in_executor(None, raw.recv, 2048))
+        raw.sendto(_fast.encode(4000, addr[1], 1001, (synack.seq + 1) & 0xFFFFFFFF, _fast.ACK, 65535), addr)
+        writer = await asyncio.wait_for(accepted, 10)
+        stats = writer.transport.endpoint.core.stats
+        raw.close()
+        writer.transport.reset()  # a RST to the closed port: the ICMP comes back
+        deadline = loop.time() + 10
+        while not stats["icmp_port_unreachable"] and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the error queue is read on the socket's next wakeup
+        assert stats["icmp_port_unreachable"] >= 1
+    assert errors == []

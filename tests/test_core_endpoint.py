@@ -3,6 +3,8 @@ SYN cookies, TIME_WAIT records, ISNs, bad input."""
 import random
 import tracemalloc
 
+import pytest
+
 from aiotcp import _fast
 from aiotcp._fast import ACK, FIN, RST, SYN
 from aiotcp.core.config import Config
@@ -434,17 +436,17 @@ def test_data_queued_without_push_leaves_with_the_close_that_follows():
     assert sent(ep) == []
 
 
-def _in_last_ack():
+def _in_last_ack(port=80):
     """A connection accepted by hand that got the peer's FIN and closed:
     LAST_ACK, its FIN out (the peer's ACK of it still to come)."""
     ep = Endpoint()
-    listener = ep.listen(80)
-    ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
+    listener = ep.listen(port)
+    ep.receive_datagram(_fast.encode(4000, port, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
     ((synack, _),) = sent(ep)
     ours = (synack.seq + 1) & 0xFFFFFFFF
-    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, ACK, 65535), PEER, 0.01)
+    ep.receive_datagram(_fast.encode(4000, port, 1001, ours, ACK, 65535), PEER, 0.01)
     conn = listener.accept()
-    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, FIN | ACK, 65535), PEER, 0.02)
+    ep.receive_datagram(_fast.encode(4000, port, 1001, ours, FIN | ACK, 65535), PEER, 0.02)
     conn.close(0.03)
     ep.end_batch()
     fins = [d for d, _ in drain(ep.outbox) if _fast.decode(d).flags & FIN]
@@ -464,6 +466,21 @@ def test_a_port_unreachable_for_our_fin_in_last_ack_ends_the_connection():
     assert ep.icmp_port_unreachable(PEER, fin, 0.1)
     assert str(conn.state) == "CLOSED" and conn.error is None
     assert ep.stats["last_ack_peer_gone"] == 1 and not ep.connections
+
+
+@pytest.mark.parametrize("port", [80, 40000, 65535])
+def test_an_icmp_quote_is_matched_by_ports_whatever_their_size(port):
+    """The error queue may spell the peer's address otherwise than recvfrom
+    did (an IPv6 address's flow and scope fields): the quote's ports find
+    the connection then.  A local port of 32768 or more (every ephemeral
+    port) made the ports' key overflow a C int, and the OverflowError went
+    up into the event loop."""
+    ep, conn, fin = _in_last_ack(port)
+    assert not ep.icmp_port_unreachable(("198.51.100.8", 4000), fin, 0.1)  # nobody's
+    assert not ep.icmp_too_big(("198.51.100.8", 4000), fin, 1200, 0.1)
+    assert ep.stats["icmp_ptb_not_ours"] == 1 and str(conn.state) == "LAST_ACK"
+    assert ep.icmp_port_unreachable(PEER + (0, 0), fin, 0.1)  # the same peer, spelled as a 4-tuple
+    assert str(conn.state) == "CLOSED" and ep.stats["last_ack_peer_gone"] == 1
 
 
 def test_a_port_unreachable_is_a_soft_error_anywhere_else():

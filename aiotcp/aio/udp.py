@@ -366,16 +366,20 @@ class UDPEndpoint:
             for quote, addr, error, origin, icmp_type, code, info in error_queue(self.sock, _QUOTE, _ERRORS_BATCH):
                 if origin == ORIGIN_LOCAL and error == errno.EMSGSIZE:
                     local[addr] = info - (48 if _v6(addr) else 28)
-                elif ((origin == ORIGIN_ICMP and icmp_type == 3 and code == 4)
-                      or (origin == ORIGIN_ICMP6 and icmp_type == 2)):
-                    core.stats["icmp_too_big"] += 1
-                    core.icmp_too_big(addr, quote, info - (48 if origin == ORIGIN_ICMP6 else 28), now)
-                elif ((origin == ORIGIN_ICMP and icmp_type == 3 and code == 3)
-                      or (origin == ORIGIN_ICMP6 and icmp_type == 1 and code == 4)):
-                    core.stats["icmp_port_unreachable"] += 1
-                    core.icmp_port_unreachable(addr, quote, now)
-                else:
-                    core.stats["icmp_errors_queued"] += 1
+                    continue
+                try:  # a judgement's error is logged, never raised into the loop
+                    if ((origin == ORIGIN_ICMP and icmp_type == 3 and code == 4)
+                            or (origin == ORIGIN_ICMP6 and icmp_type == 2)):
+                        core.stats["icmp_too_big"] += 1
+                        core.icmp_too_big(addr, quote, info - (48 if origin == ORIGIN_ICMP6 else 28), now)
+                    elif ((origin == ORIGIN_ICMP and icmp_type == 3 and code == 3)
+                          or (origin == ORIGIN_ICMP6 and icmp_type == 1 and code == 4)):
+                        core.stats["icmp_port_unreachable"] += 1
+                        core.icmp_port_unreachable(addr, quote, now)
+                    else:
+                        core.stats["icmp_errors_queued"] += 1
+                except Exception:
+                    logger.exception("aiotcp.endpoint.error")
         except OSError:  # nothing more to tell
             pass
         return local

@@ -34,4 +34,4 @@ cdef class Endpoint(DatagramSink):
     cpdef receive_segment(self, Segment seg, addr, double now)
     cpdef _put(self, key, record)
     cpdef _remove(self, key, record)
-    cdef _keys_of(self, int ports)
+    cdef _keys_of(self, long ports)
