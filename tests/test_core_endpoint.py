@@ -208,6 +208,18 @@ def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
                                 rng.choice([ACK, SYN, RST, FIN | ACK, SYN | ACK, RST | ACK, 0xFF, 0]),
                                 rng.randrange(65536), rng.randbytes(rng.randrange(0, 100)))
         a.receive_datagram(data, ("b", 1), net.now)
+        if rng.random() < 0.05:
+            # an ICMP error quoting a segment of any ports, or garbage, from
+            # the peer's address or another (or the peer's, spelled as a
+            # 4-tuple): judged or counted, never raised
+            ports = rng.choice([(40000, 80), (80, 40000), (rng.randrange(65536), rng.randrange(65536))])
+            quote = _fast.encode(*ports, rng.randrange(2**32), rng.randrange(2**32), ACK, 0, b"")
+            quote = rng.choice([quote, quote[:rng.randrange(12)], rng.randbytes(rng.randrange(40))])
+            addr = rng.choice([("b", 1), ("b", 1, 0, 0), ("c", 2)])
+            if rng.random() < 0.5:
+                a.icmp_too_big(addr, quote, rng.randrange(-100, 70000), net.now)
+            else:
+                a.icmp_port_unreachable(addr, quote, net.now)
         drain(a.outbox)
         drain(a.events)
         if i % 1000 == 0:
