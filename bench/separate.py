@@ -14,7 +14,9 @@ kernel's from the same run and the ratio.
   server process, so that no earlier figure's buffers are in it);
 - two floors under the connection rate, with no TCP: a new UDP socket and
   two round trips, and the 7 datagrams of one aiotcp connection, each
-  waking the other process as aiotcp's do (tcp_shaped_floor_rate).
+  waking the other process as aiotcp's do (tcp_shaped_floor_rate); and
+  one under the ping-pong, 1 byte back and forth over bare UDP
+  (udp_ping_pong_floor).
 
 The server process (``python bench/separate.py serve STACK [--workers]``)
 tells each connection's job by its first byte.  With ``--workers N`` the
@@ -269,6 +271,33 @@ async def tcp_shaped_floor_rate(port: int, count: int) -> float:
     return rate
 
 
+class _Replies(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.waiter = None
+
+    def datagram_received(self, data, addr):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(data)
+
+
+async def udp_ping_pong_floor(port: int, count: int) -> float:
+    """The floor under the ping-pong over UDP in Python on this loop: one
+    byte back and forth over bare datagrams (asyncio's datagram transport,
+    the reply awaited as a stream's read is), no TCP at all."""
+    loop = asyncio.get_running_loop()
+    transport, replies = await loop.create_datagram_endpoint(_Replies, remote_addr=("127.0.0.1", port))
+    try:
+        for rounds in (50, count):  # warm up, then the figure
+            start = time.perf_counter()
+            for _ in range(rounds):
+                replies.waiter = loop.create_future()
+                transport.sendto(b"x")
+                await replies.waiter
+        return count / (time.perf_counter() - start)
+    finally:
+        transport.close()
+
+
 async def _send_bulk(open_connection, port: int, size: int) -> float:
     reader, writer = await open_connection("127.0.0.1", port)
     block = b"\x5a" * (1 << 16)
@@ -390,13 +419,15 @@ async def run(args) -> dict:
                 run_figures["bulk8_jain"] = [jain for _, jain in many_runs]
             for key, values in run_figures.items():
                 figures.setdefault(f"{stack}_{key}", []).extend(values)
-    floors, shaped = [], []
+    floors, shaped, pings = [], [], []
     async with Server("udp") as server:
         for _ in range(args.repeat):
             floors.append(await udp_floor_rate(server.port, args.connects))
             shaped.append(await tcp_shaped_floor_rate(server.port, args.connects))
+            pings.append(await udp_ping_pong_floor(server.port, args.pings))
     figures["udp_floor_connects_per_s"] = floors
     figures["tcp_shaped_floor_connects_per_s"] = shaped
+    figures["udp_floor_pingpong_per_s"] = pings
     result = {key: statistics.median(values) for key, values in figures.items()}
     if args.idle:
         for stack in ("aiotcp", "kernel"):
@@ -425,12 +456,17 @@ def report(r: dict, args) -> None:
             continue
         a, k = r[f"aiotcp_{key}"], r[f"kernel_{key}"]
         print(f"{label:58}{a:12.1f}{k:12.1f}{a / k:8.2f}x")
-    for label, key in (("the floor: a UDP socket and 2 round trips of 1 B/s", "udp_floor_connects_per_s"),
-                       ("the floor with the 7 datagrams of a connection, no TCP/s",
-                        "tcp_shaped_floor_connects_per_s")):
+    for label, key, figure in (("the floor: a UDP socket and 2 round trips of 1 B/s", "udp_floor_connects_per_s",
+                                "connects_per_s"),
+                               ("the floor with the 7 datagrams of a connection, no TCP/s",
+                                "tcp_shaped_floor_connects_per_s", "connects_per_s"),
+                               ("the floor: 1-byte round trips over bare UDP/s", "udp_floor_pingpong_per_s",
+                                "pingpong_per_s")):
+        if key not in r:
+            continue
         floor = r[key]
-        print(f"{label:58}{floor:12.1f}{'':12}{floor / r['kernel_connects_per_s']:8.2f}x  "
-              f"(aiotcp at {r['aiotcp_connects_per_s'] / floor:.2f} of it)")
+        print(f"{label:58}{floor:12.1f}{'':12}{floor / r[f'kernel_{figure}']:8.2f}x  "
+              f"(aiotcp at {r[f'aiotcp_{figure}'] / floor:.2f} of it)")
     print(f"{'Jain index, 8 concurrent connections':58}{r['aiotcp_bulk8_jain']:12.3f}{r['kernel_bulk8_jain']:12.3f}")
     if args.workers > 1:
         one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
