@@ -180,6 +180,40 @@ def test_accept_queue_full_drops_handshake_completion():
     assert {str(c1.state), str(c2.state)} == {"ESTABLISHED"}
 
 
+def test_random_segments_and_timeouts_in_the_handshake_never_raise(seeded_rng):
+    """A client connection from SYN_SENT on, and a listener's, fed
+    segments of random flags whose numbers are near the right ones (the
+    peer's ISN, ours, a keepalive's one below) or anywhere, between timer
+    expiries: every state the handshake can reach (simultaneous open too)
+    takes them without an exception, and the endpoints always send
+    well-formed segments."""
+    rng = seeded_rng
+    flag_sets = [SYN, SYN | ACK, ACK, ACK | FIN, RST, RST | ACK, FIN, 0, 0xFF]
+    for _ in range(1000):
+        now = 0.0
+        ep = Endpoint()
+        ep.listen(80)
+        conn = ep.connect(PEER, 80, 40000, now)
+        peer_isn = rng.randrange(2**32)
+        for _ in range(rng.randrange(1, 12)):
+            if rng.random() < 0.3:
+                now += rng.choice([0.2, 1.0, 3.0])
+                ep.handle_timer(now)
+            else:
+                ours = conn.iss if rng.random() < 0.8 else rng.randrange(2**32)
+                seq = rng.choice([peer_isn, peer_isn + 1, peer_isn - 1, conn.rcv_nxt - 1, conn.rcv_nxt,
+                                  rng.randrange(2**32)]) % 2**32
+                ack = rng.choice([ours, ours + 1, ours + 2, 0]) % 2**32
+                ports = (80, 40000) if rng.random() < 0.8 else (4000, 80)  # to the client, or to the listener
+                payload = rng.randbytes(rng.choice([0, 0, 1, 100]))
+                data = _fast.encode(*ports, seq, ack, rng.choice(flag_sets), rng.randrange(65536), payload,
+                                    rng.choice([-1, 536, 1452]))
+                ep.receive_datagram(data, PEER, now)
+            for datagram, _ in drain(ep.outbox):
+                _fast.decode(datagram)  # well-formed
+            drain(ep.events)
+
+
 def test_random_garbage_and_forged_segments_never_raise(seeded_rng):
     rng = seeded_rng
     net = Network(rng)

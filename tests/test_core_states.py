@@ -125,6 +125,28 @@ def test_simultaneous_open():
     assert s.states == [("CLOSED", "SYN_SENT"), ("SYN_SENT", "SYN_RCVD"), ("SYN_RCVD", "ESTABLISHED")]
 
 
+def test_a_probe_in_syn_rcvd_after_a_timeout_resends_nothing_of_the_send_buffer():
+    """Simultaneous open, our SYN-ACK timed out once: a segment one below
+    rcv_nxt (a keepalive probe's shape, which ends the backoff of a
+    synchronized connection) must not resend from snd_una, which is still
+    our SYN and not a byte of the send buffer (that raised ValueError from
+    the encoder, found by fuzzing a client with a scripted peer)."""
+    s = Script()
+    s.conn.connect(0.0)
+    s.sent()
+    s.recv(SYN, seq=PEER_ISS, ack=0, mss=1452)
+    s.sent()
+    assert s.state_name == "SYN_RCVD"
+    s.timer(1.0)
+    (again,) = s.sent()
+    assert again.flags & SYN and s.conn.retries == 1
+    s.recv(ACK, seq=PEER_ISS, ack=ISS)  # seq = rcv_nxt - 1
+    assert all(not (x.payload or x.flags & FIN) for x in s.sent())
+    assert s.state_name == "SYN_RCVD"
+    s.recv(ACK, seq=P, ack=L)
+    assert s.state_name == "ESTABLISHED"
+
+
 # ------------------------------------------------------------- LISTEN -> SYN_RCVD
 
 def passive():

@@ -1622,8 +1622,9 @@ class Connection:
         """The peer is evidently reachable (it moved to our new address,
         or it probes us) while our retransmission timeouts back off: the
         backoff and the retry count start over and the first unacknowledged
-        segment goes out again at once."""
-        if self.retries and self._rto_at != NEVER and seq_gt(self.snd_max, self.snd_una):
+        segment goes out again at once.  Only once our SYN is acknowledged
+        (before, snd_una is the SYN, whose resend is the RTO's)."""
+        if self._synchronized and self.retries and self._rto_at != NEVER and seq_gt(self.snd_max, self.snd_una):
             self.retries = 0
             self.rtt.unback()
             self._resend(self.snd_una, self.mss, now)
