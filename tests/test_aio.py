@@ -7,6 +7,8 @@ import socket
 import struct
 
 import pytest
+import uvloop
+
 import aiotcp
 from aiotcp import Config
 from aiotcp.core.connection import seq_diff
@@ -158,6 +160,63 @@ async def test_abort_is_a_kernel_sockets_close_the_peer_reads_what_was_written()
 async def test_so_linger_zero_makes_close_and_abort_a_reset(close):
     assert await _peer_after_abort("kernel", True, close) == "ConnectionResetError"
     assert await _peer_after_abort("aiotcp", True, close) == "ConnectionResetError"
+
+
+async def _after_connection_made_raises(stack, side: str):
+    """What happens when ``side``'s protocol raises in connection_made():
+    (what create_connection did, the echo the client got, the messages
+    the loop's exception handler received)."""
+    loop = asyncio.get_running_loop()
+    handled: list = []
+    loop.set_exception_handler(lambda loop, context: handled.append(context))
+    echoed = loop.create_future()
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            if side == "server":
+                raise ValueError("in connection_made")
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport):
+            if side == "client":
+                raise ValueError("in connection_made")
+
+        def data_received(self, data):
+            echoed.set_result(data)
+
+    mod = loop if stack == "kernel" else aiotcp
+    server = await mod.create_server(Echo, "127.0.0.1", 0)
+    try:
+        transport, _ = await mod.create_connection(Client, "127.0.0.1", port_of(server))
+        transport.write(b"ping")
+        try:
+            got = await asyncio.wait_for(echoed, 10 if stack == "aiotcp" else 1)
+        except TimeoutError:
+            got = None  # uvloop's kernel transport never starts reading then
+        transport.close()
+    finally:
+        server.close()
+        loop.set_exception_handler(None)
+    return ("returned", got, [(type(c["exception"]).__name__, c["message"].startswith("Exception in callback"))
+                              for c in handled])
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+async def test_an_exception_in_connection_made_is_the_loops_and_the_connection_stays(side):
+    """As asyncio's transports call connection_made() from a callback of
+    the loop: what it raises reaches the loop's exception handler, and the
+    connection goes on (create_connection returns it) and carries data, as
+    over kernel TCP with asyncio's own loop (uvloop's kernel transport then
+    never starts reading, which nobody relies on)."""
+    kernel = await _after_connection_made_raises("kernel", side)
+    assert kernel[0] == "returned" and kernel[2] == [("ValueError", True)]
+    assert await _after_connection_made_raises("aiotcp", side) == ("returned", b"ping", kernel[2])
+    if not isinstance(asyncio.get_running_loop(), uvloop.Loop):
+        assert kernel[1] == b"ping"
 
 
 async def test_reset_sends_a_rst_without_the_option():

@@ -393,7 +393,7 @@ class Server(asyncio.AbstractServer):
                 waiter.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
             else:
                 transport = TCPTransport(endpoint, conn, protocol, server=self)
-                protocol.connection_made(transport)
+                call_connection_made(self._loop, protocol, transport)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -814,9 +814,24 @@ async def transport_for(endpoint: UDPEndpoint, conn, protocol_factory, context=N
             raise
         return ssl_protocol._app_transport, protocol
     transport = TCPTransport(endpoint, conn, protocol)
-    protocol.connection_made(transport)
+    call_connection_made(loop, protocol, transport)
     transport._path.catch_up()
     return transport, protocol
+
+
+def call_connection_made(loop, protocol, transport) -> None:
+    """``protocol.connection_made(transport)`` as asyncio's transports call
+    it, in a callback of the loop's: what it raises goes to the loop's
+    exception handler ("Exception in callback ..."), and the connection
+    stays, as over kernel TCP (create_connection still returns it)."""
+    try:
+        protocol.connection_made(transport)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop.call_exception_handler({
+            "message": f"Exception in callback {type(protocol).__qualname__}.connection_made({transport!r})",
+            "exception": exc, "protocol": protocol, "transport": transport})
 
 
 def _named(exc: OSError, message: str) -> OSError:
