@@ -364,9 +364,19 @@ def _checksum_scalar(data, uint32_t initial=0):
 
 
 cdef enum:
-    _SNDBUF_KEEP = 256 * 1024  # storage a send buffer keeps when emptied (more is freed)
+    _SNDBUF_KEEP = 256 * 1024  # the largest storage a send buffer keeps for its next writes (more is freed)
     _SNDBUF_MIN = 2048         # the least storage a send buffer allocates
     _SNDBUF_REF = 2048         # a bytes object this long or longer is held by reference
+    _SNDBUF_POOL = 32          # blocks of _SNDBUF_MIN kept for the process's send buffers
+
+# the process's spare blocks of _SNDBUF_MIN bytes, and chunk arrays of 8
+# slots (the first size): an emptied send buffer gives its own here and the
+# next write of any buffer takes them (the GIL guards them: a send buffer
+# is only touched holding it)
+cdef char *_sndbuf_pool[_SNDBUF_POOL]
+cdef int _sndbuf_pooled = 0
+cdef void *_chunks_pool[_SNDBUF_POOL]
+cdef int _chunks_pooled = 0
 
 
 cdef class SendBuffer:
@@ -386,9 +396,14 @@ cdef class SendBuffer:
     its start: no byte moves more often than bytes were dropped, and small
     writes acknowledged as they go stay in one block.
 
-    Emptied (:meth:`clear`, or everything dropped), it keeps one block of
-    its own storage (up to 256 KiB), so that a ping-pong's writes go where
-    the last one went.  A buffer view of it (``bytes(buf)``,
+    While it holds bytes, storage a dropped chunk frees is kept (the
+    largest block, up to 256 KiB) for the chunks written next.  Emptied
+    (:meth:`clear`, or everything dropped), it holds nothing, as a kernel
+    socket whose data is all acknowledged: a block of 2 KiB and the first
+    size of chunk array go to small pools of the process's (at most 32
+    of each), from which the next write of any send buffer takes them, so
+    that a ping-pong's writes still go where the last one went; anything
+    else is freed.  A buffer view of it (``bytes(buf)``,
     ``memoryview(buf)``) is a read-only snapshot of the bytes held when it
     was taken: what is written or dropped after does not change it."""
 
@@ -396,8 +411,7 @@ cdef class SendBuffer:
         cdef Py_ssize_t k
         for k in range(self._head, self._head + self._count):
             self._release(&self._chunks[k])
-        free(self._chunks)
-        free(self._spare)
+        self._let_go()
 
     def __len__(self):
         return self._len
@@ -424,6 +438,27 @@ cdef class SendBuffer:
                 free(c.data)
         c.data = NULL
         c.cap = 0
+
+    cdef void _let_go(self) noexcept:
+        """Hold nothing (the chunks already released): the chunk array and
+        the spare block pooled if they have the pools' sizes (8 slots,
+        _SNDBUF_MIN bytes) and the pools room, else freed."""
+        global _sndbuf_pooled, _chunks_pooled
+        if self._slots == 8 and _chunks_pooled < _SNDBUF_POOL:
+            _chunks_pool[_chunks_pooled] = self._chunks
+            _chunks_pooled += 1
+        else:
+            free(self._chunks)
+        self._chunks = NULL
+        self._slots = 0
+        if self._spare != NULL:
+            if self._spare_cap == _SNDBUF_MIN and _sndbuf_pooled < _SNDBUF_POOL:
+                _sndbuf_pool[_sndbuf_pooled] = self._spare
+                _sndbuf_pooled += 1
+            else:
+                free(self._spare)
+            self._spare = NULL
+            self._spare_cap = 0
 
     cdef Py_ssize_t _find(self, Py_ssize_t offset) noexcept:
         """The index of the chunk holding byte ``offset`` from the front
@@ -462,12 +497,17 @@ cdef class SendBuffer:
 
     cdef _Chunk *_new_chunk(self) except NULL:
         """Room for one more chunk at the back of the array."""
+        global _chunks_pooled
         cdef _Chunk *chunks
         cdef Py_ssize_t slots
         if self._head + self._count == self._slots:
             if self._head > 0:  # the dropped front's slots: move the chunks down
                 memmove(self._chunks, self._chunks + self._head, self._count * sizeof(_Chunk))
                 self._head = 0
+            elif self._slots == 0 and _chunks_pooled:
+                _chunks_pooled -= 1
+                self._chunks = <_Chunk *>_chunks_pool[_chunks_pooled]
+                self._slots = 8
             else:
                 slots = 2 * self._slots if self._slots else 8
                 chunks = <_Chunk *>realloc(self._chunks, slots * sizeof(_Chunk))
@@ -480,6 +520,7 @@ cdef class SendBuffer:
 
     cpdef int extend(self, object data) except -1:
         """Append the bytes of ``data`` (any contiguous buffer)."""
+        global _sndbuf_pooled
         cdef Py_buffer view
         cdef const uint8_t *src
         cdef Py_ssize_t n, room, cap, dead
@@ -497,8 +538,6 @@ cdef class SendBuffer:
             c.cap = 0
             c.start = self._front + self._len
             self._len += n
-            if self._len > self._peak:
-                self._peak = self._len
             return 0
         viewed = _borrow(data, &view, &src, &n)
         try:
@@ -540,6 +579,10 @@ cdef class SendBuffer:
                     c.cap = self._spare_cap
                     self._spare = NULL
                     self._spare_cap = 0
+                elif cap == _SNDBUF_MIN and _sndbuf_pooled:
+                    _sndbuf_pooled -= 1
+                    c.data = _sndbuf_pool[_sndbuf_pooled]
+                    c.cap = cap
                 else:
                     c.data = <char *>malloc(cap)
                     if c.data == NULL:
@@ -550,8 +593,6 @@ cdef class SendBuffer:
                 c.len = n
                 c.start = self._front + self._len
                 self._len += n
-            if self._len > self._peak:
-                self._peak = self._len
         finally:
             if viewed:
                 PyBuffer_Release(&view)
@@ -582,25 +623,15 @@ cdef class SendBuffer:
         return 0
 
     cpdef int clear(self) except -1:
-        """Drop everything.  One block of the buffer's own storage stays
-        (up to 256 KiB), unless it is more than four times the most this
-        buffer held since it was last emptied: a burst's storage goes once
-        the writes are small again."""
+        """Drop everything, and hold no storage (a block of 2 KiB goes to
+        the process's pool for the next small write)."""
         cdef Py_ssize_t k
         for k in range(self._head, self._head + self._count):
             self._release(&self._chunks[k])
         self._head = self._count = 0
         self._front += self._len
         self._len = 0
-        if self._spare_cap > _SNDBUF_MIN and self._spare_cap > 4 * self._peak:
-            free(self._spare)
-            self._spare = NULL
-            self._spare_cap = 0
-        if self._slots > 64:  # the chunk array a burst grew
-            free(self._chunks)
-            self._chunks = NULL
-            self._slots = 0
-        self._peak = 0
+        self._let_go()
         return 0
 
     def __delitem__(self, key):

@@ -353,19 +353,49 @@ def test_send_buffer_storage_stays_put_under_a_bulk_transfer():
     assert len(set(sizes[20:])) <= 4 and max(sizes) < (4 << 20)
 
 
-def test_send_buffer_keeps_its_storage_when_emptied_unless_a_burst_left_it_large():
+def test_an_emptied_send_buffer_holds_no_storage():
+    """As a kernel socket whose data is all acknowledged: emptied, a send
+    buffer holds nothing, whatever it held before (a connection that
+    wrote 64 KiB in small writes and went idle kept a 64 KiB block).
+    While bytes are held, what a dropped chunk frees is kept for the next
+    chunk; a ping-pong's block goes to the process's pool and back."""
+    empty = sys.getsizeof(_fast.SendBuffer())
     buf = _fast.SendBuffer()
     buf += b"m" * 1452  # copied into storage of its own
     small = sys.getsizeof(buf)
+    assert small > empty + 1452
     for _ in range(10):  # a ping-pong: written, acknowledged, written again
         buf.clear()
+        assert sys.getsizeof(buf) == empty
         buf += b"n" * 1452
-        assert sys.getsizeof(buf) == small
+        assert sys.getsizeof(buf) == small and bytes(buf) == b"n" * 1452
+    for _ in range(64):  # small writes that pile up, then all acknowledged
+        buf += b"s" * 1000
+    assert sys.getsizeof(buf) > empty + 64_000
+    buf.drop(len(buf))
+    assert sys.getsizeof(buf) == empty and bytes(buf) == b""
     buf += bytearray(8 << 20)  # a burst, copied (a bytearray can change)
     assert sys.getsizeof(buf) > 8 << 20
+    buf.drop(4 << 20)
+    buf += b"t" * 100
+    assert bytes(buf[-101:]) == b"\0" + b"t" * 100
     buf.clear()
-    assert sys.getsizeof(buf) <= small  # the burst's storage went
-    assert bytes(buf) == b""
+    assert sys.getsizeof(buf) == empty
+
+
+def test_send_buffers_share_a_bounded_pool_of_small_blocks():
+    """Emptied buffers give their 2 KiB blocks to the process's pool and
+    new writes take them: many buffers emptied at once leave at most the
+    pool's 32 blocks behind, and every buffer still holds what was
+    written to it."""
+    bufs = [_fast.SendBuffer() for _ in range(100)]
+    for round in range(3):
+        for i, buf in enumerate(bufs):
+            buf += bytes([i, round]) * 300
+        assert all(bytes(buf) == bytes([i, round]) * 300 for i, buf in enumerate(bufs))
+        for buf in bufs:
+            buf.clear()
+    assert all(len(buf) == 0 and bytes(buf) == b"" for buf in bufs)
 
 
 def test_a_large_bytes_write_is_held_by_reference_until_acknowledged():

@@ -199,3 +199,28 @@ def test_random_use_never_raises_and_never_loses_duplicates_or_reorders_a_byte(s
             assert sent.startswith(read), f"seed {seed}: {reader} read {len(read)} bytes, not a prefix of {len(sent)}"
             total += len(read)
     assert total > 1_000_000  # the connections carried data, not only handshakes
+
+
+def test_a_connection_with_nothing_in_flight_holds_no_send_storage():
+    """A server that wrote 64 KB in small writes and went idle held the
+    64 KiB block they filled, for as long as the connection lived (39 KiB
+    a connection against kernel TCP's 4.4 at 2,000 such connections): once
+    the peer has acknowledged everything, the send buffer holds nothing."""
+    import sys
+
+    from aiotcp._fast import SendBuffer
+
+    net = Network(random.Random(1))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    listener = b.listen(80)
+    client = a.connect(("b", 1), 80, 5000, 0.0)
+    net.flush(("a", 1))
+    net.run(until=lambda: listener.accept_queue, max_time=1)
+    server = listener.accept()
+    for _ in range(64):
+        server.send(b"r" * 1000, net.now)
+    net.flush(("b", 1))
+    net.run(until=lambda: client.read_buffered == 64_000 and server.snd_una == server.snd_max, max_time=10)
+    assert client.read(-1) == b"r" * 64_000 and server.snd_una == server.snd_max
+    assert sys.getsizeof(server._sndbuf) == sys.getsizeof(SendBuffer())

@@ -1135,18 +1135,20 @@ def test_dsack_widens_the_reordering_window_once_per_round_trip():
     assert s.conn.rack.reo_mult == 1
 
 
-def test_a_write_after_everything_is_acknowledged_reuses_the_send_buffer():
-    """With all earlier data acknowledged the next write goes over the old
-    bytes in the send buffer's storage (no shrink and regrow); the sequence
-    numbers, the payloads and a retransmission of the new data stay right,
-    and so does a write that lands while data is still in flight."""
+def test_a_write_after_everything_is_acknowledged_starts_the_send_buffer_afresh():
+    """With all earlier data acknowledged the send buffer holds nothing (as
+    a kernel socket's: an idle connection keeps no storage), and the next
+    write takes a block of the process's pool; the sequence numbers, the
+    payloads and a retransmission of the new data stay right, and so does
+    a write that lands while data is still in flight."""
     s = Script().established(peer_mss=1000)
     buf = s.conn._sndbuf
+    empty = sys.getsizeof(buf)
     s.conn.send(b"a" * 1500, 0.0)
     assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L, b"a" * 1000), (L + 1000, b"a" * 500)]
     size = sys.getsizeof(buf)
     s.recv(ACK, ack=L + 1500)
-    assert len(buf) == 0 and sys.getsizeof(buf) == size  # all acknowledged: the storage stays
+    assert len(buf) == 0 and sys.getsizeof(buf) == empty < size  # all acknowledged: nothing held
     s.conn.send(b"b" * 1200, 0.0)
     assert s.conn._sndbuf is buf and bytes(buf) == b"b" * 1200 and sys.getsizeof(buf) == size
     assert [(x.seq, x.payload.tobytes()) for x in s.sent()] == [(L + 1500, b"b" * 1000), (L + 2500, b"b" * 200)]
