@@ -135,4 +135,4 @@ cdef class TimerWheel:
 cpdef double monotonic() noexcept
 
 # list.clear() that keeps the list's storage (see _fast.pyx)
-cpdef int empty_list(list items) except -1
+cpdef int empty_list(list items, Py_ssize_t keep=*) except -1

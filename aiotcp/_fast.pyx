@@ -240,13 +240,12 @@ cdef extern from *:
        and the next append allocates one again, once per datagram for the
        lists the per-segment path fills and empties.  Items go from the
        back, the size lowered before each is released; what a release
-       appends goes too.  An array of more than AIOTCP_LIST_KEEP slots is
-       freed as clear() does, so what a burst grew is not kept. */
-    #define AIOTCP_LIST_KEEP 256
-    static inline int aiotcp_empty_list(PyObject *op) {
+       appends goes too.  An array of more than ``keep`` slots is freed as
+       clear() does, so what a burst grew is not kept. */
+    static inline int aiotcp_empty_list(PyObject *op, Py_ssize_t keep) {
         PyListObject *l = (PyListObject *)op;
         Py_ssize_t n;
-        if (l->allocated > AIOTCP_LIST_KEEP)
+        if (l->allocated > keep)
             return PyList_SetSlice(op, 0, PY_SSIZE_T_MAX, NULL);
         while ((n = Py_SIZE(l)) > 0) {
             PyObject *item = l->ob_item[n - 1];
@@ -264,18 +263,19 @@ cdef extern from *:
     uint32_t aiotcp_ones_sum_scalar(const uint8_t *p, Py_ssize_t n, uint32_t acc) nogil
     int aiotcp_use_avx2() nogil
     int aiotcp_ctz64(uint64_t x) nogil
-    int aiotcp_empty_list(object op) except -1
+    int aiotcp_empty_list(object op, Py_ssize_t keep) except -1
     object aiotcp_datagram(Py_ssize_t size)
     Py_ssize_t aiotcp_ring_reused
 
 
-cpdef int empty_list(list items) except -1:
+cpdef int empty_list(list items, Py_ssize_t keep=256) except -1:
     """``items.clear()``, keeping the list's storage for what is appended
-    next (up to 256 slots; a larger one is freed as clear() frees it).
-    For the lists the per-segment path fills and empties each time."""
+    next (up to ``keep`` slots; a larger one is freed as clear() frees it).
+    For the lists the per-segment path fills and empties each time (a
+    connection's own, which an idle connection would hold, keep few)."""
     if items is None:
         raise TypeError("empty_list() needs a list")
-    return aiotcp_empty_list(items)
+    return aiotcp_empty_list(items, keep)
 
 
 # --- flags (byte 13) ---------------------------------------------------------

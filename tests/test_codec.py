@@ -501,6 +501,14 @@ def test_empty_list_frees_a_large_list_and_what_releasing_appends_goes_too():
     items = list(range(1000))
     _fast.empty_list(items)
     assert items == [] and sys.getsizeof(items) == sys.getsizeof([])
+    # a connection's own lists keep fewer slots (an idle connection holds them)
+    items = list(range(9))
+    _fast.empty_list(items, 8)
+    assert items == [] and sys.getsizeof(items) == sys.getsizeof([])
+    items = list(range(8))
+    grown = sys.getsizeof(items)
+    _fast.empty_list(items, 8)
+    assert items == [] and sys.getsizeof(items) == grown
     items = [_Released(), _Released()]
     items[1].into = items  # its release appends another item
     before = _Released.released

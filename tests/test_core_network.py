@@ -224,3 +224,14 @@ def test_a_connection_with_nothing_in_flight_holds_no_send_storage():
     net.run(until=lambda: client.read_buffered == 64_000 and server.snd_una == server.snd_max, max_time=10)
     assert client.read(-1) == b"r" * 64_000 and server.snd_una == server.snd_max
     assert sys.getsizeof(server._sndbuf) == sys.getsizeof(SendBuffer())
+    # and after a flight of hundreds of segments, read as it came: the
+    # lists of the flight's records and of the chunks read keep a few slots
+    for _ in range(16):
+        server.send(b"s" * 65536, net.now)
+        net.flush(("b", 1))
+        net.run(until=lambda: client.read_buffered >= 65536, max_time=net.now + 10)
+        client.read(-1)
+    net.run(until=lambda: server.snd_una == server.snd_max, max_time=net.now + 10)
+    assert server.snd_una == server.snd_max and len(server.rack.records) == 0
+    small = sys.getsizeof([None] * 8)
+    assert sys.getsizeof(server.rack.records) <= small and sys.getsizeof(client.rcv_buffer._held) <= small

@@ -179,7 +179,7 @@ class Rack:
                     self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
             n += 1
         if n == len(records):
-            empty_list(records)  # everything acknowledged
+            empty_list(records, 8)  # everything acknowledged (an idle connection keeps no more)
         elif n:
             del records[:n]
         if records:
