@@ -11,7 +11,9 @@ kernel's from the same run and the ratio.
 - 1-byte ping-pong round trips/s;
 - server memory per idle connection: the growth of the server process's
   resident set from --idle-warm to --idle-warm + --idle connections (a fresh
-  server process, so that no earlier figure's buffers are in it);
+  server process, so that no earlier figure's buffers are in it), idle
+  from the start and idle after the server wrote each 64 KB in 1000-byte
+  writes (all acknowledged: nothing in flight);
 - two floors under the connection rate, with no TCP: a new UDP socket and
   two round trips, and the 7 datagrams of one aiotcp connection, each
   waking the other process as aiotcp's do (tcp_shaped_floor_rate); and
@@ -112,7 +114,11 @@ async def _serve(stack: str, port: int) -> None:
                     total += len(chunk)
                 writer.write(struct.pack("!Q", total))
                 await writer.drain()
-            elif kind == b"i":  # idle until the client leaves
+            elif kind in (b"i", b"w"):  # idle until the client leaves ("w": after 64 KB in 1000-byte writes)
+                if kind == b"w":
+                    for _ in range(64):
+                        writer.write(b"w" * 1000)
+                    await writer.drain()
                 idle[0] += 1
                 changed.set()
                 await reader.read(1)
@@ -350,24 +356,29 @@ async def ping_pong(stack: str, port: int, count: int) -> float:
     return count / elapsed
 
 
-async def _open_idle(open_connection, port: int, count: int, held: list) -> None:
+async def _open_idle(open_connection, port: int, count: int, held: list, kind: bytes = b"i") -> None:
+    async def one():
+        reader, writer = await open_connection("127.0.0.1", port)
+        writer.write(kind)
+        if kind == b"w":  # all of it read: the server has nothing in flight
+            await reader.readexactly(64_000)
+        held.append(writer)
+
     for first in range(0, count, 100):
-        pairs = await asyncio.gather(*(open_connection("127.0.0.1", port)
-                                       for _ in range(min(100, count - first))))
-        for reader, writer in pairs:
-            writer.write(b"i")
-            held.append(writer)
+        await asyncio.gather(*(one() for _ in range(min(100, count - first))))
 
 
-async def idle_memory(stack: str, warm: int, count: int) -> float:
-    """KiB of server resident memory per idle connection."""
+async def idle_memory(stack: str, warm: int, count: int, kind: bytes = b"i") -> float:
+    """KiB of server resident memory per idle connection (``kind`` b"w":
+    idle after the server wrote it 64 KB in 1000-byte writes, all of them
+    acknowledged)."""
     endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0)) if stack != "kernel" else None
     held: list = []
     try:
         async with Server(stack) as server:
-            await _open_idle(_opener(stack, endpoint), server.port, warm, held)
+            await _open_idle(_opener(stack, endpoint), server.port, warm, held, kind)
             before = await server.rss(warm)
-            await _open_idle(_opener(stack, endpoint), server.port, count, held)
+            await _open_idle(_opener(stack, endpoint), server.port, count, held, kind)
             after = await server.rss(warm + count)
             for writer in held:
                 writer.close()
@@ -432,6 +443,7 @@ async def run(args) -> dict:
     if args.idle:
         for stack in ("aiotcp", "kernel"):
             result[f"{stack}_idle_KiB"] = await idle_memory(stack, args.idle_warm, args.idle)
+            result[f"{stack}_idle_written_KiB"] = await idle_memory(stack, args.idle_warm, args.idle, b"w")
     if args.workers > 1:
         for workers in (1, args.workers):
             async with Server("aiotcp", workers) as server:
@@ -449,7 +461,8 @@ def report(r: dict, args) -> None:
             (f"bulk goodput MB/s, one connection, {args.bulk_mib} MiB", "bulk_MBps", True),
             ("bulk goodput MB/s, 8 concurrent connections", "bulk8_MBps", True),
             ("1-byte ping-pong round trips/s", "pingpong_per_s", True),
-            (f"server KiB per idle connection ({args.idle} connections)", "idle_KiB", False)]
+            (f"server KiB per idle connection ({args.idle} connections)", "idle_KiB", False),
+            ("the same, after 64 KB written in 1000-byte writes", "idle_written_KiB", False)]
     print(f"{'figure':58}{'aiotcp':>12}{'kernel':>12}{'ratio':>9}")
     for label, key, higher in rows:
         if f"aiotcp_{key}" not in r:
