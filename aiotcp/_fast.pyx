@@ -373,10 +373,20 @@ cdef enum:
 # slots (the first size): an emptied send buffer gives its own here and the
 # next write of any buffer takes them (the GIL guards them: a send buffer
 # is only touched holding it)
-cdef char *_sndbuf_pool[_SNDBUF_POOL]
+cdef void *_sndbuf_pool[_SNDBUF_POOL]
 cdef int _sndbuf_pooled = 0
 cdef void *_chunks_pool[_SNDBUF_POOL]
 cdef int _chunks_pooled = 0
+
+
+cdef inline void _pool_or_free(void **pool, int *pooled, void *block, bint fits) noexcept:
+    """``block`` into ``pool`` if it ``fits`` (has the pool's size) and
+    the pool has room, else freed."""
+    if fits and pooled[0] < _SNDBUF_POOL:
+        pool[pooled[0]] = block
+        pooled[0] += 1
+    else:
+        free(block)
 
 
 cdef class SendBuffer:
@@ -443,20 +453,12 @@ cdef class SendBuffer:
         """Hold nothing (the chunks already released): the chunk array and
         the spare block pooled if they have the pools' sizes (8 slots,
         _SNDBUF_MIN bytes) and the pools room, else freed."""
-        global _sndbuf_pooled, _chunks_pooled
-        if self._slots == 8 and _chunks_pooled < _SNDBUF_POOL:
-            _chunks_pool[_chunks_pooled] = self._chunks
-            _chunks_pooled += 1
-        else:
-            free(self._chunks)
-        self._chunks = NULL
-        self._slots = 0
+        if self._chunks != NULL:
+            _pool_or_free(_chunks_pool, &_chunks_pooled, self._chunks, self._slots == 8)
+            self._chunks = NULL
+            self._slots = 0
         if self._spare != NULL:
-            if self._spare_cap == _SNDBUF_MIN and _sndbuf_pooled < _SNDBUF_POOL:
-                _sndbuf_pool[_sndbuf_pooled] = self._spare
-                _sndbuf_pooled += 1
-            else:
-                free(self._spare)
+            _pool_or_free(_sndbuf_pool, &_sndbuf_pooled, self._spare, self._spare_cap == _SNDBUF_MIN)
             self._spare = NULL
             self._spare_cap = 0
 
@@ -581,7 +583,7 @@ cdef class SendBuffer:
                     self._spare_cap = 0
                 elif cap == _SNDBUF_MIN and _sndbuf_pooled:
                     _sndbuf_pooled -= 1
-                    c.data = _sndbuf_pool[_sndbuf_pooled]
+                    c.data = <char *>_sndbuf_pool[_sndbuf_pooled]
                     c.cap = cap
                 else:
                     c.data = <char *>malloc(cap)
