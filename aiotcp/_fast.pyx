@@ -368,6 +368,7 @@ cdef enum:
     _SNDBUF_MIN = 2048         # the least storage a send buffer allocates
     _SNDBUF_REF = 2048         # a bytes object this long or longer is held by reference
     _SNDBUF_POOL = 32          # blocks of _SNDBUF_MIN kept for the process's send buffers
+    _SNDBUF_SLOTS = 8          # a send buffer's first chunk array (the size pooled)
 
 # the process's spare blocks of _SNDBUF_MIN bytes, and chunk arrays of 8
 # slots (the first size): an emptied send buffer gives its own here and the
@@ -451,10 +452,10 @@ cdef class SendBuffer:
 
     cdef void _let_go(self) noexcept:
         """Hold nothing (the chunks already released): the chunk array and
-        the spare block pooled if they have the pools' sizes (8 slots,
+        the spare block pooled if they have the pools' sizes (_SNDBUF_SLOTS,
         _SNDBUF_MIN bytes) and the pools room, else freed."""
         if self._chunks != NULL:
-            _pool_or_free(_chunks_pool, &_chunks_pooled, self._chunks, self._slots == 8)
+            _pool_or_free(_chunks_pool, &_chunks_pooled, self._chunks, self._slots == _SNDBUF_SLOTS)
             self._chunks = NULL
             self._slots = 0
         if self._spare != NULL:
@@ -509,9 +510,9 @@ cdef class SendBuffer:
             elif self._slots == 0 and _chunks_pooled:
                 _chunks_pooled -= 1
                 self._chunks = <_Chunk *>_chunks_pool[_chunks_pooled]
-                self._slots = 8
+                self._slots = _SNDBUF_SLOTS
             else:
-                slots = 2 * self._slots if self._slots else 8
+                slots = 2 * self._slots if self._slots else _SNDBUF_SLOTS
                 chunks = <_Chunk *>realloc(self._chunks, slots * sizeof(_Chunk))
                 if chunks == NULL:
                     raise MemoryError()
