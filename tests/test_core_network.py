@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from aiotcp import _fast
 from aiotcp.core.config import Config
 from aiotcp.core.endpoint import Endpoint
 from aiotcp.tools.testing import BulkTransfer, Impairment, Network
@@ -235,3 +236,34 @@ def test_a_connection_with_nothing_in_flight_holds_no_send_storage():
     assert server.snd_una == server.snd_max and len(server.rack.records) == 0
     small = sys.getsizeof([None] * 8)
     assert sys.getsizeof(server.rack.records) <= small and sys.getsizeof(client.rcv_buffer._held) <= small
+
+
+def test_two_time_waits_do_not_ack_each_other_without_end():
+    """After a simultaneous close both sides are in TIME_WAIT.  One
+    duplicated ACK (the random-use test's seed 397914325) reached one of
+    them, and each answered the other's ACK with an ACK, until both expired
+    a minute later; the network's duplicates made it a storm.  A TIME_WAIT
+    answers an in-window bare ACK with nothing (Linux's rule)."""
+    net = Network(random.Random(1))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    listener = b.listen(80)
+    client = a.connect(("b", 1), 80, 5000, 0.0)
+    net.flush(("a", 1))
+    net.run(until=lambda: listener.accept_queue, max_time=1)
+    server = listener.accept()
+    net.run(max_time=net.now + 1)
+    client.close(net.now)
+    server.close(net.now)  # the FINs cross
+    net.flush(("a", 1))
+    net.flush(("b", 1))
+    net.run(max_time=net.now + 1)
+    assert str(client.state) == str(server.state) == "TIME_WAIT"
+    record = client.time_wait
+    stray = _fast.encode(80, 5000, record.rcv_nxt, record.snd_nxt, _fast.ACK, 512, b"")  # b's ACK once more
+    delivered = net.delivered
+    a.receive_datagram(stray, ("b", 1), net.now)
+    net.flush(("a", 1))
+    net.run(max_time=net.now + 10, max_steps=10_000)
+    assert net.delivered - delivered == 0  # nothing answered it
+    assert a.stats["time_wait_bare_acks"] == 1

@@ -462,6 +462,57 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_timer():
     assert s.conn.next_deadline() == 90.0
 
 
+def test_time_wait_answers_an_in_window_bare_ack_with_nothing():
+    """Linux's tcp_timewait_state_process: only a lost FIN needs our ACK
+    again.  Answering every ACK made two TIME_WAITs (a simultaneous close)
+    ACK each other without end once one stray ACK reached either."""
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L)  # crossed FINs
+    s.recv(ACK, seq=P + 1, ack=L + 1)
+    assert s.state_name == "TIME_WAIT"
+    s.sent()
+    for t in (1.0, 1.1, 5.0):
+        s.at(t).recv(ACK, seq=P + 1, ack=L + 1)  # the peer's TIME_WAIT ACKing our FIN again
+        assert s.sent() == []
+    assert s.conn.stats["time_wait_bare_acks"] == 3
+    s.at(6.0).recv(FIN | ACK, seq=P, ack=L + 1)  # its FIN again: our last ACK was lost
+    (ack,) = s.sent()
+    assert (ack.flags_str, ack.seq, ack.ack) == ("A", L + 1, P + 1)
+
+
+def test_time_wait_rate_limits_acks_to_other_segments_but_not_to_data_or_fins():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L + 1)
+    s.sent()
+    s.at(1.0).recv(ACK, seq=P + 5000, ack=L + 1)  # out of window
+    assert [a.ack for a in s.sent()] == [P + 1]
+    s.at(1.2).recv(ACK, seq=P + 5000, ack=L + 1)
+    s.at(1.3).recv(SYN | ACK, seq=P + 5000, ack=L + 1)
+    assert s.sent() == [] and s.conn.stats["time_wait_acks_suppressed"] == 2
+    s.at(1.35).recv(ACK, seq=P - 10, ack=L + 1, payload=b"0123456789")  # data it sent before
+    s.at(1.4).recv(FIN | ACK, seq=P, ack=L + 1)
+    assert [a.flags_str for a in s.sent()] == ["A", "A"]
+    s.at(1.45).recv(ACK, seq=P + 5000, ack=L + 1)  # still within 0.5 s of the first
+    assert s.sent() == []
+    s.at(1.5).recv(ACK, seq=P + 5000, ack=L + 1)
+    assert len(s.sent()) == 1
+
+
+def test_time_wait_ends_only_for_a_rst_at_rcv_nxt():
+    s = Script().established()
+    s.conn.close(0.0)
+    s.recv(FIN | ACK, ack=L + 1)
+    s.sent()
+    for seq in (P, P + 2, P + 1000):
+        s.recv(RST, seq=seq, ack=0)
+    assert s.state_name == "TIME_WAIT" and s.sent() == []
+    assert s.conn.stats["time_wait_rst_ignored"] == 3
+    s.recv(RST, seq=P + 1, ack=0)
+    assert s.state_name == "CLOSED" and s.conn.stats["time_wait_killed_by_rst"] == 1
+
+
 def test_simultaneous_close_through_closing():
     s = Script().established()
     s.conn.close(0.0)

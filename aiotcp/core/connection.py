@@ -194,16 +194,25 @@ class TimeWait:
 
     Holds only what TIME_WAIT needs: the identity, the sequence numbers to
     re-ACK a retransmitted FIN, and the deadline.  ``receive`` returns True
-    while the record should live on."""
+    while the record should live on.
+
+    What it answers is Linux's (tcp_timewait_state_process): a retransmitted
+    FIN, or data, is acknowledged; an in-window bare ACK is not (only a lost
+    FIN needs our ACK again, and two TIME_WAITs that each answered the
+    other's ACK, after a simultaneous close, would ACK each other until
+    both expire); any other segment draws at most one ACK per
+    ``Config.invalid_ratelimit`` (RFC 5961 section 7); a RST ends the
+    record only at rcv_nxt exactly, so a blind one cannot (RFC 1337's
+    assassination, in Linux's tcp_rfc1337 = 0 form)."""
 
     __slots__ = ("local_port", "remote_port", "remote_addr", "snd_nxt", "rcv_nxt",
                  "window", "deadline", "duration", "out", "stats", "timer", "tracer",
-                 "ts_offset", "ts_recent")
+                 "ts_offset", "ts_recent", "ratelimit", "last_invalid_ack")
 
     state = TIME_WAIT
 
     def __init__(self, local_port, remote_port, remote_addr, snd_nxt, rcv_nxt, window,
-                 now, duration, out, stats, tracer=None, ts_offset=None, ts_recent=0):
+                 now, duration, out, stats, tracer=None, ts_offset=None, ts_recent=0, ratelimit=0.5):
         #: ``ts_offset`` is the connection's timestamp clock offset when
         #: timestamps were negotiated (None otherwise): RFC 7323 section 3.2
         #: puts them on every segment but a RST, these ACKs included
@@ -221,6 +230,8 @@ class TimeWait:
         self.stats = stats
         self.timer = None
         self.tracer = tracer
+        self.ratelimit = ratelimit
+        self.last_invalid_ack = -ratelimit
 
     def next_deadline(self):
         return self.deadline
@@ -238,19 +249,33 @@ class TimeWait:
     def receive(self, seg, now) -> bool:
         """Process a segment; False means the record is finished."""
         flags = seg.flags
+        at_rcv_nxt = seg.seq == self.rcv_nxt
         if flags & RST:
-            # Linux (tcp_rfc1337 = 0): a RST ends TIME_WAIT at once
+            if not at_rcv_nxt:
+                self.stats["time_wait_rst_ignored"] += 1
+                return True
+            # Linux (tcp_rfc1337 = 0): a RST at rcv_nxt ends TIME_WAIT at once
             self.stats["time_wait_killed_by_rst"] += 1
             return False
         if flags & SYN and not flags & ACK and seq_gt(seg.seq, self.rcv_nxt):
             # RFC 9293 / RFC 6191: a new incarnation may reuse the 4-tuple
             self.stats["time_wait_reused"] += 1
             return False
+        if self.ts_offset is not None and seg.has_ts and seq_ge(seg.ts_val, self.ts_recent):
+            self.ts_recent = seg.ts_val
+        payload = len(seg.payload)
+        if at_rcv_nxt and not payload and not flags & (FIN | SYN):
+            self.stats["time_wait_bare_acks"] += 1  # nothing lost that our ACK would recover
+            return True
         if flags & FIN:
             # a retransmitted FIN: acknowledge it and restart the 2MSL timer
             self.deadline = now + self.duration
-        if self.ts_offset is not None and seg.has_ts and seq_ge(seg.ts_val, self.ts_recent):
-            self.ts_recent = seg.ts_val
+        elif not payload or flags & SYN:
+            # not data (which is never part of an ACK loop): rate-limited
+            if now - self.last_invalid_ack < self.ratelimit:
+                self.stats["time_wait_acks_suppressed"] += 1
+                return True
+            self.last_invalid_ack = now
         self.stats["time_wait_acks"] += 1
         self._ack(now)
         return True
@@ -865,7 +890,8 @@ class Connection:
             self.time_wait = TimeWait(self.local_port, self.remote_port, self.remote_addr,
                                       self.snd_max, self.rcv_nxt, self._window_field(), now,
                                       self._config.time_wait, self.out, self.stats, self.tracer,
-                                      self._ts_offset if self.ts_ok else None, self.ts_recent)
+                                      self._ts_offset if self.ts_ok else None, self.ts_recent,
+                                      self._config.invalid_ratelimit)
             self._report_closed(None)
             if self.endpoint is not None:
                 self.endpoint.on_time_wait(self)
