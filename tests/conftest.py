@@ -1,4 +1,7 @@
 import asyncio
+import functools
+import inspect
+import io
 import os
 import random
 import ssl
@@ -21,6 +24,50 @@ def seeded_rng(request):
     seed = int(os.environ.get("AIOTCP_SEED", random.randrange(2**32)))
     print(f"\n[{request.node.name}] seed={seed} (replay with AIOTCP_SEED={seed})")
     return random.Random(seed)
+
+
+#: an asyncio test still running after this many seconds has hung: it is
+#: cancelled and fails with the stacks of its loop's tasks, instead of
+#: holding the whole run until CI's limit.  No test comes near it: it is
+#: a guard against a hang, never a timing assertion.
+HANG_LIMIT = float(os.environ.get("AIOTCP_HANG_LIMIT", 180))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("asyncio") is not None and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            item.obj = _hang_guarded(item.obj)
+
+
+def _hang_guarded(test):
+    @functools.wraps(test)
+    async def guarded(*args, **kwargs):
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        stacks = []
+        handles = []
+
+        def hung():
+            if not stacks:
+                for each in asyncio.all_tasks(loop):
+                    out = io.StringIO()
+                    each.print_stack(file=out)
+                    stacks.append(out.getvalue())
+            task.cancel()
+            handles.append(loop.call_later(min(10.0, HANG_LIMIT), hung))  # a finally clause that hangs again
+
+        handles.append(loop.call_later(HANG_LIMIT, hung))
+        try:
+            return await test(*args, **kwargs)
+        except asyncio.CancelledError:
+            if stacks:
+                pytest.fail(f"hung: still running after {HANG_LIMIT:g} s; its loop's tasks were:\n"
+                            + "".join(stacks), pytrace=False)
+            raise
+        finally:
+            for handle in handles:
+                handle.cancel()
+    return guarded
 
 
 def pytest_asyncio_loop_factories(config, item):

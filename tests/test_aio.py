@@ -380,11 +380,19 @@ async def test_a_reply_written_at_once_carries_the_ack_two_segments_owe():
     see the data before the batch's ACKs go, and the ACKs wait for the loop
     to run what the data woke: the stream handler's reply carries the ACK,
     with the opened window, and no bare ACK goes out (there were two per
-    message: the batch's ACK, then a window update)."""
+    message: the batch's ACK, then a window update).
+
+    Neither side may retransmit here: a tail loss probe that a slow turn of
+    the loop made spurious brings a duplicate, whose receiver then ACKs
+    every segment at once (quick ACK mode, as Linux's tcp_send_dupack), so
+    probes are off and the RTO is far beyond the test.  The checks come
+    after both sides closed: a failed one must fail, not leave the server's
+    wait_closed() waiting for a client that never closes."""
     from aiotcp._fast import ACK
     from aiotcp.tools.trace import Recorder
     size = 1452  # more than one MSS (1440 with timestamps): two segments
     recorder = Recorder()
+    config = Config(tail_loss_probe=False, rto_initial=60.0, rto_min=60.0)
 
     async def echo(reader, writer):
         try:
@@ -393,21 +401,26 @@ async def test_a_reply_written_at_once_carries_the_ack_two_segments_owe():
         except asyncio.IncompleteReadError:
             writer.close()
 
-    server = await aiotcp.start_server(echo, "127.0.0.1", 0, tracer=recorder)
+    echoed = []
+    server = await aiotcp.start_server(echo, "127.0.0.1", 0, tracer=recorder, config=config)
     async with server:
         recorder.label(port_of(server), "server")
-        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
-        writer.write(b"w" * size)
-        await reader.readexactly(size)
-        before = len(recorder.entries)
-        for i in range(20):
-            writer.write(bytes([i]) * size)
-            assert await reader.readexactly(size) == bytes([i]) * size
-        segments = [e[3] for e in recorder.entries[before:] if e[2] == "segment" and e[1] == "server"]
-        assert sum(len(s.payload) for s in segments) == 20 * size
-        bare_acks = [s for s in segments if s.flags == ACK and not len(s.payload)]
-        assert bare_acks == []
-        writer.close()
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server), config=config)
+        try:
+            writer.write(b"w" * size)
+            await reader.readexactly(size)
+            before = len(recorder.entries)
+            for i in range(20):
+                writer.write(bytes([i]) * size)
+                echoed.append(await reader.readexactly(size) == bytes([i]) * size)
+            after = len(recorder.entries)
+        finally:
+            writer.close()
+    assert echoed == [True] * 20
+    segments = [e[3] for e in recorder.entries[before:after] if e[2] == "segment" and e[1] == "server"]
+    assert sum(len(s.payload) for s in segments) == 20 * size
+    bare_acks = [s for s in segments if s.flags == ACK and not len(s.payload)]
+    assert bare_acks == []
 
 
 async def test_a_client_keeps_udp_gro_switched_on_with_one_socket_per_family():
