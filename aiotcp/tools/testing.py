@@ -135,12 +135,15 @@ class Network:
                 self._dispatch(dst)
         return True
 
-    def run(self, until=lambda: False, max_time: float = 1e6, max_steps: int = 50_000_000) -> None:
+    def run(self, until=lambda: False, max_time: float = 1e6, max_steps: int = 50_000_000) -> int:
+        """Step until ``until()``, ``max_time`` or ``max_steps``; returns
+        the steps taken (``max_steps``: cut short, a storm or a spin)."""
         steps = 0
         while not until() and self.now < max_time and steps < max_steps:
             if not self.step():
                 break
             steps += 1
+        return steps
 
 
 class BulkTransfer:
