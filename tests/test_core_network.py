@@ -207,6 +207,19 @@ def test_random_use_never_raises_and_never_loses_duplicates_or_reorders_a_byte(s
     assert total > 1_000_000  # the connections carried data, not only handshakes
 
 
+def _connected():
+    """A clean network, endpoints a and b, and a connection from a to b's
+    port 80 once b accepted it: (net, a, b, client, server)."""
+    net = Network(random.Random(1))
+    a = net.add(("a", 1), Endpoint())
+    b = net.add(("b", 1), Endpoint())
+    listener = b.listen(80)
+    client = a.connect(("b", 1), 80, 5000, 0.0)
+    net.flush(("a", 1))
+    net.run(until=lambda: listener.accept_queue, max_time=1)
+    return net, a, b, client, listener.accept()
+
+
 def test_a_connection_with_nothing_in_flight_holds_no_send_storage():
     """A server that wrote 64 KB in small writes and went idle held the
     64 KiB block they filled, for as long as the connection lived (39 KiB
@@ -216,14 +229,7 @@ def test_a_connection_with_nothing_in_flight_holds_no_send_storage():
 
     from aiotcp._fast import SendBuffer
 
-    net = Network(random.Random(1))
-    a = net.add(("a", 1), Endpoint())
-    b = net.add(("b", 1), Endpoint())
-    listener = b.listen(80)
-    client = a.connect(("b", 1), 80, 5000, 0.0)
-    net.flush(("a", 1))
-    net.run(until=lambda: listener.accept_queue, max_time=1)
-    server = listener.accept()
+    net, a, b, client, server = _connected()
     for _ in range(64):
         server.send(b"r" * 1000, net.now)
     net.flush(("b", 1))
@@ -249,14 +255,7 @@ def test_two_time_waits_do_not_ack_each_other_without_end():
     them, and each answered the other's ACK with an ACK, until both expired
     a minute later; the network's duplicates made it a storm.  A TIME_WAIT
     answers an in-window bare ACK with nothing (Linux's rule)."""
-    net = Network(random.Random(1))
-    a = net.add(("a", 1), Endpoint())
-    b = net.add(("b", 1), Endpoint())
-    listener = b.listen(80)
-    client = a.connect(("b", 1), 80, 5000, 0.0)
-    net.flush(("a", 1))
-    net.run(until=lambda: listener.accept_queue, max_time=1)
-    server = listener.accept()
+    net, a, b, client, server = _connected()
     net.run(max_time=net.now + 1)
     client.close(net.now)
     server.close(net.now)  # the FINs cross
