@@ -1,6 +1,7 @@
 """The asyncio API over real UDP sockets on loopback, on the default loop and
 on uvloop."""
 import asyncio
+import errno
 import hashlib
 import os
 import socket
@@ -561,3 +562,40 @@ async def test_an_icmp_for_a_connection_already_gone_is_counted_not_raised():
             await asyncio.sleep(0.01)  # the error queue is read on the socket's next wakeup
         assert stats["icmp_port_unreachable"] >= 1
     assert errors == []
+
+
+async def test_a_server_whose_client_socket_went_times_out_with_the_refusal():
+    """The client's socket went without a word: the server's segments draw
+    ICMP port unreachables, soft errors that do not end the connection (a
+    NAT's rebinding sends them too), and its retransmissions then run out.
+    As Linux's tcp_write_err, the timeout reports the soft error: the
+    handler's read raises ConnectionRefusedError, not TimeoutError."""
+    from aiotcp import _fast
+
+    loop = asyncio.get_running_loop()
+    accepted = loop.create_future()
+    failed = loop.create_future()
+
+    async def handle(reader, writer):
+        accepted.set_result(writer)
+        try:
+            await reader.read()
+        except OSError as exc:
+            failed.set_result(exc)
+
+    config = Config(retries=2, rto_initial=0.05, rto_min=0.05, nat_keepalive=None)
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0, config=config)
+    async with server:
+        addr = ("127.0.0.1", port_of(server))
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        raw.bind(("127.0.0.1", 0))
+        raw.settimeout(5)
+        raw.sendto(_fast.encode(4000, addr[1], 1000, 0, _fast.SYN, 65535, b"", 1452), addr)
+        synack = _fast.decode(await loop.run_in_executor(None, raw.recv, 2048))
+        raw.sendto(_fast.encode(4000, addr[1], 1001, (synack.seq + 1) & 0xFFFFFFFF, _fast.ACK, 65535), addr)
+        writer = await asyncio.wait_for(accepted, 10)
+        raw.close()
+        writer.write(b"to nobody")
+        exc = await asyncio.wait_for(failed, 30)
+        assert isinstance(exc, ConnectionRefusedError) and exc.errno == errno.ECONNREFUSED
+        assert writer.transport.endpoint.core.stats["icmp_port_unreachable"] >= 1

@@ -374,6 +374,59 @@ def test_rto_retransmits_with_backoff_then_times_out():
     assert isinstance(s.conn.error, TimeoutError)
 
 
+def _quote(segment):
+    """What an ICMP error quotes of a segment we sent: its header on."""
+    from aiotcp import _fast
+    return _fast.encode(segment.src_port, segment.dst_port, segment.seq, segment.ack, segment.flags, 0, b"")
+
+
+def _time_out(s):
+    while s.conn.state is State.ESTABLISHED:
+        s.timer(s.conn.next_deadline())
+        s.sent()
+
+
+def test_a_timeout_after_a_port_unreachable_reports_the_refusal():
+    """Linux's tcp_write_err: an ICMP error that did not end the connection
+    (a soft error in ESTABLISHED) is what its timeout reports, not
+    ETIMEDOUT: ECONNREFUSED when the peer's UDP port was gone."""
+    s = Script(CONFIG.replace(retries=3)).established()
+    s.conn.send(b"payload", 0.0)
+    (data,) = s.sent()
+    assert not s.conn.port_unreachable(_quote(data), 0.1)  # soft: the connection goes on
+    assert s.state_name == "ESTABLISHED"
+    _time_out(s)
+    assert isinstance(s.conn.error, ConnectionRefusedError) and s.conn.error.errno == 111
+
+
+def test_an_ack_after_a_port_unreachable_clears_it():
+    """The path worked again (a NAT's old mapping sent it, say): the
+    timeout that comes later is a timeout."""
+    s = Script(CONFIG.replace(retries=3)).established()
+    s.conn.send(b"payload", 0.0)
+    (data,) = s.sent()
+    s.conn.port_unreachable(_quote(data), 0.1)
+    s.at(0.15).recv(ACK, ack=L + 7)
+    s.conn.send(b"more", 0.2)
+    s.sent()
+    _time_out(s)
+    assert type(s.conn.error) is TimeoutError
+
+
+@pytest.mark.parametrize("config", [{"user_timeout": 1.0, "retries": 100},
+                                    {"keepalive": True, "keepalive_idle": 1.0, "keepalive_interval": 1.0,
+                                     "keepalive_count": 2}])
+def test_user_timeout_and_keepalive_report_the_soft_error_too(config):
+    s = Script(CONFIG.replace(**config)).established()
+    if not s.conn.config.keepalive:
+        s.conn.send(b"payload", 0.0)
+    s.timer(s.conn.next_deadline())
+    (sent, *_) = s.sent()
+    s.conn.port_unreachable(_quote(sent), s.now)
+    _time_out(s)
+    assert isinstance(s.conn.error, ConnectionRefusedError)
+
+
 def test_karn_rule_no_rtt_sample_from_retransmission():
     s = Script().established()
     s.conn.send(b"x", 0.0)

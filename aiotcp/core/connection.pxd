@@ -46,7 +46,7 @@ cdef class Connection:
     cdef public list out, events
     cdef public Timer timer
     cdef public TimerWheel wheel
-    cdef public object state, error, time_wait
+    cdef public object state, error, time_wait, _soft_error
     cdef public bint _synchronized, _sending, _receiving
     cdef public long long local_port, remote_port
     cdef public object remote_addr

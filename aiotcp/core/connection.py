@@ -39,6 +39,7 @@ Read these first
 from __future__ import annotations
 
 import enum
+import errno
 from collections import Counter
 
 from .. import _fast
@@ -327,6 +328,10 @@ class Connection:
         # kept by _set_state (compiled: C flags instead of set lookups)
         self._synchronized = self._sending = self._receiving = False
         self.error: BaseException | None = None
+        #: the last ICMP error the peer's side sent that did not end the
+        #: connection (Linux's sk_err_soft): the error a timeout reports
+        #: instead of its own, until an ACK shows the path works again
+        self._soft_error: BaseException | None = None
         self.closed_by_user = False
         #: Set by a layer whose user will never read again (a full close):
         #: in-order data is acknowledged and counted, but not buffered.
@@ -933,6 +938,12 @@ class Connection:
         self._set_state(CLOSED, now)
         self._rearm()
 
+    def _timed_out(self, now: float, error: BaseException, reset: bool = False) -> None:
+        """A timeout ends the connection: with the soft error an ICMP left
+        if there is one, as Linux's tcp_write_err (``sk_err_soft ?:
+        ETIMEDOUT``), else with ``error``."""
+        self._fail(now, error if self._soft_error is None else self._soft_error, reset)
+
     def _fail(self, now: float, error: BaseException, reset: bool = False) -> None:
         """Close with ``error``; ``reset``: telling the peer with a RST."""
         self.stats["connections_failed"] += 1
@@ -1326,7 +1337,7 @@ class Connection:
     def _on_user_timeout(self, now: float) -> None:
         """RFC 5482 / Linux TCP_USER_TIMEOUT: data unacknowledged too long."""
         self.stats["user_timeouts"] += 1
-        self._fail(now, TimeoutError("user timeout: data unacknowledged too long"))
+        self._timed_out(now, TimeoutError("user timeout: data unacknowledged too long"))
 
     def _on_orphan_timeout(self, now: float) -> None:
         """A released connection ran out of time: in FIN_WAIT_2, its peer
@@ -1392,7 +1403,7 @@ class Connection:
             # as Linux's tcp_keepalive_timer: a RST, in case the peer lives
             # and only its answers are lost
             self.stats["keepalive_timeouts"] += 1
-            self._fail(now, TimeoutError("keepalive: the peer stopped answering"), reset=True)
+            self._timed_out(now, TimeoutError("keepalive: the peer stopped answering"), reset=True)
             return
         self.keepalive_probes += 1
         self.stats["keepalive_probes"] += 1
@@ -1467,7 +1478,7 @@ class Connection:
             return
         self._persist_backoff += 1
         if self._persist_backoff > self._config.retries:
-            self._fail(now, TimeoutError("zero-window probes went unanswered"))
+            self._timed_out(now, TimeoutError("zero-window probes went unanswered"))
             return
         # probe with one octet of new data beyond the zero window
         start = seq_diff(self.snd_nxt, self._sndbuf_seq)
@@ -1487,7 +1498,7 @@ class Connection:
             if state is SYN_RCVD and self.passive:
                 self.stats["synack_timeouts"] += 1
             heard = "segments from the peer arrived" if self.segments_received else "nothing ever came back"
-            self._fail(now, TimeoutError(f"{state}: no answer after {limit} retransmissions ({heard})"))
+            self._timed_out(now, TimeoutError(f"{state}: no answer after {limit} retransmissions ({heard})"))
             return
         self.rto_count += 1
         self.rtt.on_rto()  # RFC 6298 (5.5)
@@ -1736,8 +1747,12 @@ class Connection:
         no socket for TIME_WAIT): if its last ACK was lost, no ACK can ever
         come, and waiting would hold the connection, and the transport's
         connection_lost(), until Config.linger ran out.  Anything else is a
-        soft error, as Linux takes it: ignored.  True if it ended."""
+        soft error, as Linux takes it: kept, for a timeout to report
+        (``_timed_out``).  True if it ended."""
         if self.state is not LAST_ACK or self.fin_seq is None or self.snd_una != self.fin_seq:
+            if self._synchronized:
+                self._soft_error = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused: the peer's UDP "
+                                                          "port was unreachable")
             return False
         if self._quoted_seq(quote) != self.fin_seq:
             return False
@@ -2058,6 +2073,7 @@ class Connection:
             self.stats["ack_too_old"] += 1
             self._challenge_ack(now)
             return False
+        self._soft_error = None  # an acceptable ACK: the path works (Linux's tcp_ack)
         window_changed = self._update_window(seg, seq, ack)
         sacked_before = self.scoreboard.total
         if self.sack_ok and (seg.sack_blocks or self.scoreboard):
