@@ -415,11 +415,13 @@ def test_an_ack_after_a_port_unreachable_clears_it():
 
 @pytest.mark.parametrize("config", [{"user_timeout": 1.0, "retries": 100},
                                     {"keepalive": True, "keepalive_idle": 1.0, "keepalive_interval": 1.0,
-                                     "keepalive_count": 2}])
-def test_user_timeout_and_keepalive_report_the_soft_error_too(config):
-    s = Script(CONFIG.replace(**config)).established()
+                                     "keepalive_count": 2},
+                                    {"retries": 3, "zero_window": True}])
+def test_user_timeout_keepalive_and_persist_report_the_soft_error_too(config):
+    zero_window = config.pop("zero_window", False)
+    s = Script(CONFIG.replace(**config)).established(window=0 if zero_window else 65535)
     if not s.conn.config.keepalive:
-        s.conn.send(b"payload", 0.0)
+        s.conn.send(b"payload", 0.0)  # held by the zero window: persist probes
     s.timer(s.conn.next_deadline())
     (sent, *_) = s.sent()
     s.conn.port_unreachable(_quote(sent), s.now)
