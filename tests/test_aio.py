@@ -489,6 +489,20 @@ async def test_closed_connections_are_freed_without_the_garbage_collector():
     assert cyclic == []
 
 
+async def _bare_udp_client(port: int):
+    """A client that is a bare UDP socket, from TCP port 4000 with ISN 999:
+    it sends the SYN to the aiotcp server on UDP port ``port`` of 127.0.0.1
+    and returns (the socket, the server's SYN-ACK); the handshake's last
+    ACK is the caller's to send."""
+    from aiotcp import _fast
+
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.settimeout(5)
+    raw.sendto(_fast.encode(4000, port, 1000, 0, _fast.SYN, 65535, b"", 1452), ("127.0.0.1", port))
+    return raw, _fast.decode(await asyncio.get_running_loop().run_in_executor(None, raw.recv, 2048))
+
+
 async def test_a_server_in_last_ack_whose_client_socket_went_ends_on_the_icmp():
     """A client acknowledges everything, sends its FIN and closes its UDP
     socket without acknowledging the server's FIN (as when an aiotcp
@@ -508,16 +522,12 @@ async def test_a_server_in_last_ack_whose_client_socket_went_ends_on_the_icmp():
     server = await aiotcp.start_server(handle, "127.0.0.1", 0)
     async with server:
         addr = ("127.0.0.1", port_of(server))
-        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        raw.bind(("127.0.0.1", 0))
-        raw.settimeout(5)
+        raw, synack = await _bare_udp_client(addr[1])
         loop = asyncio.get_running_loop()
 
         async def segment():
             return _fast.decode(await loop.run_in_executor(None, raw.recv, 2048))
 
-        raw.sendto(_fast.encode(4000, addr[1], 1000, 0, _fast.SYN, 65535, b"", 1452), addr)
-        synack = await segment()
         ours = (synack.seq + 1) & 0xFFFFFFFF
         raw.sendto(_fast.encode(4000, addr[1], 1001, ours, _fast.ACK | _fast.FIN, 65535), addr)
         while not (await segment()).flags & _fast.FIN:
@@ -547,11 +557,7 @@ async def test_an_icmp_for_a_connection_already_gone_is_counted_not_raised():
     async with server:
         addr = ("127.0.0.1", port_of(server))
         assert addr[1] >= 32768  # an ephemeral port
-        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        raw.bind(("127.0.0.1", 0))
-        raw.settimeout(5)
-        raw.sendto(_fast.encode(4000, addr[1], 1000, 0, _fast.SYN, 65535, b"", 1452), addr)
-        synack = _fast.decode(await loop.run_in_executor(None, raw.recv, 2048))
+        raw, synack = await _bare_udp_client(addr[1])
         raw.sendto(_fast.encode(4000, addr[1], 1001, (synack.seq + 1) & 0xFFFFFFFF, _fast.ACK, 65535), addr)
         writer = await asyncio.wait_for(accepted, 10)
         stats = writer.transport.endpoint.core.stats
@@ -587,11 +593,7 @@ async def test_a_server_whose_client_socket_went_times_out_with_the_refusal():
     server = await aiotcp.start_server(handle, "127.0.0.1", 0, config=config)
     async with server:
         addr = ("127.0.0.1", port_of(server))
-        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        raw.bind(("127.0.0.1", 0))
-        raw.settimeout(5)
-        raw.sendto(_fast.encode(4000, addr[1], 1000, 0, _fast.SYN, 65535, b"", 1452), addr)
-        synack = _fast.decode(await loop.run_in_executor(None, raw.recv, 2048))
+        raw, synack = await _bare_udp_client(addr[1])
         raw.sendto(_fast.encode(4000, addr[1], 1001, (synack.seq + 1) & 0xFFFFFFFF, _fast.ACK, 65535), addr)
         writer = await asyncio.wait_for(accepted, 10)
         raw.close()
