@@ -16,7 +16,12 @@ pytestmark = pytest.mark.asyncio
 async def request_response(config: Config, reply_parts=(b"c",)):
     """One connection as the connection-rate benchmark makes it: open, one
     byte each way, close; the server writes its reply in parts, then closes
-    at once.  Returns the segments each side sent, as (flags, payload)."""
+    at once.  Returns the segments each side sent, as (flags, payload).
+
+    The segments are counted, so nothing may be retransmitted: probes are
+    off and the RTO is far beyond the test (a tail loss probe that a slow
+    turn of the loop made spurious would add segments)."""
+    config = config.replace(tail_loss_probe=False, rto_initial=60.0, rto_min=60.0)
     recorder = Recorder()
 
     async def handler(reader, writer):
