@@ -269,6 +269,18 @@ async def test_a_reset_from_the_target_resets_the_client(tmp_path, loop):
     await stop_all(client, server)
 
 
+async def _read_until_reset(address):
+    """Connect a kernel TCP client to ``address`` and read until the end.
+    The forwarder accepts at once and a refusal comes back within a
+    millisecond, so the reset can reach the client before its loop has
+    seen the connection complete: then connect() itself raises it."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("loop", LOOPS)
 async def test_a_refused_target_resets_the_client_at_once(tmp_path, loop):
@@ -277,18 +289,8 @@ async def test_a_refused_target_resets_the_client_at_once(tmp_path, loop):
     nothing = sock.getsockname()  # bound, not listening: connecting is refused
     server, client, address = await tunnel(tmp_path, nothing, loop=loop)
 
-    async def refused():
-        reader, writer = await asyncio.open_connection(*address)
-        try:
-            await asyncio.wait_for(reader.read(), 30)
-        finally:
-            writer.close()
-
-    # the reset can reach the kernel client before its loop has seen the
-    # connection complete (the forwarder accepts at once, and the refusal
-    # comes back within a millisecond): then connect() itself raises it
     with pytest.raises(ConnectionResetError):
-        await refused()
+        await _read_until_reset(address)
     sock.close()
     await stop_all(client, server)
     assert "target_failed" in server.log() and "refused=1" in server.log()
@@ -450,10 +452,8 @@ async def test_a_preshared_key_admits_its_holders_only(tmp_path, loop):
         udp = server.address(r"udp ([\d.]+):(\d+)")
         wrong = await Process.start(tmp_path, "forward", "client", "--listen", "127.0.0.1:0", "--server",
                                     f"{udp[0]}:{udp[1]}", "--psk-file", str(bad), "--loop", loop)
-        reader, writer = await asyncio.open_connection(*wrong.address(r"client: ([\d.]+):(\d+)"))
         with pytest.raises(ConnectionResetError):
-            await asyncio.wait_for(reader.read(), 30)
-        writer.close()
+            await _read_until_reset(wrong.address(r"client: ([\d.]+):(\d+)"))
     await stop_all(wrong, client, server)
     assert "auth_failed" in server.log() and "auth_failed" in wrong.log()
     assert "unauthenticated" not in server.log()
