@@ -30,6 +30,10 @@ LOOPS = ("uvloop", "asyncio")
 class Process:
     """A ``python -m aiotcp`` command running beside the test."""
 
+    #: every one started, so that a test that fails before stopping its
+    #: processes does not leave them running (_no_process_outlives_its_test)
+    started: list = []
+
     def __init__(self, process, line: str, log_path: str):
         self.process = process
         self.line = line
@@ -41,6 +45,7 @@ class Process:
         with open(log_path, "wb") as log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "aiotcp", *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=log)
+        cls.started.append(process)
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
         assert line, open(log_path).read()
         return cls(process, line, log_path)
@@ -80,6 +85,18 @@ async def tunnel(tmp_path, target, *, loop="uvloop", server_args=(), client_args
     client = await Process.start(tmp_path, "forward", "client", "--listen", "127.0.0.1:0", "--server",
                                  f"{to[0]}:{to[1]}", "--tcp-port", str(udp[1]), "--loop", loop, *client_args)
     return server, client, client.address(r"client: ([\d.]+):(\d+)")
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    yield
+    for process in Process.started:
+        if process.returncode is None:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    Process.started.clear()
 
 
 async def stop_all(*processes, expect=0):
