@@ -141,6 +141,8 @@ def monotonic() -> float:
     """time.monotonic(), read in C: the asyncio layer's clock for the core."""
     ...
 
-def empty_list(items: list) -> int:
-    """items.clear(), keeping the storage of a list of up to 256 slots; 0."""
+KEEP_IDLE: int
+
+def empty_list(items: list, keep: int = 256) -> int:
+    """items.clear(), keeping the storage of a list of up to ``keep`` slots; 0."""
     ...

@@ -268,6 +268,11 @@ cdef extern from *:
     Py_ssize_t aiotcp_ring_reused
 
 
+#: the slots a connection's own per-segment lists (RACK's records, the
+#: receive buffer's chunks) keep when emptied: an idle connection holds no more
+KEEP_IDLE = 8
+
+
 cpdef int empty_list(list items, Py_ssize_t keep=256) except -1:
     """``items.clear()``, keeping the list's storage for what is appended
     next (up to ``keep`` slots; a larger one is freed as clear() frees it).

@@ -18,7 +18,7 @@ Sequence numbers are modulo 2**32 (ranges.seq_offset orders them).
 """
 from __future__ import annotations
 
-from .._fast import empty_list
+from .._fast import KEEP_IDLE, empty_list
 from .ranges import seq_offset
 
 MASK = (1 << 32) - 1
@@ -179,7 +179,7 @@ class Rack:
                     self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
             n += 1
         if n == len(records):
-            empty_list(records, 8)  # everything acknowledged (an idle connection keeps no more)
+            empty_list(records, KEEP_IDLE)  # everything acknowledged
         elif n:
             del records[:n]
         if records:

@@ -20,7 +20,7 @@ a sorted list of disjoint ``[seq, bytes]`` blocks, with their ranges in a
 """
 from __future__ import annotations
 
-from .._fast import empty_list
+from .._fast import KEEP_IDLE, empty_list
 from .ranges import NONE_HELD, RangeSet, seq_offset
 
 MASK = (1 << 32) - 1
@@ -74,7 +74,7 @@ class ReceiveBuffer:
             data = held[head] if len(held) - head == 1 else b"".join(held[head:] if head else held)
             if type(data) is not bytes:
                 data = bytes(data)
-            empty_list(held, 8)
+            empty_list(held, KEEP_IDLE)
             self._head = self._off = 0
             self.buffered = 0
             return data
@@ -126,7 +126,7 @@ class ReceiveBuffer:
         held = self._held
         head = self._head
         if head == len(held):
-            empty_list(held, 8)
+            empty_list(held, KEEP_IDLE)
             self._head = 0
         elif head >= HELD and 2 * head >= len(held):
             del held[:head]
