@@ -445,3 +445,49 @@ async def test_a_refused_connection_leaves_no_descriptor_behind():
     assert open_descriptors() <= baseline
 
 
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("host", [None, "", ("127.0.0.1", "::1")])
+async def test_a_server_listens_on_every_address_its_host_resolves_to(host):
+    # asyncio's create_server: host None (or "") is every interface, IPv4 and
+    # IPv6, and a sequence of hosts is all of theirs: a socket each, the IPv6
+    # ones for IPv6 alone, each with its own port when the port is 0
+    if not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+
+    async def echo(reader, writer):
+        writer.write(await reader.read(100))
+        writer.close()
+
+    server = await aiotcp.start_server(echo, host, 0)
+    async with server:
+        families = sorted(sock.family for sock in server.sockets)
+        assert families == [socket.AF_INET, socket.AF_INET6]
+        v6 = next(sock for sock in server.sockets if sock.family == socket.AF_INET6)
+        assert v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        for sock in server.sockets:
+            loopback = "::1" if sock.family == socket.AF_INET6 else "127.0.0.1"
+            reader, writer = await aiotcp.open_connection(loopback, sock.getsockname()[1])
+            writer.write(loopback.encode())
+            assert await reader.read() == loopback.encode()
+            writer.close()
+            await writer.wait_closed()
+    assert server.sockets == ()
+
+
+async def test_an_address_in_use_is_named_as_asyncio_names_it():
+    async with await aiotcp.start_server(lambda r, w: w.close(), "127.0.0.1", 0) as server:
+        port = port_of(server)
+        with pytest.raises(OSError, match=rf"error while attempting to bind on address \('127.0.0.1', {port}\): "
+                                          "address already in use") as caught:
+            await aiotcp.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+        assert caught.value.errno == errno.EADDRINUSE

@@ -1,9 +1,12 @@
 """Name resolution for UDP: numeric addresses answer without a lookup (as
-asyncio's own create_connection does), names go through getaddrinfo."""
+asyncio's own create_connection does), names go through getaddrinfo, and a
+port is a TCP port (a service name is the TCP service's number)."""
+import asyncio
 import socket
 
 import pytest
 
+import aiotcp
 from aiotcp.aio.transport import resolve
 
 
@@ -32,3 +35,57 @@ async def test_names_scopes_and_other_families_are_looked_up():
     await resolve(loop, "127.0.0.1", 80, family=socket.AF_INET6)  # a v4 address on a v6 socket: the resolver decides
     await resolve(loop, "127.0.0.1", "80")
     assert loop.lookups == ["localhost", "fe80::1%lo", "127.0.0.1", "127.0.0.1"]
+
+
+@pytest.mark.asyncio
+async def test_a_service_name_is_the_tcp_services_port():
+    # as asyncio's create_connection resolves it: "http" is TCP port 80,
+    # which the UDP lookup alone would not know (http has no UDP entry)
+    try:
+        expected = socket.getservbyname("http", "tcp")
+    except OSError:
+        pytest.skip("no services database")
+    loop = asyncio.get_running_loop()
+    infos = await resolve(loop, "127.0.0.1", "http")
+    assert infos and {info[4][1] for info in infos} == {expected}
+    assert {(info[1], info[2]) for info in infos} == {(socket.SOCK_DGRAM, 0)}
+    assert {info[2] for info in await resolve(loop, "localhost", "http", proto=socket.IPPROTO_UDP)} == {17}
+
+
+@pytest.mark.asyncio
+async def test_a_port_given_as_a_string_is_the_tcp_port_too():
+    async def echo(reader, writer):
+        writer.write(await reader.read(5))
+        writer.close()
+
+    server = await aiotcp.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        reader, writer = await aiotcp.open_connection("localhost", str(port))
+        writer.write(b"hello")
+        assert await reader.read() == b"hello"
+        writer.close()
+        await writer.wait_closed()
+        async with await aiotcp.create_endpoint(("127.0.0.1", 0)) as endpoint:
+            reader, writer = await endpoint.open_connection("127.0.0.1", str(port))
+            writer.write(b"again")
+            assert await reader.read() == b"again"
+            writer.close()
+            await writer.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_host_or_port_left_out_is_asyncios_meaning():
+    # host None: this host (asyncio resolves it to the loopback addresses);
+    # port None: port 0, where nothing listens; both None: ValueError
+    server = await aiotcp.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        reader, writer = await aiotcp.open_connection(None, port, family=socket.AF_INET)
+        assert writer.get_extra_info("peername") == ("127.0.0.1", port)
+        writer.close()
+        await writer.wait_closed()
+    with pytest.raises(ConnectionRefusedError, match="Connect call failed"):
+        await aiotcp.open_connection("127.0.0.1", None)
+    with pytest.raises(ValueError, match="host and port was not specified"):
+        await aiotcp.open_connection(None, None)

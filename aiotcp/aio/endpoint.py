@@ -119,7 +119,7 @@ class Endpoint:
         infos = await resolve(self._loop, host, port, udp.sock.family, socket.IPPROTO_UDP)
         addr = infos[0][4]
         self._check_open()  # closed while the name resolved
-        remote_port = port if tcp_port is None else tcp_port
+        remote_port = addr[1] if tcp_port is None else tcp_port  # a service name's number
         if local_tcp_port is None:
             local_tcp_port = udp.core.free_port(addr, remote_port, self._local_address[1])
         conn = await handshake(udp, addr, remote_port, local_tcp_port, punch=punch, timeout=timeout)

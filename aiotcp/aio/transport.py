@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import builtins
+import errno
 import functools
+import os
 import socket
 import ssl as ssl_module
 from asyncio import sslproto, staggered
+from collections.abc import Iterable
 
 from ..core.config import DEFAULT, Config
 from ..core.connection import ConnectionStateError, State
@@ -342,17 +345,21 @@ class Server(asyncio.AbstractServer):
     ``wait_closed()`` returns once the server is closed and every
     connection it accepted is gone; ``close_clients()``, ``abort_clients()``)."""
 
-    def __init__(self, loop, endpoint: UDPEndpoint, port: int, backlog: int, protocol_factory,
+    def __init__(self, loop, endpoints, port: int | None, backlog: int, protocol_factory,
                  ssl_context, ssl_handshake_timeout, ssl_shutdown_timeout=None, start_serving=True,
                  owns_endpoint=True):
+        """``endpoints``: the UDP endpoint to listen on, or several (asyncio's
+        server on every address a host resolves to), each on TCP port
+        ``port`` or, when None, on its own UDP port."""
         self._loop = loop
-        self._endpoint = endpoint
-        #: the server's own UDP socket, which closes with it (False: an
+        self._endpoints = list(endpoints) if isinstance(endpoints, (list, tuple)) else [endpoints]
+        self._endpoint = self._endpoints[0]
+        #: the server's own UDP sockets, which close with it (False: an
         #: aiotcp.Endpoint's, shared with other servers and connections)
         self._owns_endpoint = owns_endpoint
         self._port = port
         self._backlog = backlog
-        self._listener = None
+        self._listeners: list = []
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
@@ -372,8 +379,10 @@ class Server(asyncio.AbstractServer):
         if self._serving or self._closed:
             return
         self._serving = True
-        self._listener = self._endpoint.core.listen(self._port, self._backlog)
-        self._endpoint.servers[self._listener] = self
+        for endpoint in self._endpoints:
+            listener = endpoint.core.listen(endpoint.local_port if self._port is None else self._port, self._backlog)
+            endpoint.servers[listener] = self
+            self._listeners.append(listener)
 
     def accept_connection(self, endpoint: UDPEndpoint, conn) -> None:
         if not self._serving:
@@ -421,17 +430,27 @@ class Server(asyncio.AbstractServer):
                 if not waiter.done():
                     waiter.set_result(None)
             if self._owns_endpoint:
-                self._endpoint.close_when_idle = True
-                self._endpoint.flush()
+                for endpoint in self._endpoints:
+                    endpoint.close_when_idle = True
+                    endpoint.flush()
 
     @property
     def sockets(self):
-        return (self._endpoint.sock,) if not self._endpoint.closed else ()
+        """The sockets listened on; none once closed, as asyncio's (a socket
+        may stay open a while after, for the TIME_WAITs it holds)."""
+        if self._closed:
+            return ()
+        return tuple(endpoint.sock for endpoint in self._endpoints if not endpoint.closed)
 
     @property
     def endpoint(self) -> UDPEndpoint:
-        """The UDP endpoint the server listens on."""
+        """The UDP endpoint the server listens on (the first, when a host
+        resolved to several addresses: ``endpoints`` has them all)."""
         return self._endpoint
+
+    @property
+    def endpoints(self) -> tuple:
+        return tuple(self._endpoints)
 
     def get_loop(self):
         return self._loop
@@ -446,9 +465,11 @@ class Server(asyncio.AbstractServer):
             return
         self._closed = True
         self._serving = False
-        if self._listener is not None:
-            self._listener.close(monotonic())
-        self._endpoint.flush()
+        now = monotonic()
+        for listener in self._listeners:
+            listener.close(now)
+        for endpoint in self._endpoints:
+            endpoint.flush()
         if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
             self._serving_forever_fut.cancel()
             self._serving_forever_fut = None
@@ -545,16 +566,19 @@ def _numeric(host, port, family, proto):
 
 
 async def resolve(loop, host, port, family=0, proto=0, flags=0):
-    """getaddrinfo for UDP; a numeric address answers at once (no executor
-    round trip, so two opens started together send their SYNs together)."""
+    """getaddrinfo for the UDP sockets of a TCP port: the lookup is TCP's,
+    so that a service name is the TCP service's port (``"http"``: 80), as
+    asyncio's resolves it, and the answers are for UDP sockets.  A numeric
+    address answers at once (no executor round trip, so two opens started
+    together send their SYNs together)."""
     numeric = _numeric(host, port, family, proto)
     if numeric is not None:
         return numeric
-    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM, proto=proto,
-                                   flags=flags)
+    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM, flags=flags)
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
-    return infos
+    proto = proto if proto == socket.IPPROTO_UDP else 0
+    return [(af, socket.SOCK_DGRAM, proto, canonname, address) for af, _, _, canonname, address in infos]
 
 
 def _interleave(infos, first_family_count=1):
@@ -580,15 +604,21 @@ async def bound_udp_socket(loop, host, port, family=0, flags=socket.AI_PASSIVE, 
     family, _, proto, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_DGRAM, proto)
     try:
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if reuse_address:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        _bind(sock, address, reuse_port, reuse_address)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _bind(sock, address, reuse_port, reuse_address, v6only: bool = False) -> None:
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_address:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6only:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(address)
 
 
 def check_udp_socket(sock):
@@ -635,6 +665,8 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
         gro_anchor(peer_info[0] if sock is None else sock.family)
     if sock is None:
         family, _, proto, _, address = peer_info
+        if address[1] == 0:  # nothing listens on port 0: kernel TCP's connect is refused
+            raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         # non-blocking from the start where the kernel can (no FIONBIO
         # call; elsewhere UDPEndpoint makes it so: a UDP bind or connect
         # does not block)
@@ -752,7 +784,7 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
         endpoint, conn = await _open(loop, protocol_factory, None, tcp_port or peer_port, config, tracer,
                                      sock=sock)
     else:
-        if host is None or port is None:
+        if host is None and port is None:  # either alone is asyncio's too (host None: this host)
             raise ValueError("host and port was not specified and no sock specified")
         infos = await resolve(loop, host, port, family, proto, flags)
         if local_addr is not None:
@@ -762,10 +794,11 @@ async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
                 raise OSError(f"no matching local address with family={family} found")
         if interleave:
             infos = _interleave(infos, interleave)
-        tcp = tcp_port if tcp_port is not None else port
         errors: list = []
 
         async def attempt(info):
+            # the TCP port is the UDP port resolved (a service name, "http", is its number)
+            tcp = tcp_port if tcp_port is not None else info[4][1]
             try:
                 return await _open(loop, protocol_factory, info, tcp, config, tracer, local_addr)
             except OSError as exc:
@@ -870,13 +903,57 @@ async def create_server(protocol_factory, host=None, port=None, *, family=socket
         if host is not None or port is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
         check_udp_socket(sock)
+        socks = [sock]
     else:
-        sock = await bound_udp_socket(loop, host if host is not None else "0.0.0.0", port or 0, family, flags,
-                                      reuse_port, reuse_address)
-    endpoint = UDPEndpoint(loop, sock, config, tracer=tracer)
+        socks = await _server_sockets(loop, host, port, family, flags, reuse_port, reuse_address)
+    endpoints = []
+    try:
+        for sock in socks:
+            endpoints.append(UDPEndpoint(loop, sock, config, tracer=tracer))
+    except BaseException:
+        for endpoint in endpoints:
+            endpoint.close()
+        for sock in socks[len(endpoints):]:
+            sock.close()
+        raise
     watch_loop_shutdown(loop)
-    return Server(loop, endpoint, endpoint.local_port, backlog, protocol_factory, context, ssl_handshake_timeout,
+    return Server(loop, endpoints, None, backlog, protocol_factory, context, ssl_handshake_timeout,
                   ssl_shutdown_timeout, start_serving)
+
+
+async def _server_sockets(loop, host, port, family, flags, reuse_port, reuse_address) -> list:
+    """asyncio's create_server: a bound socket (UDP here) for each address
+    ``host`` resolves to (None: every interface, IPv4 and IPv6; a sequence
+    of hosts: all of theirs), an IPv6 one for IPv6 alone; with port 0 each
+    gets a port of its own, as asyncio's do."""
+    hosts = [host] if host is None or isinstance(host, str) or not isinstance(host, Iterable) else list(host)
+    if host == "":
+        hosts = [None]
+    found = []
+    for each in hosts:
+        for info in await resolve(loop, each, port or 0, family, socket.IPPROTO_UDP, flags):
+            if (info[0], info[4]) not in {(f[0], f[4]) for f in found}:
+                found.append(info)
+    socks = []
+    try:
+        for af, _, proto, _, address in found:
+            try:
+                sock = socket.socket(af, socket.SOCK_DGRAM, proto)
+            except OSError:
+                continue  # a family this host cannot make sockets of (asyncio skips it too)
+            socks.append(sock)
+            try:
+                _bind(sock, address, reuse_port, reuse_address, v6only=af == socket.AF_INET6)
+            except OSError as exc:
+                raise OSError(exc.errno, f"error while attempting to bind on address {address!r}: "
+                                         f"{(exc.strerror or str(exc)).lower()}") from None
+        if not socks:
+            raise OSError(f"no address to listen on for host {host!r}")
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
 
 
 class StreamWriter(asyncio.StreamWriter):
