@@ -315,6 +315,8 @@ async def test_drain_applies_backpressure_and_paused_reader_closes_the_window():
         release.set()
         writer.write_eof()
         await reader.read()
+        writer.close()
+        await writer.wait_closed()
         assert stats["total"] == written
 
 

@@ -322,8 +322,8 @@ async def test_asyncio_keywords_are_accepted(tls_contexts):
         writer.close()
     with pytest.raises(ValueError, match="ssl_shutdown_timeout is only meaningful with ssl"):
         await aiotcp.open_connection("127.0.0.1", 9, ssl_shutdown_timeout=5)
-    with pytest.raises(ValueError, match="A UDP Socket was expected"):
-        await aiotcp.create_server(asyncio.Protocol, sock=socket.socket())
+    with socket.socket() as tcp, pytest.raises(ValueError, match="A UDP Socket was expected"):
+        await aiotcp.create_server(asyncio.Protocol, sock=tcp)
 
 
 async def test_starttls_works_on_every_loop(tls_contexts):
