@@ -8,6 +8,7 @@ from aiotcp._fast cimport empty_list
 from aiotcp.core.ranges cimport seq_offset
 
 cdef long long MASK
+cdef Py_ssize_t KEEP_IDLE  # _fast's, imported once: read in C, not looked up per call
 cdef int _RETRANS, _SACKED, _LOST
 
 

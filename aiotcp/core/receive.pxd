@@ -6,6 +6,7 @@ from aiotcp._fast cimport empty_list
 from aiotcp.core.ranges cimport RangeSet, seq_offset
 
 cdef long long MASK, HELD, WHOLE
+cdef Py_ssize_t KEEP_IDLE  # _fast's, imported once: read in C, not looked up per call
 
 
 @cython.final
