@@ -79,7 +79,7 @@ class Endpoint:
         port = self._local_address[1] if tcp_port is None else tcp_port
         if port in self._udp.core.listeners:
             raise OSError(98, f"TCP port {port} of {self._local_address!r} is already listening")
-        server = Server(self._loop, self._udp, port, backlog, protocol_factory, context, ssl_handshake_timeout,
+        server = Server(self._loop, [self._udp], port, backlog, protocol_factory, context, ssl_handshake_timeout,
                         ssl_shutdown_timeout, start_serving, owns_endpoint=False)
         self._servers.add(server)
         return server

@@ -345,15 +345,14 @@ class Server(asyncio.AbstractServer):
     ``wait_closed()`` returns once the server is closed and every
     connection it accepted is gone; ``close_clients()``, ``abort_clients()``)."""
 
-    def __init__(self, loop, endpoints, port: int | None, backlog: int, protocol_factory,
+    def __init__(self, loop, endpoints: list, port: int | None, backlog: int, protocol_factory,
                  ssl_context, ssl_handshake_timeout, ssl_shutdown_timeout=None, start_serving=True,
                  owns_endpoint=True):
-        """``endpoints``: the UDP endpoint to listen on, or several (asyncio's
+        """``endpoints``: the UDP endpoints to listen on (several: asyncio's
         server on every address a host resolves to), each on TCP port
         ``port`` or, when None, on its own UDP port."""
         self._loop = loop
-        self._endpoints = list(endpoints) if isinstance(endpoints, (list, tuple)) else [endpoints]
-        self._endpoint = self._endpoints[0]
+        self._endpoints = endpoints
         #: the server's own UDP sockets, which close with it (False: an
         #: aiotcp.Endpoint's, shared with other servers and connections)
         self._owns_endpoint = owns_endpoint
@@ -446,7 +445,7 @@ class Server(asyncio.AbstractServer):
     def endpoint(self) -> UDPEndpoint:
         """The UDP endpoint the server listens on (the first, when a host
         resolved to several addresses: ``endpoints`` has them all)."""
-        return self._endpoint
+        return self._endpoints[0]
 
     @property
     def endpoints(self) -> tuple:
@@ -903,19 +902,20 @@ async def create_server(protocol_factory, host=None, port=None, *, family=socket
         if host is not None or port is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
         check_udp_socket(sock)
-        socks = [sock]
+        # the caller's socket: as before, not closed if its endpoint fails
+        endpoints = [UDPEndpoint(loop, sock, config, tracer=tracer)]
     else:
         socks = await _server_sockets(loop, host, port, family, flags, reuse_port, reuse_address)
-    endpoints = []
-    try:
-        for sock in socks:
-            endpoints.append(UDPEndpoint(loop, sock, config, tracer=tracer))
-    except BaseException:
-        for endpoint in endpoints:
-            endpoint.close()
-        for sock in socks[len(endpoints):]:
-            sock.close()
-        raise
+        endpoints = []
+        try:
+            for made in socks:
+                endpoints.append(UDPEndpoint(loop, made, config, tracer=tracer))
+        except BaseException:
+            for endpoint in endpoints:
+                endpoint.close()
+            for made in socks[len(endpoints):]:
+                made.close()
+            raise
     watch_loop_shutdown(loop)
     return Server(loop, endpoints, None, backlog, protocol_factory, context, ssl_handshake_timeout,
                   ssl_shutdown_timeout, start_serving)
@@ -929,10 +929,11 @@ async def _server_sockets(loop, host, port, family, flags, reuse_port, reuse_add
     hosts = [host] if host is None or isinstance(host, str) or not isinstance(host, Iterable) else list(host)
     if host == "":
         hosts = [None]
-    found = []
+    found, seen = [], set()
     for each in hosts:
         for info in await resolve(loop, each, port or 0, family, socket.IPPROTO_UDP, flags):
-            if (info[0], info[4]) not in {(f[0], f[4]) for f in found}:
+            if (info[0], info[4]) not in seen:
+                seen.add((info[0], info[4]))
                 found.append(info)
     socks = []
     try:
