@@ -115,6 +115,10 @@ cdef enum:
     _SHORT_RUN = 8192         # a run up to this many bytes goes as one buffer (see send())
     _LONE_LIMIT = 64          # lone datagrams in a row that clear the socket's segment size
 
+#: a run sent in one call with GSO: at most this many bytes and datagrams
+MAX_RUN_BYTES = _MAX_GSO_BYTES
+MAX_RUN_DATAGRAMS = _MAX_SEGMENTS
+
 
 cdef class DatagramSocket:
     """Batched, GSO/GRO-aware I/O on one non-blocking UDP socket (IPv4 or

@@ -26,7 +26,7 @@ import select
 import socket
 import struct
 
-from .._dgram import DatagramSocket, socket_family
+from .._dgram import MAX_RUN_BYTES, MAX_RUN_DATAGRAMS, DatagramSocket, socket_family
 from .._fast import empty_list, monotonic
 from ..core.config import Config
 from ..core.connection import ConnectionStateError, State
@@ -87,6 +87,8 @@ class UDPEndpoint:
         self._fd = sock.fileno()
         self.io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
         self._recv_batch = _RECV_BATCH_GRO if self.io.gro else _RECV_BATCH
+        if self.io.gso:  # bulk data leaves in whole runs (Connection._whole_runs)
+            self.core.burst, self.core.burst_count = MAX_RUN_BYTES, MAX_RUN_DATAGRAMS
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _NEVER  # when the loop timer fires (none: never)
         self._wheel_changes = -1  # the wheel's change count when flush last looked
@@ -169,7 +171,7 @@ class UDPEndpoint:
             self.loop.call_soon(self._end_batch_soon, context=self._batch_context)
             return
         try:
-            core.end_batch()  # nothing owed: the batch just closes
+            core.end_batch(now)  # nothing owed: the batch just closes
         except Exception:
             logger.exception("aiotcp.endpoint.error")
 
@@ -183,9 +185,9 @@ class UDPEndpoint:
             self.loop.call_soon(self._end_batch_soon, context=self._batch_context)
             return
         self._batch_open = False
+        now = monotonic()
         if self._corked:
             corked, self._corked = self._corked, []
-            now = monotonic()
             for path in corked:
                 path.corked = False
                 try:
@@ -193,7 +195,7 @@ class UDPEndpoint:
                 except Exception:
                     logger.exception("aiotcp.endpoint.error")
         try:
-            self.core.end_batch()
+            self.core.end_batch(now)
         except Exception:
             logger.exception("aiotcp.endpoint.error")
         if not self.closed:
@@ -323,6 +325,8 @@ class UDPEndpoint:
                     return False
                 self.core.stats["send_pending_error"] += 1
                 start, retried = self.io.failed_at, True
+        if not self.io.gso and self.core.burst:
+            self.core.burst = self.core.burst_count = 0  # the kernel refused GSO: a datagram a call
         if sent < len(datagrams):
             self.core.stats["send_blocked"] += 1
             self._blocked.extend(datagrams[sent:])

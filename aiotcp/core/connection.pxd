@@ -68,7 +68,7 @@ cdef class Connection:
     cdef public long long _seg_max, _seg_limit, _probe_len, _probe_seq, _probe_end, _probe_size
     cdef public SendBuffer _sndbuf
     cdef public long long _sndbuf_seq
-    cdef public bint _fin_queued
+    cdef public bint _fin_queued, _waking
     cdef public object fin_seq, low_water
     # receive sequence space
     cdef public long long irs, rcv_nxt, rcv_wscale, _rcv_adv
@@ -144,8 +144,10 @@ cdef class Connection:
     cpdef bytes read_chunk(self)
     cdef bytes _taken(self, bytes data)
     cpdef bint _owe_ack(self) except -1
-    cpdef send_deferred_ack(self)
+    cpdef send_deferred_ack(self, double now=*)
     cpdef long long _data_end(self)
+    @cython.locals(size=cython.longlong, count=cython.longlong, run=cython.longlong)
+    cpdef long long _whole_runs(self, long long data_end)
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self)
     @cython.locals(copied_seq=cython.longlong, copied=cython.longlong, space=cython.longlong,

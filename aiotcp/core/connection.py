@@ -368,6 +368,8 @@ class Connection:
         self._fin_queued = False
         self.fin_seq: int | None = None  # sequence number our FIN occupies
         self.low_water: int | None = None
+        # an ACK of this receive batch woke the writer (see _whole_runs)
+        self._waking = False
 
         # receive sequence space
         self.irs = 0
@@ -634,6 +636,7 @@ class Connection:
         if not data:
             return
         self._sndbuf.extend(data)
+        self._waking = False  # the writer an ACK woke has written
         if push:
             if self._synchronized:
                 self._push(now)
@@ -685,10 +688,15 @@ class Connection:
             self._ack_pending = 1  # a window update owes an ACK too
         return False
 
-    def send_deferred_ack(self) -> None:
+    def send_deferred_ack(self, now: float = -1.0) -> None:
         """The receive batch ended (the endpoint calls this for each
-        connection whose ACK it deferred): send the ACK if still owed."""
+        connection whose ACK it deferred, ``now`` its end; negative: the
+        time of the last segment): send what a writer woken in the batch
+        did not add to (see _whole_runs), then the ACK if still owed."""
         self._ack_queued = False
+        if self._waking:
+            self._waking = False
+            self.push(now if now >= 0 else self._now)
         if self._ack_pending and self.state is not CLOSED and self.time_wait is None:
             self._send_ack()
             self._rearm()
@@ -1181,9 +1189,13 @@ class Connection:
             quantum = max(2 * self.mss, rate * PACING_QUANTUM) + rate * PACING_SLACK
             credit = min(self._pace_credit + (now - self._pace_stamp) * rate, quantum)
             self._pace_stamp = now
+        send_end = data_end
+        if (self.low_water is not None or self._waking) and not self._fin_queued and self.endpoint is not None \
+                and self.endpoint.burst:
+            send_end = self._whole_runs(data_end)
         while True:
             snd_nxt = self.snd_nxt
-            unsent = seq_diff(data_end, snd_nxt)
+            unsent = seq_diff(send_end, snd_nxt)
             if unsent <= 0:
                 break
             flight = seq_diff(snd_nxt, self.snd_una)
@@ -1228,6 +1240,26 @@ class Connection:
         if (unsent > 0 and self.snd_wnd < min(unsent, self.mss)
                 and self.snd_nxt == self.snd_una and self._persist_at == NEVER):
             self._start_persist(now)
+
+    def _whole_runs(self, data_end: int) -> int:
+        """Where sending stops, short of ``data_end``, so that what leaves
+        fills whole runs of the socket's system calls (UDP GSO: up to 64 KiB
+        of datagrams a call), when more data is sure to come soon: the writer
+        is paused on a full send buffer (``low_water`` set) with a run in
+        flight, whose ACK comes, or an ACK of the receive batch open now woke
+        it (``_waking``) and it writes before the batch ends.  The part of a
+        run left over waits for that data, as Linux's TSO deferral and
+        autocorking keep a partial super-segment for the next write while
+        earlier data is still queued: a bulk writer's 64 KiB writes cost one
+        call each, not one and the call of a tail of two segments.  Never
+        with a FIN queued; end_batch sends what a woken writer did not add
+        to, and an ACK or the RTO what a paused one waits with."""
+        size = self.mss + (32 if self.ts_ok else 20)  # a full segment's datagram
+        count = min(self.endpoint.burst // size, self.endpoint.burst_count)
+        run = count * self.mss
+        if count < 2 or (not self._waking and seq_diff(self.snd_nxt, self.snd_una) < run):
+            return data_end
+        return (data_end - seq_diff(data_end, self.snd_nxt) % run) & MASK
 
     # ------------------------------------------------------------- timers
     #
@@ -2293,6 +2325,11 @@ class Connection:
         if self.low_water is not None and len(self._sndbuf) <= self.low_water:
             self.low_water = None
             self.events.append((self, _WRITABLE))
+            # the writer this wakes writes in the receive batch open now: a
+            # part of a run waits for its data (end_batch sends it if none came)
+            if (self.endpoint is not None and self.endpoint.burst and not self._fin_queued
+                    and (self._ack_queued or self.endpoint.defer_ack(self))):
+                self._waking = True
 
     def _on_dupack(self, now: float) -> None:
         """A duplicate ACK: fast retransmit and recovery (RFC 5681, RFC

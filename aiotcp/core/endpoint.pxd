@@ -27,7 +27,7 @@ cdef class Endpoint(DatagramSink):
     cpdef begin_batch(self)
     cpdef bint acks_deferred(self)
     @cython.locals(conn=Connection)
-    cpdef end_batch(self)
+    cpdef end_batch(self, double now=*)
     @cython.locals(seg=Segment)
     cpdef receive_datagram(self, data, addr, double now)
     @cython.locals(connection=Connection, ports=cython.long)

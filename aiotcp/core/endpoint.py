@@ -172,13 +172,15 @@ class Endpoint(DatagramSink):
         """Connections of the batch open now owe ACKs that end_batch sends."""
         return len(self._batch_list) > 0
 
-    def end_batch(self) -> None:
-        """Send the ACKs that in-order data in the batch made due."""
+    def end_batch(self, now: float = -1.0) -> None:
+        """The batch ended at ``now`` (negative: unknown): send the ACKs
+        that in-order data in it made due, and what the writers its ACKs
+        woke left in part of a run (Connection._whole_runs)."""
         batch = self._batch_list
         self._batch = None
         try:
             for conn in batch:
-                conn.send_deferred_ack()
+                conn.send_deferred_ack(now)
         finally:
             empty_list(batch)
 

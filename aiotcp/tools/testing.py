@@ -41,8 +41,11 @@ class Impairment:
 
 class Network:
     def __init__(self, rng: random.Random, impairment: Impairment | None = None, now: float = 0.0,
-                 timer_late: float = 0.0):
+                 timer_late: float = 0.0, batches: bool = False):
         self.rng = rng
+        #: each delivery is a receive batch (begin_batch, the handlers, end_batch), as
+        #: the asyncio layer's reads are; else segments are handled one by one
+        self.batches = batches
         #: how late each timer fires after its deadline, as a real loop's
         #: millisecond timeouts make it
         self.timer_late = timer_late
@@ -100,7 +103,7 @@ class Network:
                     self.corrupted += 1
                 self._schedule(departs + delay, dst, payload, src)
 
-    def _dispatch(self, addr) -> None:
+    def _dispatch(self, addr, flush: bool = True) -> None:
         endpoint = self.endpoints[addr]
         handler = self.handlers.get(addr)
         while endpoint.events:
@@ -108,7 +111,8 @@ class Network:
             if handler is not None:
                 for source, event in events:
                     handler(source, event, self.now)
-        self.flush(addr)
+        if flush:
+            self.flush(addr)
 
     def step(self) -> bool:
         """Advance to the next delivery or timer; False when nothing is left."""
@@ -131,7 +135,15 @@ class Network:
             endpoint = self.endpoints.get(dst)
             if endpoint is not None:
                 self.delivered += 1
-                endpoint.receive_datagram(data, src, self.now)
+                if self.batches:
+                    endpoint.begin_batch()
+                    try:
+                        endpoint.receive_datagram(data, src, self.now)
+                        self._dispatch(dst, flush=False)
+                    finally:
+                        endpoint.end_batch(self.now)
+                else:
+                    endpoint.receive_datagram(data, src, self.now)
                 self._dispatch(dst)
         return True
 
