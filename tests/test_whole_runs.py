@@ -66,16 +66,23 @@ def test_a_paused_writer_holds_a_partial_run_while_a_run_is_in_flight():
     assert b"".join(s.payload for s in segments) == b"b" * 5500
 
 
-def test_a_writer_woken_by_an_ack_fills_the_run_before_the_batch_ends():
+def woken_writer():
+    """A writer paused with 15,500 bytes of its last write queued: 10,000
+    left, 5,500 wait; then an ACK in an open receive batch wakes it."""
     ep, conn, snd = sender()
     conn.send(b"a" * 20000, 0.1)
     sent(ep)
     conn.low_water = 30000
-    conn.send(b"b" * 15500, 0.1)  # 10,000 go, 5,500 wait
-    sent(ep)
+    conn.send(b"b" * 15500, 0.1)
+    assert payload_bytes(sent(ep)) == [MSS] * 10
     ep.begin_batch()
     ack(ep, snd, 10000, 0.2)  # 25,500 buffered: the writer is woken
     assert conn.low_water is None and sent(ep) == []  # the 5,500 wait for its writes
+    return ep, conn
+
+
+def test_a_writer_woken_by_an_ack_fills_the_run_before_the_batch_ends():
+    ep, conn = woken_writer()
     conn.send(b"c" * 4500, 0.2)
     segments = sent(ep)
     assert payload_bytes(segments) == [MSS] * 10  # a whole run, the old data first
@@ -85,15 +92,7 @@ def test_a_writer_woken_by_an_ack_fills_the_run_before_the_batch_ends():
 
 
 def test_what_a_woken_writer_did_not_add_to_goes_when_the_batch_ends():
-    ep, conn, snd = sender()
-    conn.send(b"a" * 20000, 0.1)
-    sent(ep)
-    conn.low_water = 30000
-    conn.send(b"b" * 15500, 0.1)
-    sent(ep)
-    ep.begin_batch()
-    ack(ep, snd, 10000, 0.2)
-    assert sent(ep) == []
+    ep, conn = woken_writer()
     ep.end_batch(0.25)  # the writer wrote nothing
     segments = sent(ep)
     assert payload_bytes(segments) == [MSS] * 5 + [500]
