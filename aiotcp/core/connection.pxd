@@ -146,7 +146,7 @@ cdef class Connection:
     cpdef bint _owe_ack(self) except -1
     cpdef send_deferred_ack(self, double now=*)
     cpdef long long _data_end(self)
-    @cython.locals(size=cython.longlong, count=cython.longlong, run=cython.longlong)
+    @cython.locals(size=cython.longlong, count=cython.longlong, run=cython.longlong, unsent=cython.longlong)
     cpdef long long _whole_runs(self, long long data_end)
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self)
@@ -169,9 +169,10 @@ cdef class Connection:
     cpdef _send_ack(self)
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now)
-    @cython.locals(data_end=cython.longlong, snd_nxt=cython.longlong, snd_max=cython.longlong, unsent=cython.longlong,
-                   flight=cython.longlong, length=cython.longlong, window=cython.longlong,
-                   usable=cython.longlong, rate=cython.double, credit=cython.double, quantum=cython.double)
+    @cython.locals(data_end=cython.longlong, send_end=cython.longlong, snd_nxt=cython.longlong,
+                   snd_max=cython.longlong, unsent=cython.longlong, flight=cython.longlong,
+                   length=cython.longlong, window=cython.longlong, usable=cython.longlong,
+                   rate=cython.double, credit=cython.double, quantum=cython.double)
     cpdef _push(self, double now)
     cpdef double _pacing_rate(self)
     cpdef _rtt_sample(self, double rtt, double now)

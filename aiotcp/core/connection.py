@@ -1257,9 +1257,10 @@ class Connection:
         size = self.mss + (32 if self.ts_ok else 20)  # a full segment's datagram
         count = min(self.endpoint.burst // size, self.endpoint.burst_count)
         run = count * self.mss
-        if count < 2 or (not self._waking and seq_diff(self.snd_nxt, self.snd_una) < run):
+        unsent = seq_diff(data_end, self.snd_nxt)
+        if count < 2 or unsent <= 0 or (not self._waking and seq_diff(self.snd_nxt, self.snd_una) < run):
             return data_end
-        return (data_end - seq_diff(data_end, self.snd_nxt) % run) & MASK
+        return (data_end - unsent % run) & MASK
 
     # ------------------------------------------------------------- timers
     #
