@@ -86,8 +86,8 @@ cdef class DatagramSink:
     # connection reaches it with a C field access
     cdef public object _batch
     # what the socket below sends in one system call (UDP GSO): at most
-    # burst bytes in at most burst_count datagrams; 0: a datagram a call
-    cdef public long long burst, burst_count
+    # run_bytes in at most run_datagrams datagrams; 0: a datagram a call
+    cdef public long long run_bytes, run_datagrams
     cpdef bint defer_ack(self, object conn) except -1
     cpdef receive_datagram(self, data, addr, double now)
     cpdef receive_segment(self, Segment seg, addr, double now)

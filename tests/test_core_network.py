@@ -44,7 +44,7 @@ def transfer(seed: int, impairment: Impairment, size: int, retries: int = 15, gs
     client = net.add(("10.9.0.1", 40000), Endpoint(config))
     server = net.add(("10.9.0.2", 80), Endpoint(config))
     if gso:
-        client.burst, client.burst_count = server.burst, server.burst_count = GSO
+        client.run_bytes, client.run_datagrams = server.run_bytes, server.run_datagrams = GSO
     data = rng.randbytes(size)
     reply = rng.randbytes(size // 4)
     bt = BulkTransfer(net, ("10.9.0.1", 40000), ("10.9.0.2", 80), 80, data, reply)

@@ -19,20 +19,20 @@ PEER = ("198.51.100.7", 4000)
 MSS = 1000
 #: a run of 10 segments of 1000 bytes (and 20 of header): 10,000 bytes of data
 RUN = 10 * MSS
-BURST = 10 * (MSS + 20)
+RUN_BYTES = 10 * (MSS + 20)
 
 
 def sent(ep):
     return [_fast.decode(d) for d, _ in drain(ep.outbox)]
 
 
-def sender(burst: int = BURST):
+def sender(run_bytes: int = RUN_BYTES):
     """A server endpoint with one ESTABLISHED connection from PEER (MSS
     1000, no options), a congestion window that never limits, a send
     buffer that does not grow (so the low water stays where the test puts
-    it), and a socket below that sends ``burst`` bytes a call (0: no GSO)."""
+    it), and a socket below that sends ``run_bytes`` bytes a call (0: no GSO)."""
     ep = Endpoint(Config(timestamps=False, sack=False, window_scaling=False, send_buffer_max=None))
-    ep.burst, ep.burst_count = burst, 64 if burst else 0
+    ep.run_bytes, ep.run_datagrams = run_bytes, 64 if run_bytes else 0
     listener = ep.listen(80)
     ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", MSS), PEER, 0.0)
     (synack,) = sent(ep)
@@ -111,9 +111,9 @@ def test_a_queued_fin_sends_everything():
     assert payload_bytes(segments) == [MSS] * 5 + [500] and segments[-1].flags_str == "FPA"
 
 
-@pytest.mark.parametrize("burst", [0, 1020])
-def test_without_gso_or_with_runs_of_one_segment_nothing_waits(burst):
-    ep, conn, snd = sender(burst)
+@pytest.mark.parametrize("run_bytes", [0, 1020])
+def test_without_gso_or_with_runs_of_one_segment_nothing_waits(run_bytes):
+    ep, conn, snd = sender(run_bytes)
     conn.send(b"a" * 20000, 0.1)
     sent(ep)
     conn.low_water = 0

@@ -88,7 +88,7 @@ class UDPEndpoint:
         self.io = DatagramSocket(sock, gso=config.udp_gso, gro=config.udp_gro)
         self._recv_batch = _RECV_BATCH_GRO if self.io.gro else _RECV_BATCH
         if self.io.gso:  # bulk data leaves in whole runs (Connection._whole_runs)
-            self.core.burst, self.core.burst_count = MAX_RUN_BYTES, MAX_RUN_DATAGRAMS
+            self.core.run_bytes, self.core.run_datagrams = MAX_RUN_BYTES, MAX_RUN_DATAGRAMS
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _NEVER  # when the loop timer fires (none: never)
         self._wheel_changes = -1  # the wheel's change count when flush last looked
@@ -325,8 +325,8 @@ class UDPEndpoint:
                     return False
                 self.core.stats["send_pending_error"] += 1
                 start, retried = self.io.failed_at, True
-        if not self.io.gso and self.core.burst:
-            self.core.burst = self.core.burst_count = 0  # the kernel refused GSO: a datagram a call
+        if not self.io.gso and self.core.run_bytes:
+            self.core.run_bytes = self.core.run_datagrams = 0  # the kernel refused GSO: a datagram a call
         if sent < len(datagrams):
             self.core.stats["send_blocked"] += 1
             self._blocked.extend(datagrams[sent:])

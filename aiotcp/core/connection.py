@@ -1191,7 +1191,7 @@ class Connection:
             self._pace_stamp = now
         send_end = data_end
         if (self.low_water is not None or self._waking) and not self._fin_queued and self.endpoint is not None \
-                and self.endpoint.burst:
+                and self.endpoint.run_bytes:
             send_end = self._whole_runs(data_end)
         while True:
             snd_nxt = self.snd_nxt
@@ -1255,7 +1255,7 @@ class Connection:
         with a FIN queued; end_batch sends what a woken writer did not add
         to, and an ACK or the RTO what a paused one waits with."""
         size = self.mss + (32 if self.ts_ok else 20)  # a full segment's datagram
-        count = min(self.endpoint.burst // size, self.endpoint.burst_count)
+        count = min(self.endpoint.run_bytes // size, self.endpoint.run_datagrams)
         run = count * self.mss
         unsent = seq_diff(data_end, self.snd_nxt)
         if count < 2 or unsent <= 0 or (not self._waking and seq_diff(self.snd_nxt, self.snd_una) < run):
@@ -2328,7 +2328,7 @@ class Connection:
             self.events.append((self, _WRITABLE))
             # the writer this wakes writes in the receive batch open now: a
             # part of a run waits for its data (end_batch sends it if none came)
-            if (self.endpoint is not None and self.endpoint.burst and not self._fin_queued
+            if (self.endpoint is not None and self.endpoint.run_bytes and not self._fin_queued
                     and (self._ack_queued or self.endpoint.defer_ack(self))):
                 self._waking = True
 
