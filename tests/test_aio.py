@@ -538,6 +538,41 @@ async def test_a_server_in_last_ack_whose_client_socket_went_ends_on_the_icmp():
         assert await asyncio.wait_for(closed, 20) == 1
 
 
+async def test_a_reply_and_fin_whose_last_ack_was_lost_end_on_the_icmp():
+    """The common case of the one above: the server's reply and its close
+    leave as one segment, and the aiotcp client's one ACK of both is lost
+    (the path between went: here the relay closes while the ACK is in its
+    delay line) after the client entered TIME_WAIT, which keeps no
+    socket.  The server's reply and FIN, sent again, draw the ICMP port
+    unreachable that ends LAST_ACK: the handler's wait_closed() returns,
+    not after Config.linger (60 s)."""
+    from aiotcp.tools.relay import Impairment, Relay
+
+    closed = asyncio.get_running_loop().create_future()
+
+    async def handle(reader, writer):
+        writer.write(await reader.read())
+        writer.close()
+        await writer.wait_closed()
+        closed.set_result(writer.transport.endpoint.core.stats["last_ack_peer_gone"])
+
+    server = await aiotcp.start_server(handle, "127.0.0.1", 0)
+    delay = Impairment(delay=0.05)
+    relay = await Relay(("127.0.0.1", 0), ("127.0.0.1", port_of(server)), up=delay, down=delay).start()
+    try:
+        reader, writer = await aiotcp.open_connection(*relay.address, tcp_port=port_of(server))
+        writer.write(b"request")
+        writer.write_eof()
+        assert await reader.read() == b"request"
+        writer.close()
+        await writer.wait_closed()
+        assert writer.get_extra_info("tcp_info")["state"] == "TIME_WAIT"
+    finally:
+        relay.close()  # the last ACK, 50 ms from the server, goes with it
+    async with server:
+        assert await asyncio.wait_for(closed, 20) == 1
+
+
 async def test_an_icmp_for_a_connection_already_gone_is_counted_not_raised():
     """The server resets a connection whose client socket has gone: the
     connection is removed at once, and the ICMP port unreachable its RST

@@ -514,6 +514,45 @@ def test_a_port_unreachable_for_our_fin_in_last_ack_ends_the_connection():
     assert ep.stats["last_ack_peer_gone"] == 1 and not ep.connections
 
 
+def test_a_port_unreachable_for_our_reply_and_fin_in_last_ack_ends_the_connection():
+    """The reply and the close after it left as one segment, and the
+    peer's one ACK of both was lost before its socket went: the port
+    unreachable quoting that segment, sent again, ends LAST_ACK too.  A
+    quote of a sequence number already acknowledged is not that segment
+    (RFC 5927) and does not."""
+    ep = Endpoint()
+    listener = ep.listen(80)
+    ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
+    ((synack, _),) = sent(ep)
+    ours = (synack.seq + 1) & 0xFFFFFFFF
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, ACK, 65535), PEER, 0.01)
+    conn = listener.accept()
+    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, FIN | ACK, 65535), PEER, 0.02)
+    drain(ep.outbox)
+    conn.send(b"reply", 0.03, False)
+    conn.close(0.03)
+    ((both, _),) = sent(ep)
+    assert str(conn.state) == "LAST_ACK" and set(both.flags_str) == set("FPA") and both.seq == ours
+    quote = _fast.encode(80, 4000, ours, 1002, FIN | ACK | _fast.PSH, 65535, b"reply")
+    stale = _fast.encode(80, 4000, (ours - 1) & 0xFFFFFFFF, 1002, FIN | ACK, 65535)
+    assert not ep.icmp_port_unreachable(PEER, stale, 0.1)  # before snd_una: not that segment
+    assert str(conn.state) == "LAST_ACK"
+    assert ep.icmp_port_unreachable(PEER, quote, 0.2)
+    assert str(conn.state) == "CLOSED" and conn.error is None
+    assert ep.stats["last_ack_peer_gone"] == 1 and not ep.connections
+
+
+def test_a_port_unreachable_for_data_without_the_fin_in_last_ack_is_a_soft_error():
+    """In LAST_ACK, a quote of data sent before the FIN (not the segment
+    that carries it) leaves the connection to its timers, with a soft
+    error kept."""
+    ep, conn, fin = _in_last_ack()
+    data = bytearray(fin)
+    data[13] &= ~FIN  # the same sequence number, without the FIN
+    assert not ep.icmp_port_unreachable(PEER, bytes(data), 0.1)
+    assert str(conn.state) == "LAST_ACK" and isinstance(conn._soft_error, ConnectionRefusedError)
+
+
 @pytest.mark.parametrize("port", [80, 40000, 65535])
 def test_an_icmp_quote_is_matched_by_ports_whatever_their_size(port):
     """The error queue may spell the peer's address otherwise than recvfrom

@@ -1773,25 +1773,29 @@ class Connection:
     def port_unreachable(self, quote: bytes, now: float) -> bool:
         """An ICMP port unreachable about a segment we sent (read from the
         UDP socket's error queue): the peer's UDP socket is gone.  It ends
-        the connection in one case only: LAST_ACK with nothing but our FIN
-        unacknowledged, the quote being that FIN (our ports and its
-        sequence number, RFC 5927's check).  The peer acknowledged all our
-        data and sent its FIN, then its socket went (an aiotcp client keeps
-        no socket for TIME_WAIT): if its last ACK was lost, no ACK can ever
-        come, and waiting would hold the connection, and the transport's
-        connection_lost(), until Config.linger ran out.  Anything else is a
-        soft error, as Linux takes it: kept, for a timeout to report
-        (``_timed_out``).  True if it ended."""
-        if self.state is not LAST_ACK or self.fin_seq is None or self.snd_una != self.fin_seq:
-            if self._synchronized:
-                self._soft_error = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused: the peer's UDP "
-                                                          "port was unreachable")
-            return False
-        if self._quoted_seq(quote) != self.fin_seq:
-            return False
-        self.stats["last_ack_peer_gone"] += 1
-        self._finish(now, None)
-        return True
+        the connection in one case only: LAST_ACK, the quote being our
+        segment that carries the FIN, sent again (our ports, a sequence
+        number from the oldest unacknowledged byte to the FIN's: RFC 5927's
+        check), whether the FIN went alone or with the last data (a reply
+        and the close after it leave as one segment).  The peer sent its FIN
+        and then its socket went: an aiotcp client keeps no socket for
+        TIME_WAIT, which it enters once our FIN, and so everything before
+        it, has arrived; if its last ACK was lost, no ACK can ever come,
+        and waiting would hold the connection, and the transport's
+        connection_lost(), until Config.linger ran out.  It ends without an
+        error, as kernel TCP's LAST_ACK ends when TIME_WAIT answers the FIN
+        sent again.  Anything else is a soft error, as Linux takes it: kept,
+        for a timeout to report (``_timed_out``).  True if it ended."""
+        seq = self._quoted_seq(quote)
+        if (self.state is LAST_ACK and self.fin_seq is not None and len(quote) > 13 and quote[13] & FIN
+                and seq >= 0 and seq_le(self.snd_una, seq) and seq_le(seq, self.fin_seq)):
+            self.stats["last_ack_peer_gone"] += 1
+            self._finish(now, None)
+            return True
+        if self._synchronized:
+            self._soft_error = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused: the peer's UDP "
+                                                      "port was unreachable")
+        return False
 
     def _quoted_seq(self, quote: bytes) -> int:
         """The sequence number of the segment an ICMP error quotes (from its
