@@ -482,9 +482,10 @@ def test_data_queued_without_push_leaves_with_the_close_that_follows():
     assert sent(ep) == []
 
 
-def _in_last_ack(port=80):
+def _in_last_ack(port=80, reply=b""):
     """A connection accepted by hand that got the peer's FIN and closed:
-    LAST_ACK, its FIN out (the peer's ACK of it still to come)."""
+    LAST_ACK, its FIN out (the peer's ACK of it still to come), with
+    ``reply`` written just before the close (then one segment carries both)."""
     ep = Endpoint()
     listener = ep.listen(port)
     ep.receive_datagram(_fast.encode(4000, port, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
@@ -493,6 +494,8 @@ def _in_last_ack(port=80):
     ep.receive_datagram(_fast.encode(4000, port, 1001, ours, ACK, 65535), PEER, 0.01)
     conn = listener.accept()
     ep.receive_datagram(_fast.encode(4000, port, 1001, ours, FIN | ACK, 65535), PEER, 0.02)
+    if reply:
+        conn.send(reply, 0.03, False)
     conn.close(0.03)
     ep.end_batch()
     fins = [d for d, _ in drain(ep.outbox) if _fast.decode(d).flags & FIN]
@@ -520,24 +523,15 @@ def test_a_port_unreachable_for_our_reply_and_fin_in_last_ack_ends_the_connectio
     unreachable quoting that segment, sent again, ends LAST_ACK too.  A
     quote of a sequence number already acknowledged is not that segment
     (RFC 5927) and does not."""
-    ep = Endpoint()
-    listener = ep.listen(80)
-    ep.receive_datagram(_fast.encode(4000, 80, 1000, 0, SYN, 65535, b"", 1452), PEER, 0.0)
-    ((synack, _),) = sent(ep)
-    ours = (synack.seq + 1) & 0xFFFFFFFF
-    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, ACK, 65535), PEER, 0.01)
-    conn = listener.accept()
-    ep.receive_datagram(_fast.encode(4000, 80, 1001, ours, FIN | ACK, 65535), PEER, 0.02)
-    drain(ep.outbox)
-    conn.send(b"reply", 0.03, False)
-    conn.close(0.03)
-    ((both, _),) = sent(ep)
-    assert str(conn.state) == "LAST_ACK" and set(both.flags_str) == set("FPA") and both.seq == ours
-    quote = _fast.encode(80, 4000, ours, 1002, FIN | ACK | _fast.PSH, 65535, b"reply")
-    stale = _fast.encode(80, 4000, (ours - 1) & 0xFFFFFFFF, 1002, FIN | ACK, 65535)
-    assert not ep.icmp_port_unreachable(PEER, stale, 0.1)  # before snd_una: not that segment
+    ep, conn, both = _in_last_ack(reply=b"reply")
+    segment = _fast.decode(both)
+    assert set(segment.flags_str) == set("FPA") and bytes(segment.payload) == b"reply"
+    assert segment.seq == conn.snd_una  # the reply is unacknowledged too
+    stale = bytearray(both)
+    stale[4:8] = ((segment.seq - 1) & 0xFFFFFFFF).to_bytes(4, "big")
+    assert not ep.icmp_port_unreachable(PEER, bytes(stale), 0.1)  # before snd_una: not that segment
     assert str(conn.state) == "LAST_ACK"
-    assert ep.icmp_port_unreachable(PEER, quote, 0.2)
+    assert ep.icmp_port_unreachable(PEER, both, 0.2)
     assert str(conn.state) == "CLOSED" and conn.error is None
     assert ep.stats["last_ack_peer_gone"] == 1 and not ep.connections
 
