@@ -81,9 +81,10 @@ cdef class DatagramSink:
     cdef public object tracer          # a per-segment tracer, or None
     cdef public bint coalesce          # join in-order data runs (take_run)
     cdef public long long segments_coalesced  # datagrams joined to the one before
-    # the connections owing an ACK at the end of the receive batch open now
-    # (a list), or None between batches: the endpoint's, here so that a
-    # connection reaches it with a C field access
+    # the connections owing an ACK (or a woken writer's part of a run) at
+    # the end of the receive batch open now (a list), or None between
+    # batches: the endpoint's, here so that a connection reaches it with a
+    # C field access
     cdef public object _batch
     # what the socket below sends in one system call (UDP GSO): at most
     # run_bytes in at most run_datagrams datagrams; 0: a datagram a call

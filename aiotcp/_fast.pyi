@@ -113,7 +113,9 @@ class DatagramSink:
     tracer: object
     coalesce: bool
     segments_coalesced: int
-    _batch: list | None  # the connections owing an ACK at the end of the open receive batch
+    _batch: list | None  # the connections owing an ACK (or a woken writer's part of a run) at the batch's end
+    run_bytes: int  # what the socket below sends in one call (UDP GSO), 0: a datagram a call
+    run_datagrams: int
     def receive_datagram(self, data, addr, now: float) -> None: ...
     def receive_segment(self, seg: Segment, addr, now: float) -> None: ...
     def receive_run(self, data, size: int, addr, now: float) -> int: ...

@@ -844,8 +844,9 @@ cdef class DatagramSink:
     exactly as before."""
 
     cpdef bint defer_ack(self, object conn) except -1:
-        """Hold ``conn``'s owed ACK until the receive batch open now ends
-        (the endpoint's end_batch sends it); False when no batch is open."""
+        """Hold ``conn``'s owed ACK, or what its woken writer may add to,
+        until the receive batch open now ends (the endpoint's end_batch
+        calls its send_deferred_ack); False when no batch is open."""
         if self._batch is None:
             return False
         self._batch.append(conn)

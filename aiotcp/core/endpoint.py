@@ -169,7 +169,8 @@ class Endpoint(DatagramSink):
         self._batch = self._batch_list
 
     def acks_deferred(self) -> bool:
-        """Connections of the batch open now owe ACKs that end_batch sends."""
+        """Connections of the batch open now owe ACKs, or a woken writer's
+        part of a run, that end_batch sends."""
         return len(self._batch_list) > 0
 
     def end_batch(self, now: float = -1.0) -> None:
