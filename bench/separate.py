@@ -13,7 +13,11 @@ kernel's from the same run and the ratio.
   resident set from --idle-warm to --idle-warm + --idle connections (a fresh
   server process, so that no earlier figure's buffers are in it), idle
   from the start and idle after the server wrote each 64 KB in 1000-byte
-  writes (all acknowledged: nothing in flight);
+  writes (all acknowledged: nothing in flight); and, as root, the kernel's
+  slab memory per connection over the same connections (/proc/slabinfo,
+  the whole machine's: both ends' sockets for kernel TCP, which no resident
+  set counts), with the server's resident set plus half of it (its own
+  end's socket) beside it;
 - two floors under the connection rate, with no TCP: a new UDP socket and
   two round trips, and the 7 datagrams of one aiotcp connection, each
   waking the other process as aiotcp's do (tcp_shaped_floor_rate); and
@@ -368,24 +372,44 @@ async def _open_idle(open_connection, port: int, count: int, held: list, kind: b
         await asyncio.gather(*(one() for _ in range(min(100, count - first))))
 
 
-async def idle_memory(stack: str, warm: int, count: int, kind: bytes = b"i") -> float:
+def kernel_slab_bytes() -> int | None:
+    """The bytes the kernel's slab caches hold in live objects, the whole
+    machine's (/proc/slabinfo, root only; None if it cannot be read): where
+    a kernel TCP socket lives, which no process's resident set counts."""
+    try:
+        with open("/proc/slabinfo") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        fields = line.split()
+        total += int(fields[1]) * int(fields[3])  # active objects * object size
+    return total
+
+
+async def idle_memory(stack: str, warm: int, count: int, kind: bytes = b"i") -> tuple[float, float | None]:
     """KiB of server resident memory per idle connection (``kind`` b"w":
     idle after the server wrote it 64 KB in 1000-byte writes, all of them
-    acknowledged)."""
+    acknowledged), and KiB of kernel slab memory per connection over the
+    same connections, both ends' (None without /proc/slabinfo)."""
     endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0)) if stack != "kernel" else None
     held: list = []
     try:
         async with Server(stack) as server:
             await _open_idle(_opener(stack, endpoint), server.port, warm, held, kind)
             before = await server.rss(warm)
+            slab_before = kernel_slab_bytes()
             await _open_idle(_opener(stack, endpoint), server.port, count, held, kind)
             after = await server.rss(warm + count)
+            slab_after = kernel_slab_bytes()
             for writer in held:
                 writer.close()
     finally:
         if endpoint is not None:
             endpoint.close()
-    return (after - before) / count
+    slab = None if slab_before is None or slab_after is None else (slab_after - slab_before) / 1024 / count
+    return (after - before) / count, slab
 
 
 async def many(stack: str, port: int, conns: int, rounds: int) -> float:
@@ -442,8 +466,15 @@ async def run(args) -> dict:
     result = {key: statistics.median(values) for key, values in figures.items()}
     if args.idle:
         for stack in ("aiotcp", "kernel"):
-            result[f"{stack}_idle_KiB"] = await idle_memory(stack, args.idle_warm, args.idle)
-            result[f"{stack}_idle_written_KiB"] = await idle_memory(stack, args.idle_warm, args.idle, b"w")
+            rss, slab = await idle_memory(stack, args.idle_warm, args.idle)
+            result[f"{stack}_idle_KiB"] = rss
+            result[f"{stack}_idle_written_KiB"] = (await idle_memory(stack, args.idle_warm, args.idle, b"w"))[0]
+            if slab is not None:
+                # the kernel's share: both ends' sockets for kernel TCP (alike:
+                # a socket, its file and its epoll entry each), the UDP
+                # sockets' nothing per connection for aiotcp (one each end)
+                result[f"{stack}_idle_slab_KiB"] = slab
+                result[f"{stack}_idle_total_KiB"] = rss + slab / 2
     if args.workers > 1:
         for workers in (1, args.workers):
             async with Server("aiotcp", workers) as server:
@@ -462,13 +493,16 @@ def report(r: dict, args) -> None:
             ("bulk goodput MB/s, 8 concurrent connections", "bulk8_MBps", True),
             ("1-byte ping-pong round trips/s", "pingpong_per_s", True),
             (f"server KiB per idle connection ({args.idle} connections)", "idle_KiB", False),
-            ("the same, after 64 KB written in 1000-byte writes", "idle_written_KiB", False)]
+            ("the same, after 64 KB written in 1000-byte writes", "idle_written_KiB", False),
+            ("kernel (slab) KiB per idle connection, both ends", "idle_slab_KiB", False),
+            ("server resident + its end's kernel KiB (half the above)", "idle_total_KiB", False)]
     print(f"{'figure':58}{'aiotcp':>12}{'kernel':>12}{'ratio':>9}")
     for label, key, higher in rows:
         if f"aiotcp_{key}" not in r:
             continue
         a, k = r[f"aiotcp_{key}"], r[f"kernel_{key}"]
-        print(f"{label:58}{a:12.1f}{k:12.1f}{a / k:8.2f}x")
+        ratio = f"{a / k:8.2f}x" if round(a, 1) > 0 else f"{'':9}"
+        print(f"{label:58}{round(a, 1) or 0.0:12.1f}{k:12.1f}{ratio}")  # "or": no "-0.0"
     for label, key, figure in (("the floor: a UDP socket and 2 round trips of 1 B/s", "udp_floor_connects_per_s",
                                 "connects_per_s"),
                                ("the floor with the 7 datagrams of a connection, no TCP/s",
