@@ -164,6 +164,37 @@ cdef extern from *:
     #else
     #define AIOTCP_HAVE_AVX2 0
     #endif
+    #if AIOTCP_HAVE_AVX2
+    /* aiotcp_ones_sum_avx2 that also copies what it reads to dst: the
+       segment's payload summed on its way into the datagram, read once. */
+    __attribute__((target("avx2")))
+    static uint32_t aiotcp_copy_sum_avx2(uint8_t *dst, const uint8_t *p, Py_ssize_t n) {
+        uint64_t s = 0, lanes[4];
+        const __m256i low = _mm256_set1_epi32(0xffff), zero = _mm256_setzero_si256();
+        while (n >= 64) {
+            Py_ssize_t steps = (n < (1 << 21) ? n : (1 << 21)) >> 6;
+            __m256i a0 = zero, a1 = zero;
+            n -= steps << 6;
+            for (; steps; steps--, p += 64, dst += 64) {
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
+                __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+                _mm256_storeu_si256((__m256i *)dst, v0);
+                _mm256_storeu_si256((__m256i *)(dst + 32), v1);
+                a0 = _mm256_add_epi32(a0, _mm256_and_si256(v0, low));
+                a1 = _mm256_add_epi32(a1, _mm256_srli_epi32(v0, 16));
+                a0 = _mm256_add_epi32(a0, _mm256_and_si256(v1, low));
+                a1 = _mm256_add_epi32(a1, _mm256_srli_epi32(v1, 16));
+            }
+            a0 = _mm256_add_epi64(
+                _mm256_add_epi64(_mm256_unpacklo_epi32(a0, zero), _mm256_unpackhi_epi32(a0, zero)),
+                _mm256_add_epi64(_mm256_unpacklo_epi32(a1, zero), _mm256_unpackhi_epi32(a1, zero)));
+            _mm256_storeu_si256((__m256i *)lanes, a0);
+            s += lanes[0] + lanes[1] + lanes[2] + lanes[3];
+        }
+        memcpy(dst, p, n);
+        return aiotcp_sum_fold(aiotcp_sum_tail(p, n, s), 0);
+    }
+    #endif
     /* -1 until the first call asks the CPU; then 1 if it has AVX2. */
     static int aiotcp_avx2 = -1;
     static inline int aiotcp_use_avx2(void) {
@@ -183,6 +214,25 @@ cdef extern from *:
             return aiotcp_ones_sum_avx2(p, n, acc);
     #endif
         return aiotcp_ones_sum_scalar(p, n, acc);
+    }
+    /* Copy n bytes from src to dst (not overlapping) and return their
+       aiotcp_ones_sum (acc 0): one pass over the bytes where the vector
+       unit has one, a copy and a sum otherwise. */
+    static inline uint32_t aiotcp_copy_sum(uint8_t *dst, const uint8_t *src, Py_ssize_t n) {
+    #if AIOTCP_HAVE_AVX2
+        if (n >= 128 && aiotcp_use_avx2())
+            return aiotcp_copy_sum_avx2(dst, src, n);
+    #endif
+        memcpy(dst, src, n);
+        return aiotcp_ones_sum_scalar(dst, n, 0);
+    }
+    /* Two folded sums added, ones' complement (end-around carry); b is
+       byte-swapped first when its bytes start at an odd offset of the
+       whole (RFC 1071 section 2(B)). */
+    static inline uint32_t aiotcp_sum_add(uint32_t a, uint32_t b, int odd) {
+        if (odd) b = ((b & 0xff) << 8) | (b >> 8);
+        a += b;
+        return (a & 0xffff) + (a >> 16);
     }
     /* The datagram ring: the bytes objects of datagrams above 512 bytes
        (which CPython takes from malloc, where a 1.5 KiB block costs several
@@ -261,6 +311,8 @@ cdef extern from *:
     void aiotcp_wr32(uint8_t *p, uint32_t v) nogil
     uint32_t aiotcp_ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) nogil
     uint32_t aiotcp_ones_sum_scalar(const uint8_t *p, Py_ssize_t n, uint32_t acc) nogil
+    uint32_t aiotcp_copy_sum(uint8_t *dst, const uint8_t *src, Py_ssize_t n) nogil
+    uint32_t aiotcp_sum_add(uint32_t a, uint32_t b, int odd) nogil
     int aiotcp_use_avx2() nogil
     int aiotcp_ctz64(uint64_t x) nogil
     int aiotcp_empty_list(object op, Py_ssize_t keep) except -1
@@ -502,6 +554,29 @@ cdef class SendBuffer:
             n -= take
             skip = 0
             k += 1
+
+    cdef uint32_t copy_out_sum(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept:
+        """copy_out, returning the ones' complement sum of the bytes copied
+        (aiotcp_ones_sum of them, acc 0), taken as they are copied."""
+        cdef Py_ssize_t k, skip, take, done = 0
+        cdef uint32_t total = 0
+        cdef _Chunk *c
+        if n <= 0:
+            return 0
+        k = self._find(offset)
+        skip = <Py_ssize_t>(self._front + offset - self._chunks[k].start)
+        while n > 0:
+            c = &self._chunks[k]
+            take = c.len - skip
+            if take > n:
+                take = n
+            total = aiotcp_sum_add(total, aiotcp_copy_sum(dst + done, <const uint8_t *>c.data + skip, take),
+                                   done & 1)
+            done += take
+            n -= take
+            skip = 0
+            k += 1
+        return total
 
     cdef _Chunk *_new_chunk(self) except NULL:
         """Room for one more chunk at the back of the array."""
@@ -1003,6 +1078,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
     ``has_ts``."""
     cdef int optlen = 0, nblocks = 0, i
     cdef Py_ssize_t plen = 0, total
+    cdef uint32_t hsum
     cdef Py_buffer pview
     cdef const uint8_t *src
     cdef bint viewed
@@ -1071,12 +1147,15 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
             for i in range(nblocks):
                 left, right = sack_blocks[i]
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
+        # the header's sum (with the pseudo-header), then the payload's,
+        # taken as it is copied (the header's length is a multiple of 4)
+        hsum = aiotcp_ones_sum(p, _HEADER_LEN + optlen, _PROTO_TCP + <uint32_t>(total & 0xFFFF))
         if plen:
             if sndbuf is not None:
-                sndbuf.copy_out(o, offset, plen)
+                hsum = aiotcp_sum_add(hsum, sndbuf.copy_out_sum(o, offset, plen), 0)
             else:
-                memcpy(o, src + offset, plen)
-        aiotcp_wr16(p + 16, (~_wire_sum(p, total)) & 0xFFFF)
+                hsum = aiotcp_sum_add(hsum, aiotcp_copy_sum(o, src + offset, plen), 0)
+        aiotcp_wr16(p + 16, (~hsum) & 0xFFFF)
         return out
     finally:
         if viewed:
