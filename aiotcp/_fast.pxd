@@ -45,6 +45,7 @@ cdef class SendBuffer:
     cdef Py_ssize_t _find(self, Py_ssize_t offset) noexcept
     cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept
     cdef uint32_t copy_out_sum(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept
+    cdef uint32_t _copy(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n, bint summed) noexcept
     cdef _Chunk *_new_chunk(self) except NULL
     cpdef int extend(self, object data) except -1
     cpdef int drop(self, Py_ssize_t n) except -1

@@ -136,9 +136,12 @@ cdef extern from *:
     /* 64 bytes a step: each 32-bit lane of a0 takes the low 16-bit word of
        two 32-bit words, a1 the high one.  A lane gains at most 2 * 0xFFFF
        a step, so 32768 steps (2 MiB) cannot overflow it; longer input is
-       summed in blocks of that size. */
-    __attribute__((target("avx2")))
-    static uint32_t aiotcp_ones_sum_avx2(const uint8_t *p, Py_ssize_t n, uint32_t acc) {
+       summed in blocks of that size.  With dst (not NULL) what is read is
+       also copied there: a segment's payload summed on its way into the
+       datagram, read once.  Inlined into the two below, each with dst
+       known, so that neither tests it in its loop. */
+    __attribute__((target("avx2"), always_inline))
+    static inline uint32_t aiotcp_sum_avx2(uint8_t *dst, const uint8_t *p, Py_ssize_t n, uint32_t acc) {
         uint64_t s = 0, lanes[4];
         const __m256i low = _mm256_set1_epi32(0xffff), zero = _mm256_setzero_si256();
         while (n >= 64) {
@@ -148,6 +151,11 @@ cdef extern from *:
             for (; steps; steps--, p += 64) {
                 __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
                 __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+                if (dst) {
+                    _mm256_storeu_si256((__m256i *)dst, v0);
+                    _mm256_storeu_si256((__m256i *)(dst + 32), v1);
+                    dst += 64;
+                }
                 a0 = _mm256_add_epi32(a0, _mm256_and_si256(v0, low));
                 a1 = _mm256_add_epi32(a1, _mm256_srli_epi32(v0, 16));
                 a0 = _mm256_add_epi32(a0, _mm256_and_si256(v1, low));
@@ -159,41 +167,20 @@ cdef extern from *:
             _mm256_storeu_si256((__m256i *)lanes, a0);
             s += lanes[0] + lanes[1] + lanes[2] + lanes[3];
         }
+        if (dst)
+            memcpy(dst, p, n);
         return aiotcp_sum_fold(aiotcp_sum_tail(p, n, s), acc);
+    }
+    __attribute__((target("avx2")))
+    static uint32_t aiotcp_ones_sum_avx2(const uint8_t *p, Py_ssize_t n, uint32_t acc) {
+        return aiotcp_sum_avx2(NULL, p, n, acc);
+    }
+    __attribute__((target("avx2")))
+    static uint32_t aiotcp_copy_sum_avx2(uint8_t *dst, const uint8_t *p, Py_ssize_t n) {
+        return aiotcp_sum_avx2(dst, p, n, 0);
     }
     #else
     #define AIOTCP_HAVE_AVX2 0
-    #endif
-    #if AIOTCP_HAVE_AVX2
-    /* aiotcp_ones_sum_avx2 that also copies what it reads to dst: the
-       segment's payload summed on its way into the datagram, read once. */
-    __attribute__((target("avx2")))
-    static uint32_t aiotcp_copy_sum_avx2(uint8_t *dst, const uint8_t *p, Py_ssize_t n) {
-        uint64_t s = 0, lanes[4];
-        const __m256i low = _mm256_set1_epi32(0xffff), zero = _mm256_setzero_si256();
-        while (n >= 64) {
-            Py_ssize_t steps = (n < (1 << 21) ? n : (1 << 21)) >> 6;
-            __m256i a0 = zero, a1 = zero;
-            n -= steps << 6;
-            for (; steps; steps--, p += 64, dst += 64) {
-                __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
-                __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
-                _mm256_storeu_si256((__m256i *)dst, v0);
-                _mm256_storeu_si256((__m256i *)(dst + 32), v1);
-                a0 = _mm256_add_epi32(a0, _mm256_and_si256(v0, low));
-                a1 = _mm256_add_epi32(a1, _mm256_srli_epi32(v0, 16));
-                a0 = _mm256_add_epi32(a0, _mm256_and_si256(v1, low));
-                a1 = _mm256_add_epi32(a1, _mm256_srli_epi32(v1, 16));
-            }
-            a0 = _mm256_add_epi64(
-                _mm256_add_epi64(_mm256_unpacklo_epi32(a0, zero), _mm256_unpackhi_epi32(a0, zero)),
-                _mm256_add_epi64(_mm256_unpacklo_epi32(a1, zero), _mm256_unpackhi_epi32(a1, zero)));
-            _mm256_storeu_si256((__m256i *)lanes, a0);
-            s += lanes[0] + lanes[1] + lanes[2] + lanes[3];
-        }
-        memcpy(dst, p, n);
-        return aiotcp_sum_fold(aiotcp_sum_tail(p, n, s), 0);
-    }
     #endif
     /* -1 until the first call asks the CPU; then 1 if it has AVX2. */
     static int aiotcp_avx2 = -1;
@@ -538,26 +525,16 @@ cdef class SendBuffer:
     cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept:
         """Copy the ``n`` bytes held from ``offset`` on to ``dst`` (the
         caller checked the range)."""
-        cdef Py_ssize_t k, skip, take
-        cdef _Chunk *c
-        if n <= 0:
-            return
-        k = self._find(offset)
-        skip = <Py_ssize_t>(self._front + offset - self._chunks[k].start)
-        while n > 0:
-            c = &self._chunks[k]
-            take = c.len - skip
-            if take > n:
-                take = n
-            memcpy(dst, c.data + skip, take)
-            dst += take
-            n -= take
-            skip = 0
-            k += 1
+        self._copy(dst, offset, n, False)
 
     cdef uint32_t copy_out_sum(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept:
         """copy_out, returning the ones' complement sum of the bytes copied
         (aiotcp_ones_sum of them, acc 0), taken as they are copied."""
+        return self._copy(dst, offset, n, True)
+
+    cdef inline uint32_t _copy(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n, bint summed) noexcept:
+        """copy_out, a chunk at a time; ``summed``: also their sum, each
+        piece that starts at an odd offset of the whole byte-swapped."""
         cdef Py_ssize_t k, skip, take, done = 0
         cdef uint32_t total = 0
         cdef _Chunk *c
@@ -570,8 +547,11 @@ cdef class SendBuffer:
             take = c.len - skip
             if take > n:
                 take = n
-            total = aiotcp_sum_add(total, aiotcp_copy_sum(dst + done, <const uint8_t *>c.data + skip, take),
-                                   done & 1)
+            if summed:
+                total = aiotcp_sum_add(total, aiotcp_copy_sum(dst + done, <const uint8_t *>c.data + skip, take),
+                                       done & 1)
+            else:
+                memcpy(dst + done, c.data + skip, take)
             done += take
             n -= take
             skip = 0
