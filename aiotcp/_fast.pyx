@@ -138,8 +138,8 @@ cdef extern from *:
        a step, so 32768 steps (2 MiB) cannot overflow it; longer input is
        summed in blocks of that size.  With dst (not NULL) what is read is
        also copied there: a segment's payload summed on its way into the
-       datagram, read once.  Inlined into the two below, each with dst
-       known, so that neither tests it in its loop. */
+       datagram, read once.  Inlined into the two below: in the sum alone
+       dst is NULL, and the compiler drops the copy and its test. */
     __attribute__((target("avx2"), always_inline))
     static inline uint32_t aiotcp_sum_avx2(uint8_t *dst, const uint8_t *p, Py_ssize_t n, uint32_t acc) {
         uint64_t s = 0, lanes[4];
