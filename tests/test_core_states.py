@@ -1404,6 +1404,45 @@ def test_reconfigure_changes_one_connections_options():
     assert s.conn.keepalive_deadline is None
 
 
+def test_a_connection_copies_every_option_of_its_config_and_of_each_reconfigure():
+    """The values a connection copies out of its Config (once per Config,
+    Config.per_connection) are that Config's: a fresh connection's, and
+    after reconfigure() the new Config's, never an earlier one's."""
+    changed = dict(nodelay=False, delayed_ack=0.1, ack_coalescing=False, keepalive=True,
+                   tail_loss_probe=False, slow_start_after_idle=False, user_timeout=7.0, nat_keepalive=9.0,
+                   timer_tick=0.002, max_pacing_rate=1e6, rto_initial=2.0, rto_min=0.3, rto_max=90.0,
+                   receive_buffer=4096, receive_buffer_max=8192, send_buffer=2048, send_buffer_max=16384)
+
+    def copied(conn):
+        rtt = conn.rtt
+        return (conn._nodelay, conn._delayed_ack, conn._ack_coalescing, conn._keepalive, conn._tlp,
+                conn._ss_after_idle, conn._user_timeout, conn._nat_keepalive, conn._timer_tick,
+                conn._pacing, conn._max_pacing_rate, rtt.rto_initial, rtt.rto_min, rtt.rto_max, rtt.granularity,
+                conn._rcvbuf_size, conn._rcvbuf_max, conn.send_buffer, conn._sndbuf_max)
+
+    def expected(config):
+        return (config.nodelay, config.delayed_ack, config.ack_coalescing, config.keepalive,
+                config.tail_loss_probe, config.slow_start_after_idle,
+                -1.0 if config.user_timeout is None else config.user_timeout,
+                -1.0 if config.nat_keepalive is None else config.nat_keepalive, config.timer_tick,
+                config.pacing or config.max_pacing_rate is not None, config.max_pacing_rate or 0.0,
+                config.rto_initial, config.rto_min, config.rto_max, config.timer_tick,
+                config.receive_buffer, max(config.receive_buffer, config.receive_buffer_max or 0)
+                if config.receive_buffer_max is not None else 0,
+                config.send_buffer, max(config.send_buffer, config.send_buffer_max or 0)
+                if config.send_buffer_max is not None else 0)
+
+    other = CONFIG.replace(**changed)
+    assert all(getattr(other, k) != getattr(CONFIG, k) for k in changed)
+    conn = Script().established().conn
+    assert copied(conn) == expected(CONFIG)
+    assert copied(Script(other).conn) == expected(other)
+    conn.reconfigure(1.0, **changed)
+    assert copied(conn) == expected(other) and conn.config.per_connection is not CONFIG.per_connection
+    conn.reconfigure(2.0, **{k: getattr(CONFIG, k) for k in changed})
+    assert copied(conn) == expected(CONFIG)
+
+
 @pytest.mark.parametrize("sack", [False, True])
 def test_answers_to_zero_window_probes_start_no_fast_retransmit(sack):
     """The peer answers each persist probe with its ACK again, the window

@@ -286,6 +286,21 @@ class Config:
         return self.mtu - (40 if ipv6 else 20) - 8 - 20
 
     @functools.cached_property
+    def per_connection(self) -> tuple:
+        """What each new connection copies out of the configuration, read
+        here once per Config (a compiled reader's attribute lookups are
+        some 200 instructions each): the flags and times the per-segment
+        path reads (Connection.config's setter), then the buffers' sizes
+        and autotuning's limits, 0 for none (Connection._size_buffers)."""
+        return (self.nodelay, self.delayed_ack, self.ack_coalescing, self.keepalive, self.tail_loss_probe,
+                self.slow_start_after_idle, -1.0 if self.user_timeout is None else self.user_timeout,
+                -1.0 if self.nat_keepalive is None else self.nat_keepalive, self.timer_tick,
+                self.pacing or self.max_pacing_rate is not None, self.max_pacing_rate or 0.0,
+                self.rto_initial, self.rto_min, self.rto_max,
+                self.receive_buffer, self.receive_buffer_limit if self.receive_buffer_max is not None else 0,
+                self.send_buffer, self.send_buffer_limit if self.send_buffer_max is not None else 0)
+
+    @functools.cached_property
     def receive_buffer_limit(self) -> int:
         """The largest the receive buffer may grow to (autotuning's bound)."""
         return max(self.receive_buffer, self.receive_buffer_max or 0)

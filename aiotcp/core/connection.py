@@ -307,7 +307,8 @@ class Connection:
                  events: list | None = None, stats: Counter | None = None,
                  ipv6: bool = False, endpoint=None, tracer=None):
         #: RTT estimation and the RTO (RFC 6298), see rtt.py
-        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
+        fields = config.per_connection
+        self.rtt = RttEstimator(fields[11], fields[12], fields[13], fields[8])
         self.config = config
         self._size_buffers(config)
         self.local_port = local_port
@@ -535,19 +536,12 @@ class Connection:
         """The configuration is frozen; the values the per-segment path reads
         are copied into plain (compiled: C) fields when it is set."""
         self._config = config
-        self._nodelay = config.nodelay
-        self._delayed_ack = config.delayed_ack
-        self._ack_coalescing = config.ack_coalescing
-        self._keepalive = config.keepalive
-        self._tlp = config.tail_loss_probe
-        self._ss_after_idle = config.slow_start_after_idle
-        self._user_timeout = -1.0 if config.user_timeout is None else config.user_timeout
-        self._nat_keepalive = -1.0 if config.nat_keepalive is None else config.nat_keepalive
+        fields = config.per_connection
+        self._nodelay, self._delayed_ack, self._ack_coalescing, self._keepalive, self._tlp = fields[:5]
+        self._ss_after_idle, self._user_timeout, self._nat_keepalive, self._timer_tick = fields[5:9]
+        self._pacing, self._max_pacing_rate = fields[9], fields[10]
         self._nat_quick = min(self._nat_keepalive, NAT_STALL)
-        self._timer_tick = config.timer_tick
-        self._pacing = config.pacing or config.max_pacing_rate is not None
-        self._max_pacing_rate = config.max_pacing_rate or 0.0
-        self.rtt.configure(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
+        self.rtt.configure(fields[11], fields[12], fields[13], self._timer_tick)
 
     def __repr__(self):
         return (f"<Connection {self.local_port}->{self.remote_addr}:{self.remote_port} "
@@ -725,10 +719,7 @@ class Connection:
         configuration: when the connection is made and when an option
         sets them again (SO_RCVBUF, SO_SNDBUF); other options leave what
         autotuning grew alone."""
-        self._rcvbuf_size = config.receive_buffer
-        self._rcvbuf_max = config.receive_buffer_limit if config.receive_buffer_max is not None else 0
-        self.send_buffer = config.send_buffer
-        self._sndbuf_max = config.send_buffer_limit if config.send_buffer_max is not None else 0
+        self._rcvbuf_size, self._rcvbuf_max, self.send_buffer, self._sndbuf_max = config.per_connection[14:]
 
     def reconfigure(self, now: float, **changes) -> None:
         """Change this connection's options alone (what a socket option does
