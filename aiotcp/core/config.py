@@ -286,7 +286,7 @@ class Config:
         return self.mtu - (40 if ipv6 else 20) - 8 - 20
 
     @functools.cached_property
-    def _per_connection(self) -> tuple:
+    def per_connection(self) -> tuple:
         """What each new connection copies out of the configuration, read
         here once per Config (a compiled reader's attribute lookups are
         some 200 instructions each): the flags and times the per-segment

@@ -307,7 +307,7 @@ class Connection:
                  events: list | None = None, stats: Counter | None = None,
                  ipv6: bool = False, endpoint=None, tracer=None):
         #: RTT estimation and the RTO (RFC 6298), see rtt.py
-        fields = config._per_connection
+        fields = config.per_connection
         self.rtt = RttEstimator(fields[11], fields[12], fields[13], fields[8])
         self.config = config
         self._size_buffers(config)
@@ -536,7 +536,7 @@ class Connection:
         """The configuration is frozen; the values the per-segment path reads
         are copied into plain (compiled: C) fields when it is set."""
         self._config = config
-        fields = config._per_connection
+        fields = config.per_connection
         self._nodelay, self._delayed_ack, self._ack_coalescing, self._keepalive, self._tlp = fields[:5]
         self._ss_after_idle, self._user_timeout, self._nat_keepalive, self._timer_tick = fields[5:9]
         self._pacing, self._max_pacing_rate = fields[9], fields[10]
@@ -719,7 +719,7 @@ class Connection:
         configuration: when the connection is made and when an option
         sets them again (SO_RCVBUF, SO_SNDBUF); other options leave what
         autotuning grew alone."""
-        self._rcvbuf_size, self._rcvbuf_max, self.send_buffer, self._sndbuf_max = config._per_connection[14:]
+        self._rcvbuf_size, self._rcvbuf_max, self.send_buffer, self._sndbuf_max = config.per_connection[14:]
 
     def reconfigure(self, now: float, **changes) -> None:
         """Change this connection's options alone (what a socket option does
