@@ -181,6 +181,11 @@ cdef class Connection:
     @cython.locals(flags=cython.int, paylen=cython.longlong, seg_len=cython.longlong,
                    ack=cython.longlong, seq=cython.longlong)
     cpdef _receive_synchronized(self, Segment seg, double now)
+    # the handshake's segments: typed, so that their fields are C reads
+    cpdef accept_syn(self, Segment seg, double now)
+    cpdef _take_peer_syn(self, Segment seg)
+    @cython.locals(flags=cython.int)
+    cpdef _receive_syn_sent(self, Segment seg, double now)
     cpdef bint _fin_acked(self)
     cpdef _update_window(self, Segment seg, long long seq, long long ack)
     @cython.locals(snd_una=cython.longlong, sacked_before=cython.longlong, window_changed=cython.bint)
