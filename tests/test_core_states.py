@@ -1406,7 +1406,7 @@ def test_reconfigure_changes_one_connections_options():
 
 def test_a_connection_copies_every_option_of_its_config_and_of_each_reconfigure():
     """The values a connection copies out of its Config (once per Config,
-    Config.per_connection) are that Config's: a fresh connection's, and
+    Config.per_connection and Config.buffer_sizes) are that Config's: a fresh connection's, and
     after reconfigure() the new Config's, never an earlier one's."""
     changed = dict(nodelay=False, delayed_ack=0.1, ack_coalescing=False, keepalive=True,
                    tail_loss_probe=False, slow_start_after_idle=False, user_timeout=7.0, nat_keepalive=9.0,
@@ -1439,6 +1439,7 @@ def test_a_connection_copies_every_option_of_its_config_and_of_each_reconfigure(
     assert copied(Script(other).conn) == expected(other)
     conn.reconfigure(1.0, **changed)
     assert copied(conn) == expected(other) and conn.config.per_connection is not CONFIG.per_connection
+    assert conn.config.buffer_sizes is not CONFIG.buffer_sizes
     conn.reconfigure(2.0, **{k: getattr(CONFIG, k) for k in changed})
     assert copied(conn) == expected(CONFIG)
 

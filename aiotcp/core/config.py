@@ -287,17 +287,22 @@ class Config:
 
     @functools.cached_property
     def per_connection(self) -> tuple:
-        """What each new connection copies out of the configuration, read
-        here once per Config (a compiled reader's attribute lookups are
-        some 200 instructions each): the flags and times the per-segment
-        path reads (Connection.config's setter), then the buffers' sizes
-        and autotuning's limits, 0 for none (Connection._size_buffers)."""
+        """The flags and times a connection's per-segment path reads, in the
+        order Connection.config's setter unpacks them, read here once per
+        Config (a compiled reader's attribute lookup is some 200
+        instructions)."""
         return (self.nodelay, self.delayed_ack, self.ack_coalescing, self.keepalive, self.tail_loss_probe,
                 self.slow_start_after_idle, -1.0 if self.user_timeout is None else self.user_timeout,
                 -1.0 if self.nat_keepalive is None else self.nat_keepalive, self.timer_tick,
                 self.pacing or self.max_pacing_rate is not None, self.max_pacing_rate or 0.0,
-                self.rto_initial, self.rto_min, self.rto_max,
-                self.receive_buffer, self.receive_buffer_limit if self.receive_buffer_max is not None else 0,
+                self.rto_initial, self.rto_min, self.rto_max)
+
+    @functools.cached_property
+    def buffer_sizes(self) -> tuple:
+        """The receive buffer's size and autotuning's limit for it, then the
+        send buffer's (0: no autotuning), in the order
+        Connection._size_buffers unpacks them."""
+        return (self.receive_buffer, self.receive_buffer_limit if self.receive_buffer_max is not None else 0,
                 self.send_buffer, self.send_buffer_limit if self.send_buffer_max is not None else 0)
 
     @functools.cached_property

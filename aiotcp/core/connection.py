@@ -307,8 +307,7 @@ class Connection:
                  events: list | None = None, stats: Counter | None = None,
                  ipv6: bool = False, endpoint=None, tracer=None):
         #: RTT estimation and the RTO (RFC 6298), see rtt.py
-        fields = config.per_connection
-        self.rtt = RttEstimator(fields[11], fields[12], fields[13], fields[8])
+        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max, config.timer_tick)
         self.config = config
         self._size_buffers(config)
         self.local_port = local_port
@@ -536,12 +535,11 @@ class Connection:
         """The configuration is frozen; the values the per-segment path reads
         are copied into plain (compiled: C) fields when it is set."""
         self._config = config
-        fields = config.per_connection
-        self._nodelay, self._delayed_ack, self._ack_coalescing, self._keepalive, self._tlp = fields[:5]
-        self._ss_after_idle, self._user_timeout, self._nat_keepalive, self._timer_tick = fields[5:9]
-        self._pacing, self._max_pacing_rate = fields[9], fields[10]
+        (self._nodelay, self._delayed_ack, self._ack_coalescing, self._keepalive, self._tlp, self._ss_after_idle,
+         self._user_timeout, self._nat_keepalive, self._timer_tick, self._pacing, self._max_pacing_rate,
+         rto_initial, rto_min, rto_max) = config.per_connection
         self._nat_quick = min(self._nat_keepalive, NAT_STALL)
-        self.rtt.configure(fields[11], fields[12], fields[13], self._timer_tick)
+        self.rtt.configure(rto_initial, rto_min, rto_max, self._timer_tick)
 
     def __repr__(self):
         return (f"<Connection {self.local_port}->{self.remote_addr}:{self.remote_port} "
@@ -719,7 +717,7 @@ class Connection:
         configuration: when the connection is made and when an option
         sets them again (SO_RCVBUF, SO_SNDBUF); other options leave what
         autotuning grew alone."""
-        self._rcvbuf_size, self._rcvbuf_max, self.send_buffer, self._sndbuf_max = config.per_connection[14:]
+        self._rcvbuf_size, self._rcvbuf_max, self.send_buffer, self._sndbuf_max = config.buffer_sizes
 
     def reconfigure(self, now: float, **changes) -> None:
         """Change this connection's options alone (what a socket option does
