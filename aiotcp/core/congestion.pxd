@@ -17,8 +17,8 @@ cdef class CongestionControl:
     cpdef on_rtt(self, double rtt)
     cpdef _slow_start_round(self, long long acked, long long flight)
     @cython.locals(grow=cython.longlong)
-    cpdef long long _slow_start(self, long long acked, long long flight) except? -1
-    cpdef double pacing_rate(self)
+    cpdef long long _slow_start(self, long long acked, long long flight) except? <long long>-1
+    cpdef double pacing_rate(self) except? -1
     cpdef on_rate_sample(self, rs, long long inflight, double now)
     cpdef on_ack(self, long long acked, long long flight, double now)
     cpdef on_fast_retransmit(self, long long flight, double now)
@@ -40,7 +40,7 @@ cdef class NewReno(CongestionControl):
 cdef class Cubic(CongestionControl):
     cdef public double w_max, k, w_est, cwnd_prior
     cdef public object epoch_start
-    cpdef double w_cubic(self, double t)
+    cpdef double w_cubic(self, double t) except? -1
     @cython.locals(mss=cython.longlong, cwnd=cython.double, t=cython.double, target=cython.double,
                    segments=cython.double, alpha=cython.double, c=cython.double, beta=cython.double)
     cpdef on_ack(self, long long acked, long long flight, double now)

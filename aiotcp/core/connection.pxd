@@ -8,6 +8,15 @@
 # (they never leave [0, 2**32) except transiently in arithmetic); times are
 # C doubles; anything that may be None stays a Python object.  The methods
 # are cpdef, so Python (the tests, the endpoint) still calls them.
+#
+# Exceptions: a cpdef method returning a C value declares how an error shows
+# (``except -1`` for a bint, ``except? -1`` otherwise), here and in the other
+# units' .pxd files, so its caller tests the value and asks Python for an
+# error only on a match; undeclared, every call is followed by a
+# PyErr_Occurred() call (a cpdef method may be overridden in Python).
+# ranges.seq_offset is pure arithmetic: noexcept.  A long long value is
+# written ``<long long>-1``: Cython 3.3 doubles the literal's LL suffix for
+# a method of a final class.
 
 cimport cython
 from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_segment
@@ -135,9 +144,9 @@ cdef class Connection:
     cpdef _rearm(self)
     @cython.locals(free=cython.longlong, edge=cython.longlong, advance=cython.longlong,
                    window=cython.longlong)
-    cpdef long long _window_field(self)
+    cpdef long long _window_field(self) except? <long long>-1
     @cython.locals(ms=cython.longlong)
-    cpdef long long _ts_val(self)
+    cpdef long long _ts_val(self) except? <long long>-1
     cpdef send(self, data, double now, bint push=*)
     cpdef push(self, double now)
     cpdef bytes read(self, long long limit=*)
@@ -145,11 +154,11 @@ cdef class Connection:
     cdef bytes _taken(self, bytes data)
     cpdef bint _owe_ack(self) except -1
     cpdef send_deferred_ack(self, double now=*)
-    cpdef long long _data_end(self)
+    cpdef long long _data_end(self) except? <long long>-1
     @cython.locals(size=cython.longlong, count=cython.longlong, run=cython.longlong, unsent=cython.longlong)
-    cpdef long long _whole_runs(self, long long data_end)
+    cpdef long long _whole_runs(self, long long data_end) except? <long long>-1
     @cython.locals(free=cython.longlong, edge=cython.longlong)
-    cpdef bint _window_update_due(self)
+    cpdef bint _window_update_due(self) except -1
     @cython.locals(copied_seq=cython.longlong, copied=cython.longlong, space=cython.longlong,
                    window=cython.longlong, rtt=cython.double, now=cython.double)
     cpdef _rcv_space_adjust(self)
@@ -174,10 +183,10 @@ cdef class Connection:
                    length=cython.longlong, window=cython.longlong, usable=cython.longlong,
                    rate=cython.double, credit=cython.double, quantum=cython.double)
     cpdef _push(self, double now)
-    cpdef double _pacing_rate(self)
+    cpdef double _pacing_rate(self) except? -1
     cpdef _rtt_sample(self, double rtt, double now)
     @cython.locals(wnd=cython.longlong, rcv_nxt=cython.longlong)
-    cpdef bint _acceptable(self, long long seq, long long seg_len)
+    cpdef bint _acceptable(self, long long seq, long long seg_len) except -1
     @cython.locals(flags=cython.int, paylen=cython.longlong, seg_len=cython.longlong,
                    ack=cython.longlong, seq=cython.longlong)
     cpdef _receive_synchronized(self, Segment seg, double now)
@@ -186,11 +195,11 @@ cdef class Connection:
     cpdef _take_peer_syn(self, Segment seg)
     @cython.locals(flags=cython.int)
     cpdef _receive_syn_sent(self, Segment seg, double now)
-    cpdef bint _fin_acked(self)
+    cpdef bint _fin_acked(self) except -1
     cpdef _update_window(self, Segment seg, long long seq, long long ack)
     @cython.locals(snd_una=cython.longlong, sacked_before=cython.longlong, window_changed=cython.bint)
     cpdef bint _process_ack(self, Segment seg, long long seq, long long ack, long long paylen,
-                            double now)
+                            double now) except -1
     @cython.locals(acked=cython.longlong, flight_before=cython.longlong,
                    data_acked=cython.longlong, recovery=Recovery, action=cython.int)
     cpdef _on_new_ack(self, long long ack, double now)
@@ -205,5 +214,5 @@ cdef class Connection:
     @cython.locals(flight=cython.longlong, pipe=cython.longlong)
     cpdef _sack_recovery_send(self, double now)
     @cython.locals(mss=cython.longlong, rack=Rack, record=Transmission, length=cython.longlong)
-    cpdef long long _pipe(self)
-    cpdef long long _resend_lost(self, long long pipe, double now)
+    cpdef long long _pipe(self) except? <long long>-1
+    cpdef long long _resend_lost(self, long long pipe, double now) except? <long long>-1

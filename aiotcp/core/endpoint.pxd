@@ -25,7 +25,7 @@ cdef class Endpoint(DatagramSink):
     cdef public long _last_ports
 
     cpdef begin_batch(self)
-    cpdef bint acks_deferred(self)
+    cpdef bint acks_deferred(self) except -1
     @cython.locals(conn=Connection)
     cpdef end_batch(self, double now=*)
     @cython.locals(seg=Segment)

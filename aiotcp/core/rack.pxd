@@ -37,7 +37,7 @@ cdef class Rack:
     cdef public long long lost_marked
     cdef public object rate
     @cython.locals(records=list, lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t)
-    cdef Py_ssize_t _first_ending_after(self, long long seq)
+    cdef Py_ssize_t _first_ending_after(self, long long seq) except -1
     @cython.locals(i=cython.Py_ssize_t)
     cpdef record_at(self, long long seq)
     @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, flags=cython.int)
@@ -53,7 +53,7 @@ cdef class Rack:
     cpdef on_dsack(self, long long snd_una, long long snd_max)
     cpdef on_recovery_end(self)
     @cython.locals(reo=cython.double)
-    cpdef double reo_wnd(self, double min_rtt, double srtt, bint in_recovery, double tick)
+    cpdef double reo_wnd(self, double min_rtt, double srtt, bint in_recovery, double tick) except? -1
     @cython.locals(records=list, i=cython.Py_ssize_t, record=Transmission, flags=cython.int,
                    sent=cython.double, xmit_ts=cython.double, segment_order=cython.longlong,
                    wait=cython.double, timeout=cython.double, remaining=cython.double)
@@ -65,5 +65,5 @@ cdef class Rack:
     @cython.locals(record=Transmission, lost=cython.longlong)
     cpdef on_rto_keep_sacked(self)
     @cython.locals(pto=cython.double)
-    cpdef double probe_timeout(self, double srtt, long long flight, long long mss)
+    cpdef double probe_timeout(self, double srtt, long long flight, long long mss) except? -1
     cpdef on_probe(self)

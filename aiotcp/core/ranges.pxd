@@ -7,7 +7,7 @@ cimport cython
 cdef long long MASK, HALF
 
 @cython.locals(d=cython.longlong)  # C arithmetic: an untyped local made it Python ints
-cpdef long long seq_offset(long long seq, long long base)
+cpdef long long seq_offset(long long seq, long long base) noexcept
 
 
 @cython.final
@@ -19,12 +19,12 @@ cdef class RangeSet:
     cpdef list top(self, Py_ssize_t count)
     cpdef clear(self, long long base)
     @cython.locals(lo=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t)
-    cdef Py_ssize_t _index(self, long long offset)
+    cdef Py_ssize_t _index(self, long long offset) except -1
     @cython.locals(lo=cython.longlong, hi=cython.longlong, i=cython.Py_ssize_t, j=cython.Py_ssize_t,
                    covered=cython.longlong, added=cython.longlong)
-    cpdef long long add(self, long long start, long long end)
+    cpdef long long add(self, long long start, long long end) except? <long long>-1
     @cython.locals(shift=cython.longlong, dropped=cython.longlong, n=cython.Py_ssize_t, k=cython.Py_ssize_t)
     cpdef advance(self, long long base)
     @cython.locals(offset=cython.longlong, i=cython.Py_ssize_t)
     cpdef containing(self, long long seq)
-    cpdef long long first_end(self)
+    cpdef long long first_end(self) except? <long long>-1

@@ -25,7 +25,7 @@ cdef class ReceiveBuffer:
     @cython.locals(held=list, head=cython.Py_ssize_t)
     cdef _compact(self)
     cpdef discard(self)
-    cpdef bint has_holes(self)
+    cpdef bint has_holes(self) except -1
     @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, hi=cython.Py_ssize_t, mid=cython.Py_ssize_t,
                    end=cython.longlong, overlap=cython.longlong)
     cpdef store(self, long long seq, data, long long rcv_nxt)

@@ -14,14 +14,14 @@ cdef class Recovery:
     cdef public bint sack, active
     cdef public long long recover, dupacks, prr_delivered, prr_out, recover_fs, delivered, pipe_credit
     cdef public long long fast_retransmits, sack_retransmits
-    cpdef bint may_enter(self, long long snd_una)
+    cpdef bint may_enter(self, long long snd_una) except -1
     cpdef start(self, long long snd_max, long long flight)
-    cpdef int on_dupack(self, long long snd_una, long long lost_bytes, long long sacked_count)
-    cpdef int on_loss(self, long long snd_una)
-    cpdef int on_new_ack(self, long long ack, long long lost_bytes)
+    cpdef int on_dupack(self, long long snd_una, long long lost_bytes, long long sacked_count) except? -1
+    cpdef int on_loss(self, long long snd_una) except? -1
+    cpdef int on_new_ack(self, long long ack, long long lost_bytes) except? -1
     cpdef on_rto(self, long long snd_max)
     cpdef on_sent(self, long long length)
-    cpdef long long window_credit(self, long long sacked)
+    cpdef long long window_credit(self, long long sacked) except? <long long>-1
     @cython.locals(sndcnt=cython.longlong, limit=cython.longlong)
-    cpdef long long prr(self, long long pipe, long long mss, long long ssthresh)
+    cpdef long long prr(self, long long pipe, long long mss, long long ssthresh) except? <long long>-1
     cpdef set_pipe(self, long long flight, long long pipe)

@@ -13,9 +13,9 @@ cdef class RttEstimator:
     cdef public double rto_initial, rto_min, rto_max, granularity
     cdef public double rto, smoothed, variation, lowest
     cpdef configure(self, double rto_initial, double rto_min, double rto_max, double granularity)
-    cpdef double bounded(self, double value)
+    cpdef double bounded(self, double value) except? -1
     cpdef sample(self, double rtt)
-    cpdef double on_rto(self)
-    cpdef double base(self)
+    cpdef double on_rto(self) except? -1
+    cpdef double base(self) except? -1
     cpdef unback(self)
     cpdef restart(self)
