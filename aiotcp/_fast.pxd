@@ -38,11 +38,12 @@ cdef class SendBuffer:
     cdef Py_ssize_t _head, _count, _slots
     cdef int64_t _front                   # stream offset of the first byte held
     cdef Py_ssize_t _len                  # bytes held
+    cdef Py_ssize_t _cursor               # the chunk _find found last (checked before use)
     cdef char *_spare                     # storage of our own kept for the next writes while not empty
     cdef Py_ssize_t _spare_cap
     cdef void _release(self, _Chunk *c) noexcept
     cdef void _let_go(self) noexcept
-    cdef Py_ssize_t _find(self, Py_ssize_t offset) noexcept
+    cdef inline Py_ssize_t _find(self, Py_ssize_t offset) noexcept
     cdef void copy_out(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept
     cdef uint32_t copy_out_sum(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n) noexcept
     cdef uint32_t _copy(self, uint8_t *dst, Py_ssize_t offset, Py_ssize_t n, bint summed) noexcept
