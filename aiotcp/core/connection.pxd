@@ -177,11 +177,12 @@ cdef class Connection:
                 bint syn_options=*, Py_ssize_t offset=*, Py_ssize_t length=*, to=*)
     cpdef _send_ack(self)
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
-    cpdef _send_data(self, long long seq, long long length, bint fin, double now)
+    cpdef _send_data(self, long long seq, long long length, bint fin, double now, long long window=*)
     @cython.locals(data_end=cython.longlong, send_end=cython.longlong, snd_nxt=cython.longlong,
                    snd_max=cython.longlong, unsent=cython.longlong, flight=cython.longlong,
                    length=cython.longlong, window=cython.longlong, usable=cython.longlong,
-                   rate=cython.double, credit=cython.double, quantum=cython.double)
+                   rate=cython.double, credit=cython.double, quantum=cython.double,
+                   advertised=cython.longlong)
     cpdef _push(self, double now)
     cpdef double _pacing_rate(self) except? -1
     cpdef _rtt_sample(self, double rtt, double now)

@@ -1122,7 +1122,9 @@ class Connection:
         # control segments never move backwards in sequence space)
         self._emit(ACK, self.snd_max, self.rcv_nxt)
 
-    def _send_data(self, seq: int, length: int, fin: bool, now: float) -> None:
+    def _send_data(self, seq: int, length: int, fin: bool, now: float, window: int = -1) -> None:
+        """Send [seq, seq + length) of the send buffer, and the FIN if
+        ``fin``; ``window`` is the window field (-1: worked out here)."""
         start = seq_diff(seq, self._sndbuf_seq)
         flags = ACK | (FIN if fin else 0) | (PSH if length and start + length == len(self._sndbuf) else 0)
         end = (seq + length + (1 if fin else 0)) & MASK
@@ -1134,7 +1136,7 @@ class Connection:
             self.bytes_retransmitted += length
         else:
             self.bytes_sent += length
-        self._emit(flags, seq, self.rcv_nxt, self._sndbuf, -1, False, start, length)
+        self._emit(flags, seq, self.rcv_nxt, self._sndbuf, window, False, start, length)
         if self.sack_ok:
             self.rack.on_transmit(seq, end, self.snd_max, now)
         self._ack_pending = 0
@@ -1182,6 +1184,9 @@ class Connection:
         if (self.low_water is not None or self._waking) and not self._fin_queued and self.endpoint is not None \
                 and self.endpoint.run_bytes:
             send_end = self._whole_runs(data_end)
+        # the window field, the same for every segment of this burst (nothing
+        # below changes the receive side): worked out once, at the first
+        advertised = -1
         while True:
             snd_nxt = self.snd_nxt
             unsent = seq_diff(send_end, snd_nxt)
@@ -1209,7 +1214,9 @@ class Connection:
                     break
             elif length < self.mss and flight > 0 and not self._nodelay:
                 break  # Nagle: one small segment in flight at a time
-            self._send_data(snd_nxt, length, self._fin_queued and length == unsent, now)
+            if advertised < 0:
+                advertised = self._window_field()
+            self._send_data(snd_nxt, length, self._fin_queued and length == unsent, now, advertised)
         if rate > 0:
             self._pace_credit = credit
         if self.rate is not None and seq_diff(data_end, self.snd_nxt) < self.mss:
