@@ -466,6 +466,40 @@ def test_send_buffer_chunks_read_back_in_order_whatever_the_mix_of_writes():
     assert bytes(buf) == model
 
 
+def test_send_buffer_read_in_order_as_a_bulk_sender_reads_it():
+    """Segments read in order from the older chunks (the send buffer
+    remembers the chunk it found last), the front dropped as ACKs come so
+    that the chunks move down their array, a resend now and then from an
+    earlier offset, writes of every size: each segment carries the right
+    bytes."""
+    seed = 4242
+    print("seed", seed)
+    rng = random.Random(seed)
+    buf = _fast.SendBuffer()
+    model = bytearray()
+    sent = 0  # offset from the front of the next new segment
+    for i in range(4000):
+        if len(model) - sent < 64 * 1024:
+            n = rng.choice([100, 1440, 3000, 65536, 65536, 100_000])
+            block = bytes((i * 7 + k) & 0xFF for k in range(n)) if n < 4000 else bytes([i & 0xFF, 1]) * (n // 2)
+            buf += block
+            model += block
+        if rng.random() < 0.05 and sent:
+            at = rng.randrange(sent)  # a resend
+        else:
+            at = sent
+            sent = min(len(model), sent + 1440)
+        n = min(1440, len(model) - at)
+        segment = _fast.encode_segment(1, 2, 3, 4, _fast.ACK, 5, buf, at, n, -1, -1, False, None, False, 0, 0, 0)
+        assert _fast.decode(segment).payload == model[at:at + n], (i, at)
+        if rng.random() < 0.1 and sent:  # an ACK: the front goes
+            k = rng.randrange(sent + 1)
+            buf.drop(k)
+            del model[:k]
+            sent -= k
+        assert len(buf) == len(model)
+
+
 class _Released:
     """Counts its releases; optionally appends to a list as it goes."""
 
