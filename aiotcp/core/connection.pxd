@@ -125,6 +125,20 @@ cdef class Connection:
     cdef public long long rto_count
 
     cpdef receive(self, Segment seg, double now)
+    # the life cycle and the handshake's steps: direct C calls from the
+    # methods that change state, not Python-level lookups and calls
+    cpdef _set_state(self, new, double now)
+    cpdef _clear_timers(self)
+    cpdef _start_rate_samples(self, double now)
+    cpdef _report_closed(self, error)
+    cpdef _finish(self, double now, error)
+    cpdef _send_syn(self, double now, bint ack)
+    cpdef _ack_syn(self, Segment seg, double now)
+    cpdef _set_peer_mss(self, long long mss)
+    cpdef _size_segments(self)
+    cpdef _start_nat_keepalive(self, double now)
+    cpdef _pmtu_follow(self, double now)
+    cpdef bint _may_probe(self, long long unsent, long long usable) except -1
     # the timers' operations (see the table in connection.py); they only
     # assign C doubles, so they cannot raise (noexcept: no error check per call)
     cdef void _start_rto(self, double now) noexcept

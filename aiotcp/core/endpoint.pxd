@@ -32,6 +32,10 @@ cdef class Endpoint(DatagramSink):
     cpdef receive_datagram(self, data, addr, double now)
     @cython.locals(connection=Connection, ports=cython.long)
     cpdef receive_segment(self, Segment seg, addr, double now)
+    # the handshake's steps and a connection's end: direct C calls
+    cpdef _listen_receive(self, listener, Segment seg, addr, double now, bint quiet=*)
+    cpdef Connection _new_connection(self, addr, long long local_port, long long remote_port, double now, iss=*)
+    cpdef _forget(self, key, conn)
     cpdef _put(self, key, record)
     cpdef _remove(self, key, record)
     cdef _keys_of(self, long ports)
