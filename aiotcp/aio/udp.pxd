@@ -13,9 +13,20 @@ from aiotcp.core.connection cimport Connection
 cdef class TransportPath
 
 
+# the socket's readiness callback on the loop: its calls are C calls
+cdef class _Watch:
+    cdef public object loop, epoll
+    cdef public int fd
+    cdef public bint writing, active, fragile
+    cpdef add(self, callback)
+    cpdef remove(self)
+    cpdef rearm(self, callback)
+    cpdef close(self)
+
+
 cdef class UDPEndpoint:
     cdef public object loop, sock, sockname, config, peer, _log, _timer, _blocked, _end_batch_soon, _batch_context
-    cdef public object _watch_read, _watch_write
+    cdef public _Watch _watch_read, _watch_write
     cdef public double _timer_when
     cdef public long long _wheel_changes
     cdef public Endpoint core
@@ -27,6 +38,7 @@ cdef class UDPEndpoint:
 
     @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
     cpdef flush(self)
+    cpdef _arm(self, double when)
     cpdef _send_outbox(self)
     cpdef bint _send(self, list datagrams) except -1
     @cython.locals(path=TransportPath)
