@@ -95,6 +95,23 @@ def encode_segment(
     ts_ecr: int,
     urgent: int,
 ) -> bytes: ...
+def encode_run(
+    out: list,
+    to: Any,
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    window: int,
+    sndbuf: "SendBuffer",
+    offset: int,
+    size: int,
+    count: int,
+    psh: bool,
+    has_ts: bool,
+    ts_val: int,
+    ts_ecr: int,
+) -> int: ...
 
 class SendBuffer:
     """A connection's send buffer: appended at the back, dropped from the front."""

@@ -19,7 +19,7 @@
 # a method of a final class.
 
 cimport cython
-from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_segment
+from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_run, encode_segment
 from aiotcp.core.congestion cimport CongestionControl
 from aiotcp.core.rack cimport Rack, Transmission
 from aiotcp.core.ranges cimport RangeSet
@@ -192,11 +192,14 @@ cdef class Connection:
     cpdef _send_ack(self)
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now, long long window=*)
+    @cython.locals(mss=cython.longlong, length=cython.longlong, start=cython.longlong, ack=cython.longlong,
+                   has_ts=cython.bint, end=cython.longlong, first=cython.longlong, rack=Rack)
+    cpdef _send_run(self, long long seq, long long count, double now, long long window)
     @cython.locals(data_end=cython.longlong, send_end=cython.longlong, snd_nxt=cython.longlong,
                    snd_max=cython.longlong, unsent=cython.longlong, flight=cython.longlong,
                    length=cython.longlong, window=cython.longlong, usable=cython.longlong,
                    rate=cython.double, credit=cython.double, quantum=cython.double,
-                   advertised=cython.longlong)
+                   advertised=cython.longlong, runs=cython.bint, mss=cython.longlong, count=cython.longlong)
     cpdef _push(self, double now)
     cpdef double _pacing_rate(self) except? -1
     cpdef _rtt_sample(self, double rtt, double now)

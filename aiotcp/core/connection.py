@@ -43,7 +43,7 @@ import errno
 from collections import Counter
 
 from .. import _fast
-from .._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, encode_segment
+from .._fast import ACK, FIN, PSH, RST, SYN, SendBuffer, encode_run, encode_segment
 from .config import DEFAULT, Config
 from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
@@ -1155,6 +1155,44 @@ class Connection:
         if self._user_timeout_at == NEVER:
             self._start_user_timeout(now)
 
+    def _send_run(self, seq: int, count: int, now: float, window: int) -> None:
+        """Send ``count`` full segments of new data from ``seq`` (= snd_max)
+        with the window field ``window``: the datagrams, records and state
+        that ``count`` calls of _send_data leave, the header built once
+        (_push's path for bulk data: no FIN, no SACK blocks, no tracer)."""
+        mss = self.mss
+        length = count * mss
+        start = seq_diff(seq, self._sndbuf_seq)
+        ack = self.rcv_nxt
+        self._last_ack_sent = ack
+        has_ts = self.ts_ok
+        encode_run(self.out, self.remote_addr, self.local_port, self.remote_port, seq, ack, window,
+                   self._sndbuf, start, mss, count, start + length == len(self._sndbuf), has_ts,
+                   self._ts_val() if has_ts else 0, self.ts_recent)
+        self.segments_sent += count
+        self._last_out = self._now
+        self.bytes_sent += length
+        self.stats["send_runs"] += 1
+        end = (seq + length) & MASK
+        if self.sack_ok:
+            rack = self.rack
+            first = seq
+            while first != end:  # a record each, as each segment alone gets
+                rack.on_transmit(first, (first + mss) & MASK, first, now)
+                first = (first + mss) & MASK
+        self._ack_pending = 0
+        self._stop_delack()  # the ACK rides on the data
+        if self._rtt_seq < 0:
+            self._rtt_seq = (seq + mss) & MASK  # the first segment's end, as _send_data times it
+            self._rtt_time = now
+        self.recovery.on_sent(length)
+        self._last_send = now
+        self.snd_nxt = self.snd_max = end
+        if self._rto_at == NEVER:
+            self._start_rto(now)  # RFC 6298 (5.1)
+        if self._user_timeout_at == NEVER:
+            self._start_user_timeout(now)
+
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
         window avoidance (RFC 1122 section 4.2.3.4) allow, then the FIN."""
@@ -1187,6 +1225,11 @@ class Connection:
         # the window field, the same for every segment of this burst (nothing
         # below changes the receive side): worked out once, at the first
         advertised = -1
+        # full segments of new data go as runs (_send_run) when each would
+        # be a plain one: no tracer to see them one by one, no SACK blocks
+        # to carry, no PMTU probe due
+        runs = (self.tracer is None and not (self._probe_len and self._probe_seq < 0)
+                and not (self.sack_ok and (self._dsack is not None or self.rcv_buffer.has_holes())))
         while True:
             snd_nxt = self.snd_nxt
             unsent = seq_diff(send_end, snd_nxt)
@@ -1195,6 +1238,20 @@ class Connection:
             flight = seq_diff(snd_nxt, self.snd_una)
             window = min(self.snd_wnd, self.cc.cwnd + self.recovery.window_credit(self.scoreboard.total))
             usable = window - flight
+            mss = self.mss
+            if runs and usable >= 2 * mss and unsent >= 2 * mss and snd_nxt == self.snd_max:
+                # as many full segments as the loop below would send one by
+                # one (the FIN, if queued, stays for the last segment's call)
+                count = (min(unsent - 1, usable) if self._fin_queued else min(unsent, usable)) // mss
+                if rate > 0 and credit < count * mss:
+                    count = int(credit // mss)
+                if count >= 2:
+                    if rate > 0:
+                        credit -= count * mss
+                    if advertised < 0:
+                        advertised = self._window_field()
+                    self._send_run(snd_nxt, count, now, advertised)
+                    continue
             length = min(unsent, usable, self.mss)
             if length <= 0:
                 break
