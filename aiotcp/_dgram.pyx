@@ -29,7 +29,9 @@ on an unconnected socket), which has no message header to copy in, and so
 does a short run of a segment size seen twice in a row: it is copied into
 one buffer and cut by a socket-wide ``UDP_SEGMENT`` (see
 :meth:`DatagramSocket.send`).  If the kernel refuses GSO, the socket falls
-back to one datagram per call for good.
+back to one datagram per call for good.  A run the core built already
+joined, ``(datagrams, addr, size)`` (Endpoint.outbox), goes in one
+``sendmsg`` as it is; without GSO it is cut back into its datagrams first.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
@@ -118,6 +120,19 @@ cdef enum:
 #: a run sent in one call with GSO: at most this many bytes and datagrams
 MAX_RUN_BYTES = _MAX_GSO_BYTES
 MAX_RUN_DATAGRAMS = _MAX_SEGMENTS
+
+
+cdef Py_ssize_t _split_run(list datagrams, Py_ssize_t i) except -1:
+    """Put the run at ``datagrams[i]``, ``(datagrams, addr, size)``, back as
+    its datagrams one by one, ``(datagram, addr)`` each, in its place (a
+    socket without segmentation offload, or a run the kernel refused);
+    returns how many items the list gained."""
+    cdef tuple run = datagrams[i]
+    data, addr, size = run
+    data = bytes(data)
+    parts = [(data[k:k + size], addr) for k in range(0, len(data), size)]
+    datagrams[i:i + 1] = parts
+    return len(parts) - 1
 
 
 cdef class DatagramSocket:
@@ -356,8 +371,11 @@ cdef class DatagramSocket:
         return 0
 
     cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=0, bint connected=False) except -1:
-        """Send ``datagrams[start:]``, ``(bytes, addr)`` pairs (``addr`` is
-        ignored on a connected socket).  Returns the index of the first one
+        """Send ``datagrams[start:]``, ``(bytes, addr)`` pairs and runs,
+        ``(bytes, addr, size)``: datagrams of ``size`` bytes back to back
+        (``addr`` is ignored on a connected socket).  A run goes alone in one
+        ``sendmsg``; where it cannot (no offload, or the kernel refuses it)
+        it is replaced in the list by its datagrams, which go as below.  Returns the index of the first one
         not sent because the socket would block (``len(datagrams)`` when all
         went).  Other socket errors are raised as OSError.
 
@@ -400,6 +418,52 @@ cdef class DatagramSocket:
             item = datagrams[i]
             data = item[0]
             addr = item[1]
+            if len(item) == 3:  # a run: its datagrams in one buffer
+                if suspect and i >= single_until:  # the run refused went through one by one
+                    self.gso = suspect = False
+                if not self.gso or i < single_until or not PyBytes_CheckExact(data):
+                    n += _split_run(datagrams, i)  # its datagrams one by one, in its place
+                    continue
+                size = item[2]
+                total = PyBytes_GET_SIZE(data)
+                if not connected:
+                    self._destination(addr)
+                iov[0].iov_base = PyBytes_AS_STRING(data)
+                iov[0].iov_len = total
+                msg.msg_name = NULL if connected else &self._ssa
+                msg.msg_namelen = 0 if connected else self._ssalen
+                msg.msg_iov = iov
+                msg.msg_iovlen = 1
+                msg.msg_flags = 0
+                memset(control, 0, _CONTROL)
+                msg.msg_control = control
+                msg.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
+                cm = CMSG_FIRSTHDR(&msg)
+                cm.cmsg_level = IPPROTO_UDP
+                cm.cmsg_type = UDP_SEGMENT
+                cm.cmsg_len = CMSG_LEN(sizeof(uint16_t))
+                segment = <uint16_t>size if total > size else 0
+                memcpy(CMSG_DATA(cm), &segment, sizeof(uint16_t))
+                r = sendmsg(self._fd, &msg, 0)
+                if r < 0:
+                    err = errno
+                    if err == EINTR:
+                        continue
+                    if err == EAGAIN:
+                        if suspect and i < single_until:
+                            suspect = False
+                        return i
+                    if err == EIO or err == EINVAL or err == ENOPROTOOPT or err == EOPNOTSUPP or err == EMSGSIZE:
+                        k = _split_run(datagrams, i)  # one by one: then judge
+                        n += k
+                        single_until, suspect = i + k + 1, True
+                        continue
+                    self.failed_at = i
+                    raise OSError(err, _os.strerror(err))
+                self.writes += 1
+                self.datagrams_out += (total + size - 1) // size
+                i += 1
+                continue
             if not PyBytes_CheckExact(data):
                 data = bytes(data)
             size = PyBytes_GET_SIZE(data)
@@ -414,6 +478,8 @@ cdef class DatagramSocket:
                 # the run: same address, same size (a shorter one ends it)
                 while j < n and j - i < _MAX_SEGMENTS:
                     nxt = datagrams[j]
+                    if len(nxt) != 2:  # a run goes alone
+                        break
                     if not connected and nxt[1] is not addr and nxt[1] != addr:
                         break
                     if not PyBytes_CheckExact(nxt[0]):

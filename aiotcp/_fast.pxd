@@ -54,12 +54,13 @@ cdef class SendBuffer:
 
 
 # Bulk data's path: `count` segments of `size` bytes of `sndbuf` from
-# `offset`, each appended to `out` as (datagram, to), the datagrams that
-# `count` calls of encode_segment would give (ACK, PSH on the last when
-# `psh`, the timestamp option when `has_ts`).
+# `offset`, appended to `out`, the datagrams that `count` calls of
+# encode_segment would give (ACK, PSH on the last when `psh`, the timestamp
+# option when `has_ts`): each as (datagram, to), or with `joined` >= 2 up to
+# that many in a row as one run, (datagrams back to back, to, datagram size).
 cpdef int encode_run(list out, object to, uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
                      uint16_t window, SendBuffer sndbuf, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t count,
-                     bint psh, bint has_ts, uint32_t ts_val, uint32_t ts_ecr) except -1
+                     bint psh, bint has_ts, uint32_t ts_val, uint32_t ts_ecr, Py_ssize_t joined=*) except -1
 
 
 cdef class Segment:

@@ -111,6 +111,7 @@ def encode_run(
     has_ts: bool,
     ts_val: int,
     ts_ecr: int,
+    joined: int = 0,
 ) -> int: ...
 
 class SendBuffer:

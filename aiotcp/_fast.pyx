@@ -1180,16 +1180,20 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
 
 cpdef int encode_run(list out, object to, uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
                      uint16_t window, SendBuffer sndbuf, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t count,
-                     bint psh, bint has_ts, uint32_t ts_val, uint32_t ts_ecr) except -1:
-    """Append to ``out``, as ``(datagram, to)``, the ``count`` segments of
-    ``size`` bytes that ``sndbuf`` holds from ``offset`` on, the first at
-    ``seq``: the datagrams ``count`` calls of :func:`encode_segment` give
-    (ACK, PSH on the last when ``psh``, the timestamp option when
-    ``has_ts`` and no other), made from one header whose sum is taken once
-    (each adds its sequence number's to it, then its payload's)."""
+                     bint psh, bint has_ts, uint32_t ts_val, uint32_t ts_ecr, Py_ssize_t joined=0) except -1:
+    """Append to ``out`` the ``count`` segments of ``size`` bytes that
+    ``sndbuf`` holds from ``offset`` on, the first at ``seq``: the
+    datagrams ``count`` calls of :func:`encode_segment` give (ACK, PSH on
+    the last when ``psh``, the timestamp option when ``has_ts`` and no
+    other), made from one header whose sum is taken once (each adds its
+    sequence number's to it, then its payload's).  Each goes as
+    ``(datagram, to)``; with ``joined`` (2 or more), up to that many in a
+    row go as one run, ``(datagrams, to, datagram_size)``: their bytes back
+    to back in one buffer, for a socket that sends a run in one call
+    (aiotcp._dgram, UDP GSO)."""
     cdef uint8_t head[_HEADER_LEN + 12]
     cdef Py_ssize_t hlen = _HEADER_LEN + (12 if has_ts else 0)
-    cdef Py_ssize_t total = hlen + size, i
+    cdef Py_ssize_t total = hlen + size, i = 0, k, n
     cdef uint32_t base, hsum
     cdef uint8_t *p
     if count < 1 or size < 1 or offset < 0 or offset + count * size > sndbuf._len:
@@ -1207,19 +1211,26 @@ cpdef int encode_run(list out, object to, uint16_t src_port, uint16_t dst_port, 
         head[20] = 1; head[21] = 1; head[22] = 8; head[23] = 10
         aiotcp_wr32(head + 24, ts_val); aiotcp_wr32(head + 28, ts_ecr)
     base = aiotcp_ones_sum(head, hlen, _PROTO_TCP + <uint32_t>(total & 0xFFFF))
-    for i in range(count):
-        datagram = aiotcp_datagram(total)
+    while i < count:
+        n = min(count - i, joined) if joined >= 2 else 1
+        if n > 1:
+            datagram = PyBytes_FromStringAndSize(NULL, n * total)
+        else:
+            datagram = aiotcp_datagram(total)
         p = <uint8_t *>PyBytes_AS_STRING(datagram)
-        memcpy(p, head, hlen)
-        aiotcp_wr32(p + 4, seq)
-        hsum = aiotcp_sum_add(aiotcp_sum_add(base, seq >> 16, 0), seq & 0xFFFF, 0)
-        if psh and i == count - 1:
-            p[13] = _ACK | _PSH
-            hsum = aiotcp_sum_add(hsum, _PSH, 0)
-        hsum = aiotcp_sum_add(hsum, sndbuf.copy_out_sum(p + hlen, offset + i * size, size), 0)
-        aiotcp_wr16(p + 16, (~hsum) & 0xFFFF)
-        out.append((datagram, to))
-        seq += <uint32_t>size
+        for k in range(n):
+            memcpy(p, head, hlen)
+            aiotcp_wr32(p + 4, seq)
+            hsum = aiotcp_sum_add(aiotcp_sum_add(base, seq >> 16, 0), seq & 0xFFFF, 0)
+            if psh and i + k == count - 1:
+                p[13] = _ACK | _PSH
+                hsum = aiotcp_sum_add(hsum, _PSH, 0)
+            hsum = aiotcp_sum_add(hsum, sndbuf.copy_out_sum(p + hlen, offset + (i + k) * size, size), 0)
+            aiotcp_wr16(p + 16, (~hsum) & 0xFFFF)
+            p += total
+            seq += <uint32_t>size
+        out.append((datagram, to, total) if n > 1 else (datagram, to))
+        i += n
     return 0
 
 

@@ -328,3 +328,61 @@ def test_a_send_refused_under_the_socket_wide_segment_size_goes_again_without_it
     assert writer.send(later) == len(later)
     assert writer.segment == 0 and not writer.gso
     assert plain_reads(rx) == [d[0] for d in first + later]
+
+
+def joined_run(addr, sizes):
+    """A run as the core hands it over, (datagrams back to back, addr,
+    size), and its datagrams one by one: each a byte of its own, all of the
+    first's size but the last, which may be shorter."""
+    parts = [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+    return (b"".join(parts), addr, sizes[0]), parts
+
+
+def test_a_joined_run_goes_in_one_call_and_arrives_as_its_datagrams():
+    """A run the core built in one buffer (Endpoint.outbox) goes alone in
+    one sendmsg, cut by its own size, on connected and unconnected sockets;
+    the pairs around it go as before; the list is left as it was."""
+    for connected in (False, True):
+        rx, tx = udp(), udp()
+        with rx, tx:
+            addr = rx.getsockname()
+            if connected:
+                tx.connect(addr)
+            writer = DatagramSocket(tx)
+            if not writer.gso:
+                pytest.skip("no UDP GSO")
+            run, parts = joined_run(addr, [1000] * 5 + [300])
+            items = [(b"before", addr), run, (b"after", addr)]
+            assert writer.send(items, 0, connected) == 3
+            assert plain_reads(rx) == [b"before"] + parts + [b"after"]
+            assert writer.writes == 3 and writer.datagrams_out == 8
+            assert items[1] is run
+
+
+def test_without_offload_a_joined_run_goes_as_its_datagrams():
+    """A socket without GSO puts the run back into the list as its
+    datagrams, in its place, and sends them one a call."""
+    rx, tx = udp(), udp()
+    with rx, tx:
+        addr = rx.getsockname()
+        writer = DatagramSocket(tx, gso=False)
+        run, parts = joined_run(addr, [700, 700, 700, 5])
+        items = [(b"first", addr), run, (b"last", addr)]
+        assert writer.send(items) == 6 == len(items)
+        assert items == [(b"first", addr)] + [(p, addr) for p in parts] + [(b"last", addr)]
+        assert plain_reads(rx) == [b"first"] + parts + [b"last"]
+        assert writer.writes == 6
+
+
+def test_a_joined_run_the_kernel_refuses_goes_one_by_one_and_offload_ends(gso_pair):
+    """A run the kernel refuses (here: a socket sending without UDP
+    checksums, which GSO cannot do) goes again as its datagrams, one a
+    call; when those pass, the socket sends without GSO from then on."""
+    rx, tx, addr, writer = gso_pair
+    tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+    run, parts = joined_run(addr, [1200] * 4)
+    later, later_parts = joined_run(addr, [900] * 3)
+    items = [run, later]
+    assert writer.send(items) == len(items) == 7
+    assert not writer.gso
+    assert plain_reads(rx) == parts + later_parts

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from aiotcp import _fast
 from aiotcp.core.config import Config
 from aiotcp.core.endpoint import Endpoint
-from aiotcp.tools.testing import BulkTransfer, Impairment, Network
+from aiotcp.tools.testing import BulkTransfer, Impairment, Network, datagrams
 
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
@@ -49,6 +49,23 @@ def test_a_run_is_what_encode_segment_gives_one_at_a_time(chunks, src, dst, seq,
         _fast.decode(datagram, verify=True)  # the checksum holds
 
 
+@pytest.mark.parametrize("count,joined,shapes", [
+    (10, 4, [4, 4, 2]), (9, 4, [4, 4, 1]), (3, 64, [3]), (1, 64, [1]), (5, 0, [1] * 5), (5, 1, [1] * 5)])
+def test_a_run_joined_for_a_socket_that_sends_runs(count, joined, shapes):
+    """With ``joined``, up to that many datagrams in a row come as one run,
+    (datagrams back to back, to, size), a last one alone as a pair: cut
+    back, the very datagrams given one by one."""
+    buf = _fast.SendBuffer()
+    buf += bytes(range(256)) * 60
+    args = ("to", 1, 2, 0xFFFFF000, 9, 512, buf, 7, 1001, count, True, True, 1, 2)
+    single, out = [], []
+    _fast.encode_run(single, *args)
+    _fast.encode_run(out, *args, joined)
+    assert [len(item[0]) // 1033 if len(item) == 3 else 1 for item in out] == shapes
+    assert all(item[1:] == ("to", 1033) for item in out if len(item) == 3)
+    assert datagrams(out) == single
+
+
 def test_a_run_outside_the_send_buffer_is_refused():
     buf = _fast.SendBuffer()
     buf += b"x" * 3000
@@ -67,7 +84,7 @@ class _Wire(Network):
         self.wire = []
 
     def flush(self, src) -> None:
-        self.wire.extend((src, data, dst) for data, dst in self.endpoints[src].outbox)
+        self.wire.extend((src, data, dst) for data, dst in datagrams(self.endpoints[src].outbox))
         super().flush(src)
 
 

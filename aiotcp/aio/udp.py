@@ -345,10 +345,11 @@ class UDPEndpoint:
         if local is None:
             local = self._read_errors(now) if self._recverr else {}
         size = _path_segment(self.sock) if self.peer is not None else 0
-        largest = max((len(data) for data, _ in datagrams), default=65536)
+        # a run, (datagrams, addr, size), counts as its datagrams' size
+        largest = max((item[2] if len(item) == 3 else len(item[0]) for item in datagrams), default=65536)
         if not 0 < size < largest:
             size = 0  # unknown: the connections fall to the base size
-        to = {addr for _, addr in datagrams}
+        to = {item[1] for item in datagrams}
         for conn in list(self.core.connections.values()):
             if hasattr(conn, "path_too_big") and (self.peer is not None or conn.remote_addr in to):
                 conn.path_too_big(local.get(conn.remote_addr, size), now)

@@ -193,7 +193,8 @@ cdef class Connection:
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now, long long window=*)
     @cython.locals(mss=cython.longlong, length=cython.longlong, start=cython.longlong, ack=cython.longlong,
-                   has_ts=cython.bint, end=cython.longlong, first=cython.longlong, rack=Rack)
+                   has_ts=cython.bint, end=cython.longlong, first=cython.longlong, rack=Rack,
+                   joined=cython.longlong)
     cpdef _send_run(self, long long seq, long long count, double now, long long window)
     @cython.locals(data_end=cython.longlong, send_end=cython.longlong, snd_nxt=cython.longlong,
                    snd_max=cython.longlong, unsent=cython.longlong, flight=cython.longlong,

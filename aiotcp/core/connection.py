@@ -1159,16 +1159,24 @@ class Connection:
         """Send ``count`` full segments of new data from ``seq`` (= snd_max)
         with the window field ``window``: the datagrams, records and state
         that ``count`` calls of _send_data leave, the header built once
-        (_push's path for bulk data: no FIN, no SACK blocks, no tracer)."""
+        (_push's path for bulk data: no FIN, no SACK blocks, no tracer).
+        Over a socket that sends runs (Endpoint.run_bytes), a run's
+        datagrams go into the outbox as one item (see Endpoint.outbox)."""
         mss = self.mss
         length = count * mss
         start = seq_diff(seq, self._sndbuf_seq)
         ack = self.rcv_nxt
         self._last_ack_sent = ack
         has_ts = self.ts_ok
+        joined = 0
+        endpoint = self.endpoint
+        if endpoint is not None and endpoint.run_bytes:
+            # the socket sends a run in one call (UDP GSO): it gets the run's
+            # datagrams in one buffer, as many as a call takes
+            joined = min(endpoint.run_datagrams, endpoint.run_bytes // (mss + (32 if has_ts else 20)))
         encode_run(self.out, self.remote_addr, self.local_port, self.remote_port, seq, ack, window,
                    self._sndbuf, start, mss, count, start + length == len(self._sndbuf), has_ts,
-                   self._ts_val() if has_ts else 0, self.ts_recent)
+                   self._ts_val() if has_ts else 0, self.ts_recent, joined)
         self.segments_sent += count
         self._last_out = self._now
         self.bytes_sent += length

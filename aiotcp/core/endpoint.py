@@ -79,7 +79,11 @@ class Endpoint(DatagramSink):
         self.connections: dict[tuple, Connection | TimeWait] = {}
         self.listeners: dict[int, Listener] = {}
         self.wheel = TimerWheel(config.timer_tick, now)
-        self.outbox: list[tuple[bytes, object]] = []
+        #: what to send, in order: (datagram, address) pairs, and while
+        #: run_bytes is set (the socket below sends runs, UDP GSO) also runs,
+        #: (datagrams, address, size): datagrams of ``size`` bytes back to
+        #: back in one buffer (the last may be shorter), one system call's worth
+        self.outbox: list[tuple] = []
         self.events: list[tuple[object, object]] = []
         self.stats: Counter = Counter.__new__(Counter)  # Counter() less its __init__'s Python
         self.sequences = SequenceSource(secret)

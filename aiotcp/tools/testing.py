@@ -19,10 +19,26 @@ from ..core.events import Closed, Connected, DataReadable, Incoming, PeerClosed,
 
 def drain(items: list) -> list:
     """What a core output list (Endpoint.outbox, Endpoint.events) holds,
-    emptied in place as the core's contract asks."""
-    taken = items[:]
+    emptied in place as the core's contract asks; a run in the outbox
+    (datagrams, address, size) comes out as its datagrams, one pair each."""
+    taken = datagrams(items)
     items.clear()
     return taken
+
+
+def datagrams(items: list) -> list:
+    """``items`` with each run, ``(datagrams, address, size)``, cut back into
+    its ``(datagram, address)`` pairs."""
+    if not any(len(item) == 3 for item in items):
+        return items[:]
+    pairs = []
+    for item in items:
+        if len(item) == 3:
+            data, addr, size = item
+            pairs.extend((data[k:k + size], addr) for k in range(0, len(data), size))
+        else:
+            pairs.append(item)
+    return pairs
 
 
 @dataclass
