@@ -100,12 +100,12 @@ def _rack_invariants(conn):
     """The RACK bookkeeping agrees with itself: records in sequence order
     inside [snd_una, snd_max], and the lost and SACKed tallies match them."""
     from aiotcp.core.connection import seq_diff, seq_le
-    from aiotcp.core.rack import RACK_FLAGS
+    from aiotcp.core.rack import RACK_FLAGS, segments
     _LOST, _SACKED = RACK_FLAGS["lost"], RACK_FLAGS["sacked"]
     records = conn.rack.records
     lost = sum(seq_diff(r.end, r.start) for r in records if r.flags & _LOST)
     assert lost == conn.rack.lost_bytes
-    assert sum(1 for r in records if r.flags & _SACKED) == conn.rack.sacked_count
+    assert sum(segments(r) for r in records if r.flags & _SACKED) == conn.rack.sacked_count
     previous_end = conn.snd_una
     for r in records:
         assert seq_le(previous_end, r.start) and seq_diff(r.end, r.start) > 0

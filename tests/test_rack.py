@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from aiotcp.core.rack import RACK_FLAGS, Rack
+from aiotcp.core.rack import RACK_FLAGS, Rack, segments
 
 LOST, SACKED, RETRANS = RACK_FLAGS["lost"], RACK_FLAGS["sacked"], RACK_FLAGS["retransmitted"]
 TOP = 1 << 32
@@ -197,5 +197,120 @@ def test_random_acks_keep_the_tallies_and_work_across_the_wrap():
             rack.on_transmit(r.start, r.end, snd_max, now)
         lost = sum((r.end - r.start) % TOP for r in rack.records if r.flags & LOST)
         assert lost == rack.lost_bytes, f"seed {seed}"
-        assert sum(1 for r in rack.records if r.flags & SACKED) == rack.sacked_count, f"seed {seed}"
+        assert sum(segments(r) for r in rack.records if r.flags & SACKED) == rack.sacked_count, f"seed {seed}"
         assert all((r.start - una) % TOP < (1 << 31) for r in rack.records), f"seed {seed}"
+
+
+# ------------------------------------------------------------------ runs
+
+def run(rack, start, count, mss=1000, now=0.0):
+    """``count`` new segments from ``start`` sent at once as one run (one
+    record, as Connection._send_run gives it); returns snd_max."""
+    end = (start + count * mss) % TOP
+    rack.on_transmit(start, end, start, now, mss)
+    return end
+
+
+def test_a_run_is_one_record_cut_where_a_sack_block_covers_whole_segments():
+    rack = Rack()
+    snd_max = run(rack, 0, 10)
+    assert spans(rack) == [(0, 10_000)] and segments(rack.records[0]) == 10 and rack.order == 10
+    # a block from inside segment 2 to inside segment 6: segments 3 to 5 are SACKed
+    rack.on_ack(0, [(2500, 6500)], snd_max, NO_TS, 0, NO_MIN, 0.05)
+    assert spans(rack) == [(0, 3000), (3000, 6000), (6000, 10_000)]
+    assert [r.flags for r in rack.records] == [0, SACKED, 0]
+    assert [r.order for r in rack.records] == [1, 4, 7]  # each part's first segment's
+    assert rack.sacked_count == 3
+    assert rack.xmit_ts == 0.0 and rack.segment_order == 6 and rack.fack == 6000
+    # the segments sent before the SACKed ones are lost once the window has passed; the later ones not
+    rack.detect(0.2, 0.04, 0.05, False, 0.001)
+    assert [r.flags for r in rack.records] == [LOST, SACKED, 0]
+    assert rack.lost_bytes == 3000 and rack.losses == 3
+
+
+def test_a_run_partly_acknowledged_delivers_its_acknowledged_segments():
+    rack = Rack()
+    snd_max = run(rack, TOP - 2000, 5, now=0.01)  # across the wrap
+    rack.on_ack(1000, [], snd_max, NO_TS, 0, NO_MIN, 0.05)
+    assert spans(rack) == [(1000, 3000)] and rack.records[0].order == 4
+    assert rack.xmit_ts == 0.01 and rack.rack_rtt == pytest.approx(0.04)
+    assert rack.segment_order == 3 and rack.fack == 1000
+
+
+def test_a_retransmission_of_part_of_a_run_restamps_that_part_alone():
+    rack = Rack()
+    snd_max = run(rack, 0, 6)
+    rack.on_ack(0, [(4000, 6000)], snd_max, NO_TS, 0, NO_MIN, 0.05)
+    rack.detect(0.2, 0.04, 0.05, False, 0.001)
+    assert [r.flags for r in rack.records] == [LOST, SACKED]
+    rack.on_transmit(1000, 2000, snd_max, 0.3)  # the second segment alone goes again
+    assert spans(rack) == [(0, 1000), (1000, 2000), (2000, 4000), (4000, 6000)]
+    assert [r.flags for r in rack.records] == [LOST, RETRANS, LOST, SACKED]
+    assert [r.sent for r in rack.records] == [0.0, 0.3, 0.0, 0.0]
+    assert rack.lost_bytes == 3000
+
+
+def test_the_first_segment_of_a_run_alone_is_marked_lost_on_dupacks():
+    rack = Rack()
+    run(rack, 0, 4)
+    rack.mark_first_lost()
+    assert spans(rack) == [(0, 1000), (1000, 4000)] and [r.flags for r in rack.records] == [LOST, 0]
+    assert rack.lost_bytes == 1000
+
+
+def _state(rack, una, snd_max, mss=1000):
+    """Per segment from ``una``: its flags, send time and order; and the
+    unit's own figures."""
+    per = []
+    for r in rack.records:
+        for k in range(segments(r)):
+            per.append(((r.start + k * mss) % TOP, r.flags, r.sent, r.order + k))
+    return per, (rack.lost_bytes, rack.sacked_count, rack.xmit_ts, rack.rack_rtt, rack.fack, rack.segment_order,
+                 rack.reordering, rack.losses, rack.lost_marked)
+
+
+def test_runs_judge_as_their_segments_one_by_one_would():
+    """The same sends, ACKs, SACK blocks (whole segments, as receivers
+    send them), detections and retransmissions, given to a unit that gets
+    a run as one record and to one that gets a record per segment: every
+    segment ends up with the same flags, send time and order, and the
+    units with the same figures, at every step."""
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    rng = random.Random(seed)
+    runs, single = Rack(), Rack()
+    base = TOP - 30_000
+    una = snd_max = base
+    now = 0.0
+    for step in range(300):
+        now += rng.choice([0.0, 0.001, 0.003])
+        outstanding = (snd_max - una) % TOP // 1000
+        action = rng.random()
+        if action < 0.25 and outstanding < 80:
+            count = rng.randrange(1, 12)
+            run(runs, snd_max, count, now=now)
+            snd_max = sent(single, snd_max, count, now=now)
+        elif action < 0.75 and outstanding:
+            if rng.random() < 0.3:
+                una = (una + rng.randrange(0, outstanding + 1) * 1000) % TOP
+            blocks = []
+            for _ in range(rng.randrange(0, 3)):
+                left = rng.randrange(0, outstanding)
+                right = min(outstanding, left + rng.randrange(1, 8))
+                blocks.append(((una + left * 1000) % TOP, (una + right * 1000) % TOP))
+            a = runs.on_ack(una, blocks, snd_max, NO_TS, 0, 0.004, now)
+            b = single.on_ack(una, blocks, snd_max, NO_TS, 0, 0.004, now)
+            assert a == b, f"seed {seed} step {step}"
+            if a:
+                assert runs.detect(now, 0.004, 0.005, False, 0.001) == \
+                    single.detect(now, 0.004, 0.005, False, 0.001), f"seed {seed} step {step}"
+        elif action < 0.85 and outstanding:
+            first = rng.randrange(0, outstanding)
+            for k in range(first, min(outstanding, first + rng.randrange(1, 4))):
+                seq = (una + k * 1000) % TOP
+                runs.on_transmit(seq, (seq + 1000) % TOP, snd_max, now)
+                single.on_transmit(seq, (seq + 1000) % TOP, snd_max, now)
+        elif action < 0.9 and outstanding:
+            runs.mark_first_lost()
+            single.mark_first_lost()
+        assert _state(runs, una, snd_max) == _state(single, una, snd_max), f"seed {seed} step {step}"

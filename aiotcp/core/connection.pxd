@@ -21,7 +21,7 @@
 cimport cython
 from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_run, encode_segment
 from aiotcp.core.congestion cimport CongestionControl
-from aiotcp.core.rack cimport Rack, Transmission
+from aiotcp.core.rack cimport Rack, Transmission, segments
 from aiotcp.core.ranges cimport RangeSet
 from aiotcp.core.recovery cimport Recovery
 from aiotcp.core.receive cimport ReceiveBuffer
@@ -193,8 +193,7 @@ cdef class Connection:
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now, long long window=*)
     @cython.locals(mss=cython.longlong, length=cython.longlong, start=cython.longlong, ack=cython.longlong,
-                   has_ts=cython.bint, end=cython.longlong, first=cython.longlong, rack=Rack,
-                   joined=cython.longlong)
+                   has_ts=cython.bint, end=cython.longlong, joined=cython.longlong)
     cpdef _send_run(self, long long seq, long long count, double now, long long window)
     @cython.locals(data_end=cython.longlong, send_end=cython.longlong, snd_nxt=cython.longlong,
                    snd_max=cython.longlong, unsent=cython.longlong, flight=cython.longlong,
@@ -232,6 +231,7 @@ cdef class Connection:
     cpdef _recover(self, int action, double now)
     @cython.locals(flight=cython.longlong, pipe=cython.longlong)
     cpdef _sack_recovery_send(self, double now)
-    @cython.locals(mss=cython.longlong, rack=Rack, record=Transmission, length=cython.longlong)
     cpdef long long _pipe(self) except? <long long>-1
+    @cython.locals(mss=cython.longlong, rack=Rack, records=list, i=cython.Py_ssize_t, record=Transmission,
+                   length=cython.longlong)
     cpdef long long _resend_lost(self, long long pipe, double now) except? <long long>-1

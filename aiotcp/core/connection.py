@@ -49,7 +49,7 @@ from .congestion import create as create_congestion_control
 from .events import Closed, Connected, DataReadable, FinAcked, PeerClosed, Retransmission, StateChanged, Writable
 from .pmtu import PathSearch
 from .rate import DeliveryRate
-from .rack import RACK_FLAGS, Rack
+from .rack import RACK_FLAGS, Rack, segments
 from .ranges import RangeSet
 from .recovery import ACTIONS, Recovery
 from .receive import ReceiveBuffer
@@ -1183,11 +1183,7 @@ class Connection:
         self.stats["send_runs"] += 1
         end = (seq + length) & MASK
         if self.sack_ok:
-            rack = self.rack
-            first = seq
-            while first != end:  # a record each, as each segment alone gets
-                rack.on_transmit(first, (first + mss) & MASK, first, now)
-                first = (first + mss) & MASK
+            self.rack.on_transmit(seq, end, seq, now, mss)  # one record for the run
         self._ack_pending = 0
         self._stop_delack()  # the ACK rides on the data
         if self._rtt_seq < 0:
@@ -2312,14 +2308,22 @@ class Connection:
         window reduction, like Linux in its Loss state."""
         mss = self.mss
         rack = self.rack
-        for record in rack.records:
+        records = rack.records
+        i = 0
+        while i < len(records):
             if rack.lost_bytes <= 0 or self.cc.cwnd - pipe < mss:
                 break
+            record = records[i]
             if record.flags & _LOST:
                 length = seq_diff(record.end, record.start)
-                self._resend(record.start, length, now)  # clears the mark
+                if segments(record) > 1:
+                    # of a run's record, what the window allows (Linux's
+                    # tcp_retransmit_skb): the rest stays marked
+                    length = min(length, (self.cc.cwnd - pipe) // mss * mss)
+                self._resend(record.start, length, now)  # clears the mark of what went
                 self.recovery.sack_retransmits += 1
                 pipe += length
+            i += 1
         return pipe
 
     def _resend(self, seq: int, length: int, now: float) -> None:

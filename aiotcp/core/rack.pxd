@@ -14,7 +14,7 @@ cdef int _RETRANS, _SACKED, _LOST
 
 @cython.final
 cdef class Transmission:
-    cdef public long long start, end, order
+    cdef public long long start, end, order, size
     cdef public double sent
     cdef public int flags
     # the delivery-rate snapshot (core/rate.py writes it)
@@ -24,7 +24,10 @@ cdef class Transmission:
 
 
 @cython.locals(record=Transmission)
-cdef Transmission _transmission(long long start, long long end, double sent, int flags, long long order)
+cdef Transmission _transmission(long long start, long long end, double sent, int flags, long long order,
+                                long long size)
+
+cpdef long long segments(Transmission record) except -1
 
 
 @cython.final
@@ -40,16 +43,18 @@ cdef class Rack:
     cdef Py_ssize_t _first_ending_after(self, long long seq) except -1
     @cython.locals(i=cython.Py_ssize_t)
     cpdef record_at(self, long long seq)
-    @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, flags=cython.int)
-    cpdef on_transmit(self, long long seq, long long end, long long snd_max, double now)
+    @cython.locals(records=list, record=Transmission, tail=Transmission, before=cython.longlong)
+    cpdef split(self, Py_ssize_t i, long long at)
+    @cython.locals(records=list, record=Transmission, lo=cython.Py_ssize_t, flags=cython.int, start=cython.longlong)
+    cpdef on_transmit(self, long long seq, long long end, long long snd_max, double now, long long size=*)
     @cython.locals(records=list, record=Transmission, n=cython.Py_ssize_t, lo=cython.Py_ssize_t,
-                   hi=cython.Py_ssize_t, mid=cython.Py_ssize_t, left=cython.longlong, right=cython.longlong)
+                   left=cython.longlong, right=cython.longlong, acked=cython.longlong, before=cython.longlong,
+                   at=cython.longlong)
     cpdef bint on_ack(self, long long ack, blocks, long long snd_max, long long ts_ecr, long long ts_offset,
                       double min_rtt, double now) except -1
-    @cython.locals(sent=cython.double, flags=cython.int, rtt=cython.double, ms=cython.longlong,
-                   end=cython.longlong, order=cython.longlong)
-    cdef void _delivered(self, Transmission record, long long ts_ecr, long long ts_offset, double min_rtt,
-                         double now) noexcept
+    @cython.locals(sent=cython.double, flags=cython.int, rtt=cython.double, ms=cython.longlong)
+    cdef void _delivered(self, Transmission record, long long end, long long order, long long ts_ecr,
+                         long long ts_offset, double min_rtt, double now) noexcept
     cpdef on_dsack(self, long long snd_una, long long snd_max)
     cpdef on_recovery_end(self)
     @cython.locals(reo=cython.double)

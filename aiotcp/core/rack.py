@@ -2,8 +2,10 @@
 
 One :class:`Rack` per connection that negotiated SACK.  It keeps a
 :class:`Transmission` record per data segment outstanding, in sequence
-order, and from the ACKs and SACK blocks that deliver them decides which
-are lost: a segment sent before the most recently sent delivered one is
+order (a run of full segments sent at once shares one record, as Linux's
+TSO buffers do, and is cut where an ACK, a SACK block or a retransmission
+divides it), and from the ACKs and SACK blocks that deliver them decides
+which are lost: a segment sent before the most recently sent delivered one is
 lost once RACK.rtt plus the reordering window have passed since it was
 sent.  D-SACKs widen that window.  It also computes the probe timeout of
 a tail loss probe (section 7).
@@ -33,23 +35,26 @@ RACK_FLAGS = {"retransmitted": _RETRANS, "sacked": _SACKED, "lost": _LOST}
 
 class Transmission:
     """RACK's record of one outstanding data segment (RFC 8985 section
-    6.1): [start, end), when it was last sent, its flags (retransmitted,
-    SACKed, lost) and ``order``, which counts transmissions, so that of two
-    sent at the same ``now`` the later one is known.  Compiled, an
-    extension type with C fields (rack.pxd), changed in place."""
+    6.1), or of a run of them sent at once: [start, end), when it was last
+    sent, its flags (retransmitted, SACKed, lost), ``order``, which counts
+    segments sent, so that of two sent at the same ``now`` the later one is
+    known (the record's first segment's), and ``size``, the segments' size
+    (the record's length when it is one segment).  Compiled, an extension
+    type with C fields (rack.pxd), changed in place."""
 
-    def __init__(self, start: int, end: int, sent: float, flags: int, order: int):
+    def __init__(self, start: int, end: int, sent: float, flags: int, order: int, size: int = 0):
         self.start = start
         self.end = end
         self.sent = sent
         self.flags = flags
         self.order = order
+        self.size = size if size > 0 else seq_offset(end, start)
 
     def __repr__(self):
         return f"Transmission({self.start}, {self.end}, {self.sent}, {self.flags}, {self.order})"
 
 
-def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> Transmission:
+def _transmission(start: int, end: int, sent: float, flags: int, order: int, size: int) -> Transmission:
     """A new record, without the Python-level call of __init__ (compiled,
     C arguments into C fields)."""
     record = Transmission.__new__(Transmission)
@@ -58,10 +63,17 @@ def _transmission(start: int, end: int, sent: float, flags: int, order: int) -> 
     record.sent = sent
     record.flags = flags
     record.order = order
+    record.size = size
     record.delivered = 0
     record.delivered_time = record.first_sent_time = 0.0
     record.app_limited = False
     return record
+
+
+def segments(record: Transmission) -> int:
+    """How many segments ``record`` holds (Linux's pcount): a part of one
+    counts as one."""
+    return (seq_offset(record.end, record.start) + record.size - 1) // record.size
 
 
 class Rack:
@@ -73,11 +85,11 @@ class Rack:
     sequence number to break ties between equal send times."""
 
     def __init__(self):
-        #: one record per data segment outstanding, in sequence order
+        #: the records of the data outstanding, in sequence order
         self.records: list = []
-        self.order = 0  # transmissions so far
+        self.order = 0  # segments sent so far
         self.lost_bytes = 0  # in records marked lost and not yet resent
-        self.sacked_count = 0  # records SACKed
+        self.sacked_count = 0  # segments SACKed
         self.xmit_ts = -1.0  # latest send time of delivered data, -1: none yet
         self.segment_order = 0
         self.rack_rtt = 0.0
@@ -122,18 +134,43 @@ class Rack:
             return self.records[i]
         return None
 
-    def on_transmit(self, seq: int, end: int, snd_max: int, now: float) -> None:
+    def split(self, i: int, at: int) -> None:
+        """Cut records[i] at ``at`` (inside it): [start, at) stays at ``i``
+        and [at, end) follows it, sent at the same time, with the same
+        flags and rate snapshot, its order that of the segment holding
+        ``at``."""
+        records = self.records
+        record = records[i]
+        before = segments(record)
+        tail = _transmission(at, record.end, record.sent, record.flags,
+                             record.order + seq_offset(at, record.start) // record.size, record.size)
+        tail.delivered = record.delivered
+        tail.delivered_time = record.delivered_time
+        tail.first_sent_time = record.first_sent_time
+        tail.app_limited = record.app_limited
+        record.end = at
+        records.insert(i + 1, tail)
+        if record.flags & _SACKED:  # a segment cut in two counts twice
+            self.sacked_count += segments(record) + segments(tail) - before
+
+    def on_transmit(self, seq: int, end: int, snd_max: int, now: float, size: int = 0) -> None:
         """[seq, end) went out, ``snd_max`` being the highest sequence sent
-        before it: new data gets a record; a retransmission restamps the
-        records it covers and clears their lost mark (section 6.1,
-        per-segment transmit times)."""
+        before it, as segments of ``size`` bytes (0: one segment): new data
+        gets a record; a retransmission restamps the records it covers and
+        clears their lost mark (section 6.1, per-segment transmit times),
+        cutting a run's record where only part of it went again."""
         records = self.records
         if seq_offset(snd_max, seq) > 0:
             lo = self._first_ending_after(seq)
+            if lo < len(records) and seq_offset(seq, records[lo].start) > 0 and segments(records[lo]) > 1:
+                self.split(lo, seq)
+                lo += 1
             while lo < len(records):
                 record = records[lo]
                 if seq_offset(record.start, end) >= 0:
                     break
+                if seq_offset(record.end, end) > 0 and segments(record) > 1:
+                    self.split(lo, end)  # the rest of the run did not go again
                 flags = record.flags
                 if flags & _LOST:
                     self.lost_bytes -= seq_offset(record.end, record.start)
@@ -145,8 +182,9 @@ class Rack:
                     self.rate.on_send(record, 1, now)
                 lo += 1
         if seq_offset(end, snd_max) > 0:
-            self.order += 1
-            record = _transmission(snd_max if seq_offset(snd_max, seq) > 0 else seq, end, now, 0, self.order)
+            start = snd_max if seq_offset(snd_max, seq) > 0 else seq
+            record = _transmission(start, end, now, 0, self.order + 1, size if size > 0 else seq_offset(end, start))
+            self.order += segments(record)
             if self.rate is not None:
                 self.rate.on_send(record, len(records), now)  # none outstanding: a new flight
             records.append(record)
@@ -170,11 +208,12 @@ class Rack:
             if seq_offset(record.end, ack) > 0:
                 break
             if record.flags & _SACKED:
-                self.sacked_count -= 1
+                self.sacked_count -= segments(record)
             else:
                 if record.flags & _LOST:
                     self.lost_bytes -= seq_offset(record.end, record.start)
-                self._delivered(record, ts_ecr, ts_offset, min_rtt, now)
+                self._delivered(record, record.end, record.order + segments(record) - 1, ts_ecr, ts_offset,
+                                min_rtt, now)
                 if self.rate is not None:
                     self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
             n += 1
@@ -184,38 +223,63 @@ class Rack:
             del records[:n]
         if records:
             record = records[0]
-            if seq_offset(ack, record.start) > 0:  # partly acknowledged
+            acked = seq_offset(ack, record.start)
+            if acked > 0:  # partly acknowledged
+                before = segments(record)
                 if record.flags & _LOST:
-                    self.lost_bytes -= seq_offset(ack, record.start)
+                    self.lost_bytes -= acked
+                if before > 1 and not record.flags & _SACKED:
+                    # the acknowledged segments of a run are delivered, as
+                    # Linux's tcp_tso_acked trims a buffer and counts them
+                    self._delivered(record, ack, record.order + (acked - 1) // record.size, ts_ecr, ts_offset,
+                                    min_rtt, now)
+                    if self.rate is not None:
+                        self.rate.on_delivered(record, acked, now)
+                record.order += acked // record.size
                 record.start = ack
+                if record.flags & _SACKED:
+                    self.sacked_count -= before - segments(record)
         for left, right in blocks:
             if seq_offset(right, ack) <= 0 or seq_offset(right, snd_max) > 0 or seq_offset(right, left) <= 0:
                 continue  # D-SACK or bogus: the scoreboard counted it
-            lo, hi = 0, len(records)
-            while lo < hi:  # the first record starting at or after left
-                mid = (lo + hi) >> 1
-                if seq_offset(records[mid].start, left) < 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            # the first record ending after left; one that starts before it
+            # is a run's when the block covers whole segments of it: cut there
+            lo = self._first_ending_after(left)
+            if lo < len(records):
+                record = records[lo]
+                if seq_offset(left, record.start) > 0:
+                    if segments(record) > 1 and not record.flags & _SACKED:
+                        at = seq_offset(left, record.start) + record.size - 1
+                        at = (record.start + at - at % record.size) & MASK  # the first whole segment's start
+                        if seq_offset(record.end, at) > 0:
+                            self.split(lo, at)
+                    lo += 1
             while lo < len(records):
                 record = records[lo]
                 if seq_offset(record.end, right) > 0:
+                    if segments(record) > 1 and not record.flags & _SACKED:
+                        at = seq_offset(right, record.start)
+                        at = at - at % record.size  # the whole segments the block covers
+                        if at > 0:
+                            self.split(lo, (record.start + at) & MASK)
+                            continue  # records[lo] now ends inside the block
                     break
                 if not record.flags & _SACKED:
                     if record.flags & _LOST:
                         self.lost_bytes -= seq_offset(record.end, record.start)
                     record.flags = (record.flags | _SACKED) & ~_LOST
-                    self.sacked_count += 1
-                    self._delivered(record, ts_ecr, ts_offset, min_rtt, now)
+                    self.sacked_count += segments(record)
+                    self._delivered(record, record.end, record.order + segments(record) - 1, ts_ecr, ts_offset,
+                                    min_rtt, now)
                     if self.rate is not None:
                         self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
                 lo += 1
         return self.sacked_count > 0 or self.lost_bytes > 0
 
-    def _delivered(self, record: Transmission, ts_ecr: int, ts_offset: int, min_rtt: float,
-                   now: float) -> None:
-        """Section 6.2 steps 2 and 3 for one newly delivered record, in the
+    def _delivered(self, record: Transmission, end: int, order: int, ts_ecr: int, ts_offset: int,
+                   min_rtt: float, now: float) -> None:
+        """Section 6.2 steps 2 and 3 for one newly delivered record, or its
+        part up to ``end`` whose last segment's order is ``order``, in the
         order they were delivered: cumulatively acknowledged ones first, in
         sequence order, then the newly SACKed."""
         sent = record.sent
@@ -236,8 +300,6 @@ class Rack:
                     return
             if min_rtt >= 0 and rtt < min_rtt:
                 return
-        end = record.end
-        order = record.order
         if not flags & _RETRANS and seq_offset(self.fack, end) > 0:
             self.reordering = True  # step 3: delivered below what was already delivered
         if sent > self.xmit_ts or (sent == self.xmit_ts and order > self.segment_order):
@@ -311,7 +373,7 @@ class Rack:
                 record.flags = flags | _LOST
                 self.lost_bytes += seq_offset(record.end, record.start)
                 self.lost_marked += seq_offset(record.end, record.start)
-                self.losses += 1
+                self.losses += segments(record)
                 if flags & _RETRANS:
                     self.lost_retransmits += 1
             elif timeout < 0 or remaining < timeout:
@@ -324,6 +386,8 @@ class Rack:
         record is lost, unless it was SACKed."""
         if not self.lost_bytes and self.records and not self.records[0].flags & _SACKED:
             record = self.records[0]
+            if segments(record) > 1:  # its first segment, not the run
+                self.split(0, (record.start + record.size) & MASK)
             record.flags |= _LOST
             self.lost_bytes += seq_offset(record.end, record.start)
             self.lost_marked += seq_offset(record.end, record.start)
