@@ -1007,6 +1007,35 @@ def test_tail_loss_probe_then_rack_repair_without_rto():
     assert s.conn.rto_count == 0 and s.conn.rack.probes == 1 and s.conn.rack.losses >= 1
 
 
+def test_tail_loss_probe_with_timestamps_then_rack_repair_without_rto():
+    """The same with timestamps: the ACK that SACKs the probe echoes
+    TS.Recent, the timestamp of the last segment that arrived in order (data
+    above a hole never updates it, RFC 7323 section 4.3), which predates
+    the probe.  That SACK still counts as the probe's delivery (only the
+    RTT test applies to it, as in Linux): RACK declares the hole lost and
+    repairs it; no RTO."""
+    s = Script(SACK.replace(timestamps=True, tail_loss_probe=True))
+    s.conn.connect(0.0)
+    (syn,) = s.sent()
+    s.at(0.010).recv(SYN | ACK, seq=PEER_ISS, ack=L, mss=1012, sack_permitted=True, ts=(5000, syn.ts_val))
+    s.sent()
+    assert s.conn.ts_ok and s.conn.sack_ok and s.conn.mss == 1000
+    s.conn.rtt.set(0.05, 0.05)
+    s.at(0.02).conn.send(b"t" * 5000, 0.02)
+    first = s.sent()
+    assert len(first) == 5
+    s.at(0.07).recv(ACK, ack=L + 3000, ts=(5060, first[2].ts_val))  # segments 4 and 5 never arrive
+    s.timer(s.conn.next_deadline())
+    (probe,) = s.sent()
+    assert (probe.seq, len(probe.payload)) == (L + 4000, 1000) and probe.ts_val > first[2].ts_val
+    s.at(s.now + 0.05).recv(ACK, ack=L + 3000, sack_blocks=[(L + 4000, L + 5000)],
+                            ts=(5200, first[2].ts_val))  # TS.Recent: still the third segment's
+    (repair,) = s.sent()
+    assert (repair.seq, len(repair.payload)) == (L + 3000, 1000)
+    s.recv(ACK, ack=L + 5000, ts=(5210, repair.ts_val))
+    assert s.conn.rto_count == 0 and s.conn.rack.probes == 1 and s.conn.rack.losses >= 1
+
+
 def test_one_tail_loss_probe_per_tail_then_the_rto():
     """RFC 8985 section 7.3: a probe that sends new data must not arm
     another probe; the RTO follows until an ACK advances."""

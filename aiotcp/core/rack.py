@@ -269,7 +269,11 @@ class Rack:
                         self.lost_bytes -= seq_offset(record.end, record.start)
                     record.flags = (record.flags | _SACKED) & ~_LOST
                     self.sacked_count += segments(record)
-                    self._delivered(record, record.end, record.order + segments(record) - 1, ts_ecr, ts_offset,
+                    # no timestamp test: the ACK echoes TS.Recent, which data
+                    # above a hole never updates (RFC 7323 section 4.3), so
+                    # it predates any retransmission it SACKs (a tail loss
+                    # probe's above all); the RTT test stays, as Linux's
+                    self._delivered(record, record.end, record.order + segments(record) - 1, 0, ts_offset,
                                     min_rtt, now)
                     if self.rate is not None:
                         self.rate.on_delivered(record, seq_offset(record.end, record.start), now)
@@ -288,7 +292,8 @@ class Rack:
         if flags & _RETRANS:
             # step 2: an ACK that may be for the original, not this
             # retransmission, says nothing about when it was sent: the echoed
-            # timestamp predates it, or the RTT is too short.  Both tests:
+            # timestamp predates it (``ts_ecr`` 0: not tested, as for a
+            # SACK), or the RTT is too short.  Both tests:
             # timestamps tick in milliseconds, so an original and its
             # retransmission within one millisecond (a short path) look
             # alike to the first, and taken as the retransmission's, the
