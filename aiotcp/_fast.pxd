@@ -153,3 +153,9 @@ cpdef double monotonic() noexcept
 
 # list.clear() that keeps the list's storage (see _fast.pyx)
 cpdef int empty_list(list items, Py_ssize_t keep=*) except -1
+
+
+# SipHash-2-4 of n bytes under a 16-byte key, and the ISN's hash of a
+# connection's identity (see _fast.pyx).
+cdef uint64_t siphash24(const uint8_t *key, const uint8_t *m, Py_ssize_t n) noexcept nogil
+cpdef long long isn_hash(bytes key, object remote_addr, long long local_port, long long remote_port) except -1

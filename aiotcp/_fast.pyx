@@ -53,6 +53,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.bytes cimport PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 
 
 cdef extern from "Python.h":
@@ -806,6 +807,110 @@ def datagrams_reused():
 def checksum_simd():
     """The vector path the checksum takes here: ``"avx2"`` or ``None``."""
     return "avx2" if aiotcp_use_avx2() else None
+
+
+# --- keyed hashing: SipHash-2-4 -----------------------------------------------
+
+cdef inline uint64_t _rotl(uint64_t x, int b) noexcept nogil:
+    return (x << b) | (x >> (64 - b))
+
+
+cdef inline uint64_t _le64(const uint8_t *p) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(7, -1, -1):
+        v = (v << 8) | p[i]
+    return v
+
+
+cdef inline void _sip_rounds(uint64_t *v, int rounds) noexcept nogil:
+    cdef int r
+    for r in range(rounds):
+        v[0] += v[1]; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
+        v[2] += v[3]; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
+        v[0] += v[3]; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
+        v[2] += v[1]; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
+
+
+cdef uint64_t siphash24(const uint8_t *key, const uint8_t *m, Py_ssize_t n) noexcept nogil:
+    """SipHash-2-4 (Aumasson and Bernstein, 2012) of ``n`` bytes at ``m``
+    under a 16-byte ``key``: the keyed PRF Linux draws its ISNs from
+    (secure_tcp_seq)."""
+    cdef uint64_t k0 = _le64(key), k1 = _le64(key + 8), w
+    cdef uint64_t v[4]
+    cdef Py_ssize_t whole = n - n % 8, off, i
+    v[0] = k0 ^ 0x736f6d6570736575ULL
+    v[1] = k1 ^ 0x646f72616e646f6dULL
+    v[2] = k0 ^ 0x6c7967656e657261ULL
+    v[3] = k1 ^ 0x7465646279746573ULL
+    for off in range(0, whole, 8):
+        w = _le64(m + off)
+        v[3] ^= w
+        _sip_rounds(v, 2)
+        v[0] ^= w
+    w = (<uint64_t>n) << 56  # the last word: the length's low byte, then what is left
+    for i in range(n - whole):
+        w |= (<uint64_t>m[whole + i]) << (8 * i)
+    v[3] ^= w
+    _sip_rounds(v, 2)
+    v[0] ^= w
+    v[2] ^= 0xff
+    _sip_rounds(v, 4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def siphash(bytes key, data) -> int:
+    """SipHash-2-4 of ``data`` (a bytes-like object) under the 16-byte
+    ``key``, as an int (the 64-bit output read little-endian)."""
+    cdef Py_buffer view
+    if len(key) != 16:
+        raise ValueError("SipHash takes a 16-byte key")
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return siphash24(<const uint8_t *>PyBytes_AS_STRING(key), <const uint8_t *>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cpdef long long isn_hash(bytes key, object remote_addr, long long local_port, long long remote_port) except -1:
+    """32 bits of SipHash-2-4 under the 16-byte ``key`` of a connection's
+    identity: the two TCP ports (2 bytes each, big-endian), then each
+    field of the UDP address tuple -- a str as its UTF-8 length (2 bytes)
+    and bytes, an int as 8 bytes little-endian -- or, for an address of
+    another shape, a 0xFF byte and its ``repr`` in UTF-8."""
+    cdef uint8_t buf[4 + 4 * (2 + 255)]
+    cdef Py_ssize_t n = 4, k, size
+    cdef const char *text
+    cdef long long v
+    cdef bint plain
+    if len(key) != 16:
+        raise ValueError("SipHash takes a 16-byte key")
+    aiotcp_wr16(buf, <uint16_t>local_port)
+    aiotcp_wr16(buf + 2, <uint16_t>remote_port)
+    plain = type(remote_addr) is tuple and len(<tuple>remote_addr) <= 4
+    if plain:
+        for item in <tuple>remote_addr:
+            if type(item) is str:
+                text = PyUnicode_AsUTF8AndSize(item, &size)
+                if size > 255:
+                    plain = False
+                    break
+                aiotcp_wr16(buf + n, <uint16_t>size)
+                memcpy(buf + n + 2, text, size)
+                n += 2 + size
+            elif type(item) is int and -(1 << 62) <= item < (1 << 62):
+                v = item
+                for k in range(8):
+                    buf[n + k] = <uint8_t>((<uint64_t>v) >> (8 * k))
+                n += 8
+            else:
+                plain = False
+                break
+    if not plain:
+        message = bytes(buf[:4]) + b"\xff" + repr(remote_addr).encode()
+        return siphash24(<const uint8_t *>PyBytes_AS_STRING(key), <const uint8_t *>PyBytes_AS_STRING(message),
+                         len(message)) & 0xFFFFFFFF
+    return siphash24(<const uint8_t *>PyBytes_AS_STRING(key), buf, n) & 0xFFFFFFFF
 
 
 @cython.freelist(16)

@@ -118,6 +118,29 @@ def test_isn_is_keyed_per_tuple_and_advances_with_the_clock():
     assert (src.isn(PEER, 80, 4000, 1.0) - a) % 2**32 == 250_000  # 4 us clock
 
 
+def test_siphash_gives_the_reference_vectors():
+    """SipHash-2-4 (the ISN's PRF, in C) against the paper's vectors: key
+    00..0f, messages 00.. of 0, 8 and 15 bytes."""
+    key = bytes(range(16))
+    assert _fast.siphash(key, b"") == 0x726FDB47DD0E0E31
+    assert _fast.siphash(key, bytes(range(8))) == 0x93F5F5799A932462
+    assert _fast.siphash(key, bytes(range(15))) == 0xA129CA6149BE45E5
+
+
+def test_the_isn_hash_covers_every_field_of_a_connection():
+    key = bytes(16)
+    identities = [(("10.0.0.1", 5000), 80, 4000), (("10.0.0.2", 5000), 80, 4000), (("10.0.0.1", 5001), 80, 4000),
+                  (("10.0.0.1", 5000), 81, 4000), (("10.0.0.1", 5000), 80, 4001),
+                  (("::1", 5000, 0, 0), 80, 4000), (("::1", 5000, 0, 1), 80, 4000),
+                  ("a name", 80, 4000), (("10.0.0.1", 5000.0), 80, 4000)]  # other shapes: by repr
+    hashes = [_fast.isn_hash(key, *identity) for identity in identities]
+    assert len(set(hashes)) == len(hashes) and all(0 <= h < 2**32 for h in hashes)
+    assert hashes == [_fast.isn_hash(key, *identity) for identity in identities]
+    assert _fast.isn_hash(b"k" * 16, *identities[0]) != hashes[0]
+    with pytest.raises(ValueError):
+        _fast.isn_hash(b"short", *identities[0])
+
+
 def test_time_wait_becomes_a_compact_record_that_expires_after_2msl():
     net = Network(random.Random(3))
     a = net.add(("a", 1), Endpoint())

@@ -9,6 +9,8 @@ import hashlib
 import os
 import struct
 
+from .._fast import isn_hash
+
 _PROCESS_SECRET = os.urandom(32)
 
 
@@ -17,6 +19,14 @@ def _keyed(secret: bytes):
 
 
 _PROCESS_KEYED = _keyed(_PROCESS_SECRET)
+
+
+def _isn_key(secret: bytes) -> bytes:
+    """The 16-byte SipHash key of the ISNs, drawn from the secret."""
+    return hashlib.blake2b(b"isn", key=secret, digest_size=16).digest()
+
+
+_PROCESS_ISN_KEY = _isn_key(_PROCESS_SECRET)
 
 #: MSS values a SYN cookie can encode (3 bits), as Linux's msstab does.
 COOKIE_MSS = (536, 1200, 1300, 1380, 1400, 1432, 1452, 1460)
@@ -28,7 +38,9 @@ def _identity(remote_addr, local_port: int, remote_port: int) -> bytes:
 
 class SequenceSource:
     """ISN = M + F(4-tuple, secret) (RFC 6528): M a 4-microsecond clock taken
-    from ``now``, F a keyed BLAKE2b hash of the connection's identity."""
+    from ``now``, F SipHash-2-4 of the connection's identity (in C, as
+    Linux's secure_tcp_seq) under a key drawn from the secret.  SYN cookies
+    carry a keyed BLAKE2b MAC."""
 
     def __init__(self, secret: bytes | None = None):
         self.secret = secret if secret is not None else _PROCESS_SECRET
@@ -36,6 +48,7 @@ class SequenceSource:
         # copies this state instead of keying a new one, which is a whole
         # compression of its own
         self._keyed = _PROCESS_KEYED if secret is None else _keyed(secret)
+        self._isn_key = _PROCESS_ISN_KEY if secret is None else _isn_key(secret)
 
     def _hash(self, *parts: bytes) -> int:
         h = self._keyed.copy()
@@ -44,7 +57,7 @@ class SequenceSource:
 
     def isn(self, remote_addr, local_port: int, remote_port: int, now: float) -> int:
         clock = int(now * 250_000)
-        return (self._hash(b"isn", _identity(remote_addr, local_port, remote_port)) + clock) & 0xFFFFFFFF
+        return (isn_hash(self._isn_key, remote_addr, local_port, remote_port) + clock) & 0xFFFFFFFF
 
     # --- SYN cookies --------------------------------------------------------
     # 32-bit cookie = 5-bit counter (64 s units) | 3-bit MSS index | 24-bit MAC
