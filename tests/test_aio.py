@@ -638,3 +638,19 @@ async def test_a_server_whose_client_socket_went_times_out_with_the_refusal():
         exc = await asyncio.wait_for(failed, 30)
         assert isinstance(exc, ConnectionRefusedError) and exc.errno == errno.ECONNREFUSED
         assert writer.transport.endpoint.core.stats["icmp_port_unreachable"] >= 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the forced buffer sizes need CAP_NET_ADMIN")
+async def test_the_udp_socket_gets_room_for_its_windows_beyond_rmem_max():
+    """The socket asks for twice the largest receive window and send
+    buffer; as root it gets them past net.core.rmem_max / wmem_max (the
+    forced options), so that the connections of one server socket do not
+    overflow its queue together.  (Linux reports twice what was set.)"""
+    config = Config()
+    endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0), config=config)
+    try:
+        sock = endpoint.udp.sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * 2 * config.receive_buffer_limit
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= 2 * 2 * config.send_buffer
+    finally:
+        endpoint.close()

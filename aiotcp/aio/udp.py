@@ -774,16 +774,25 @@ def _path_segment(sock: socket.socket) -> int:
         return 0
 
 
+_SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33  # <asm-generic/socket.h>
+
+
 def _grow_buffers(sock: socket.socket, config: Config) -> None:
     """Give the UDP socket room for a window's worth of datagrams, so that a
     burst is not dropped by the kernel before we read it: the largest
-    receive window autotuning may open, twice (best effort: the kernel
-    caps the request at net.core.rmem_max / wmem_max)."""
-    for option, size in ((socket.SO_RCVBUF, 2 * config.receive_buffer_limit),
-                         (socket.SO_SNDBUF, 2 * config.send_buffer)):
+    receive window autotuning may open, twice.  The kernel caps a plain
+    request at net.core.rmem_max / wmem_max, which the connections of a
+    server socket outgrow together (its queue overflows and whole GRO
+    reads are dropped): with CAP_NET_ADMIN the forced options get the size
+    anyway, as quic-go asks; else the capped request (best effort)."""
+    for option, forced, size in ((socket.SO_RCVBUF, _SO_RCVBUFFORCE, 2 * config.receive_buffer_limit),
+                                 (socket.SO_SNDBUF, _SO_SNDBUFFORCE, 2 * config.send_buffer)):
         try:
-            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            sock.setsockopt(socket.SOL_SOCKET, forced, size)
         except OSError:
-            pass
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, size)
+            except OSError:
+                pass
 
 
