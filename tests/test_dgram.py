@@ -1,11 +1,13 @@
 """Batched datagram I/O (aiotcp._dgram) on real loopback sockets: GSO runs
 arrive as exactly the datagrams that were sent, to plain sockets as well as to
 GRO readers; addresses match Python's own; fallbacks and errors."""
+import errno
 import socket
 
 import pytest
 
 from aiotcp._dgram import DatagramSocket
+from aiotcp.core.config import Config
 from aiotcp._fast import ACK, DatagramSink, Segment, encode
 
 
@@ -386,3 +388,25 @@ def test_a_joined_run_the_kernel_refuses_goes_one_by_one_and_offload_ends(gso_pa
     assert writer.send(items) == len(items) == 7
     assert not writer.gso
     assert plain_reads(rx) == parts + later_parts
+
+
+def test_without_cap_net_admin_the_buffers_are_asked_plainly_and_the_forced_options_once(monkeypatch):
+    """A process that may not force the sizes gets EPERM once; from then on
+    each socket asks with the plain options alone (one system call each)."""
+    from aiotcp.aio import udp
+
+    class Sock:
+        def __init__(self):
+            self.calls = []
+
+        def setsockopt(self, level, option, value):
+            self.calls.append(option)
+            if option in (udp._SO_RCVBUFFORCE, udp._SO_SNDBUFFORCE):
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(udp, "_force_denied", False)
+    first, second = Sock(), Sock()
+    udp._grow_buffers(first, Config())
+    udp._grow_buffers(second, Config())
+    assert first.calls == [udp._SO_RCVBUFFORCE, socket.SO_RCVBUF, socket.SO_SNDBUF]
+    assert second.calls == [socket.SO_RCVBUF, socket.SO_SNDBUF]

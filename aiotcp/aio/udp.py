@@ -775,6 +775,7 @@ def _path_segment(sock: socket.socket) -> int:
 
 
 _SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33  # <asm-generic/socket.h>
+_force_denied = False  # the process lacks CAP_NET_ADMIN: plain requests only
 
 
 def _grow_buffers(sock: socket.socket, config: Config) -> None:
@@ -785,14 +786,20 @@ def _grow_buffers(sock: socket.socket, config: Config) -> None:
     server socket outgrow together (its queue overflows and whole GRO
     reads are dropped): with CAP_NET_ADMIN the forced options get the size
     anyway, as quic-go asks; else the capped request (best effort)."""
+    global _force_denied
     for option, forced, size in ((socket.SO_RCVBUF, _SO_RCVBUFFORCE, 2 * config.receive_buffer_limit),
                                  (socket.SO_SNDBUF, _SO_SNDBUFFORCE, 2 * config.send_buffer)):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, forced, size)
-        except OSError:
+        if not _force_denied:
             try:
-                sock.setsockopt(socket.SOL_SOCKET, option, size)
+                sock.setsockopt(socket.SOL_SOCKET, forced, size)
+                continue
+            except PermissionError:
+                _force_denied = True  # not asked again: a system call each socket
             except OSError:
                 pass
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:
+            pass
 
 
