@@ -86,4 +86,5 @@ cdef class DatagramSocket:
     cdef int _destination(self, object addr) except -1
     cdef int _resolved(self, object addr) except -1
     cdef int _grow(self) except -1
+    cdef ssize_t _send_segmented(self, iovec *iov, Py_ssize_t count, uint16_t segment, bint connected) noexcept
     cdef bint _segment_to(self, int size)

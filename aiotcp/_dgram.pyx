@@ -404,11 +404,7 @@ cdef class DatagramSocket:
         cdef Py_ssize_t single_until = -1  # datagrams before it go one by one
         cdef bint suspect = False  # a run was refused: offload, or a size?
         cdef iovec iov[_MAX_SEGMENTS]
-        cdef msghdr msg
-        cdef char control[_CONTROL]
         cdef char joined[_SHORT_RUN]
-        cdef cmsghdr *cm
-        cdef uint16_t segment
         cdef ssize_t r
         cdef int err
         cdef bint whole
@@ -430,21 +426,7 @@ cdef class DatagramSocket:
                     self._destination(addr)
                 iov[0].iov_base = PyBytes_AS_STRING(data)
                 iov[0].iov_len = total
-                msg.msg_name = NULL if connected else &self._ssa
-                msg.msg_namelen = 0 if connected else self._ssalen
-                msg.msg_iov = iov
-                msg.msg_iovlen = 1
-                msg.msg_flags = 0
-                memset(control, 0, _CONTROL)
-                msg.msg_control = control
-                msg.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
-                cm = CMSG_FIRSTHDR(&msg)
-                cm.cmsg_level = IPPROTO_UDP
-                cm.cmsg_type = UDP_SEGMENT
-                cm.cmsg_len = CMSG_LEN(sizeof(uint16_t))
-                segment = <uint16_t>size if total > size else 0
-                memcpy(CMSG_DATA(cm), &segment, sizeof(uint16_t))
-                r = sendmsg(self._fd, &msg, 0)
+                r = self._send_segmented(iov, 1, <uint16_t>size if total > size else 0, connected)
                 if r < 0:
                     err = errno
                     if err == EINTR:
@@ -520,21 +502,7 @@ cdef class DatagramSocket:
             else:
                 # a run, or a datagram alone larger than the socket's
                 # segment size (a control message of 0 keeps it whole)
-                msg.msg_name = NULL if connected else &self._ssa
-                msg.msg_namelen = 0 if connected else self._ssalen
-                msg.msg_iov = iov
-                msg.msg_iovlen = j - i
-                msg.msg_flags = 0
-                memset(control, 0, _CONTROL)
-                msg.msg_control = control
-                msg.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
-                cm = CMSG_FIRSTHDR(&msg)
-                cm.cmsg_level = IPPROTO_UDP
-                cm.cmsg_type = UDP_SEGMENT
-                cm.cmsg_len = CMSG_LEN(sizeof(uint16_t))
-                segment = <uint16_t>size if j - i > 1 else 0
-                memcpy(CMSG_DATA(cm), &segment, sizeof(uint16_t))
-                r = sendmsg(self._fd, &msg, 0)
+                r = self._send_segmented(iov, j - i, <uint16_t>size if j - i > 1 else 0, connected)
             if r < 0:
                 err = errno
                 if err == EINTR:
@@ -561,6 +529,28 @@ cdef class DatagramSocket:
         if suspect:
             self.gso = False
         return n
+
+    cdef ssize_t _send_segmented(self, iovec *iov, Py_ssize_t count, uint16_t segment, bint connected) noexcept:
+        """One ``sendmsg`` of ``count`` buffers with a ``UDP_SEGMENT``
+        control message of ``segment`` (0: the message goes whole), to the
+        peer (connected) or the address _destination set."""
+        cdef msghdr msg
+        cdef char control[_CONTROL]
+        cdef cmsghdr *cm
+        msg.msg_name = NULL if connected else &self._ssa
+        msg.msg_namelen = 0 if connected else self._ssalen
+        msg.msg_iov = iov
+        msg.msg_iovlen = count
+        msg.msg_flags = 0
+        memset(control, 0, _CONTROL)
+        msg.msg_control = control
+        msg.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
+        cm = CMSG_FIRSTHDR(&msg)
+        cm.cmsg_level = IPPROTO_UDP
+        cm.cmsg_type = UDP_SEGMENT
+        cm.cmsg_len = CMSG_LEN(sizeof(uint16_t))
+        memcpy(CMSG_DATA(cm), &segment, sizeof(uint16_t))
+        return sendmsg(self._fd, &msg, 0)
 
     cdef bint _segment_to(self, int size):
         """Set the socket-wide UDP_SEGMENT size (0: none); False if the

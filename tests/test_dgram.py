@@ -263,12 +263,10 @@ def gso_pair():
         yield rx, tx, rx.getsockname(), writer
 
 
-def test_short_runs_go_whole_under_a_socket_wide_segment_size():
-    """The second short run in a row of one segment size sets that size on
-    the socket (UDP_SEGMENT), and from then on such runs go as one buffer
-    with send/sendto; each still arrives as the datagrams that were sent, to
-    a plain reader and to a GRO reader, on connected and unconnected
-    sockets."""
+def gso_writers():
+    """A receiving socket, its address, whether the sender is connected to
+    it, and a DatagramSocket on the sender: unconnected, then connected
+    (the test skips where the kernel has no UDP GSO)."""
     for connected in (False, True):
         rx, tx = udp(), udp()
         with rx, tx:
@@ -278,18 +276,28 @@ def test_short_runs_go_whole_under_a_socket_wide_segment_size():
             writer = DatagramSocket(tx)
             if not writer.gso:
                 pytest.skip("no UDP GSO")
-            sent = []
-            for fill in (b"a", b"b", b"c"):
-                writer.send(short_run(addr, fill), 0, connected)
-                sent += [d[0] for d in short_run(addr, fill)]
-                if fill == b"a":
-                    assert writer.segment == 0  # one short run is not a habit yet
-            assert writer.segment == 1472
-            assert plain_reads(rx) == sent
-            assert writer.writes == 3 and writer.datagrams_out == 6
-            # a GRO reader gets the runs back whole and cuts them as sent
-            writer.send(short_run(addr, b"d"), 0, connected)
-            assert [g[0] for g in drain(DatagramSocket(rx))] == [b"d" * 1472, b"d" * 44]
+            yield rx, addr, connected, writer
+
+
+def test_short_runs_go_whole_under_a_socket_wide_segment_size():
+    """The second short run in a row of one segment size sets that size on
+    the socket (UDP_SEGMENT), and from then on such runs go as one buffer
+    with send/sendto; each still arrives as the datagrams that were sent, to
+    a plain reader and to a GRO reader, on connected and unconnected
+    sockets."""
+    for rx, addr, connected, writer in gso_writers():
+        sent = []
+        for fill in (b"a", b"b", b"c"):
+            writer.send(short_run(addr, fill), 0, connected)
+            sent += [d[0] for d in short_run(addr, fill)]
+            if fill == b"a":
+                assert writer.segment == 0  # one short run is not a habit yet
+        assert writer.segment == 1472
+        assert plain_reads(rx) == sent
+        assert writer.writes == 3 and writer.datagrams_out == 6
+        # a GRO reader gets the runs back whole and cuts them as sent
+        writer.send(short_run(addr, b"d"), 0, connected)
+        assert [g[0] for g in drain(DatagramSocket(rx))] == [b"d" * 1472, b"d" * 44]
 
 
 def test_under_a_socket_wide_segment_size_nothing_else_is_cut(gso_pair):
@@ -344,21 +352,13 @@ def test_a_joined_run_goes_in_one_call_and_arrives_as_its_datagrams():
     """A run the core built in one buffer (Endpoint.outbox) goes alone in
     one sendmsg, cut by its own size, on connected and unconnected sockets;
     the pairs around it go as before; the list is left as it was."""
-    for connected in (False, True):
-        rx, tx = udp(), udp()
-        with rx, tx:
-            addr = rx.getsockname()
-            if connected:
-                tx.connect(addr)
-            writer = DatagramSocket(tx)
-            if not writer.gso:
-                pytest.skip("no UDP GSO")
-            run, parts = joined_run(addr, [1000] * 5 + [300])
-            items = [(b"before", addr), run, (b"after", addr)]
-            assert writer.send(items, 0, connected) == 3
-            assert plain_reads(rx) == [b"before"] + parts + [b"after"]
-            assert writer.writes == 3 and writer.datagrams_out == 8
-            assert items[1] is run
+    for rx, addr, connected, writer in gso_writers():
+        run, parts = joined_run(addr, [1000] * 5 + [300])
+        items = [(b"before", addr), run, (b"after", addr)]
+        assert writer.send(items, 0, connected) == 3
+        assert plain_reads(rx) == [b"before"] + parts + [b"after"]
+        assert writer.writes == 3 and writer.datagrams_out == 8
+        assert items[1] is run
 
 
 def test_without_offload_a_joined_run_goes_as_its_datagrams():
