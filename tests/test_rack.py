@@ -314,3 +314,54 @@ def test_runs_judge_as_their_segments_one_by_one_would():
             runs.mark_first_lost()
             single.mark_first_lost()
         assert _state(runs, una, snd_max) == _state(single, una, snd_max), f"seed {seed} step {step}"
+
+
+def test_any_acks_and_blocks_keep_the_records_whole_and_the_tallies_true():
+    """Whatever a peer sends (ACKs and SACK blocks at any byte, inside
+    segments, overlapping, past what was sent) and whatever the sender
+    resends (any range, any byte), on records of runs: the records still
+    cover [snd_una, snd_max) in order, without gap or overlap, and the lost
+    and SACKed tallies match them."""
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    rng = random.Random(seed)
+    rack = Rack()
+    una = snd_max = TOP - 50_000
+    now = 0.0
+    for step in range(400):
+        now += rng.choice([0.0, 0.001, 0.004])
+        out = (snd_max - una) % TOP
+        action = rng.random()
+        if action < 0.2 and out < 100_000:
+            size = rng.choice([1000, 1440, 536])
+            count = rng.randrange(1, 9)
+            snd_max = run(rack, snd_max, count, mss=size, now=now) if count > 1 else sent(rack, snd_max, 1, size, now)
+        elif action < 0.6 and out:
+            if rng.random() < 0.3:
+                una = (una + rng.randrange(0, out + 1)) % TOP
+            blocks = []
+            for _ in range(rng.randrange(0, 4)):
+                left = (una + rng.randrange(-2000, out + 2000)) % TOP
+                blocks.append((left, (left + rng.randrange(-500, 9000)) % TOP))
+            if rack.on_ack(una, blocks, snd_max, NO_TS, 0, rng.choice([NO_MIN, 0.002]), now):
+                rack.detect(now, 0.002, 0.004, rng.random() < 0.5, 0.001)
+        elif action < 0.8 and out:
+            seq = (una + rng.randrange(0, out)) % TOP
+            end = (seq + rng.randrange(1, 5000)) % TOP
+            if (end - una) % TOP > out:
+                end = snd_max
+            rack.on_transmit(seq, end, snd_max, now)
+        elif action < 0.85:
+            rack.mark_first_lost()
+        elif action < 0.88:
+            rack.on_rto_keep_sacked()
+        elif action < 0.9:
+            rack.on_rto()
+        records = rack.records
+        assert all(r.start != r.end for r in records), f"seed {seed} step {step}"
+        if records:
+            assert records[0].start == una and records[-1].end == snd_max, f"seed {seed} step {step}"
+            assert all(a.end == b.start for a, b in zip(records, records[1:])), f"seed {seed} step {step}"
+        lost = sum((r.end - r.start) % TOP for r in records if r.flags & LOST)
+        assert lost == rack.lost_bytes, f"seed {seed} step {step}"
+        assert sum(segments(r) for r in records if r.flags & SACKED) == rack.sacked_count, f"seed {seed} step {step}"
