@@ -113,6 +113,12 @@ def encode_run(
     ts_ecr: int,
     joined: int = 0,
 ) -> int: ...
+def siphash(key: bytes, data: Buffer) -> int:
+    """SipHash-2-4 of ``data`` under a 16-byte ``key`` (the 64-bit output read little-endian)."""
+    ...
+def isn_hash(key: bytes, remote_addr: Any, local_port: int, remote_port: int) -> int:
+    """32 bits of SipHash-2-4 of a connection's identity (the ISN's F, RFC 6528)."""
+    ...
 
 class SendBuffer:
     """A connection's send buffer: appended at the back, dropped from the front."""
