@@ -169,7 +169,7 @@ cdef class Connection:
     cpdef bint _owe_ack(self) except -1
     cpdef send_deferred_ack(self, double now=*)
     cpdef long long _data_end(self) except? <long long>-1
-    @cython.locals(size=cython.longlong, count=cython.longlong, run=cython.longlong, unsent=cython.longlong)
+    @cython.locals(count=cython.longlong, run=cython.longlong, unsent=cython.longlong)
     cpdef long long _whole_runs(self, long long data_end) except? <long long>-1
     @cython.locals(free=cython.longlong, edge=cython.longlong)
     cpdef bint _window_update_due(self) except -1
@@ -192,8 +192,10 @@ cdef class Connection:
     cpdef _send_ack(self)
     @cython.locals(start=cython.longlong, end=cython.longlong, new_data=cython.bint, flags=cython.int)
     cpdef _send_data(self, long long seq, long long length, bint fin, double now, long long window=*)
+    cpdef _sent(self, long long seq, long long timed, long long end, long long length, double now)
+    cpdef long long _run_datagrams(self) except -1
     @cython.locals(mss=cython.longlong, length=cython.longlong, start=cython.longlong, ack=cython.longlong,
-                   has_ts=cython.bint, end=cython.longlong, joined=cython.longlong)
+                   has_ts=cython.bint, end=cython.longlong)
     cpdef _send_run(self, long long seq, long long count, double now, long long window)
     @cython.locals(data_end=cython.longlong, send_end=cython.longlong, snd_nxt=cython.longlong,
                    snd_max=cython.longlong, unsent=cython.longlong, flight=cython.longlong,

@@ -1139,10 +1139,17 @@ class Connection:
         self._emit(flags, seq, self.rcv_nxt, self._sndbuf, window, False, start, length)
         if self.sack_ok:
             self.rack.on_transmit(seq, end, self.snd_max, now)
+        self._sent(seq, end, end, length, now)
+
+    def _sent(self, seq: int, timed: int, end: int, length: int, now: float) -> None:
+        """What sending [seq, end) (``length`` bytes of data) leaves, after
+        RACK has seen it: the ACK rode on it, the RTT is timed to ``timed``
+        if nothing is timed and this is new data, the send sequence and the
+        timers move."""
         self._ack_pending = 0
         self._stop_delack()  # the ACK rides on the data
         if self._rtt_seq < 0 and not seq_lt(seq, self.snd_max):
-            self._rtt_seq = end
+            self._rtt_seq = timed
             self._rtt_time = now
         self.recovery.on_sent(length)
         self._last_send = now
@@ -1154,6 +1161,15 @@ class Connection:
             self._start_rto(now)  # RFC 6298 (5.1)
         if self._user_timeout_at == NEVER:
             self._start_user_timeout(now)
+
+    def _run_datagrams(self) -> int:
+        """How many full-sized datagrams the socket below sends in one call
+        (UDP GSO: Endpoint.run_bytes in at most run_datagrams), 0 if it
+        sends one a call."""
+        endpoint = self.endpoint
+        if endpoint is None or not endpoint.run_bytes:
+            return 0
+        return min(endpoint.run_bytes // (self.mss + (32 if self.ts_ok else 20)), endpoint.run_datagrams)
 
     def _send_run(self, seq: int, count: int, now: float, window: int) -> None:
         """Send ``count`` full segments of new data from ``seq`` (= snd_max)
@@ -1168,15 +1184,11 @@ class Connection:
         ack = self.rcv_nxt
         self._last_ack_sent = ack
         has_ts = self.ts_ok
-        joined = 0
-        endpoint = self.endpoint
-        if endpoint is not None and endpoint.run_bytes:
-            # the socket sends a run in one call (UDP GSO): it gets the run's
-            # datagrams in one buffer, as many as a call takes
-            joined = min(endpoint.run_datagrams, endpoint.run_bytes // (mss + (32 if has_ts else 20)))
+        # a socket that sends a run in one call (UDP GSO) gets the run's
+        # datagrams in one buffer, as many as a call takes
         encode_run(self.out, self.remote_addr, self.local_port, self.remote_port, seq, ack, window,
                    self._sndbuf, start, mss, count, start + length == len(self._sndbuf), has_ts,
-                   self._ts_val() if has_ts else 0, self.ts_recent, joined)
+                   self._ts_val() if has_ts else 0, self.ts_recent, self._run_datagrams())
         self.segments_sent += count
         self._last_out = self._now
         self.bytes_sent += length
@@ -1184,18 +1196,7 @@ class Connection:
         end = (seq + length) & MASK
         if self.sack_ok:
             self.rack.on_transmit(seq, end, seq, now, mss)  # one record for the run
-        self._ack_pending = 0
-        self._stop_delack()  # the ACK rides on the data
-        if self._rtt_seq < 0:
-            self._rtt_seq = (seq + mss) & MASK  # the first segment's end, as _send_data times it
-            self._rtt_time = now
-        self.recovery.on_sent(length)
-        self._last_send = now
-        self.snd_nxt = self.snd_max = end
-        if self._rto_at == NEVER:
-            self._start_rto(now)  # RFC 6298 (5.1)
-        if self._user_timeout_at == NEVER:
-            self._start_user_timeout(now)
+        self._sent(seq, (seq + mss) & MASK, end, length, now)  # timed as its first segment alone
 
     def _push(self, now: float) -> None:
         """Send what the send window, congestion window and sender-side silly
@@ -1311,8 +1312,7 @@ class Connection:
         call each, not one and the call of a tail of two segments.  Never
         with a FIN queued; end_batch sends what a woken writer did not add
         to, and an ACK or the RTO what a paused one waits with."""
-        size = self.mss + (32 if self.ts_ok else 20)  # a full segment's datagram
-        count = min(self.endpoint.run_bytes // size, self.endpoint.run_datagrams)
+        count = self._run_datagrams()
         run = count * self.mss
         unsent = seq_diff(data_end, self.snd_nxt)
         if count < 2 or unsent <= 0 or (not self._waking and seq_diff(self.snd_nxt, self.snd_una) < run):
