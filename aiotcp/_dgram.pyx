@@ -40,7 +40,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memcmp, memset
 
-from aiotcp._fast cimport DatagramSink, monotonic
+from aiotcp._fast cimport DatagramSink, cut_run, monotonic
 
 import os as _os
 import socket as _socket
@@ -127,10 +127,7 @@ cdef Py_ssize_t _split_run(list datagrams, Py_ssize_t i) except -1:
     its datagrams one by one, ``(datagram, addr)`` each, in its place (a
     socket without segmentation offload, or a run the kernel refused);
     returns how many items the list gained."""
-    cdef tuple run = datagrams[i]
-    data, addr, size = run
-    data = bytes(data)
-    parts = [(data[k:k + size], addr) for k in range(0, len(data), size)]
+    parts = cut_run(datagrams[i])
     datagrams[i:i + 1] = parts
     return len(parts) - 1
 
@@ -375,9 +372,10 @@ cdef class DatagramSocket:
         ``(bytes, addr, size)``: datagrams of ``size`` bytes back to back
         (``addr`` is ignored on a connected socket).  A run goes alone in one
         ``sendmsg``; where it cannot (no offload, or the kernel refuses it)
-        it is replaced in the list by its datagrams, which go as below.  Returns the index of the first one
-        not sent because the socket would block (``len(datagrams)`` when all
-        went).  Other socket errors are raised as OSError.
+        it is replaced in the list by its datagrams, which go as below.
+        Returns the index of the first one not sent because the socket would
+        block (``len(datagrams)`` when all went).  Other socket errors are
+        raised as OSError.
 
         A run goes in one ``sendmsg`` whose ``UDP_SEGMENT`` control message
         says where the kernel cuts it.  A short run (a message of a segment

@@ -62,6 +62,9 @@ cpdef int encode_run(list out, object to, uint16_t src_port, uint16_t dst_port, 
                      uint16_t window, SendBuffer sndbuf, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t count,
                      bint psh, bint has_ts, uint32_t ts_val, uint32_t ts_ecr, Py_ssize_t joined=*) except -1
 
+# A run of the outbox cut back into its (datagram, addr) pairs.
+cpdef list cut_run(tuple run)
+
 
 cdef class Segment:
     """One decoded TCP segment (RFC 9293 section 3.1)."""

@@ -113,6 +113,9 @@ def encode_run(
     ts_ecr: int,
     joined: int = 0,
 ) -> int: ...
+def cut_run(run: tuple) -> list:
+    """A run of the outbox, (datagrams, addr, size), cut back into its (datagram, addr) pairs."""
+    ...
 def siphash(key: bytes, data: Buffer) -> int:
     """SipHash-2-4 of ``data`` under a 16-byte ``key`` (the 64-bit output read little-endian)."""
     ...

@@ -402,11 +402,44 @@ cdef uint32_t ones_sum(const uint8_t *p, Py_ssize_t n, uint32_t acc) noexcept no
     return aiotcp_ones_sum(p, n, acc)
 
 
+cdef inline uint32_t _header_sum(const uint8_t *p, Py_ssize_t n, Py_ssize_t total) noexcept nogil:
+    """The sum of ``n`` bytes at ``p`` seeded with docs/wire-format.md's
+    pseudo-header for a segment of ``total`` bytes (protocol 6 and the
+    length; the addresses are not in it)."""
+    return aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(total & 0xFFFF))
+
+
+cdef inline void _put_header(uint8_t *p, uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,
+                             Py_ssize_t hlen, uint8_t flags, uint16_t window, uint16_t urgent) noexcept nogil:
+    """The 20-byte fixed header at ``p`` (RFC 9293 section 3.1), the
+    checksum 0, the data offset for ``hlen`` bytes of header."""
+    aiotcp_wr16(p, src_port)
+    aiotcp_wr16(p + 2, dst_port)
+    aiotcp_wr32(p + 4, seq)
+    aiotcp_wr32(p + 8, ack)
+    p[12] = <uint8_t>((hlen // 4) << 4)
+    p[13] = flags
+    aiotcp_wr16(p + 14, window)
+    aiotcp_wr16(p + 16, 0)
+    aiotcp_wr16(p + 18, urgent)
+
+
+cdef inline void _put_timestamps(uint8_t *o, bint sack_permitted, uint32_t ts_val, uint32_t ts_ecr) noexcept nogil:
+    """The 12 bytes of the timestamp option as Linux lays them out: two
+    NOPs (or SACK-permitted in their place), then kind 8."""
+    if sack_permitted:
+        o[0] = 4; o[1] = 2
+    else:
+        o[0] = 1; o[1] = 1
+    o[2] = 8; o[3] = 10
+    aiotcp_wr32(o + 4, ts_val); aiotcp_wr32(o + 8, ts_ecr)
+
+
 cdef inline uint32_t _wire_sum(const uint8_t *p, Py_ssize_t n) noexcept nogil:
     """The ones' complement sum of a datagram with docs/wire-format.md's pseudo-header
     (zero addresses, protocol 6, the datagram's length): 0xFFFF for a
     datagram whose checksum is right; its complement is the checksum."""
-    return aiotcp_ones_sum(p, n, _PROTO_TCP + <uint32_t>(n & 0xFFFF))
+    return _header_sum(p, n, n)
 
 
 cdef int _checksum_of(data, uint32_t initial, bint vector) except -1:
@@ -1240,25 +1273,13 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
         total = _HEADER_LEN + optlen + plen
         out = aiotcp_datagram(total)
         p = <uint8_t *>PyBytes_AS_STRING(out)
-        aiotcp_wr16(p, src_port)
-        aiotcp_wr16(p + 2, dst_port)
-        aiotcp_wr32(p + 4, seq)
-        aiotcp_wr32(p + 8, ack)
-        p[12] = <uint8_t>(((_HEADER_LEN + optlen) // 4) << 4)
-        p[13] = flags
-        aiotcp_wr16(p + 14, window)
-        aiotcp_wr16(p + 16, 0)
-        aiotcp_wr16(p + 18, urgent)
+        _put_header(p, src_port, dst_port, seq, ack, _HEADER_LEN + optlen, flags, window, urgent)
         o = p + _HEADER_LEN
         if mss >= 0:
             o[0] = 2; o[1] = 4; aiotcp_wr16(o + 2, <uint16_t>mss); o += 4
         if has_ts:
-            if sack_permitted:
-                o[0] = 4; o[1] = 2
-            else:
-                o[0] = 1; o[1] = 1
-            o[2] = 8; o[3] = 10
-            aiotcp_wr32(o + 4, ts_val); aiotcp_wr32(o + 8, ts_ecr); o += 12
+            _put_timestamps(o, sack_permitted, ts_val, ts_ecr)
+            o += 12
         elif sack_permitted:
             o[0] = 1; o[1] = 1; o[2] = 4; o[3] = 2; o += 4
         if wscale >= 0:
@@ -1270,7 +1291,7 @@ cpdef bytes encode_segment(uint16_t src_port, uint16_t dst_port, uint32_t seq, u
                 aiotcp_wr32(o, <uint32_t>left); aiotcp_wr32(o + 4, <uint32_t>right); o += 8
         # the header's sum (with the pseudo-header), then the payload's,
         # taken as it is copied (the header's length is a multiple of 4)
-        hsum = aiotcp_ones_sum(p, _HEADER_LEN + optlen, _PROTO_TCP + <uint32_t>(total & 0xFFFF))
+        hsum = _header_sum(p, _HEADER_LEN + optlen, total)
         if plen:
             if sndbuf is not None:
                 hsum = aiotcp_sum_add(hsum, sndbuf.copy_out_sum(o, offset, plen), 0)
@@ -1303,19 +1324,10 @@ cpdef int encode_run(list out, object to, uint16_t src_port, uint16_t dst_port, 
     cdef uint8_t *p
     if count < 1 or size < 1 or offset < 0 or offset + count * size > sndbuf._len:
         raise ValueError("run outside the send buffer")
-    aiotcp_wr16(head, src_port)
-    aiotcp_wr16(head + 2, dst_port)
-    aiotcp_wr32(head + 4, 0)
-    aiotcp_wr32(head + 8, ack)
-    head[12] = <uint8_t>((hlen // 4) << 4)
-    head[13] = _ACK
-    aiotcp_wr16(head + 14, window)
-    aiotcp_wr16(head + 16, 0)
-    aiotcp_wr16(head + 18, 0)
+    _put_header(head, src_port, dst_port, 0, ack, hlen, _ACK, window, 0)
     if has_ts:
-        head[20] = 1; head[21] = 1; head[22] = 8; head[23] = 10
-        aiotcp_wr32(head + 24, ts_val); aiotcp_wr32(head + 28, ts_ecr)
-    base = aiotcp_ones_sum(head, hlen, _PROTO_TCP + <uint32_t>(total & 0xFFFF))
+        _put_timestamps(head + _HEADER_LEN, False, ts_val, ts_ecr)
+    base = _header_sum(head, hlen, total)
     while i < count:
         n = min(count - i, joined) if joined >= 2 else 1
         if n > 1:
@@ -1337,6 +1349,14 @@ cpdef int encode_run(list out, object to, uint16_t src_port, uint16_t dst_port, 
         out.append((datagram, to, total) if n > 1 else (datagram, to))
         i += n
     return 0
+
+
+cpdef list cut_run(tuple run):
+    """A run of the outbox, ``(datagrams, addr, size)``, cut back into its
+    ``(datagram, addr)`` pairs: ``size`` bytes each, the last what is left."""
+    data, addr, size = run
+    data = bytes(data)
+    return [(data[k:k + size], addr) for k in range(0, len(data), size)]
 
 
 # --- timer wheel ---------------------------------------------------------------

@@ -13,6 +13,7 @@ import heapq
 import random
 from dataclasses import dataclass
 
+from .._fast import cut_run
 from ..core.endpoint import Endpoint
 from ..core.events import Closed, Connected, DataReadable, Incoming, PeerClosed, Writable
 
@@ -34,8 +35,7 @@ def datagrams(items: list) -> list:
     pairs = []
     for item in items:
         if len(item) == 3:
-            data, addr, size = item
-            pairs.extend((data[k:k + size], addr) for k in range(0, len(data), size))
+            pairs.extend(cut_run(item))
         else:
             pairs.append(item)
     return pairs
