@@ -1102,9 +1102,10 @@ cdef class DatagramSink:
 
     cdef Py_ssize_t take_run(self, const uint8_t *p, Py_ssize_t n, Py_ssize_t size,
                              object addr, double now) except -1:
-        cdef Py_ssize_t off = 0, count = 0, dlen, hlen, nxt, nlen, total, parts, k, plen
+        cdef Py_ssize_t off = 0, count = 0, dlen, hlen, nxt, nlen, total, parts, k, plen, good
         cdef const uint8_t *first
         cdef const uint8_t *q
+        cdef const uint8_t *last
         cdef Segment seg
         cdef bytes payload
         cdef char *dst
@@ -1132,27 +1133,44 @@ cdef class DatagramSink:
                 nxt += nlen
                 if q[13] & _PSH:
                     break
-            # checksums verified (_joinable, _joins): not again
-            if parts == 1:  # nothing joined it
-                seg = _parse(first, dlen, None, False)
-            else:
-                seg = _parse(first, hlen, None, False)  # the header
-                payload = PyBytes_FromStringAndSize(NULL, total)
-                dst = PyBytes_AS_STRING(payload)
-                k = off
-                while k < nxt:
-                    dlen = size if nxt - k > size else nxt - k
-                    plen = dlen - hlen
-                    memcpy(dst, p + k + hlen, plen)
-                    dst += plen
-                    k += dlen
-                seg.payload = payload
-                seg.flags = first[13] | (p[nxt - dlen + 13] & _PSH)
-                seg.segs = <int>parts
-                self.segments_coalesced += parts - 1
+            if parts == 1:  # nothing joined it: take() checks its sum
+                self.take(first, dlen, addr, now)
+                count += 1
+                off = nxt
+                continue
+            # each payload summed as it is copied (read once), each datagram
+            # checked with its header's sum: the run ends before a bad one,
+            # which take() then counts
+            payload = PyBytes_FromStringAndSize(NULL, total)
+            dst = PyBytes_AS_STRING(payload)
+            k = off
+            good = 0
+            last = first
+            while k < nxt:
+                dlen = size if nxt - k > size else nxt - k
+                plen = dlen - hlen
+                if aiotcp_sum_add(_header_sum(p + k, hlen, dlen),
+                                  aiotcp_copy_sum(<uint8_t *>dst, p + k + hlen, plen), 0) != 0xFFFF:
+                    break
+                last = p + k
+                dst += plen
+                good += 1
+                k += dlen
+            if good == 0:
+                self.take(first, size, addr, now)
+                count += 1
+                off += size
+                continue
+            if good < parts:  # a bad sum cut the run (rare): its good part alone
+                payload = payload[:dst - PyBytes_AS_STRING(payload)]
+            seg = _parse(first, hlen, None, False)  # the header
+            seg.payload = payload
+            seg.flags = first[13] | (last[13] & _PSH)
+            seg.segs = <int>good
+            self.segments_coalesced += good - 1
             self.receive_segment(seg, addr, now)
-            count += parts
-            off = nxt
+            count += good
+            off = k
         return count
 
     def receive_run(self, data, Py_ssize_t size, addr, double now):
@@ -1170,19 +1188,18 @@ cdef class DatagramSink:
 
 
 cdef inline bint _joinable(const uint8_t *p, Py_ssize_t n) noexcept:
-    """A datagram that may start a coalesced run: a valid data segment
-    with ACK (and PSH) only among its flags, and no options but the
-    timestamps as Linux and aiotcp lay them out (NOP, NOP, TS) -- so no SYN
-    option, no SACK block.  Linux's TCP GRO asks as much (tcp_gro_receive)."""
+    """A datagram that may start a coalesced run: a data segment with ACK
+    (and PSH) only among its flags, and no options but the timestamps as
+    Linux and aiotcp lay them out (NOP, NOP, TS) -- so no SYN option, no
+    SACK block.  Linux's TCP GRO asks as much (tcp_gro_receive).  Its
+    checksum is checked as its payload is copied (take_run)."""
     cdef int doff
     if n <= _HEADER_LEN:
         return False
     doff = p[12] >> 4
     if doff * 4 >= n or (p[13] & ~_PSH) != _ACK:
         return False
-    if doff != 5 and not (doff == 8 and p[20] == 1 and p[21] == 1 and p[22] == 8 and p[23] == 10):
-        return False
-    return _wire_sum(p, n) == 0xFFFF
+    return doff == 5 or (doff == 8 and p[20] == 1 and p[21] == 1 and p[22] == 8 and p[23] == 10)
 
 
 cdef inline bint _joins(const uint8_t *first, Py_ssize_t hlen, Py_ssize_t total,
@@ -1190,17 +1207,15 @@ cdef inline bint _joins(const uint8_t *first, Py_ssize_t hlen, Py_ssize_t total,
     """Whether the datagram ``q`` continues the run that ``first`` starts
     and that carries ``total`` bytes so far: the same ports, ACK, window and
     options (the same timestamps too), flags ACK (and PSH), its sequence
-    number right after the run's data, some data of its own and a good
-    checksum."""
+    number right after the run's data, and some data of its own (its
+    checksum is checked as its payload is copied: take_run)."""
     if n <= hlen or (q[12] >> 4) * 4 != hlen or (q[13] & ~_PSH) != _ACK:
         return False
     if memcmp(first, q, 4) != 0 or memcmp(first + 8, q + 8, 4) != 0 or memcmp(first + 14, q + 14, 2) != 0:
         return False
     if hlen > _HEADER_LEN and memcmp(first + _HEADER_LEN, q + _HEADER_LEN, hlen - _HEADER_LEN) != 0:
         return False
-    if aiotcp_rd32(q + 4) != <uint32_t>(aiotcp_rd32(first + 4) + <uint32_t>total):
-        return False
-    return _wire_sum(q, n) == 0xFFFF
+    return aiotcp_rd32(q + 4) == <uint32_t>(aiotcp_rd32(first + 4) + <uint32_t>total)
 
 
 def encode(uint16_t src_port, uint16_t dst_port, uint32_t seq, uint32_t ack,

@@ -151,6 +151,34 @@ def test_a_corrupt_segment_in_the_middle_of_a_run_ends_the_joined_part_there():
     assert ep.stats["out_of_order_segments"] == 1
 
 
+@pytest.mark.parametrize("where", [16, 17, 32, -1])  # the checksum field, the payload's first and last byte
+@pytest.mark.parametrize("position", range(5))
+def test_a_corrupt_segment_anywhere_in_a_run_is_dropped_as_without_joining(position, where):
+    """A payload's sum is taken as it is copied into the joined payload;
+    whichever datagram of the run is bad (the first, one inside, the short
+    last one), in its header or its payload, it alone is dropped and
+    counted, what precedes it is delivered, and the receiver ends as one
+    that joins nothing."""
+    outcomes = []
+    for coalesce in (True, False):
+        ep, conn, snd, echo = established(coalesce=coalesce)
+        parts = [bytearray(data(1001 + 1000 * i, snd, bytes([97 + i]) * 1000, echo)) for i in range(4)]
+        parts.append(bytearray(data(5001, snd, b"tail", echo)))
+        parts[position][where] ^= 0x20
+        run, size = run_of([bytes(part) for part in parts])
+        ep.begin_batch()
+        assert ep.receive_run(run, size, PEER, 0.1) == 5
+        ep.end_batch()
+        drain(ep.outbox)
+        got = conn.read()
+        outcomes.append((got, conn.rcv_nxt, conn.rcv_buffer.held_ranges.ranges()))
+        assert ep.stats["bad_checksum"] == 1
+        assert got == b"".join(bytes([97 + i]) * 1000 for i in range(position))
+        if coalesce:  # what precedes the bad one joins, what follows it too
+            assert ep.segments_coalesced == max(position - 1, 0) + max(5 - position - 2, 0)
+    assert outcomes[0] == outcomes[1]
+
+
 def test_random_runs_deliver_the_same_bytes_with_and_without_coalescing(seeded_rng):
     """Runs cut at random, with reordering, duplicates, PSH and corruption
     thrown in: with or without joining, the receiver reads exactly the same
