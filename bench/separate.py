@@ -27,8 +27,16 @@ kernel's from the same run and the ratio.
 The server process (``python bench/separate.py serve STACK [--workers]``)
 tells each connection's job by its first byte.  With ``--workers N`` the
 aiotcp server runs N processes on one UDP port with SO_REUSEPORT, and the
-many-connection figure (--many concurrent connections, one round trip each,
-in rounds) is measured against 1 worker and against N.
+many-connection figure (--many concurrent connections, --rounds 1 KiB round
+trips each) is measured against 1 worker and against N, twice: as it is,
+and with --work SHA-256 passes over each message in the server before its
+answer (a server whose own work outgrows a core, which is what workers are
+for).  The client spreads its connections over --client-sockets UDP
+sockets (32): the kernel picks a worker by a hash of a datagram's
+addresses and ports, so connections sharing one client socket all reach
+one worker, and a socket of each connection's own costs the client a
+wakeup per datagram.  The busiest worker's share of the server's CPU is
+printed beside the figures (1 / N: an even spread).
 
     python bench/bench.py --separate [--bulk-mib 32] [--repeat 3] [--idle 10000]
     python bench/separate.py [same options]
@@ -40,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -112,6 +121,12 @@ async def _serve(stack: str, port: int) -> None:
             elif kind == b"p":  # ping-pong
                 while data := await reader.read(1 << 16):
                     writer.write(data)
+            elif kind == b"h":  # ping-pong with work: the next byte's count of SHA-256 passes over what came
+                passes = (await reader.readexactly(1))[0]
+                while data := await reader.read(1 << 16):
+                    for _ in range(passes):
+                        hashlib.sha256(data).digest()
+                    writer.write(data)
             elif kind == b"b":  # bulk sink: the total back at the end
                 total = 0
                 while chunk := await reader.read(1 << 18):
@@ -171,14 +186,14 @@ class Server:
             self.procs.append(proc)
         return self
 
-    def cpu(self) -> float:
-        """CPU seconds the server processes have used so far."""
-        total = 0
+    def cpus(self) -> list:
+        """CPU seconds each server process has used so far."""
+        used = []
         for proc in self.procs:
             with open(f"/proc/{proc.pid}/stat") as stat:
                 fields = stat.read().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+            used.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))  # utime, stime
+        return used
 
     async def rss(self, idle: int) -> int:
         proc = self.procs[0]
@@ -412,15 +427,18 @@ async def idle_memory(stack: str, warm: int, count: int, kind: bytes = b"i") -> 
     return (after - before) / count, slab
 
 
-async def many(stack: str, port: int, conns: int, rounds: int) -> float:
+async def many(stack: str, port: int, conns: int, rounds: int, work: int = 0, sockets: int = 32) -> float:
     """Round trips/s over ``conns`` concurrent connections, each with a
-    1 KiB message back and forth ``rounds`` times (client in this process)."""
-    endpoint = await aiotcp.create_endpoint(("127.0.0.1", 0)) if stack != "kernel" else None
+    1 KiB message back and forth ``rounds`` times (client in this process),
+    spread over ``sockets`` client UDP sockets (aiotcp endpoints: see the
+    module docstring); ``work``: SHA-256 passes the server makes over each
+    message."""
     message = b"m" * 1024
+    endpoints = [await aiotcp.create_endpoint(("127.0.0.1", 0)) for _ in range(sockets)]
 
-    async def one():
-        reader, writer = await _opener(stack, endpoint)("127.0.0.1", port)
-        writer.write(b"p")
+    async def one(endpoint):
+        reader, writer = await endpoint.open_connection("127.0.0.1", port)
+        writer.write(b"h" + bytes([work]) if work else b"p")
         for _ in range(rounds):
             writer.write(message)
             await reader.readexactly(len(message))
@@ -428,12 +446,11 @@ async def many(stack: str, port: int, conns: int, rounds: int) -> float:
 
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(conns)))
-        elapsed = time.perf_counter() - start
+        await asyncio.gather(*(one(endpoints[i % sockets]) for i in range(conns)))
+        return conns * rounds / (time.perf_counter() - start)
     finally:
-        if endpoint is not None:
+        for endpoint in endpoints:
             endpoint.close()
-    return conns * rounds / elapsed
 
 
 async def run(args) -> dict:
@@ -476,14 +493,20 @@ async def run(args) -> dict:
                 result[f"{stack}_idle_slab_KiB"] = slab
                 result[f"{stack}_idle_total_KiB"] = rss + slab / 2
     if args.workers > 1:
-        for workers in (1, args.workers):
-            async with Server("aiotcp", workers) as server:
-                cpu, client_cpu, start = server.cpu(), time.process_time(), time.perf_counter()
-                result[f"aiotcp_many_{workers}w_per_s"] = await many("aiotcp", server.port, args.many, args.rounds)
-                wall = time.perf_counter() - start
-                # cores busy: the server's processes together, and the client's
-                result[f"aiotcp_many_{workers}w_server_cores"] = (server.cpu() - cpu) / wall
-                result[f"aiotcp_many_{workers}w_client_cores"] = (time.process_time() - client_cpu) / wall
+        for work, name in ((0, "many"), (args.work, "work")):
+            for workers in (1, args.workers):
+                async with Server("aiotcp", workers) as server:
+                    await many("aiotcp", server.port, args.many, 2, work, args.client_sockets)  # every worker warm
+                    cpus, client_cpu, start = server.cpus(), time.process_time(), time.perf_counter()
+                    result[f"aiotcp_{name}_{workers}w_per_s"] = await many("aiotcp", server.port, args.many,
+                                                                            args.rounds, work, args.client_sockets)
+                    wall = time.perf_counter() - start
+                    used = [after - before for before, after in zip(cpus, server.cpus())]
+                    # cores busy: the server's processes together, and the client's
+                    result[f"aiotcp_{name}_{workers}w_server_cores"] = sum(used) / wall
+                    result[f"aiotcp_{name}_{workers}w_client_cores"] = (time.process_time() - client_cpu) / wall
+                    # the busiest worker's share of the server's CPU (1 / workers: even)
+                    result[f"aiotcp_{name}_{workers}w_top_share"] = max(used) / (sum(used) or 1)
     return result
 
 
@@ -516,13 +539,15 @@ def report(r: dict, args) -> None:
               f"(aiotcp at {r[f'aiotcp_{figure}'] / floor:.2f} of it)")
     print(f"{'Jain index, 8 concurrent connections':58}{r['aiotcp_bulk8_jain']:12.3f}{r['kernel_bulk8_jain']:12.3f}")
     if args.workers > 1:
-        one, n = r["aiotcp_many_1w_per_s"], r[f"aiotcp_many_{args.workers}w_per_s"]
-        print(f"aiotcp, {args.many} concurrent connections: {one:.0f} round trips/s with 1 worker, "
-              f"{n:.0f} with {args.workers} ({n / one:.2f}x); cores busy, server / client: "
-              f"{r['aiotcp_many_1w_server_cores']:.2f} / {r['aiotcp_many_1w_client_cores']:.2f} with 1 worker, "
-              f"{r[f'aiotcp_many_{args.workers}w_server_cores']:.2f} / "
-              f"{r[f'aiotcp_many_{args.workers}w_client_cores']:.2f} with {args.workers} "
-              f"({os.cpu_count()} cores here)")
+        n = args.workers
+        for name, what in (("many", "as they are"), ("work", f"{args.work} SHA-256 passes a message in the server")):
+            one, more = r[f"aiotcp_{name}_1w_per_s"], r[f"aiotcp_{name}_{n}w_per_s"]
+            print(f"aiotcp, {args.many} connections, {what}: {one:.0f} round trips/s with 1 worker, "
+                  f"{more:.0f} with {n} ({more / one:.2f}x); cores busy, server / client: "
+                  f"{r[f'aiotcp_{name}_1w_server_cores']:.2f} / {r[f'aiotcp_{name}_1w_client_cores']:.2f} "
+                  f"with 1 worker, {r[f'aiotcp_{name}_{n}w_server_cores']:.2f} / "
+                  f"{r[f'aiotcp_{name}_{n}w_client_cores']:.2f} with {n}, the busiest of the {n} taking "
+                  f"{r[f'aiotcp_{name}_{n}w_top_share']:.2f} of the server's ({os.cpu_count()} cores here)")
     print(json.dumps({"separate": {k: round(v, 3) for k, v in r.items()}, "bulk_mib": args.bulk_mib,
                       "repeat": args.repeat, "python": sys.version.split()[0]}))
 
@@ -538,6 +563,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="aiotcp server workers for the scaling figure (1: none)")
     parser.add_argument("--many", type=int, default=200, help="concurrent connections for the scaling figure")
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--work", type=int, default=60, help="SHA-256 passes over each message in the server, "
+                        "for the second scaling figure (0 to 255)")
+    parser.add_argument("--client-sockets", type=int, default=32, help="the scaling figures' client UDP sockets, "
+                        "its connections spread over them (the kernel spreads the sockets over the workers)")
     parser.add_argument("--sizes", help="instead: one connection's bulk goodput at these sizes in MiB "
                         "(e.g. 8,32,128,512), warm processes, --repeat transfers a size")
     parser.add_argument("--lo-mtu", type=int, help="run it all in a network namespace of its own whose loopback "
