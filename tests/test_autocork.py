@@ -1,8 +1,12 @@
 """Autocork (Config.autocork, Linux's tcp_autocorking): what the tasks a
 receive batch woke write in that turn of the loop leaves at the batch's
-end, in as few segments as it fits, carrying the batch's ACK.  Checked on the wire
-(every segment both sides send) on both loops, against a real UDP socket
-pair."""
+end, in as few segments as it fits, carrying the batch's ACK -- except a
+connection's first data when the batch woke no other connection: the peer
+is waiting for it (a request, the reply to it), and it leaves at once.
+Checked on the wire (every segment both sides send) on both loops, against
+a real UDP socket pair."""
+
+import asyncio
 
 import pytest
 
@@ -13,10 +17,12 @@ from aiotcp.tools.trace import Recorder
 pytestmark = pytest.mark.asyncio
 
 
-async def request_response(config: Config, reply_parts=(b"c",)):
+async def request_response(config: Config, reply_parts=(b"c",), requests=1):
     """One connection as the connection-rate benchmark makes it: open, one
     byte each way, close; the server writes its reply in parts, then closes
-    at once.  Returns the segments each side sent, as (flags, payload).
+    at once.  With ``requests`` > 1, the client asks that many times and the
+    server answers each earlier one with one byte first.  Returns the
+    segments each side sent, as (flags, payload).
 
     The segments are counted, so nothing may be retransmitted: probes are
     off and the RTO is far beyond the test (a tail loss probe that a slow
@@ -25,7 +31,10 @@ async def request_response(config: Config, reply_parts=(b"c",)):
     recorder = Recorder()
 
     async def handler(reader, writer):
-        assert await reader.read(1) == b"q"
+        for _ in range(requests - 1):
+            assert await reader.readexactly(1) == b"q"
+            writer.write(b"r")
+        assert await reader.readexactly(1) == b"q"
         for part in reply_parts:
             writer.write(part)
         await writer.drain()
@@ -36,6 +45,9 @@ async def request_response(config: Config, reply_parts=(b"c",)):
     recorder.label(port, "server")
     async with server:
         reader, writer = await aiotcp.open_connection("127.0.0.1", port, config=config, tracer=recorder)
+        for _ in range(requests - 1):
+            writer.write(b"q")
+            assert await reader.readexactly(1) == b"r"
         writer.write(b"q")
         assert await reader.read() == b"".join(reply_parts)
         writer.close()
@@ -47,19 +59,60 @@ async def request_response(config: Config, reply_parts=(b"c",)):
     return segments
 
 
-async def test_a_reply_and_the_close_after_it_leave_as_one_segment():
+def data_segments(segments):
+    return [(flags, payload) for flags, payload in segments if payload]
+
+
+async def test_a_first_reply_leaves_at_once_and_the_writes_after_it_wait_for_the_close():
     seen = await request_response(Config(), reply_parts=(b"a", b"b", b"c"))
-    server = seen["server"]
-    replies = [(flags, payload) for flags, payload in server if payload]
-    assert len(replies) == 1, server  # three writes and the FIN: one segment
-    flags, payload = replies[0]
-    assert payload == b"abc" and "F" in flags and "A" in flags
-    # the handshake's ACK goes alone, as Linux's with no write pending
+    # the first write is what the client waits for: at once, alone; the two
+    # after it, written while it is in flight, wait for the turn's end and
+    # leave with the FIN the close added meanwhile
+    assert data_segments(seen["server"]) == [("PA", b"a"), ("FPA", b"bc")], seen["server"]
+    # the handshake's ACK goes alone, as Linux's with no write pending, and
+    # the request, the client's first data, at once after it
     client = seen["client"]
-    assert client[0][0] == "S" and client[1] == ("A", b"") and client[2][1] == b"q", client
-    # SYN, SYN-ACK, ACK, request, reply + FIN, FIN, last ACK: seven in all
-    # (the FINs no longer cross: that took two more)
-    assert len(client) + len(server) == 7, seen
+    assert client[0][0] == "S" and client[1] == ("A", b"") and client[2] == ("PA", b"q"), client
+
+
+async def test_later_replies_and_the_close_after_them_leave_as_one_segment():
+    seen = await request_response(Config(), reply_parts=(b"a", b"b", b"c"), requests=2)
+    # the first reply ("r") at once; the second, in three writes, and the
+    # FIN: one segment at the turn's end, with the ACK of the request
+    assert data_segments(seen["server"]) == [("PA", b"r"), ("FPA", b"abc")], seen["server"]
+    assert data_segments(seen["client"]) == [("PA", b"q"), ("PA", b"q")], seen["client"]
+
+
+async def test_a_first_write_waits_when_the_batch_woke_other_connections_too():
+    """A busy server's batch wakes many connections: their first replies
+    wait for the batch's end like any other write (the sends are gathered,
+    not one system call each)."""
+    accepted = asyncio.Queue()
+
+    async def handler(reader, writer):
+        await accepted.put(writer)
+        await reader.read()
+        writer.close()
+
+    server = await aiotcp.start_server(handler, "127.0.0.1", 0)
+    async with server:
+        reader, client = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        writer = await accepted.get()
+        endpoint, conn = writer.transport.endpoint, writer.transport.get_extra_info("connection")
+        sent = conn.segments_sent
+        endpoint._batch_open, endpoint._woken = True, 2  # as a batch that delivered to two connections
+        writer.write(b"x")
+        assert conn.segments_sent == sent and writer.transport._path.corked  # waits for the batch's end
+        endpoint._end_batch()
+        assert conn.segments_sent == sent + 1 and not writer.transport._path.corked
+        assert await reader.readexactly(1) == b"x"
+        endpoint._batch_open, endpoint._woken = True, 1  # woke this connection alone: its first write...
+        writer.write(b"y")  # ... went already, so this one waits too
+        assert conn.segments_sent == sent + 1 and writer.transport._path.corked
+        endpoint._end_batch()
+        assert await reader.readexactly(1) == b"y"
+        client.close()
+        await client.wait_closed()
 
 
 async def test_without_autocork_each_write_and_the_handshake_ack_go_alone():
@@ -67,4 +120,3 @@ async def test_without_autocork_each_write_and_the_handshake_ack_go_alone():
     client, server = seen["client"], seen["server"]
     assert client[1] == ("A", b""), client  # the textbook third segment
     assert [payload for _, payload in server if payload] == [b"a", b"b", b"c"]
-    assert len(client) + len(server) > 7

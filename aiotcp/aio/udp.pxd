@@ -33,7 +33,7 @@ cdef class UDPEndpoint:
     cdef public DatagramSocket io
     cdef public dict transports, paths, servers, pending_connects
     cdef public list close_callbacks, _corked
-    cdef public int _fd, _recv_batch
+    cdef public int _fd, _recv_batch, _woken
     cdef public bint closed, _dispatching, close_when_idle, _batch_open, _batch_held, _recverr
 
     @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)

@@ -97,6 +97,7 @@ class UDPEndpoint:
         self._dispatching = False
         self._batch_open = False  # the receive batch's ACKs wait for _end_batch
         self._batch_held = False  # _end_batch waits one more turn (TransportPath.catch_up)
+        self._woken = 0  # the transports the receive batch delivered data to
         #: the paths written to while the batch was open, sent at its end
         self._corked: list = []
         self._end_batch_soon = self._end_batch  # bound once (call_soon takes it per batch)
@@ -133,6 +134,7 @@ class UDPEndpoint:
             self._end_batch()  # the loop runs it first; this keeps the order if not
         now = monotonic()
         core.begin_batch()
+        self._woken = 0
         try:
             # until the socket is empty, in C (aiotcp._dgram)
             # the core is a DatagramSink: it takes each datagram from C
@@ -163,7 +165,9 @@ class UDPEndpoint:
         # waits for the batch's end too (TransportPath.write), as Linux's
         # autocorking holds small writes while earlier ones are queued: a
         # reply and the close after it leave as one segment with the ACK,
-        # not as a segment each that wakes the peer each time.
+        # not as a segment each that wakes the peer each time.  A
+        # connection's first data goes at once unless the batch woke other
+        # connections too (TransportPath.write).
         woke = len(core.events) > 0
         self.flush()
         if woke or core.acks_deferred():
@@ -411,6 +415,7 @@ class UDPEndpoint:
         if cls is DataReadable:  # the common case first
             path = self.paths.get(source)
             if path is not None:
+                self._woken += 1
                 path.deliver()
                 return
         if cls is Incoming:
@@ -546,8 +551,13 @@ class TransportPath:
         endpoint = self.endpoint
         # a write while a receive batch is open, outside the dispatch (whose
         # flush sends at once what its callbacks write), waits for the
-        # batch's end with what else this turn of the loop writes
-        cork = endpoint._batch_open and not endpoint._dispatching and self.autocork
+        # batch's end with what else this turn of the loop writes -- but a
+        # connection's first data (a request, the reply to one) goes at
+        # once when the batch woke no other connection: the peer waits for
+        # it, and the rest of the turn is off its path; a busy batch's
+        # first replies wait and leave together
+        cork = (endpoint._batch_open and not endpoint._dispatching and self.autocork
+                and (conn.bytes_sent or endpoint._woken > 1))
         try:
             conn.send(data, monotonic(), not cork)
         except ConnectionStateError:

@@ -142,8 +142,10 @@ class Config:
     #: leave together at the batch's end, with its ACK: a reply and the
     #: close after it are one segment, not one datagram each that wakes the
     #: peer each time (Linux net.ipv4.tcp_autocorking, which holds small
-    #: writes while earlier ones wait).  Off: each write goes at once, the
-    #: ladder the teaching demo draws.
+    #: writes while earlier ones wait).  A connection's first data (a
+    #: request, the first reply) goes at once when the batch woke no other
+    #: connection: the peer is waiting for it.  Off: each write goes at
+    #: once, the ladder the teaching demo draws.
     autocork: bool = True
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel
