@@ -892,15 +892,21 @@ cdef uint64_t siphash24(const uint8_t *key, const uint8_t *m, Py_ssize_t n) noex
     return v[0] ^ v[1] ^ v[2] ^ v[3]
 
 
+cdef inline const uint8_t *_sip_key(bytes key) except NULL:
+    """The 16 bytes of a SipHash key (ValueError for another length)."""
+    if len(key) != 16:
+        raise ValueError("SipHash takes a 16-byte key")
+    return <const uint8_t *>PyBytes_AS_STRING(key)
+
+
 def siphash(bytes key, data) -> int:
     """SipHash-2-4 of ``data`` (a bytes-like object) under the 16-byte
     ``key``, as an int (the 64-bit output read little-endian)."""
     cdef Py_buffer view
-    if len(key) != 16:
-        raise ValueError("SipHash takes a 16-byte key")
+    cdef const uint8_t *secret = _sip_key(key)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
-        return siphash24(<const uint8_t *>PyBytes_AS_STRING(key), <const uint8_t *>view.buf, view.len)
+        return siphash24(secret, <const uint8_t *>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
 
@@ -916,8 +922,7 @@ cpdef long long isn_hash(bytes key, object remote_addr, long long local_port, lo
     cdef const char *text
     cdef long long v
     cdef bint plain
-    if len(key) != 16:
-        raise ValueError("SipHash takes a 16-byte key")
+    cdef const uint8_t *secret = _sip_key(key)
     aiotcp_wr16(buf, <uint16_t>local_port)
     aiotcp_wr16(buf + 2, <uint16_t>remote_port)
     plain = type(remote_addr) is tuple and len(<tuple>remote_addr) <= 4
@@ -941,9 +946,8 @@ cpdef long long isn_hash(bytes key, object remote_addr, long long local_port, lo
                 break
     if not plain:
         message = bytes(buf[:4]) + b"\xff" + repr(remote_addr).encode()
-        return siphash24(<const uint8_t *>PyBytes_AS_STRING(key), <const uint8_t *>PyBytes_AS_STRING(message),
-                         len(message)) & 0xFFFFFFFF
-    return siphash24(<const uint8_t *>PyBytes_AS_STRING(key), buf, n) & 0xFFFFFFFF
+        return siphash24(secret, <const uint8_t *>PyBytes_AS_STRING(message), len(message)) & 0xFFFFFFFF
+    return siphash24(secret, buf, n) & 0xFFFFFFFF
 
 
 @cython.freelist(16)
