@@ -118,11 +118,8 @@ async def _serve(stack: str, port: int) -> None:
             if kind == b"c":  # connect: one byte each way
                 writer.write(b"c")
                 await writer.drain()
-            elif kind == b"p":  # ping-pong
-                while data := await reader.read(1 << 16):
-                    writer.write(data)
-            elif kind == b"h":  # ping-pong with work: the next byte's count of SHA-256 passes over what came
-                passes = (await reader.readexactly(1))[0]
+            elif kind in (b"p", b"h"):  # ping-pong ("h": the next byte's count of SHA-256 passes over what came)
+                passes = (await reader.readexactly(1))[0] if kind == b"h" else 0
                 while data := await reader.read(1 << 16):
                     for _ in range(passes):
                         hashlib.sha256(data).digest()
@@ -427,8 +424,8 @@ async def idle_memory(stack: str, warm: int, count: int, kind: bytes = b"i") -> 
     return (after - before) / count, slab
 
 
-async def many(stack: str, port: int, conns: int, rounds: int, work: int = 0, sockets: int = 32) -> float:
-    """Round trips/s over ``conns`` concurrent connections, each with a
+async def many(port: int, conns: int, rounds: int, work: int = 0, sockets: int = 32) -> float:
+    """Round trips/s over ``conns`` concurrent aiotcp connections, each with a
     1 KiB message back and forth ``rounds`` times (client in this process),
     spread over ``sockets`` client UDP sockets (aiotcp endpoints: see the
     module docstring); ``work``: SHA-256 passes the server makes over each
@@ -496,10 +493,10 @@ async def run(args) -> dict:
         for work, name in ((0, "many"), (args.work, "work")):
             for workers in (1, args.workers):
                 async with Server("aiotcp", workers) as server:
-                    await many("aiotcp", server.port, args.many, 2, work, args.client_sockets)  # every worker warm
+                    await many(server.port, args.many, 2, work, args.client_sockets)  # every worker warm
                     cpus, client_cpu, start = server.cpus(), time.process_time(), time.perf_counter()
-                    result[f"aiotcp_{name}_{workers}w_per_s"] = await many("aiotcp", server.port, args.many,
-                                                                            args.rounds, work, args.client_sockets)
+                    result[f"aiotcp_{name}_{workers}w_per_s"] = await many(server.port, args.many, args.rounds,
+                                                                            work, args.client_sockets)
                     wall = time.perf_counter() - start
                     used = [after - before for before, after in zip(cpus, server.cpus())]
                     # cores busy: the server's processes together, and the client's
