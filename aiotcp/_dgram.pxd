@@ -58,6 +58,10 @@ cdef class DatagramSocket:
     cdef object _raddr
     cdef sockaddr_storage _rsa
     cdef socklen_t _rsalen
+    # the host text of the last source address whose host part differed
+    # (a server hears many ports of one host: inet_ntop once per host)
+    cdef object _rhost
+    cdef sockaddr_storage _rhsa
     cdef object _saddr
     cdef sockaddr_storage _ssa
     cdef socklen_t _ssalen
@@ -83,6 +87,7 @@ cdef class DatagramSocket:
     cpdef Py_ssize_t receive(self, callback, double now, object peer=*, int limit=*) except -1
     cpdef Py_ssize_t send(self, list datagrams, Py_ssize_t start=*, bint connected=*) except -1
     cdef object _source(self, sockaddr_storage *sa, socklen_t salen)
+    cdef object _host_text(self, sockaddr_storage *sa)
     cdef int _destination(self, object addr) except -1
     cdef int _resolved(self, object addr) except -1
     cdef int _grow(self) except -1

@@ -295,33 +295,53 @@ cdef class DatagramSocket:
 
     cdef object _source(self, sockaddr_storage *sa, socklen_t salen):
         """The address tuple of ``sa``, as Python's recvfrom builds it: the
-        previous one again when the bytes are the same."""
-        cdef char host[64]
-        cdef char ifname[32]
+        previous one again when the bytes are the same, and the previous
+        host's text when only the port (or flow label) differs."""
         cdef sockaddr_in *s4
         cdef sockaddr_in6 *s6
         if self._raddr is not None and salen == self._rsalen and memcmp(sa, &self._rsa, salen) == 0:
             return self._raddr
         if sa.ss_family == AF_INET:
             s4 = <sockaddr_in *>sa
-            inet_ntop(AF_INET, &s4.sin_addr, host, sizeof(host))
-            addr = (host.decode("ascii"), ntohs(s4.sin_port))
+            if (self._rhost is None or self._rhsa.ss_family != AF_INET
+                    or (<sockaddr_in *>&self._rhsa).sin_addr.s_addr != s4.sin_addr.s_addr):
+                self._rhost = self._host_text(sa)
+            addr = (self._rhost, ntohs(s4.sin_port))
         elif sa.ss_family == AF_INET6:
             s6 = <sockaddr_in6 *>sa
-            inet_ntop(AF_INET6, &s6.sin6_addr, host, sizeof(host))
-            text = host.decode("ascii")
-            if s6.sin6_scope_id:
-                if if_indextoname(s6.sin6_scope_id, ifname) != NULL:
-                    text += "%" + ifname.decode("ascii")
-                else:
-                    text += "%" + str(s6.sin6_scope_id)
-            addr = (text, ntohs(s6.sin6_port), ntohl(s6.sin6_flowinfo), s6.sin6_scope_id)
+            if (self._rhost is None or self._rhsa.ss_family != AF_INET6
+                    or (<sockaddr_in6 *>&self._rhsa).sin6_scope_id != s6.sin6_scope_id
+                    or memcmp(&(<sockaddr_in6 *>&self._rhsa).sin6_addr, &s6.sin6_addr, 16) != 0):
+                self._rhost = self._host_text(sa)
+            addr = (self._rhost, ntohs(s6.sin6_port), ntohl(s6.sin6_flowinfo), s6.sin6_scope_id)
         else:
             return None
         memcpy(&self._rsa, sa, salen)
         self._rsalen = salen
         self._raddr = addr
         return addr
+
+    cdef object _host_text(self, sockaddr_storage *sa):
+        """The host part of ``sa`` (AF_INET or AF_INET6) as recvfrom gives it,
+        with an IPv6 scope as "%name"; ``sa`` kept as the host's key."""
+        cdef char host[64]
+        cdef char ifname[32]
+        cdef sockaddr_in6 *s6
+        if sa.ss_family == AF_INET:
+            inet_ntop(AF_INET, &(<sockaddr_in *>sa).sin_addr, host, sizeof(host))
+            text = host.decode("ascii")
+            memcpy(&self._rhsa, sa, sizeof(sockaddr_in))
+            return text
+        s6 = <sockaddr_in6 *>sa
+        inet_ntop(AF_INET6, &s6.sin6_addr, host, sizeof(host))
+        text = host.decode("ascii")
+        if s6.sin6_scope_id:
+            if if_indextoname(s6.sin6_scope_id, ifname) != NULL:
+                text += "%" + ifname.decode("ascii")
+            else:
+                text += "%" + str(s6.sin6_scope_id)
+        memcpy(&self._rhsa, sa, sizeof(sockaddr_in6))
+        return text
 
     cdef int _destination(self, object addr) except -1:
         """Fill the cached destination with ``addr`` (a recvfrom-style tuple,
