@@ -1,6 +1,7 @@
 """Batched datagram I/O (aiotcp._dgram) on real loopback sockets: GSO runs
 arrive as exactly the datagrams that were sent, to plain sockets as well as to
 GRO readers; addresses match Python's own; fallbacks and errors."""
+import contextlib
 import errno
 import socket
 
@@ -128,23 +129,20 @@ def test_ipv6_addresses_are_the_tuples_python_builds():
                                            (socket.AF_INET6, ["::1"])])
 def test_interleaved_sources_each_get_their_own_address(family, hosts):
     """The source tuple is remade when the port or the host changes (the
-    reader keeps the last host's text, not the last address): senders on
-    two hosts and two ports each, taking turns."""
-    try:
-        rx = udp(family, hosts[0])
-        senders = [udp(family, host) for host in hosts for _ in range(2)]
-    except OSError:
-        pytest.skip("no such loopback address")
-    with rx:
-        order = [0, 1, 1, 0, 2, 3, 0, 2, 1, 3, 3][: 3 * len(senders) - 1]
-        order = [i % len(senders) for i in order]
+    reader keeps the last host's text, not the last address): two senders
+    on each host, taking turns."""
+    with contextlib.ExitStack() as stack:
+        try:
+            rx = stack.enter_context(udp(family, hosts[0]))
+            senders = [stack.enter_context(udp(family, host)) for host in hosts for _ in range(2)]
+        except OSError:
+            pytest.skip("no such loopback address")
+        order = [i % len(senders) for i in [0, 1, 1, 0, 2, 3, 0, 2, 1, 3, 3][: 3 * len(senders) - 1]]
         for n, i in enumerate(order):
             senders[i].sendto(bytes([n]), rx.getsockname())
         got = drain(DatagramSocket(rx))
         assert [g[0] for g in got] == [bytes([n]) for n in range(len(order))]
         assert [g[1] for g in got] == [senders[i].getsockname() for i in order]
-        for sock in senders:
-            sock.close()
 
 
 def test_host_names_resolve_when_sending():
