@@ -1,10 +1,10 @@
 """Autocork (Config.autocork, Linux's tcp_autocorking): what the tasks a
-receive batch woke write in that turn of the loop leaves at the batch's
-end, in as few segments as it fits, carrying the batch's ACK -- except a
-connection's first data when the batch woke no other connection: the peer
-is waiting for it (a request, the reply to it), and it leaves at once.
-Checked on the wire (every segment both sides send) on both loops, against
-a real UDP socket pair."""
+receive batch woke write in that turn of the loop behind data still
+unacknowledged leaves at the batch's end, in as few segments as it fits,
+carrying the batch's ACK; a write with nothing ahead of it leaves at once
+when the batch woke no other connection: the peer is waiting for it (a
+request, the reply to it).  Checked on the wire (every segment both sides
+send) on both loops, against a real UDP socket pair."""
 
 import asyncio
 
@@ -75,44 +75,57 @@ async def test_a_first_reply_leaves_at_once_and_the_writes_after_it_wait_for_the
     assert client[0][0] == "S" and client[1] == ("A", b"") and client[2] == ("PA", b"q"), client
 
 
-async def test_later_replies_and_the_close_after_them_leave_as_one_segment():
+async def test_a_later_reply_with_nothing_in_flight_leaves_at_once_too():
     seen = await request_response(Config(), reply_parts=(b"a", b"b", b"c"), requests=2)
-    # the first reply ("r") at once; the second, in three writes, and the
-    # FIN: one segment at the turn's end, with the ACK of the request
-    assert data_segments(seen["server"]) == [("PA", b"r"), ("FPA", b"abc")], seen["server"]
+    # the first reply ("r") at once; the second request acknowledged it, so
+    # the second reply's first write has nothing ahead of it and goes at
+    # once as well (a ping-pong's every message); the writes behind it and
+    # the FIN: one segment at the turn's end
+    assert data_segments(seen["server"]) == [("PA", b"r"), ("PA", b"a"), ("FPA", b"bc")], seen["server"]
     assert data_segments(seen["client"]) == [("PA", b"q"), ("PA", b"q")], seen["client"]
 
 
-async def test_a_first_write_waits_when_the_batch_woke_other_connections_too():
-    """A busy server's batch wakes many connections: their first replies
-    wait for the batch's end like any other write (the sends are gathered,
-    not one system call each)."""
+async def test_a_write_waits_behind_data_in_flight_or_when_the_batch_woke_other_connections():
+    """A busy server's batch wakes many connections: their replies wait for
+    the batch's end, even the first (the sends are gathered, not one system
+    call each).  In a batch that woke one connection, a write waits only
+    behind data still unacknowledged; once the peer's data acknowledges
+    it, the next write goes at once."""
     accepted = asyncio.Queue()
 
     async def handler(reader, writer):
-        await accepted.put(writer)
-        await reader.read()
-        writer.close()
+        await accepted.put((reader, writer))
 
     server = await aiotcp.start_server(handler, "127.0.0.1", 0)
     async with server:
         reader, client = await aiotcp.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
-        writer = await accepted.get()
-        endpoint, conn = writer.transport.endpoint, writer.transport.get_extra_info("connection")
-        sent = conn.segments_sent
-        endpoint._batch_open, endpoint._woken = True, 2  # as a batch that delivered to two connections
-        writer.write(b"x")
-        assert conn.segments_sent == sent and writer.transport._path.corked  # waits for the batch's end
-        endpoint._end_batch()
-        assert conn.segments_sent == sent + 1 and not writer.transport._path.corked
-        assert await reader.readexactly(1) == b"x"
-        endpoint._batch_open, endpoint._woken = True, 1  # woke this connection alone: its first write...
-        writer.write(b"y")  # ... went already, so this one waits too
-        assert conn.segments_sent == sent + 1 and writer.transport._path.corked
-        endpoint._end_batch()
-        assert await reader.readexactly(1) == b"y"
-        client.close()
-        await client.wait_closed()
+        server_reader, writer = await accepted.get()
+        try:
+            endpoint, conn = writer.transport.endpoint, writer.transport.get_extra_info("connection")
+            sent = conn.segments_sent
+            endpoint._batch_open, endpoint._woken = True, 2  # as a batch that delivered to two connections
+            writer.write(b"x")  # the first write: waits all the same
+            assert conn.segments_sent == sent and writer.transport._path.corked
+            endpoint._end_batch()
+            assert conn.segments_sent == sent + 1 and not writer.transport._path.corked
+            endpoint._batch_open, endpoint._woken = True, 1  # woke this connection alone...
+            writer.write(b"y")  # ... but "x" is in flight: this one waits behind it
+            assert conn.segments_sent == sent + 1 and writer.transport._path.corked
+            endpoint._end_batch()
+            assert conn.segments_sent == sent + 2
+            assert await reader.readexactly(2) == b"xy"
+            client.write(b"z")  # acknowledges "xy"
+            assert await server_reader.readexactly(1) == b"z"
+            assert conn.send_buffered == 0
+            endpoint._batch_open, endpoint._woken = True, 1
+            writer.write(b"w")  # nothing ahead of it: at once
+            assert conn.segments_sent == sent + 3 and not writer.transport._path.corked
+            endpoint._end_batch()
+            assert await reader.readexactly(1) == b"w"
+        finally:  # a failed check must not leave the server waiting for its connection
+            client.close()
+            await client.wait_closed()
+            writer.close()
 
 
 async def test_without_autocork_each_write_and_the_handshake_ack_go_alone():

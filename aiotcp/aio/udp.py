@@ -163,11 +163,11 @@ class UDPEndpoint:
         #
         # What the protocols and the tasks the batch woke write in that turn
         # waits for the batch's end too (TransportPath.write), as Linux's
-        # autocorking holds small writes while earlier ones are queued: a
-        # reply and the close after it leave as one segment with the ACK,
-        # not as a segment each that wakes the peer each time.  A
-        # connection's first data goes at once unless the batch woke other
-        # connections too (TransportPath.write).
+        # autocorking holds small writes while earlier ones are queued: the
+        # rest of a reply and the close after it leave as one segment with
+        # the ACK, not as a segment each that wakes the peer each time.  A
+        # write with nothing of its connection unacknowledged goes at once
+        # unless the batch woke other connections too (TransportPath.write).
         woke = len(core.events) > 0
         self.flush()
         if woke or core.acks_deferred():
@@ -551,19 +551,25 @@ class TransportPath:
         endpoint = self.endpoint
         # a write while a receive batch is open, outside the dispatch (whose
         # flush sends at once what its callbacks write), waits for the
-        # batch's end with what else this turn of the loop writes -- but a
-        # connection's first data (a request, the reply to one) goes at
-        # once when the batch woke no other connection: the peer waits for
-        # it, and the rest of the turn is off its path; a busy batch's
-        # first replies wait and leave together
+        # batch's end with what else this turn of the loop writes when
+        # earlier data is still unacknowledged or queued, as Linux corks
+        # behind data on its way out -- a write with nothing ahead of it (a
+        # request, the reply to one) goes at once when the batch woke no
+        # other connection: the peer waits for it, and the rest of the turn
+        # is off its path; a busy batch's replies wait and leave together
         cork = (endpoint._batch_open and not endpoint._dispatching and self.autocork
-                and (conn.bytes_sent or endpoint._woken > 1))
+                and (conn.send_buffered or endpoint._woken > 1))
         try:
             conn.send(data, monotonic(), not cork)
         except ConnectionStateError:
             return
         if not cork:
-            endpoint.flush()
+            if endpoint._batch_open and not endpoint._dispatching:
+                # the data now; the batch's end, this same turn, does the
+                # rest of a flush (events, the loop timer) once
+                endpoint._send_outbox()
+            else:
+                endpoint.flush()
         elif not self.corked:
             self.corked = True
             endpoint._corked.append(self)

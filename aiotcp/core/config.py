@@ -139,13 +139,15 @@ class Config:
     ack_coalescing: bool = True
     #: Writes that the application makes while a receive batch is being
     #: answered (the tasks the batch woke, in the same turn of the loop)
-    #: leave together at the batch's end, with its ACK: a reply and the
-    #: close after it are one segment, not one datagram each that wakes the
-    #: peer each time (Linux net.ipv4.tcp_autocorking, which holds small
-    #: writes while earlier ones wait).  A connection's first data (a
-    #: request, the first reply) goes at once when the batch woke no other
-    #: connection: the peer is waiting for it.  Off: each write goes at
-    #: once, the ladder the teaching demo draws.
+    #: leave together at the batch's end, with its ACK, when earlier data
+    #: of the connection is still unacknowledged or queued (Linux
+    #: net.ipv4.tcp_autocorking, which holds small writes while earlier ones
+    #: wait): the rest of a reply and the close after it are one segment,
+    #: not one datagram each that wakes the peer each time.  A write with
+    #: nothing ahead of it (a request, a reply the peer waits for) goes at
+    #: once, unless the batch woke other connections too: then all their
+    #: writes leave together.  Off: each write goes at once, the ladder the
+    #: teaching demo draws.
     autocork: bool = True
     #: UDP segmentation offload (Linux 4.18 and later): a run of datagrams
     #: of equal size to one peer leaves in one system call, and the kernel
