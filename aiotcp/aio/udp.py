@@ -557,14 +557,14 @@ class TransportPath:
         # request, the reply to one) goes at once when the batch woke no
         # other connection: the peer waits for it, and the rest of the turn
         # is off its path; a busy batch's replies wait and leave together
-        cork = (endpoint._batch_open and not endpoint._dispatching and self.autocork
-                and (conn.send_buffered or endpoint._woken > 1))
+        in_batch = endpoint._batch_open and not endpoint._dispatching
+        cork = in_batch and self.autocork and (conn.send_buffered or endpoint._woken > 1)
         try:
             conn.send(data, monotonic(), not cork)
         except ConnectionStateError:
             return
         if not cork:
-            if endpoint._batch_open and not endpoint._dispatching:
+            if in_batch:
                 # the data now; the batch's end, this same turn, does the
                 # rest of a flush (events, the loop timer) once
                 endpoint._send_outbox()
