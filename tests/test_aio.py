@@ -654,3 +654,20 @@ async def test_the_udp_socket_gets_room_for_its_windows_beyond_rmem_max():
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= 2 * 2 * config.send_buffer
     finally:
         endpoint.close()
+
+
+async def test_a_clients_socket_is_watched_and_given_room_once_the_syn_is_out():
+    """The registration after the SYN happens: the connection works, and its
+    socket gets its windows' room as a server's does."""
+    server = await echo_server()
+    async with server:
+        reader, writer = await aiotcp.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"room")
+        assert await reader.readexactly(4) == b"room"
+        sock = writer.get_extra_info("udp_socket")
+        config = Config()
+        if os.geteuid() == 0:  # the forced sizes (see the test above)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * 2 * config.receive_buffer_limit
+        assert writer.transport.endpoint._watch_read is not None
+        writer.close()
+        await writer.wait_closed()

@@ -89,3 +89,24 @@ async def test_host_or_port_left_out_is_asyncios_meaning():
         await aiotcp.open_connection("127.0.0.1", None)
     with pytest.raises(ValueError, match="host and port was not specified"):
         await aiotcp.open_connection(None, None)
+
+
+@pytest.mark.asyncio
+async def test_a_numeric_address_comes_back_in_the_form_getpeername_gives():
+    # the client's connection is named by the address it was opened to, not
+    # read back from the socket: written another way ("0:0::1"), it is still
+    # the socket's peer as the kernel reports it, as over kernel TCP
+    loop = CountingLoop()
+    assert (await resolve(loop, "0:0:0:0:0:0:0:1", 80))[0][4] == ("::1", 80, 0, 0)
+    assert (await resolve(loop, "::FFFF:7F00:1", 80))[0][4] == ("::ffff:127.0.0.1", 80, 0, 0)
+    assert loop.lookups == []
+    server = await aiotcp.start_server(lambda r, w: w.close(), "::1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        for host in ("0:0::1", "0000:0000:0000:0000:0000:0000:0000:0001"):
+            reader, writer = await aiotcp.open_connection(host, port)
+            assert writer.get_extra_info("peername") == ("::1", port, 0, 0)
+            assert writer.get_extra_info("peername") == writer.get_extra_info("udp_socket").getpeername()
+            assert await reader.read() == b""
+            writer.close()
+            await writer.wait_closed()

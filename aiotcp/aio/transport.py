@@ -552,7 +552,7 @@ def _numeric(host, port, family, proto):
         return None
     for af in (socket.AF_INET, socket.AF_INET6):
         try:
-            socket.inet_pton(af, host)
+            packed = socket.inet_pton(af, host)
             break
         except OSError:
             continue
@@ -560,7 +560,10 @@ def _numeric(host, port, family, proto):
         return None
     if family not in (0, af):
         return None
-    sockaddr = (host, port) if af == socket.AF_INET else (host, port, 0, 0)
+    if af == socket.AF_INET:
+        sockaddr = (host, port)  # inet_pton takes IPv4 in its one form only ("127.0.0.01" is refused)
+    else:  # IPv6 in the resolver's own form ("0::1" is "::1"), as getpeername() gives it
+        sockaddr = (socket.inet_ntop(af, packed), port, 0, 0)
     return [(af, socket.SOCK_DGRAM, proto, "", sockaddr)]
 
 
@@ -677,8 +680,17 @@ async def _open(loop, protocol_factory, peer_info, tcp_port, config, tracer, loc
         except OSError:
             sock.close()
             raise
+        # the resolver's address is the one connected to, in the form
+        # getpeername() gives (both are the socket module's rendering of
+        # the same sockaddr): no system call to read it back
+        peer = address
+    else:
+        peer = sock.getpeername()
     try:
-        endpoint = UDPEndpoint(loop, sock, config, peer=sock.getpeername(), tracer=tracer)
+        # the socket is watched from the SYN on (handshake): its first
+        # segment leaves before the loop registration and the buffers'
+        # growth, which overlap the peer's work on it
+        endpoint = UDPEndpoint(loop, sock, config, peer=peer, tracer=tracer, watch=False)
     except BaseException:
         sock.close()
         raise
@@ -705,6 +717,7 @@ async def handshake(endpoint: UDPEndpoint, addr, tcp_port: int, local_port: int,
     conn = endpoint.core.connect(addr, tcp_port, local_port, monotonic(), punching=punch)
     endpoint.pending_connects[conn] = waiter
     endpoint.flush()
+    endpoint.watch()
     try:
         if timeout is None:
             await waiter

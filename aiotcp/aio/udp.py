@@ -69,7 +69,7 @@ class UDPEndpoint:
     """A UDP socket carrying any number of aiotcp connections and listeners."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, config: Config,
-                 *, peer=None, tracer=None):
+                 *, peer=None, tracer=None, watch=True):
         self.loop = loop
         self.sock = sock
         #: the socket's address, read once (its transports report it)
@@ -109,12 +109,23 @@ class UDPEndpoint:
         self.close_callbacks: list = []
         if sock.gettimeout() != 0.0:  # one system call, when it is not non-blocking yet
             sock.setblocking(False)
-        _grow_buffers(sock, config)
         self._recverr = config.pmtu_discovery and _dont_fragment(sock)
-        self._watch_read = _Watch(loop, self._fd, False)
+        self._watch_read = None
         self._watch_write = None  # made when the socket first blocks a send
-        self._watch_read.add(self._on_readable)
         _open.setdefault(loop, set()).add(self)
+        if watch:
+            self.watch()
+
+    def watch(self) -> None:
+        """Start reading the socket, and give it a window's room (once; an
+        endpoint made with ``watch=False`` waits for this call).  A client
+        socket's SYN leaves first (transport.handshake): what the kernel
+        receives in between waits in the socket for the first read."""
+        if self._watch_read is not None or self.closed:
+            return
+        _grow_buffers(self.sock, self.config)
+        self._watch_read = _Watch(self.loop, self._fd, False)
+        self._watch_read.add(self._on_readable)
 
     def _logger(self):
         if self._log is None:
@@ -495,7 +506,8 @@ class UDPEndpoint:
         # (freed only by the garbage collector); a batch still scheduled
         # holds its own reference
         self._end_batch_soon = _nothing
-        self._watch_read.close()
+        if self._watch_read is not None:
+            self._watch_read.close()
         if self._watch_write is not None:
             self._watch_write.close()
         self.sock.close()
