@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml setup.py
 	@$(PY) -m pip install -q --no-build-isolation -e '.[test]' $(QUIET)
 	@touch $@
 
-$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd aiotcp/_dgram.pyx aiotcp/_dgram.pxd aiotcp/core/connection.py aiotcp/core/connection.pxd aiotcp/core/endpoint.py aiotcp/core/endpoint.pxd aiotcp/core/congestion.py aiotcp/core/congestion.pxd aiotcp/core/rack.py aiotcp/core/rack.pxd aiotcp/core/ranges.py aiotcp/core/ranges.pxd aiotcp/core/recovery.py aiotcp/core/recovery.pxd aiotcp/core/receive.py aiotcp/core/receive.pxd aiotcp/core/rtt.py aiotcp/core/rtt.pxd aiotcp/core/rate.py aiotcp/core/bbr.py aiotcp/aio/udp.py aiotcp/aio/udp.pxd setup.py
+$(EXT_STAMP): $(STAMP) aiotcp/_fast.pyx aiotcp/_fast.pxd aiotcp/_dgram.pyx aiotcp/_dgram.pxd aiotcp/core/connection.py aiotcp/core/connection.pxd aiotcp/core/endpoint.py aiotcp/core/endpoint.pxd aiotcp/core/congestion.py aiotcp/core/congestion.pxd aiotcp/core/rack.py aiotcp/core/rack.pxd aiotcp/core/ranges.py aiotcp/core/ranges.pxd aiotcp/core/recovery.py aiotcp/core/recovery.pxd aiotcp/core/receive.py aiotcp/core/receive.pxd aiotcp/core/rtt.py aiotcp/core/rtt.pxd aiotcp/core/rate.py aiotcp/core/bbr.py aiotcp/core/pmtu.py aiotcp/core/pmtu.pxd aiotcp/aio/udp.py aiotcp/aio/udp.pxd setup.py
 	@echo "building the compiled core (about a minute)"
 	@$(PY) setup.py -q build_ext --inplace --parallel 2 $(QUIET)
 	@touch $@

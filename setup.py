@@ -21,7 +21,7 @@ extensions = [
     *(Extension(f"aiotcp.{name}", [f"aiotcp/{name.replace('.', '/')}.py"],
                 extra_compile_args=["-O0", "-g"] if debug else ["-O3"])
       for name in ("core.connection", "core.endpoint", "core.congestion", "core.rack", "core.ranges", "core.receive", "core.recovery", "core.rtt",
-                   "core.rate", "core.bbr", "aio.udp")),
+                   "core.rate", "core.bbr", "core.pmtu", "aio.udp")),
 ]
 setup(
     ext_modules=cythonize(

@@ -36,8 +36,8 @@ from .aio import (
 from .core.config import Config
 from .core.connection import State
 from .core import (  # noqa: F401  (for COMPILED)
-    bbr as _bbr, congestion as _congestion, endpoint as _endpoint, rack as _rack, ranges as _ranges, rate as _rate,
-    receive as _receive, recovery as _recovery, rtt as _rtt,
+    bbr as _bbr, congestion as _congestion, endpoint as _endpoint, pmtu as _pmtu, rack as _rack, ranges as _ranges,
+    rate as _rate, receive as _receive, recovery as _recovery, rtt as _rtt,
 )
 from .aio import udp as _udp  # noqa: F401  (for COMPILED)
 
@@ -47,7 +47,8 @@ __version__ = "0.1.0"
 #: pure-Python twins), and the per-segment modules unless AIOTCP_PURE_PYTHON=1.
 #: The test suite asserts this explicitly.
 COMPILED_MODULES = ("_fast", "_dgram", "core.connection", "core.endpoint", "core.congestion", "core.rack",
-                    "core.ranges", "core.receive", "core.recovery", "core.rtt", "core.rate", "core.bbr", "aio.udp")
+                    "core.ranges", "core.receive", "core.recovery", "core.rtt", "core.rate", "core.bbr", "core.pmtu",
+                    "aio.udp")
 COMPILED = all(
     _sys.modules[f"{__name__}.{name}"].__file__.endswith((".so", ".pyd")) for name in COMPILED_MODULES
 )

@@ -77,3 +77,18 @@ def test_the_adapter_clock_is_time_monotonic_and_never_behind_a_loop():
             assert loop.time() <= monotonic()
         finally:
             loop.close()
+
+
+def test_the_path_search_is_a_typed_extension_type():
+    # made once per connection on the handshake's path: pmtu.pxd makes its
+    # sizes C ints, and the connection calls it in C
+    from aiotcp.core.pmtu import PathSearch
+
+    search = PathSearch(1472)
+    assert (search.size, search.probe) == (1200, 1472)
+    try:
+        search.size = "x"
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("size accepted a str")

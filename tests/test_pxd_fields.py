@@ -13,7 +13,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "aiotcp"
-MODULES = ["core/connection", "core/endpoint", "core/congestion", "core/rack", "core/ranges", "core/recovery", "core/receive", "core/rtt", "aio/udp"]
+MODULES = ["core/connection", "core/endpoint", "core/congestion", "core/pmtu", "core/rack", "core/ranges", "core/recovery", "core/receive", "core/rtt", "aio/udp"]
 CDEF_CLASS = re.compile(r"^cdef class (\w+)(?:\((\w+)\))?:", re.M)
 
 

@@ -22,6 +22,7 @@ cimport cython
 from aiotcp._fast cimport DatagramSink, SendBuffer, Segment, Timer, TimerWheel, encode_run, encode_segment
 from aiotcp.core.congestion cimport CongestionControl
 from aiotcp.core.rack cimport Rack, Transmission, segments
+from aiotcp.core.pmtu cimport PathSearch
 from aiotcp.core.ranges cimport RangeSet
 from aiotcp.core.recovery cimport Recovery
 from aiotcp.core.receive cimport ReceiveBuffer
@@ -73,7 +74,7 @@ cdef class Connection:
     cdef public long long max_snd_wnd, snd_wscale, local_mss, peer_mss, mss
     # path MTU (pmtu.py's search): the largest segment the path carries
     # now and at most; the probe due (its payload) and the one in flight
-    cdef public object pmtu
+    cdef public PathSearch pmtu
     cdef public long long _seg_max, _seg_limit, _probe_len, _probe_seq, _probe_end, _probe_size
     cdef public SendBuffer _sndbuf
     cdef public long long _sndbuf_seq
@@ -137,6 +138,7 @@ cdef class Connection:
     cpdef _set_peer_mss(self, long long mss)
     cpdef _size_segments(self)
     cpdef _start_nat_keepalive(self, double now)
+    @cython.locals(pmtu=PathSearch)
     cpdef _pmtu_follow(self, double now)
     cpdef bint _may_probe(self, long long unsent, long long usable) except -1
     # the timers' operations (see the table in connection.py); they only

@@ -111,8 +111,14 @@ class PathSearch:
         one of the common sizes left between the bounds, then halfway."""
         self.fails = 0
         low, high = self.low, self.high
-        if (not self.enabled or high <= low
-                or (high - low < GRANULARITY and not any(low < size <= high for size in self.common))):
+        done = not self.enabled or high <= low
+        if not done and high - low < GRANULARITY:  # done unless a common size lies between
+            done = True
+            for size in self.common:
+                if low < size <= high:
+                    done = False
+                    break
+        if done:
             self.probe = 0
             self.completed_at = now
         elif optimistic:
