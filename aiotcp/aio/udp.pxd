@@ -5,7 +5,7 @@
 
 cimport cython
 from aiotcp._dgram cimport DatagramSocket
-from aiotcp._fast cimport TimerWheel, empty_list, monotonic
+from aiotcp._fast cimport Timer, TimerWheel, empty_list, monotonic
 from aiotcp.core.endpoint cimport Endpoint
 from aiotcp.core.connection cimport Connection
 
@@ -24,8 +24,20 @@ cdef class _Watch:
     cpdef close(self)
 
 
+# the loop timer the endpoints of a loop share: their entries' moves are C calls
+cdef class _TimerHub:
+    cdef public object loop, handle, context
+    cdef public TimerWheel wheel
+    cdef public double when
+    cpdef schedule(self, Timer entry, double when)
+    cpdef _arm(self, double when)
+    cpdef cancel(self, Timer entry)
+
+
 cdef class UDPEndpoint:
-    cdef public object loop, sock, sockname, config, peer, _log, _timer, _blocked, _end_batch_soon, _batch_context
+    cdef public object loop, sock, sockname, config, peer, _log, _blocked, _end_batch_soon, _batch_context
+    cdef public _TimerHub _hub
+    cdef public Timer _hub_entry
     cdef public _Watch _watch_read, _watch_write
     cdef public double _timer_when
     cdef public long long _wheel_changes

@@ -27,7 +27,7 @@ import socket
 import struct
 
 from .._dgram import MAX_RUN_BYTES, MAX_RUN_DATAGRAMS, DatagramSocket, socket_family
-from .._fast import empty_list, monotonic
+from .._fast import Timer, TimerWheel, empty_list, monotonic
 from ..core.config import Config
 from ..core.connection import ConnectionStateError, State
 from ..core.endpoint import Endpoint
@@ -56,6 +56,70 @@ _NEVER = float("inf")
 
 #: every UDPEndpoint whose socket is open, by loop
 _open: dict = {}
+#: the loop timer the endpoints of a loop share, by (loop, tick): dropped
+#: with the loop's last endpoint
+_hubs: dict = {}
+
+
+class _TimerHub:
+    """One loop timer for every endpoint of a loop.  Each endpoint's next
+    deadline is its entry in the hub's wheel, and the loop holds a timer
+    for the earliest only.  A deadline behind the one armed moves an entry
+    in C; only an earlier one makes a loop timer (a uvloop TimerHandle and
+    its libuv timer, made and later cancelled: several thousand
+    instructions).  A client's endpoint sets three deadlines in its short
+    life (its SYN's, its request's, its FIN's), and each one of a new
+    connection lies behind the last connection's."""
+
+    def __init__(self, loop, tick: float):
+        self.loop = loop
+        self.wheel = TimerWheel(tick, monotonic())
+        self.handle = None
+        self.when = _NEVER
+        # one context for every firing (call_at would copy the caller's each time)
+        self.context = contextvars.copy_context()
+
+    def schedule(self, entry: Timer, when: float) -> None:
+        self.wheel.schedule(entry, when)
+        if when < self.when:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.when = when
+        self.handle = self.loop.call_at(when, self._fire, context=self.context)
+
+    def cancel(self, entry: Timer) -> None:
+        self.wheel.cancel(entry)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.when = _NEVER
+
+    def _fire(self) -> None:
+        self.handle = None
+        self.when = _NEVER
+        for entry in self.wheel.expire(monotonic()):
+            endpoint = entry.owner
+            if endpoint is not None:
+                try:
+                    endpoint._on_timer()
+                except Exception:  # never raise into the event loop
+                    logger.exception("aiotcp.endpoint.error")
+        when = self.wheel.next_deadline_at()
+        if when < self.when:
+            self._arm(when)
+
+
+def _hub_for(loop, tick: float) -> _TimerHub:
+    key = (loop, tick)
+    hub = _hubs.get(key)
+    if hub is None:
+        hub = _hubs[key] = _TimerHub(loop, tick)
+    return hub
 
 
 def open_endpoints(loop) -> list:
@@ -89,8 +153,11 @@ class UDPEndpoint:
         self._recv_batch = _RECV_BATCH_GRO if self.io.gro else _RECV_BATCH
         if self.io.gso:  # bulk data leaves in whole runs (Connection._whole_runs)
             self.core.run_bytes, self.core.run_datagrams = MAX_RUN_BYTES, MAX_RUN_DATAGRAMS
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = _NEVER  # when the loop timer fires (none: never)
+        #: the loop timer, shared with the loop's other endpoints: this
+        #: endpoint's entry in it, and when that fires (none: never)
+        self._hub = _hub_for(loop, config.timer_tick)
+        self._hub_entry = Timer(self)
+        self._timer_when = _NEVER
         self._wheel_changes = -1  # the wheel's change count when flush last looked
         self._blocked: collections.deque = collections.deque()
         self.closed = False
@@ -234,8 +301,10 @@ class UDPEndpoint:
                 conn.report_error(error, now)
 
     def _on_timer(self) -> None:
-        self._timer = None
+        """The entry's time came (_TimerHub): the core's expired timers."""
         self._timer_when = _NEVER
+        if self.closed:
+            return
         self._wheel_changes = -1  # whatever happens below, look at the wheel again
         try:
             self.core.handle_timer(monotonic())
@@ -405,19 +474,18 @@ class UDPEndpoint:
         return local
 
     def _arm(self, when: float) -> None:
-        """Move the one loop timer earlier, to the wheel's next deadline
-        ``when`` (flush calls this only for an earlier one).
+        """Move this endpoint's entry in the loop's timer (_TimerHub)
+        earlier, to the wheel's next deadline ``when`` (flush calls this
+        only for an earlier one).
 
         A deadline that moved later (the retransmission timer restarts on
-        every ACK) leaves the armed timer alone: it fires early, finds nothing
+        every ACK) leaves the entry alone: it fires early, finds nothing
         due, and re-arms.  That is one spare wakeup per timeout interval
-        instead of a cancel and a call_at per segment."""
+        instead of a move per segment."""
         if self.closed:
             return
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer_when = when
-        self._timer = self.loop.call_at(when, self._on_timer)
+        self._hub.schedule(self._hub_entry, when)
 
     # ------------------------------------------------------------ events
 
@@ -494,14 +562,17 @@ class UDPEndpoint:
         if self.closed:
             return
         self.closed = True
+        # the entry names this endpoint: cancelled and emptied, no cycle is left
+        self._hub.cancel(self._hub_entry)
+        self._hub_entry.owner = None
+        self._timer_when = _NEVER
         endpoints = _open.get(self.loop)
         if endpoints is not None:
             endpoints.discard(self)
             if not endpoints:
                 del _open[self.loop]
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+                for key in [key for key in _hubs if key[0] is self.loop]:  # the loop's last endpoint
+                    _hubs.pop(key).close()
         # the bound method names this endpoint: kept, it would make a cycle
         # (freed only by the garbage collector); a batch still scheduled
         # holds its own reference
