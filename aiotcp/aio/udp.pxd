@@ -29,6 +29,7 @@ cdef class _TimerHub:
     cdef public object loop, handle, context
     cdef public TimerWheel wheel
     cdef public double when
+    cdef public bint firing
     cpdef schedule(self, Timer entry, double when)
     cpdef _arm(self, double when)
     cpdef cancel(self, Timer entry)

@@ -76,12 +76,13 @@ class _TimerHub:
         self.wheel = TimerWheel(tick, monotonic())
         self.handle = None
         self.when = _NEVER
+        self.firing = False
         # one context for every firing (call_at would copy the caller's each time)
         self.context = contextvars.copy_context()
 
     def schedule(self, entry: Timer, when: float) -> None:
         self.wheel.schedule(entry, when)
-        if when < self.when:
+        if when < self.when and not self.firing:  # (a firing arms once, at its end)
             self._arm(when)
 
     def _arm(self, when: float) -> None:
@@ -102,13 +103,17 @@ class _TimerHub:
     def _fire(self) -> None:
         self.handle = None
         self.when = _NEVER
-        for entry in self.wheel.expire(monotonic()):
-            endpoint = entry.owner
-            if endpoint is not None:
-                try:
-                    endpoint._on_timer()
-                except Exception:  # never raise into the event loop
-                    logger.exception("aiotcp.endpoint.error")
+        self.firing = True
+        try:
+            for entry in self.wheel.expire(monotonic()):
+                endpoint = entry.owner
+                if endpoint is not None:
+                    try:
+                        endpoint._on_timer()
+                    except Exception:  # never raise into the event loop
+                        logger.exception("aiotcp.endpoint.error")
+        finally:
+            self.firing = False
         when = self.wheel.next_deadline_at()
         if when < self.when:
             self._arm(when)
