@@ -158,11 +158,7 @@ class UDPEndpoint:
         self._recv_batch = _RECV_BATCH_GRO if self.io.gro else _RECV_BATCH
         if self.io.gso:  # bulk data leaves in whole runs (Connection._whole_runs)
             self.core.run_bytes, self.core.run_datagrams = MAX_RUN_BYTES, MAX_RUN_DATAGRAMS
-        #: the loop timer, shared with the loop's other endpoints: this
-        #: endpoint's entry in it, and when that fires (none: never)
-        self._hub = _hub_for(loop, config.timer_tick)
-        self._hub_entry = Timer(self)
-        self._timer_when = _NEVER
+        self._timer_when = _NEVER  # when this endpoint's entry in the loop timer fires (none: never)
         self._wheel_changes = -1  # the wheel's change count when flush last looked
         self._blocked: collections.deque = collections.deque()
         self.closed = False
@@ -184,6 +180,11 @@ class UDPEndpoint:
         self._recverr = config.pmtu_discovery and _dont_fragment(sock)
         self._watch_read = None
         self._watch_write = None  # made when the socket first blocks a send
+        #: the loop timer, shared with the loop's other endpoints (got with
+        #: the registration below, and given back when the loop's last
+        #: endpoint closes), and this endpoint's entry in it
+        self._hub = _hub_for(loop, config.timer_tick)
+        self._hub_entry = Timer(self)
         _open.setdefault(loop, set()).add(self)
         if watch:
             self.watch()
