@@ -12,7 +12,7 @@ import os
 import sys
 
 SOURCE_MODULES = ("core.connection", "core.endpoint", "core.congestion", "core.rack", "core.ranges", "core.receive",
-                  "core.recovery", "core.rtt", "core.pmtu", "aio.udp")
+                  "core.recovery", "core.rtt", "core.rate", "core.bbr", "core.pmtu", "aio.udp")
 
 
 class _SourceFinder:
