@@ -85,3 +85,19 @@ async def test_each_endpoints_deadline_fires_at_its_time_beside_a_later_one():
                     await opening
     assert udp.open_endpoints(loop) == []
     assert not any(key[0] is loop for key in udp._hubs)  # the loop's last endpoint took the hub with it
+
+
+def test_each_loop_keeps_its_own_hub_until_its_last_endpoint_closes():
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop()]
+    try:
+        endpoints = [loop.run_until_complete(aiotcp.create_endpoint(("127.0.0.1", 0))) for loop in loops]
+        hubs = [{key for key in udp._hubs if key[0] is loop} for loop in loops]
+        assert all(len(found) == 1 for found in hubs)
+        endpoints[0].close()
+        assert not any(key[0] is loops[0] for key in udp._hubs)
+        assert {key for key in udp._hubs if key[0] is loops[1]} == hubs[1]  # the other loop's stays
+        endpoints[1].close()
+        assert not any(key[0] is loops[1] for key in udp._hubs)
+    finally:
+        for loop in loops:
+            loop.close()

@@ -577,8 +577,9 @@ class UDPEndpoint:
             endpoints.discard(self)
             if not endpoints:
                 del _open[self.loop]
-                for key in [key for key in _hubs if key[0] is self.loop]:  # the loop's last endpoint
-                    _hubs.pop(key).close()
+                for key in list(_hubs):  # the loop's last endpoint (a copy: other threads' loops add theirs)
+                    if key[0] is self.loop:
+                        _hubs.pop(key).close()
         # the bound method names this endpoint: kept, it would make a cycle
         # (freed only by the garbage collector); a batch still scheduled
         # holds its own reference
