@@ -40,7 +40,6 @@ cdef class UDPEndpoint:
     cdef public _TimerHub _hub
     cdef public Timer _hub_entry
     cdef public _Watch _watch_read, _watch_write
-    cdef public double _timer_when
     cdef public long long _wheel_changes
     cdef public Endpoint core
     cdef public DatagramSocket io
@@ -49,7 +48,7 @@ cdef class UDPEndpoint:
     cdef public int _fd, _recv_batch, _woken
     cdef public bint closed, _dispatching, close_when_idle, _batch_open, _batch_held, _recverr
 
-    @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel)
+    @cython.locals(events=list, i=Py_ssize_t, when=double, wheel=TimerWheel, entry=Timer)
     cpdef flush(self)
     cpdef _arm(self, double when)
     cpdef _send_outbox(self)

@@ -158,7 +158,6 @@ class UDPEndpoint:
         self._recv_batch = _RECV_BATCH_GRO if self.io.gro else _RECV_BATCH
         if self.io.gso:  # bulk data leaves in whole runs (Connection._whole_runs)
             self.core.run_bytes, self.core.run_datagrams = MAX_RUN_BYTES, MAX_RUN_DATAGRAMS
-        self._timer_when = _NEVER  # when this endpoint's entry in the loop timer fires (none: never)
         self._wheel_changes = -1  # the wheel's change count when flush last looked
         self._blocked: collections.deque = collections.deque()
         self.closed = False
@@ -307,10 +306,9 @@ class UDPEndpoint:
                 conn.report_error(error, now)
 
     def _on_timer(self) -> None:
-        """The entry's time came (_TimerHub): the core's expired timers."""
-        self._timer_when = _NEVER
-        if self.closed:
-            return
+        """The entry's time came (_TimerHub; it is unscheduled now, and a
+        closed endpoint's entry has no owner to call): the core's expired
+        timers."""
         self._wheel_changes = -1  # whatever happens below, look at the wheel again
         try:
             self.core.handle_timer(monotonic())
@@ -354,7 +352,8 @@ class UDPEndpoint:
         if wheel.changes != self._wheel_changes:  # else the next deadline is where it was
             self._wheel_changes = wheel.changes
             when = wheel.next_deadline_at()
-            if when < self._timer_when:
+            entry = self._hub_entry  # where it is, if scheduled (it leaves the wheel when it fires)
+            if when < (entry.deadline if entry.scheduled else _NEVER):
                 self._arm(when)
         if self.close_when_idle and not core.connections and not core.listeners:
             self.close()
@@ -490,7 +489,6 @@ class UDPEndpoint:
         instead of a move per segment."""
         if self.closed:
             return
-        self._timer_when = when
         self._hub.schedule(self._hub_entry, when)
 
     # ------------------------------------------------------------ events
@@ -571,7 +569,6 @@ class UDPEndpoint:
         # the entry names this endpoint: cancelled and emptied, no cycle is left
         self._hub.cancel(self._hub_entry)
         self._hub_entry.owner = None
-        self._timer_when = _NEVER
         endpoints = _open.get(self.loop)
         if endpoints is not None:
             endpoints.discard(self)
